@@ -1,0 +1,35 @@
+"""mnistlab: train, compare and tune CNNs on MNIST-format digits, and write the lab report.
+
+    from mnistlab import TrainConfig, train
+    result = train(TrainConfig(model="lenet", epochs=2))
+    print(result.metrics["test_acc"])
+
+Names are imported on first use, so `import mnistlab` (and the CLI's --help) stays fast.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_dataset": "mnistlab.data",
+    "stratified_split": "mnistlab.data",
+    "create_model": "mnistlab.models",
+    "list_models": "mnistlab.models",
+    "TrainConfig": "mnistlab.config",
+    "train": "mnistlab.engine",
+    "TrainResult": "mnistlab.engine",
+    "load_checkpoint": "mnistlab.checkpoint",
+    "evaluate_checkpoint": "mnistlab.evaluate",
+    "load_sweep": "mnistlab.sweep",
+    "read_runs": "mnistlab.ledger",
+    "build_report": "mnistlab.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'mnistlab' has no attribute {name!r}")

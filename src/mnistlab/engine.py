@@ -146,6 +146,7 @@ def train_one_epoch(
     label_smoothing: float = 0.0,
     augment: dict | None = None,
     ema: torch.optim.swa_utils.AveragedModel | None = None,
+    scaler: torch.amp.GradScaler | None = None,
     progress=None,
 ) -> dict[str, Any]:
     """One shuffled pass over `data`. Returns mean loss, accuracy, seconds, images/s, and
@@ -166,8 +167,13 @@ def train_one_epoch(
             logits = model(x)  # (B, classes)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:  # fp16 gradients underflow without loss scaling
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
@@ -410,6 +416,7 @@ def train(
             use_buffers=True,
         )
     step_model = torch.compile(model) if config.compile else model
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     optimizer = make_optimizer(config, model, device)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
@@ -446,7 +453,7 @@ def train(
                 step_model, optimizer, scheduler, train_data, batch_size=config.batch_size,
                 generator=generator, mean=mean, std=std, precision=precision,
                 channels_last=config.channels_last, label_smoothing=config.label_smoothing,
-                augment=augment, ema=ema, progress=bar,
+                augment=augment, ema=ema, scaler=scaler, progress=bar,
             )
             if bar is not None:
                 bar.close()

@@ -72,9 +72,12 @@ def resolve_sweep_path(path_or_name: str | None) -> Path:
     return path
 
 
-def load_sweep(path_or_name: str | None = None, out_dir: str | None = None) -> Sweep:
+def load_sweep(
+    path_or_name: str | None = None, out_dir: str | None = None, settings: dict | None = None
+) -> Sweep:
     """Read, expand and validate every run before any work starts: a typo in the 40th run
-    fails now, not after hours of training."""
+    fails now, not after hours of training. `settings` override every run's values (the
+    CLI's --set), e.g. a smaller train_subset to rehearse a GPU sweep on a laptop."""
     path = resolve_sweep_path(path_or_name)
     spec = load_toml(path)
     unknown = sorted(set(spec) - set(SECTIONS))
@@ -98,6 +101,7 @@ def load_sweep(path_or_name: str | None = None, out_dir: str | None = None) -> S
         for combo in itertools.product(*grid.values()):
             values = {**base, **dict(zip(grid, combo, strict=True))}
             values.update(overrides.get(values.get("model", TrainConfig.model), {}))
+            values.update(settings or {})
             config = TrainConfig.from_dict(values, source=str(path)).validate().to_dict()
             config["out_dir"] = None  # the ledger decides where a run lives
             run_id = ledger.run_id_for(config)

@@ -1,0 +1,39 @@
+# Two commands matter: `make run` (the default sweep and its report) and `make test`.
+# Both create or reuse .venv. torch is pinned to the tested CPU build: an unpinned torch
+# pulls a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH := torch==2.13.0
+EXTRAS := onnx,serve,ray,tensorboard,test
+
+.PHONY: run test lint browser clean
+
+$(VENV)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH) -e .
+	touch $@
+
+$(VENV)/.all: $(VENV)/.core
+	$(PY) -m pip install -q $(TORCH) -e '.[$(EXTRAS)]'
+	touch $@
+
+run: $(VENV)/.core
+	$(PY) -m mnistlab sweep
+
+# Debian's chromium for the browser tests (never a browser download); skipped without root/apt.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+	  echo "chromium not installed: browser tests will be skipped"; }
+
+lint: $(VENV)/.all
+	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m ruff format --check src tests benchmarks scripts
+
+test: $(VENV)/.all browser lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache
