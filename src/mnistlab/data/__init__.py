@@ -1,7 +1,7 @@
 """Datasets: IDX files in, uint8 tensors out; and the validation split."""
 
 from .idx import IDXError, read_idx, write_idx
-from .sources import Dataset, DataError, load_dataset
+from .sources import DataError, Dataset, default_cache_dir, list_datasets, load_dataset
 from .split import Split, stratified_split
 
 __all__ = [
@@ -9,6 +9,8 @@ __all__ = [
     "Dataset",
     "IDXError",
     "Split",
+    "default_cache_dir",
+    "list_datasets",
     "load_dataset",
     "read_idx",
     "stratified_split",

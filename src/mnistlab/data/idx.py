@@ -8,6 +8,8 @@ wrong raises `IDXError` with one line naming the file and the problem.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import math
 import os
 import struct
 import tempfile
@@ -18,23 +20,38 @@ import numpy as np
 
 from ..errors import UserError
 
-IMAGES_MAGIC = 2051  # uint8, 3 dimensions (count, rows, cols)
-LABELS_MAGIC = 2049  # uint8, 1 dimension (count)
+IMAGES_MAGIC = 2051  # 0x00000803: uint8, 3 dimensions (count, rows, cols)
+LABELS_MAGIC = 2049  # 0x00000801: uint8, 1 dimension (count)
 
 # type code -> numpy big-endian dtype, as in the format's definition
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _CODES = {np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items()}
+_KIND = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels"}
+_MAX_DIM = 2**32 - 1  # each dimension is stored as a uint32
 
 
 class IDXError(UserError):
     """A file that is not valid IDX data; the message names the file and what is wrong."""
 
 
-def _read_bytes(path: Path) -> bytes:
+def _describe_magic(magic: int) -> str:
+    """'uint8, 3 dimensions' for a valid IDX magic number, '' otherwise."""
+    type_code, ndim = (magic >> 8) & 0xFF, magic & 0xFF
+    if magic >> 16 or type_code not in _DTYPES:
+        return ""
+    dims = "dimension" if ndim == 1 else "dimensions"
+    return f"{np.dtype(_DTYPES[type_code]).name}, {ndim} {dims}"
+
+
+def read_idx_bytes(path: str | os.PathLike) -> bytes:
+    """The file's IDX bytes, gunzipped when the file starts with the gzip signature."""
+    path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise IDXError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise IDXError(f"{path}: is a directory, not an IDX file") from None
     except OSError as exc:
         raise IDXError(f"{path}: cannot read ({exc.strerror})") from None
     if not raw:
@@ -42,27 +59,43 @@ def _read_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
+        except EOFError:
+            raise IDXError(f"{path}: gzip data is truncated (the file was cut short)") from None
+        except (OSError, zlib.error) as exc:
             raise IDXError(f"{path}: corrupt gzip data ({exc})") from None
         if not raw:
             raise IDXError(f"{path}: file is empty after decompression")
     return raw
 
 
-def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
+def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = None) -> np.ndarray:
     """Decode IDX bytes (already decompressed) into an array in native byte order."""
     if len(raw) < 4:
         raise IDXError(f"{source}: too short for an IDX header ({len(raw)} bytes)")
-    zero, type_code, ndim = struct.unpack(">HBB", raw[:4])
     magic = struct.unpack(">I", raw[:4])[0]
-    if zero != 0 or type_code not in _DTYPES or ndim == 0:
-        raise IDXError(f"{source}: bad magic number {magic} (not an IDX file)")
+    found = _describe_magic(magic)
+    if not found:
+        raise IDXError(f"{source}: bad magic number {magic} (0x{magic:08x}): not an IDX file")
+    if expect_magic is not None and magic != expect_magic:
+        wanted = f"{_KIND.get(expect_magic, 'data')}: {_describe_magic(expect_magic)}"
+        if magic >> 8 == expect_magic >> 8:  # same data type, only the dimension count differs
+            raise IDXError(
+                f"{source}: wrong number of dimensions: {magic & 0xFF} (magic {magic}), "
+                f"expected {expect_magic & 0xFF} ({wanted}, magic {expect_magic})"
+            )
+        raise IDXError(
+            f"{source}: bad magic number {magic} ({found}), expected {expect_magic} ({wanted})"
+        )
+    type_code, ndim = raw[2], raw[3]
+    if ndim == 0:
+        raise IDXError(f"{source}: header declares 0 dimensions")
     header_len = 4 + 4 * ndim
     if len(raw) < header_len:
         raise IDXError(f"{source}: header truncated (needs {header_len} bytes, has {len(raw)})")
     shape = struct.unpack(f">{ndim}I", raw[4:header_len])
     dtype = np.dtype(_DTYPES[type_code])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python ints, not numpy: a hostile header's product must not wrap around.
+    expected = math.prod(shape) * dtype.itemsize
     actual = len(raw) - header_len
     if actual != expected:
         what = "truncated" if actual < expected else "has trailing bytes"
@@ -74,43 +107,63 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
     return data.astype(dtype.newbyteorder("="), copy=True)
 
 
+def _verified_bytes(path: str | os.PathLike, expected_sha256: str | None) -> bytes:
+    raw = read_idx_bytes(path)
+    if expected_sha256 is not None:
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest != expected_sha256:
+            raise IDXError(
+                f"{path}: checksum mismatch (SHA-256 {digest[:12]}..., "
+                f"expected {expected_sha256[:12]}...): the file was altered or is corrupt"
+            )
+    return raw
+
+
 def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.ndarray:
-    path = Path(path)
-    raw = _read_bytes(path)
-    if expect_magic is not None and len(raw) >= 4:
-        magic = struct.unpack(">I", raw[:4])[0]
-        if magic != expect_magic:
-            kind = "images" if expect_magic == IMAGES_MAGIC else "labels"
-            raise IDXError(f"{path}: bad magic number {magic}, expected {expect_magic} ({kind})")
-    return parse_idx(raw, str(path))
+    """Read any IDX file (gzipped or not); `expect_magic` pins its type and dimension count."""
+    return parse_idx(read_idx_bytes(path), str(path), expect_magic)
 
 
-def read_images(path: str | os.PathLike) -> np.ndarray:
-    images = read_idx(path, IMAGES_MAGIC)  # (N, H, W) uint8
-    if images.ndim != 3 or images.shape[1] < 1 or images.shape[2] < 1:
-        raise IDXError(f"{path}: images must have 3 dimensions (count, rows, cols), got {images.shape}")
+def read_images(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
+    """(N, H, W) uint8 images; `expected_sha256` is of the decompressed bytes."""
+    images = parse_idx(_verified_bytes(path, expected_sha256), str(path), IMAGES_MAGIC)
+    if 0 in images.shape[1:]:
+        raise IDXError(f"{path}: images have a zero-size dimension: {images.shape[1:]}")
     return images
 
 
-def read_labels(path: str | os.PathLike) -> np.ndarray:
-    return read_idx(path, LABELS_MAGIC)  # (N,) uint8
+def read_labels(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
+    """(N,) uint8 labels; `expected_sha256` is of the decompressed bytes."""
+    return parse_idx(_verified_bytes(path, expected_sha256), str(path), LABELS_MAGIC)
 
 
-def read_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike):
-    images, labels = read_images(images_path), read_labels(labels_path)
+def read_pair(
+    images_path: str | os.PathLike,
+    labels_path: str | os.PathLike,
+    expected_sha256: tuple[str, str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images and their labels, checked to be the same count."""
+    image_sum, label_sum = expected_sha256 or (None, None)
+    images = read_images(images_path, image_sum)
+    labels = read_labels(labels_path, label_sum)
     if len(images) != len(labels):
         raise IDXError(
-            f"{images_path}: {len(images)} images but {labels_path} has {len(labels)} labels"
+            f"{images_path}: count mismatch: {len(images)} images but "
+            f"{labels_path} has {len(labels)} labels"
         )
     return images, labels
 
 
 def encode_idx(array: np.ndarray) -> bytes:
+    array = np.asarray(array)
     native = np.dtype(array.dtype).newbyteorder("=")
     if native not in _CODES:
-        raise IDXError(f"cannot store dtype {array.dtype} in IDX")
+        valid = ", ".join(np.dtype(d).name for d in _DTYPES.values())
+        raise IDXError(f"cannot store dtype {array.dtype} in IDX (valid: {valid})")
     if array.ndim == 0 or array.ndim > 255:
-        raise IDXError(f"cannot store a {array.ndim}-dimensional array in IDX")
+        raise IDXError(f"cannot store a {array.ndim}-dimensional array in IDX (1 to 255)")
+    if max(array.shape) > _MAX_DIM:
+        raise IDXError(f"cannot store shape {array.shape} in IDX (each dimension < 2**32)")
     header = struct.pack(">HBB", 0, _CODES[native], array.ndim)
     header += struct.pack(f">{array.ndim}I", *array.shape)
     return header + np.ascontiguousarray(array, dtype=_DTYPES[_CODES[native]]).tobytes()
@@ -125,8 +178,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     atomic_write_bytes(path, payload)
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

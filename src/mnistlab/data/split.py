@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ..errors import UserError
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 @dataclass(frozen=True)
@@ -35,22 +43,48 @@ class Split:
         }
 
 
-def stratified_split(labels: torch.Tensor, fraction: float = 0.1, seed: int = 0) -> Split:
-    """Hold out `fraction` of every class (rounded per class) for validation.
+def _splitmix64_keys(seed: int, n: int) -> np.ndarray:
+    """The first `n` outputs of SplitMix64 seeded with `seed` (mod 2**64), as uint64.
 
-    numpy's PCG64 generator is used, not torch's, because its stream is specified to be the
-    same on every platform and version: the same (seed, fraction) gives the same indices anywhere.
+    Written out rather than taken from numpy's or torch's generators: numpy promises stable
+    streams only for its legacy RandomState and torch promises none, while these eleven lines
+    give the same numbers on every machine, library version and index order.
     """
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
-    labels_np = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    val_parts = []
+    # Array arithmetic on uint64 wraps modulo 2**64 silently, which is what SplitMix64 wants.
+    z = np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN + np.uint64(seed % 2**64)
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def stratified_split(labels: torch.Tensor, fraction: float = 0.1, seed: int = 0) -> Split:
+    """Hold out `fraction` of every class for validation; the rest is the training split.
+
+    Each class holds out round-half-up(fraction * class size) images, at most all but one, so
+    the per-class fraction is within one image of `fraction`. Which images: every training
+    index i gets the key SplitMix64(seed)[i]; within a class the lowest keys go to validation.
+    The same (labels, fraction, seed) therefore gives the same indices anywhere. The test set
+    is never passed in, so it cannot leak into either part.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
+        raise UserError(f"validation fraction must be a number in [0, 1), got {fraction!r}")
+    if not (math.isfinite(fraction) and 0.0 <= fraction < 1.0):
+        raise UserError(f"validation fraction must be in [0, 1), got {fraction}")
+    try:
+        seed = operator.index(seed)
+    except TypeError:
+        raise UserError(f"split seed must be an integer, got {seed!r}") from None
+    labels_np = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if labels_np.ndim != 1:
+        raise UserError(f"labels must be one-dimensional, got shape {labels_np.shape}")
+    keys = _splitmix64_keys(seed, len(labels_np))
+    val_parts = [np.empty(0, dtype=np.int64)]
     for cls in np.unique(labels_np):
-        members = np.flatnonzero(labels_np == cls)
-        n_val = int(round(fraction * len(members)))
-        val_parts.append(rng.permutation(members)[:n_val])
-    val = np.sort(np.concatenate(val_parts)) if val_parts else np.empty(0, dtype=np.int64)
+        members = np.flatnonzero(labels_np == cls)  # ascending, so ties in key keep index order
+        n_val = min(math.floor(fraction * len(members) + 0.5), len(members) - 1)
+        order = np.argsort(keys[members], kind="stable")
+        val_parts.append(members[order[:n_val]])
+    val = np.sort(np.concatenate(val_parts))
     mask = np.ones(len(labels_np), dtype=bool)
     mask[val] = False
     train = np.flatnonzero(mask)
@@ -58,5 +92,5 @@ def stratified_split(labels: torch.Tensor, fraction: float = 0.1, seed: int = 0)
         train_indices=torch.from_numpy(train.astype(np.int64)),
         val_indices=torch.from_numpy(val.astype(np.int64)),
         seed=seed,
-        fraction=fraction,
+        fraction=float(fraction),
     )
