@@ -1,0 +1,73 @@
+"""The report as a list of blocks, rendered once to Markdown (here) and once to HTML (html.py),
+so report.md and index.html always say the same thing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .tables import Table
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+    anchor: str = ""
+
+
+@dataclass
+class Paragraph:
+    text: str
+    note: bool = False  # rendered smaller / in italics: a caveat rather than a finding
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class TableBlock:
+    table: Table
+    files: list[str] = field(default_factory=list)  # the same table as .md / .csv files
+
+
+@dataclass
+class Image:
+    filename: str
+    alt: str
+    png: bytes
+
+
+Block = Heading | Paragraph | Bullets | TableBlock | Image
+
+
+def md_text(text: str) -> str:
+    """Config strings in Markdown: no raw HTML may reach a viewer that renders it."""
+    return " ".join(
+        str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").split()
+    )
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append("#" * block.level + " " + md_text(block.text))
+        elif isinstance(block, Paragraph):
+            out.append(f"_{md_text(block.text)}_" if block.note else md_text(block.text))
+        elif isinstance(block, Bullets):
+            out.append("\n".join(f"- {md_text(item)}" for item in block.items))
+        elif isinstance(block, TableBlock):
+            table = Table(
+                [md_text(c) for c in block.table.columns],
+                [[md_text(c) for c in row] for row in block.table.rows],
+                notes=[md_text(n) for n in block.table.notes],
+            )
+            text = table.markdown().rstrip("\n")
+            if block.files:
+                text += "\n\nAlso as " + ", ".join(f"[{f}]({f})" for f in block.files) + "."
+            out.append(text)
+        elif isinstance(block, Image):
+            out.append(f"![{md_text(block.alt)}]({block.filename})")
+    return "\n\n".join(out) + "\n"
