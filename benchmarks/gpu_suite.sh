@@ -11,11 +11,11 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results/gpu}
 WORK=${WORK:-/tmp/mnistlab_gpu}
 mkdir -p "$OUT" "$WORK"
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 PY=${PY:-python3}
-SEED_WORKERS=${SEED_WORKERS:-8}
+SEED_WORKERS=${SEED_WORKERS:-10}
 BEST_WORKERS=${BEST_WORKERS:-4}
-T_THROUGHPUT=${T_THROUGHPUT:-90}
+T_THROUGHPUT=${T_THROUGHPUT:-75}
 T_SWEEPS=${T_SWEEPS:-400}
 if [ "${TINY:-0}" = 1 ]; then
   TP_ARGS=(--models lenet fastnet --steps 5)
@@ -46,6 +46,8 @@ timed_sweep() {  # name workers settings...
 timed_sweep seed "$SEED_WORKERS" "${SEED_SET[@]}" &
 timed_sweep best "$BEST_WORKERS" "${BEST_SET[@]}" &
 wait
+# A sweep stopped by its time limit can leave pool workers behind: stop them before phase 3.
+pkill -f "multiprocessing.spawn" 2>/dev/null; sleep 1
 tail -n 3 "$WORK/seed.log" "$WORK/best.log" | tee -a "$OUT/suite.log"
 
 log "phase 3: reports, ensemble, pack"
@@ -56,7 +58,8 @@ for s in seed best; do
 done
 ckpts=$(ls "$WORK"/best/runs/m5-*/checkpoint.pt 2>/dev/null)
 if [ -n "$ckpts" ]; then
-  timeout 60 $PY -m mnistlab evaluate --ensemble $ckpts 2>&1 | tee -a "$OUT/suite.log"
+  timeout 120 $PY -m mnistlab evaluate --ensemble $ckpts 2>&1 | tee -a "$OUT/suite.log" \
+    || echo "ensemble evaluation failed or timed out" | tee -a "$OUT/suite.log"
 fi
 # The ledgers without checkpoints (small), and the m5 checkpoints on their own.
 tar czf "$OUT/ledgers.tgz" -C "$WORK" --exclude='*.pt' seed best seed.log best.log 2>/dev/null

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from mnistlab.config import TrainConfig
 from mnistlab.data import load_dataset
 from mnistlab.engine import (
     DeviceSplit,
@@ -32,7 +33,6 @@ from mnistlab.engine import (
     resolve_precision,
     train_one_epoch,
 )
-from mnistlab.config import TrainConfig
 from mnistlab.models import create_model
 
 USER_MODELS = ["lenet", "alexnet", "resnet18", "vgg11_seed", "wrn16_4"]
@@ -59,8 +59,8 @@ def seed_style(name, images, labels, steps, batch, device):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(PerSampleMNIST(images, labels), batch_size=batch, shuffle=True)
     model.train()
-    done, start = 0, None
-    for x, y in loader:
+    start = None
+    for done, (x, y) in enumerate(loader):
         if done == 1:  # the first step pays one-off costs (allocations, kernel choice)
             sync(device)
             start = time.perf_counter()
@@ -69,8 +69,7 @@ def seed_style(name, images, labels, steps, batch, device):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        done += 1
-        if done == steps + 1:
+        if done == steps:
             break
     sync(device)
     return steps * batch / (time.perf_counter() - start)
@@ -81,10 +80,18 @@ def engine_style(name, images, labels, steps, batch, device, precision):
     config = TrainConfig(model=name, batch_size=batch, epochs=1)
     model = create_model(name, dropout=0.25).to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(config, model, device)
-    data = DeviceSplit(images[: (steps + 1) * batch].to(device), labels[: (steps + 1) * batch].to(device))
+    data = DeviceSplit(
+        images[: (steps + 1) * batch].to(device), labels[: (steps + 1) * batch].to(device)
+    )
     warm = DeviceSplit(data.images[:batch], data.labels[:batch])
-    kw = dict(batch_size=batch, generator=torch.Generator().manual_seed(0), mean=MEAN, std=STD,
-              precision=precision, channels_last=True)
+    kw = dict(
+        batch_size=batch,
+        generator=torch.Generator().manual_seed(0),
+        mean=MEAN,
+        std=STD,
+        precision=precision,
+        channels_last=True,
+    )
     train_one_epoch(model, opt, make_scheduler(config, opt, 1), warm, **kw)  # one-off costs
     data = DeviceSplit(data.images[batch:], data.labels[batch:])
     stats = train_one_epoch(model, opt, make_scheduler(config, opt, steps), data, **kw)
@@ -109,22 +116,37 @@ def main():
     precision = resolve_precision(args.precision, device)
     data = load_dataset()
     rows = []
-    print(f"{describe_device(device)}, engine precision {precision}, batch {args.batch}, "
-          f"{args.steps} timed steps", flush=True)
+    print(
+        f"{describe_device(device)}, engine precision {precision}, batch {args.batch}, "
+        f"{args.steps} timed steps",
+        flush=True,
+    )
     print(f"{'model':<12} {'seed-style img/s':>17} {'engine img/s':>13} {'ratio':>6}", flush=True)
     for name in args.models:
-        base = seed_style(name, data.train_images, data.train_labels, args.steps, args.batch, device)
-        fast = engine_style(name, data.train_images, data.train_labels, args.steps, args.batch,
-                            device, precision)
+        base = seed_style(
+            name, data.train_images, data.train_labels, args.steps, args.batch, device
+        )
+        fast = engine_style(
+            name, data.train_images, data.train_labels, args.steps, args.batch, device, precision
+        )
         rows.append({"model": name, "seed_style": base, "engine": fast, "ratio": fast / base})
         print(f"{name:<12} {base:>17.0f} {fast:>13.0f} {fast / base:>5.2f}x", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "device": describe_device(device), "precision": precision, "batch": args.batch,
-        "steps": args.steps, "torch": torch.__version__, "machine": platform.processor(),
-        "rows": rows,
-    }, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "device": describe_device(device),
+                "precision": precision,
+                "batch": args.batch,
+                "steps": args.steps,
+                "torch": torch.__version__,
+                "machine": platform.processor(),
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,10 @@ def random_affine(
     angle = uniform(-rotate_degrees, rotate_degrees) * (math.pi / 180)
     zoom = uniform(1 - scale, 1 + scale)
     # affine_grid works in [-1, 1] coordinates, so a shift of t*size is 2t there.
-    shift_x, shift_y = uniform(-2 * translate, 2 * translate), uniform(-2 * translate, 2 * translate)
+    shift_x, shift_y = (
+        uniform(-2 * translate, 2 * translate),
+        uniform(-2 * translate, 2 * translate),
+    )
     # The matrix maps output coordinates to input coordinates, hence the inverse zoom.
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack(

@@ -5,8 +5,6 @@ checkpoint from a stranger cannot run code."""
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"{path}: checkpoint not found")
     try:
         meta = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+    # A damaged or hostile file can fail anywhere inside the unpickler (IndexError and
+    # KeyError as well as UnpicklingError): any failure to read it is the user's file.
+    except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: not a readable mnistlab checkpoint ({first_line})") from None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
@@ -46,5 +46,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         model.load_state_dict(meta["state_dict"])
     except RuntimeError as exc:
-        raise UserError(f"{path}: weights do not fit model {meta['model']!r} ({str(exc).splitlines()[0]})") from None
+        raise UserError(
+            f"{path}: weights do not fit model {meta['model']!r} ({str(exc).splitlines()[0]})"
+        ) from None
     return model.to(device).eval(), meta

@@ -25,7 +25,9 @@ class ConfigError(UserError):
 class TrainConfig:
     # --- what to train
     model: str = "lenet"  # a name from `mnistlab models`
-    model_kwargs: dict[str, Any] = field(default_factory=dict)  # architecture options, e.g. {"widen_factor": 8}
+    model_kwargs: dict[str, Any] = field(
+        default_factory=dict
+    )  # architecture options, e.g. {"widen_factor": 8}
     dataset: str = "mnist"  # mnist, fashion-mnist, kmnist
     data_dir: str | None = None  # a folder of IDX files; wins over the dataset's usual source
     # --- the user's grid
@@ -39,7 +41,9 @@ class TrainConfig:
     nesterov: bool = False  # sgd only
     weight_decay: float = 0.0  # decoupled for adamw, L2 for adam/sgd
     schedule: str = "constant"  # constant | onecycle | cosine (per step)
-    warmup_epochs: float = 0.0  # linear warm-up, in epochs (fractions allowed); onecycle has its own
+    warmup_epochs: float = (
+        0.0  # linear warm-up, in epochs (fractions allowed); onecycle has its own
+    )
     label_smoothing: float = 0.0  # cross-entropy target smoothing, in [0, 1)
     # --- augmentation: random affine on the whole batch at once, training only
     augment: bool = False
@@ -54,7 +58,9 @@ class TrainConfig:
     split_seed: int = 0  # the train/val split; fixed across a sweep so runs share one split
     val_fraction: float = 0.1  # held out from training, stratified by class
     train_subset: int | None = None  # use only this many training images (quick runs; recorded)
-    eval_subset: int | None = None  # judge val and test on their first N images (quick CPU runs; recorded)
+    eval_subset: int | None = (
+        None  # judge val and test on their first N images (quick CPU runs; recorded)
+    )
     # --- machine
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto (bf16 where fast, else fp32) | fp32 | bf16 | fp16
@@ -71,29 +77,59 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
 
-        need(self.model in list_models(), f"unknown model {self.model!r}; valid models: {', '.join(list_models())}")
-        need(isinstance(self.model_kwargs, dict), "model_kwargs must be a table of architecture options")
+        need(
+            self.model in list_models(),
+            f"unknown model {self.model!r}; valid models: {', '.join(list_models())}",
+        )
+        need(
+            isinstance(self.model_kwargs, dict),
+            "model_kwargs must be a table of architecture options",
+        )
         need(self.lr > 0, f"lr must be > 0, got {self.lr}")
         need(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         need(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        need(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        need(
+            self.optimizer in OPTIMIZERS,
+            f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}",
+        )
+        need(
+            self.schedule in SCHEDULES,
+            f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}",
+        )
         need(self.device in DEVICES, f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
-        need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        need(
+            self.precision in PRECISIONS,
+            f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}",
+        )
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         need(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        need(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        need(
+            0 <= self.label_smoothing < 1,
+            f"label_smoothing must be in [0, 1), got {self.label_smoothing}",
+        )
         need(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
         need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        need(0 <= self.rotate_degrees <= 180, f"rotate_degrees must be in [0, 180], got {self.rotate_degrees}")
+        need(
+            0 <= self.rotate_degrees <= 180,
+            f"rotate_degrees must be in [0, 180], got {self.rotate_degrees}",
+        )
         need(0 <= self.translate < 1, f"translate must be in [0, 1), got {self.translate}")
         need(0 <= self.scale < 1, f"scale must be in [0, 1), got {self.scale}")
-        need(self.train_subset is None or self.train_subset >= 1, f"train_subset must be >= 1, got {self.train_subset}")
-        need(self.eval_subset is None or self.eval_subset >= 1, f"eval_subset must be >= 1, got {self.eval_subset}")
-        need(self.num_threads is None or self.num_threads >= 1, f"num_threads must be >= 1, got {self.num_threads}")
+        need(
+            self.train_subset is None or self.train_subset >= 1,
+            f"train_subset must be >= 1, got {self.train_subset}",
+        )
+        need(
+            self.eval_subset is None or self.eval_subset >= 1,
+            f"eval_subset must be >= 1, got {self.eval_subset}",
+        )
+        need(
+            self.num_threads is None or self.num_threads >= 1,
+            f"num_threads must be >= 1, got {self.num_threads}",
+        )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,8 +141,12 @@ class TrainConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(known)}")
-        cleaned = {name: _coerce(name, value, known[name].type, source) for name, value in values.items()}
+            raise ConfigError(
+                f"{source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(known)}"
+            )
+        cleaned = {
+            name: _coerce(name, value, known[name].type, source) for name, value in values.items()
+        }
         return cls(**cleaned)
 
 

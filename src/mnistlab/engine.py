@@ -182,8 +182,13 @@ def train_one_epoch(
         seen += len(y)
         # Checking every step would force a device sync per step; every 50 is cheap.
         if (step % 50 == 49 or step == steps - 1) and not torch.isfinite(loss_sum):
-            return {"loss": float("nan"), "acc": correct.item() / seen, "diverged": True,
-                    "seconds": time.perf_counter() - start, "images_per_second": 0.0}
+            return {
+                "loss": float("nan"),
+                "acc": correct.item() / seen,
+                "diverged": True,
+                "seconds": time.perf_counter() - start,
+                "images_per_second": 0.0,
+            }
         if progress is not None:
             progress(seen, len(data), loss)
     if device.type == "cuda":
@@ -227,12 +232,16 @@ def evaluate(
         "loss": loss_sum / n,
         "acc": (preds == data.labels.cpu()).float().mean().item() if len(data) else 0.0,
         "predictions": preds,  # (N,) int64 on the CPU
-        "probabilities": torch.cat(probabilities) if probabilities else torch.empty(0),  # (N, classes)
+        "probabilities": torch.cat(probabilities)
+        if probabilities
+        else torch.empty(0),  # (N, classes)
     }
 
 
 # ------------------------------------------------------------------ optimiser and schedule
-def make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(
+    config: TrainConfig, model: nn.Module, device: torch.device
+) -> torch.optim.Optimizer:
     params = model.parameters()
     fused = {"fused": True} if device.type == "cuda" else {}
     if config.optimizer == "adam":
@@ -240,8 +249,12 @@ def make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) 
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
     return torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-        weight_decay=config.weight_decay, **fused,
+        params,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+        **fused,
     )
 
 
@@ -251,7 +264,10 @@ def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
     if config.schedule == "onecycle":
         pct = min(max(warmup / total, 0.01), 0.9) if warmup else 0.25
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total, pct_start=pct,
+            optimizer,
+            max_lr=config.lr,
+            total_steps=total,
+            pct_start=pct,
             cycle_momentum=config.optimizer == "sgd",
         )
 
@@ -293,15 +309,27 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "status": self.status, "error": self.error,
-            "model": self.config["model"], "params": self.params, "config": self.config,
-            "best_epoch": self.best_epoch, "epochs_run": len(self.history), **self.metrics,
-            "train_seconds": self.train_seconds, "total_seconds": self.total_seconds,
-            "images_per_second": self.images_per_second, "device": self.device,
-            "precision": self.precision, "torch_version": torch.__version__,
-            "git_commit": self.git_commit, "seed": self.config["seed"], "split": self.split,
+            "run_id": self.run_id,
+            "status": self.status,
+            "error": self.error,
+            "model": self.config["model"],
+            "params": self.params,
+            "config": self.config,
+            "best_epoch": self.best_epoch,
+            "epochs_run": len(self.history),
+            **self.metrics,
+            "train_seconds": self.train_seconds,
+            "total_seconds": self.total_seconds,
+            "images_per_second": self.images_per_second,
+            "device": self.device,
+            "precision": self.precision,
+            "torch_version": torch.__version__,
+            "git_commit": self.git_commit,
+            "seed": self.config["seed"],
+            "split": self.split,
             "train_subset": self.config["train_subset"],
-            "per_class_accuracy": self.per_class_accuracy, "test_confusion": self.test_confusion,
+            "per_class_accuracy": self.per_class_accuracy,
+            "test_confusion": self.test_confusion,
             "test_misclassified": self.test_misclassified,
         }
 
@@ -332,7 +360,8 @@ def prepare_data(config: TrainConfig, dataset: Dataset, device: torch.device):
         return DeviceSplit(imgs.to(device), labs.to(device))
 
     split_info = split.describe() | {
-        "train_used": len(train_idx), "val_used": len(val_idx),
+        "train_used": len(train_idx),
+        "val_used": len(val_idx),
         "test_used": min(test_end, len(dataset.test_labels)),
     }
     return (
@@ -395,24 +424,29 @@ def train(
     mean, std = normalization_of(dataset)
     out_dir = Path(config.out_dir) if config.out_dir else None
     config_dict = config.to_dict()
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ledger.write_json(out_dir / ledger.CONFIG, config_dict)
 
     torch.manual_seed(config.seed)  # weight init and dropout
     generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
     model_kwargs = {
-        "num_classes": dataset.num_classes, "in_channels": 1, "dropout": config.dropout,
+        "num_classes": dataset.num_classes,
+        "in_channels": 1,
+        "dropout": config.dropout,
         **config.model_kwargs,
     }
     model = create_model(config.model, **model_kwargs).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = count_parameters(model)
+    # The run folder appears only once the model is built: a bad architecture option
+    # (a UserError from create_model) must not leave an empty run behind.
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ledger.write_json(out_dir / ledger.CONFIG, config_dict)
     ema = None
     if config.ema:
         ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
+            model,
+            multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
             use_buffers=True,
         )
     step_model = torch.compile(model) if config.compile else model
@@ -421,8 +455,13 @@ def train(
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
     augment = (
-        {"rotate_degrees": config.rotate_degrees, "translate": config.translate, "scale": config.scale}
-        if config.augment else None
+        {
+            "rotate_degrees": config.rotate_degrees,
+            "translate": config.translate,
+            "scale": config.scale,
+        }
+        if config.augment
+        else None
     )
     evaluated = lambda: ema.module if ema is not None else model  # noqa: E731
 
@@ -440,43 +479,77 @@ def train(
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history, train_seconds = state["history"], state["train_seconds"]
-        best_epoch, best_val_acc, best_state = state["best_epoch"], state["best_val_acc"], state["best_state"]
+        best_epoch, best_val_acc, best_state = (
+            state["best_epoch"],
+            state["best_val_acc"],
+            state["best_state"],
+        )
         log(f"resuming {config.model} after epoch {len(history)}")
 
     status = "finished"
-    eval_kw = dict(mean=mean, std=std, precision=precision, channels_last=config.channels_last,
-                   batch_size=config.eval_batch_size)
+    eval_kw = dict(
+        mean=mean,
+        std=std,
+        precision=precision,
+        channels_last=config.channels_last,
+        batch_size=config.eval_batch_size,
+    )
     try:
         for epoch in range(len(history) + 1, config.epochs + 1):
             bar = _progress_printer(epoch, config.epochs, progress)
             stats = train_one_epoch(
-                step_model, optimizer, scheduler, train_data, batch_size=config.batch_size,
-                generator=generator, mean=mean, std=std, precision=precision,
-                channels_last=config.channels_last, label_smoothing=config.label_smoothing,
-                augment=augment, ema=ema, scaler=scaler, progress=bar,
+                step_model,
+                optimizer,
+                scheduler,
+                train_data,
+                batch_size=config.batch_size,
+                generator=generator,
+                mean=mean,
+                std=std,
+                precision=precision,
+                channels_last=config.channels_last,
+                label_smoothing=config.label_smoothing,
+                augment=augment,
+                ema=ema,
+                scaler=scaler,
+                progress=bar,
             )
             if bar is not None:
                 bar.close()
             train_seconds += stats["seconds"]
             if stats["diverged"]:
                 status = "diverged"
-                history.append({"epoch": epoch, "train_loss": None, "train_acc": stats["acc"],
-                                "val_loss": None, "val_acc": None,
-                                "lr": optimizer.param_groups[0]["lr"], "seconds": stats["seconds"],
-                                "images_per_second": None})
+                history.append(
+                    {
+                        "epoch": epoch,
+                        "train_loss": None,
+                        "train_acc": stats["acc"],
+                        "val_loss": None,
+                        "val_acc": None,
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "seconds": stats["seconds"],
+                        "images_per_second": None,
+                    }
+                )
                 log(f"epoch {epoch}: loss is not finite: run diverged")
                 break
             val = evaluate(evaluated(), val_data, **eval_kw)
             row = {
-                "epoch": epoch, "train_loss": stats["loss"], "train_acc": stats["acc"],
-                "val_loss": val["loss"], "val_acc": val["acc"],
-                "lr": optimizer.param_groups[0]["lr"], "seconds": stats["seconds"],
+                "epoch": epoch,
+                "train_loss": stats["loss"],
+                "train_acc": stats["acc"],
+                "val_loss": val["loss"],
+                "val_acc": val["acc"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": stats["seconds"],
                 "images_per_second": stats["images_per_second"],
             }
             history.append(row)
             if val["acc"] > best_val_acc:  # strictly better: ties keep the earlier epoch
                 best_epoch, best_val_acc = epoch, val["acc"]
-                best_state = {k: v.detach().clone() for k, v in unwrap(evaluated()).state_dict().items()}
+                best_state = {
+                    k: v.detach().clone() for k, v in unwrap(evaluated()).state_dict().items()
+                }
             log(
                 f"{config.model} epoch {epoch}/{config.epochs}  train loss {row['train_loss']:.4f} "
                 f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
@@ -485,8 +558,19 @@ def train(
             if out_dir is not None:
                 ledger.write_json(out_dir / ledger.HISTORY, history)
                 if stats["seconds"] >= RESUME_MIN_EPOCH_SECONDS and epoch < config.epochs:
-                    _save_resume(resume_path, model, optimizer, scheduler, ema, generator,
-                                 history, train_seconds, best_epoch, best_val_acc, best_state)
+                    _save_resume(
+                        resume_path,
+                        model,
+                        optimizer,
+                        scheduler,
+                        ema,
+                        generator,
+                        history,
+                        train_seconds,
+                        best_epoch,
+                        best_val_acc,
+                        best_state,
+                    )
     except KeyboardInterrupt:
         status = "interrupted"
         log(f"interrupted after {len(history)} finished epoch(s); history kept")
@@ -495,7 +579,8 @@ def train(
         ledger.write_json(out_dir / ledger.HISTORY, history)
 
     metrics: dict[str, float | None] = dict.fromkeys(
-        ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"))
+        ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+    )
     result_extra: dict[str, Any] = {}
     if best_epoch is not None and status != "interrupted":
         best_row = history[best_epoch - 1]
@@ -505,30 +590,48 @@ def train(
         # The one and only look at the test set.
         test = evaluate(final_model, test_data, **eval_kw)
         metrics.update(test_loss=test["loss"], test_acc=test["acc"])
-        result_extra = test_breakdown(test["predictions"], test_data.labels.cpu(), dataset.num_classes)
-        log(f"{config.model}: best epoch {best_epoch} (val acc {best_val_acc:.4f}); "
-            f"test acc {test['acc']:.4f}")
+        result_extra = test_breakdown(
+            test["predictions"], test_data.labels.cpu(), dataset.num_classes
+        )
+        log(
+            f"{config.model}: best epoch {best_epoch} (val acc {best_val_acc:.4f}); "
+            f"test acc {test['acc']:.4f}"
+        )
         if out_dir is not None and save_checkpoint:
             meta = {
-                "format": CHECKPOINT_FORMAT, "model": config.model, "model_kwargs": model_kwargs,
+                "format": CHECKPOINT_FORMAT,
+                "model": config.model,
+                "model_kwargs": model_kwargs,
                 "normalization": {"mean": mean, "std": std},
-                "image_size": list(dataset.image_shape), "config": config_dict,
-                "split": split_info, "metrics": metrics, "epoch": best_epoch, "ema": config.ema,
+                "image_size": list(dataset.image_shape),
+                "config": config_dict,
+                "split": split_info,
+                "metrics": metrics,
+                "epoch": best_epoch,
+                "ema": config.ema,
                 "state_dict": best_state,
             }
             _atomic_torch_save(out_dir / ledger.CHECKPOINT, meta)
 
     total_seconds = time.perf_counter() - wall_start
-    trained_images = sum(
-        h["seconds"] * (h["images_per_second"] or 0) for h in history
-    )
+    trained_images = sum(h["seconds"] * (h["images_per_second"] or 0) for h in history)
     result = TrainResult(
-        config=config_dict, status=status, history=history, best_epoch=best_epoch,
-        metrics=metrics, params=params, train_seconds=train_seconds, total_seconds=total_seconds,
+        config=config_dict,
+        status=status,
+        history=history,
+        best_epoch=best_epoch,
+        metrics=metrics,
+        params=params,
+        train_seconds=train_seconds,
+        total_seconds=total_seconds,
         images_per_second=trained_images / train_seconds if train_seconds else 0.0,
-        device=describe_device(device), precision=precision, split=split_info,
-        run_id=out_dir.name if out_dir else None, out_dir=str(out_dir) if out_dir else None,
-        git_commit=git_commit(), **result_extra,
+        device=describe_device(device),
+        precision=precision,
+        split=split_info,
+        run_id=out_dir.name if out_dir else None,
+        out_dir=str(out_dir) if out_dir else None,
+        git_commit=git_commit(),
+        **result_extra,
     )
     if out_dir is not None and status != "interrupted":
         # result.json last: its presence is what marks the run as over.
@@ -556,12 +659,32 @@ def _atomic_torch_save(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _save_resume(path, model, optimizer, scheduler, ema, generator, history, train_seconds,
-                 best_epoch, best_val_acc, best_state) -> None:
-    _atomic_torch_save(path, {
-        "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-        "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-        "history": history, "train_seconds": train_seconds, "best_epoch": best_epoch,
-        "best_val_acc": best_val_acc, "best_state": best_state,
-    })
+def _save_resume(
+    path,
+    model,
+    optimizer,
+    scheduler,
+    ema,
+    generator,
+    history,
+    train_seconds,
+    best_epoch,
+    best_val_acc,
+    best_state,
+) -> None:
+    _atomic_torch_save(
+        path,
+        {
+            "model": unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": history,
+            "train_seconds": train_seconds,
+            "best_epoch": best_epoch,
+            "best_val_acc": best_val_acc,
+            "best_state": best_state,
+        },
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
+
 from .checkpoint import load_checkpoint
 from .data import load_dataset
 from .engine import DeviceSplit, evaluate, resolve_device, resolve_precision, test_breakdown
@@ -36,12 +38,125 @@ def evaluate_checkpoint(
     model, meta = load_checkpoint(path, dev)
     data, num_classes = load_eval_split(meta, split, data_dir, dev)
     norm = meta["normalization"]
-    out = evaluate(model, data, mean=norm["mean"], std=norm["std"],
-                   precision=resolve_precision("auto", dev), channels_last=False)
+    # Judge with the precision and memory layout the run was recorded with: "auto" would pick
+    # bf16 on a bf16 CPU for an fp32 run, and the recorded test accuracy would not reproduce.
+    recorded = meta.get("config", {})
+    try:
+        precision = resolve_precision(recorded.get("precision", "auto"), dev)
+    except UserError:  # e.g. an fp16 GPU run judged on the CPU
+        precision = resolve_precision("auto", dev)
+    channels_last = bool(recorded.get("channels_last", False))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    out = evaluate(
+        model,
+        data,
+        mean=norm["mean"],
+        std=norm["std"],
+        precision=precision,
+        channels_last=channels_last,
+    )
     breakdown = test_breakdown(out["predictions"], data.labels.cpu(), num_classes)
     return {
-        "checkpoint": str(path), "model": meta["model"], "split": split, "images": len(data),
-        "loss": out["loss"], "acc": out["acc"],
+        "checkpoint": str(path),
+        "model": meta["model"],
+        "split": split,
+        "images": len(data),
+        "loss": out["loss"],
+        "acc": out["acc"],
         "per_class_accuracy": breakdown["per_class_accuracy"],
         "recorded_test_acc": meta.get("metrics", {}).get("test_acc"),
     }
+
+
+def evaluate_ensemble(
+    paths: list[str | os.PathLike],
+    split: str = "test",
+    data_dir: str | None = None,
+    device: str = "auto",
+    precision: str | None = None,
+) -> dict[str, Any]:
+    """Average several checkpoints' softmax probabilities and judge the mean on one split.
+
+    Every checkpoint must describe the same task (dataset, image size, number of classes) and,
+    for `split="val"`, the same validation split. Each model keeps its own normalisation.
+    `precision` None judges each model with the precision its run recorded (as
+    `evaluate_checkpoint` does); "fp32" etc. forces one. Returns `models` (checkpoint, model,
+    acc, loss per checkpoint, in order) and `ensemble` (acc, loss = mean negative log of the
+    averaged probability of the true class, per_class_accuracy), plus `images` and `split`."""
+    import torch
+
+    from .checkpoint import read_checkpoint
+
+    paths = [str(p) for p in paths]
+    if len(paths) < 2:
+        raise UserError(f"an ensemble needs at least two checkpoints, got {len(paths)}")
+    metas = [read_checkpoint(p) for p in paths]  # cheap checks before any model is built
+    first = _task_of(metas[0], split)
+    for path, meta in zip(paths[1:], metas[1:], strict=True):
+        task = _task_of(meta, split)
+        for key, value in task.items():
+            if value != first[key]:
+                raise UserError(
+                    f"{path}: {key} is {value}, but {paths[0]} has {first[key]}; "
+                    "ensemble members must share the task"
+                )
+    del metas
+    dev = resolve_device(device)
+    data = None
+    members, prob_sum = [], None
+    for path in paths:
+        model, meta = load_checkpoint(path, dev)
+        if data is None:
+            data, num_classes = load_eval_split(meta, split, data_dir, dev)
+        recorded = meta.get("config", {})
+        try:
+            prec = resolve_precision(precision or recorded.get("precision", "auto"), dev)
+        except UserError:
+            if precision is not None:
+                raise
+            prec = resolve_precision("auto", dev)
+        norm = meta["normalization"]
+        out = evaluate(
+            model, data, mean=norm["mean"], std=norm["std"], precision=prec, channels_last=False
+        )
+        probs = out["probabilities"].double()  # (N, classes); double so the mean is exact
+        prob_sum = probs if prob_sum is None else prob_sum + probs
+        members.append(
+            {
+                "checkpoint": path,
+                "model": meta["model"],
+                "acc": out["acc"],
+                "loss": out["loss"],
+                "precision": prec,
+            }
+        )
+        del model
+    labels = data.labels.cpu()
+    mean_probs = prob_sum / len(paths)  # (N, classes)
+    predictions = mean_probs.argmax(1)
+    true_prob = mean_probs.gather(1, labels[:, None]).squeeze(1).clamp_min(1e-12)
+    breakdown = test_breakdown(predictions, labels, num_classes)
+    return {
+        "split": split,
+        "images": len(labels),
+        "models": members,
+        "ensemble": {
+            "acc": (predictions == labels).double().mean().item(),
+            "loss": float(-torch.log(true_prob).mean()),
+            "per_class_accuracy": breakdown["per_class_accuracy"],
+        },
+    }
+
+
+def _task_of(meta: dict, split: str) -> dict[str, Any]:
+    """What ensemble members must agree on to be averaged on the same images."""
+    config = meta.get("config") or {}
+    task = {
+        "dataset": config.get("dataset", "mnist"),
+        "image size": list(meta.get("image_size") or []),
+        "number of classes": int(meta.get("model_kwargs", {}).get("num_classes", 10)),
+    }
+    if split == "val":
+        task["validation split"] = (config.get("val_fraction"), config.get("split_seed"))
+    return task

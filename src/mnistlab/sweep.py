@@ -82,17 +82,35 @@ def load_sweep(
     spec = load_toml(path)
     unknown = sorted(set(spec) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
+        raise ConfigError(
+            f"{path}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}"
+        )
+    # A section written as a plain value (`base = 3`) would otherwise crash below with a
+    # traceback instead of a one-line error.
+    for section in ("sweep", "base", "overrides"):
+        if not isinstance(spec.get(section, {}), dict):
+            raise ConfigError(
+                f"{path}: {section} must be a [{section}] table, got {spec[section]!r}"
+            )
     meta = spec.get("sweep", {})
     bad = sorted(set(meta) - set(SWEEP_KEYS))
     if bad:
-        raise ConfigError(f"{path}: unknown [sweep] key(s) {', '.join(bad)}; valid: {', '.join(SWEEP_KEYS)}")
+        raise ConfigError(
+            f"{path}: unknown [sweep] key(s) {', '.join(bad)}; valid: {', '.join(SWEEP_KEYS)}"
+        )
     base = spec.get("base", {})
     # [grid] is one grid; [[grid]] is several, whose runs are pooled (a big model can get a
     # smaller grid than a small one in the same sweep).
     grids = spec.get("grid", {})
     grids = grids if isinstance(grids, list) else [grids]
+    if not all(isinstance(g, dict) for g in grids):
+        raise ConfigError(f"{path}: grid must be a [grid] table or [[grid]] tables")
     overrides = spec.get("overrides", {})
+    for model, table in overrides.items():
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{path}: [overrides.{model}] must be a table of settings, got {table!r}"
+            )
     runs: dict[str, Run] = {}
     for grid in grids:
         for key, values in grid.items():
@@ -112,8 +130,12 @@ def load_sweep(
     name = meta.get("name", path.stem)
     root = Path(out_dir or meta.get("out_dir") or Path("runs") / name)
     return Sweep(
-        name=name, out_dir=root, source=path, runs=list(runs.values()),
-        checkpoints=bool(meta.get("checkpoints", True)), description=meta.get("description", ""),
+        name=name,
+        out_dir=root,
+        source=path,
+        runs=list(runs.values()),
+        checkpoints=bool(meta.get("checkpoints", True)),
+        description=meta.get("description", ""),
         axes={k: v for g in grids for k, v in g.items()},
     )
 
@@ -130,10 +152,14 @@ def prepare(sweep: Sweep) -> list[Run]:
     """Create the sweep folder and manifest; return the runs that still need work."""
     sweep.out_dir.mkdir(parents=True, exist_ok=True)
     ledger.atomic_copy(sweep.source, sweep.out_dir / "sweep.toml")
-    ledger.write_json(sweep.out_dir / ledger.MANIFEST, {
-        "name": sweep.name, "run_ids": [r.run_id for r in sweep.runs],
-        "description": sweep.description,
-    })
+    ledger.write_json(
+        sweep.out_dir / ledger.MANIFEST,
+        {
+            "name": sweep.name,
+            "run_ids": [r.run_id for r in sweep.runs],
+            "description": sweep.description,
+        },
+    )
     todo = []
     for run in sweep.runs:
         folder = run_dir(sweep, run)
@@ -145,8 +171,9 @@ def prepare(sweep: Sweep) -> list[Run]:
     return todo
 
 
-def execute_run(config: dict[str, Any], folder: str, checkpoints: bool = True, dataset=None,
-                log=print) -> dict[str, Any]:
+def execute_run(
+    config: dict[str, Any], folder: str, checkpoints: bool = True, dataset=None, log=print
+) -> dict[str, Any]:
     """Train one run into its ledger folder; any exception becomes a "failed" result.
 
     Used by every backend: the local loop, worker processes and Ray tasks.
@@ -157,6 +184,10 @@ def execute_run(config: dict[str, Any], folder: str, checkpoints: bool = True, d
     cfg = TrainConfig.from_dict({**config, "out_dir": str(folder_path)})
     try:
         result = train(cfg, dataset, log=log, progress=log is print, save_checkpoint=checkpoints)
+        if result.status == "interrupted":
+            # train() swallows Ctrl-C to keep the history; the sweep must stop too, not go on
+            # to the next run.
+            raise KeyboardInterrupt
         return {"run_id": folder_path.name, "status": result.status}
     except KeyboardInterrupt:
         raise
@@ -171,10 +202,18 @@ def record_failure(folder: Path, config: dict, error: str, details: str = "") ->
     folder.mkdir(parents=True, exist_ok=True)
     ledger.write_json(folder / ledger.CONFIG, config | {"out_dir": str(folder)})
     (folder / ledger.ERROR).write_text(details or error)
-    ledger.write_json(folder / ledger.RESULT, {
-        "run_id": folder.name, "status": "failed", "error": error, "model": config["model"],
-        "config": config, "best_epoch": None, "epochs_run": 0,
-    })
+    ledger.write_json(
+        folder / ledger.RESULT,
+        {
+            "run_id": folder.name,
+            "status": "failed",
+            "error": error,
+            "model": config["model"],
+            "config": config,
+            "best_epoch": None,
+            "epochs_run": 0,
+        },
+    )
 
 
 class SweepProgress:

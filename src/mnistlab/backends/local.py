@@ -25,8 +25,11 @@ def run_local(sweep: Sweep, todo: list[Run], workers: int = 1, log=print) -> lis
         if key not in datasets:
             datasets[key] = load_dataset(*key)
         start = time.perf_counter()
-        outcomes.append(execute_run(run.config, str(run_dir(sweep, run)), sweep.checkpoints,
-                                    datasets[key], log=log))
+        outcomes.append(
+            execute_run(
+                run.config, str(run_dir(sweep, run)), sweep.checkpoints, datasets[key], log=log
+            )
+        )
         progress.finish(time.perf_counter() - start)
     return outcomes
 
@@ -40,16 +43,19 @@ def _run_in_processes(sweep: Sweep, todo: list[Run], workers: int, progress: Swe
     outcomes = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = {
-            pool.submit(execute_run, run.config, str(run_dir(sweep, run)), sweep.checkpoints, None,
-                        _quiet): run
+            pool.submit(
+                execute_run, run.config, str(run_dir(sweep, run)), sweep.checkpoints, None, _quiet
+            ): run
             for run in todo
         }
         start = time.perf_counter()
         for future in as_completed(futures):
             outcome = future.result()
             progress.finish((time.perf_counter() - start) / max(len(outcomes) + 1, 1) * workers)
-            print(f"[{progress.done}/{progress.total}] {futures[future].label}: {outcome['status']}",
-                  flush=True)
+            print(
+                f"[{progress.done}/{progress.total}] {futures[future].label}: {outcome['status']}",
+                flush=True,
+            )
             outcomes.append(outcome)
     return outcomes
 

@@ -33,9 +33,23 @@ def create_model(
 ) -> nn.Module:
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}; valid models: {', '.join(list_models())}")
-    return _REGISTRY[name](
-        num_classes=num_classes, in_channels=in_channels, dropout=dropout, **arch_kwargs
-    )
+    # Checked here once, so no model file has to (and torch's own errors are cryptic).
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise UserError(f"in_channels must be a positive integer, got {in_channels!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise UserError(f"dropout must be in [0, 1), got {dropout!r}")
+    try:
+        return _REGISTRY[name](
+            num_classes=num_classes, in_channels=in_channels, dropout=dropout, **arch_kwargs
+        )
+    except TypeError as exc:
+        # A misspelt or conflicting architecture option (e.g. from `--arch KEY=VALUE`) is the
+        # user's mistake, not a crash; any other TypeError is a bug and propagates unchanged.
+        if "unexpected keyword argument" in str(exc) or "multiple values" in str(exc):
+            raise UserError(f"model {name!r}: bad architecture option: {exc}") from exc
+        raise
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -43,4 +57,14 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # Explicit imports fill the registry (timm issue 1694: implicit discovery breaks silently).
-from . import lenet  # noqa: E402,F401
+from . import (  # noqa: E402
+    alexnet,  # noqa: F401
+    fastnet,  # noqa: F401
+    lenet,  # noqa: F401
+    mlp,  # noqa: F401
+    mobilenet,  # noqa: F401
+    resnet,  # noqa: F401
+    simple_cnn,  # noqa: F401
+    vgg,  # noqa: F401
+    wide_resnet,  # noqa: F401
+)

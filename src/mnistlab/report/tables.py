@@ -138,7 +138,12 @@ def budget_notes(runs: list[Run]) -> list[str]:
         else:
             images = f"all {count(int(train_size))} training images"
         val_size = finite(split.get("val_size"))
-        if val_size is not None:
+        val_used = finite(split.get("val_used"))
+        test_used = finite(split.get("test_used"))
+        if val_used is not None and val_size is not None and val_used < val_size:
+            images += f" (judged on {count(int(val_used))} of {count(int(val_size))} validation"
+            images += f" and the first {count(int(test_used))} test images)" if test_used else ")"
+        elif val_size is not None:
             images += f" (validation: {count(int(val_size))})"
         planned = run.planned_epochs
         epochs = f"{run.epochs_run} epoch" + ("" if run.epochs_run == 1 else "s")

@@ -1,0 +1,542 @@
+"""The `mnistlab` command line: parse, call the Python API, print. No logic of its own.
+
+Each verb has a `cmd_<verb>(args) -> int` handler and an `add_<verb>_parser` function. A
+`UserError` anywhere becomes one line on stderr and exit code 2 (`--debug` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import UserError
+
+
+# ---------------------------------------------------------------- data
+def add_data_parser(sub) -> None:
+    p = sub.add_parser("data", help="inspect datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    info = dsub.add_parser("info", help="sizes, class counts, split sizes, checksum status")
+    show = dsub.add_parser("show", help="write a PNG grid of sample images per class")
+    for q in (info, show):
+        q.add_argument(
+            "--dataset", default="mnist", help="mnist (bundled), fashion-mnist, kmnist (downloaded)"
+        )
+        q.add_argument(
+            "--data-dir", default=None, metavar="DIR",
+            help="a folder with the four IDX files (plain or .gz; torchvision's X/raw/ works too)",
+        )  # fmt: skip
+    info.add_argument("--val-fraction", type=float, default=0.1)
+    info.add_argument("--split-seed", type=int, default=0)
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    show.add_argument("--out", default="digits.png", help="PNG file to write (default digits.png)")
+    show.add_argument("--per-class", type=int, default=10, help="images per class (1 to 50)")
+    show.add_argument("--split", choices=("train", "test"), default="train")
+    p.set_defaults(handler=cmd_data)
+
+
+def cmd_data(args) -> int:
+    from .data import load_dataset, stratified_split
+    from .data.inspect import format_summary, save_digit_grid, summarize
+
+    dataset = load_dataset(args.dataset, args.data_dir)
+    if args.data_command == "show":
+        out = save_digit_grid(dataset, args.out, per_class=args.per_class, split=args.split)
+        print(f"wrote {out}")
+        return 0
+    split = stratified_split(dataset.train_labels, args.val_fraction, args.split_seed)
+    info = summarize(dataset, split)
+    if args.json:
+        import json
+
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_summary(info))
+    return 0
+
+
+# ---------------------------------------------------------------- train
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; unset flags stay out of the namespace, so a config
+    file's values are only overridden by flags the user actually typed."""
+    import dataclasses
+
+    from .config import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "model_kwargs":
+            parser.add_argument(
+                "--arch",
+                dest="model_kwargs",
+                action="append",
+                metavar="KEY=VALUE",
+                default=argparse.SUPPRESS,
+                help="architecture option (repeatable)",
+            )
+        elif f.type == "bool":
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"default {f.default}",
+            )
+        else:
+            kind = {"float": float, "int": int}.get(f.type.replace(" | None", ""), str)
+            parser.add_argument(
+                flag, dest=f.name, type=kind, default=argparse.SUPPRESS, help=f"default {f.default}"
+            )
+
+
+def _parse_pairs(items: list[str]) -> dict:
+    """KEY=VALUE pairs; values are read as JSON where they parse (numbers, true, null)."""
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def config_from_args(args):
+    """Defaults, then the --config file, then flags: the later wins."""
+    import dataclasses
+
+    from .config import TrainConfig, load_toml
+
+    values = {}
+    if getattr(args, "config", None):
+        values.update(load_toml(args.config))
+    for f in dataclasses.fields(TrainConfig):
+        if hasattr(args, f.name):
+            value = getattr(args, f.name)
+            values[f.name] = _parse_pairs(value) if f.name == "model_kwargs" else value
+    source = args.config if getattr(args, "config", None) else "flags"
+    return TrainConfig.from_dict(values, source=str(source)).validate()
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one model (flags or --config FILE.toml)")
+    p.add_argument("--config", help="a TOML file of TrainConfig settings; flags override it")
+    p.add_argument("--force", action="store_true", help="retrain even if this run already finished")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _config_flags(p)
+    p.set_defaults(handler=cmd_train)
+
+
+def cmd_train(args) -> int:
+    import json
+    import shutil
+    from pathlib import Path
+
+    from . import ledger
+    from .engine import train
+
+    config = config_from_args(args)
+    if config.out_dir is None:
+        config.out_dir = str(Path("runs/train") / ledger.run_id_for(config.to_dict()))
+    out = Path(config.out_dir)
+    if (out / ledger.RESULT).is_file():
+        if not args.force:
+            result = ledger.read_json(out / ledger.RESULT)
+            print(f"already trained (use --force to retrain): {out}")
+            print(
+                f"test acc {result['test_acc']}  val acc {result['val_acc']}  status {result['status']}"
+            )
+            return 0
+        shutil.rmtree(out)
+    result = train(config, log=(lambda *a: None) if args.json else print)
+    if args.json:
+        print(json.dumps(result.to_dict() | {"history": result.history}, indent=1))
+    else:
+        m = result.metrics
+        print(
+            f"{result.status}: {config.model}, {result.params:,} parameters, best epoch "
+            f"{result.best_epoch}, val acc {m['val_acc']}, test acc {m['test_acc']}, "
+            f"{result.train_seconds:.1f}s training on {result.device} {result.precision}"
+        )
+        print(f"run folder: {config.out_dir}")
+    return {"finished": 0, "diverged": 1, "interrupted": 130}[result.status]
+
+
+# ---------------------------------------------------------------- evaluate
+def add_evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="recompute accuracy, loss and per-class accuracy")
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint.pt")
+    p.add_argument("--split", default="test", help="test (default) or val")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="CKPT",
+        default=None,
+        help="average these checkpoints' softmax probabilities (and CHECKPOINT's, if "
+        "given); report each model's accuracy and the ensemble's",
+    )
+    p.set_defaults(handler=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from .evaluate import evaluate_checkpoint
+
+    if args.ensemble:
+        from .evaluate import evaluate_ensemble
+
+        paths = ([args.checkpoint] if args.checkpoint else []) + args.ensemble
+        out = evaluate_ensemble(paths, args.split, args.data_dir, args.device)
+        if args.json:
+            print(json.dumps(out, indent=1))
+            return 0
+        width = max(len(m["model"]) for m in out["models"] + [{"model": "ensemble"}])
+        print(f"ensemble of {len(paths)} on {out['split']} ({out['images']} images):")
+        for m in out["models"]:
+            print(
+                f"  {m['model']:<{width}}  acc {m['acc']:.4f}  loss {m['loss']:.4f}  {m['checkpoint']}"
+            )
+        best = max(m["acc"] for m in out["models"])
+        ens = out["ensemble"]
+        print(
+            f"  {'ensemble':<{width}}  acc {ens['acc']:.4f}  loss {ens['loss']:.4f}  "
+            f"({100 * (ens['acc'] - best):+.2f} points vs the best single model)"
+        )
+        return 0
+    if not args.checkpoint:
+        raise UserError("evaluate needs a checkpoint path")
+    out = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.device)
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(
+        f"{out['model']} on {out['split']} ({out['images']} images): acc {out['acc']:.4f}, "
+        f"loss {out['loss']:.4f}"
+    )
+    for cls, acc in enumerate(out["per_class_accuracy"]):
+        print(f"  class {cls}: {acc:.4f}")
+    return 0
+
+
+# ---------------------------------------------------------------- sweep
+def add_sweep_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="run a grid of configs (default: the quick grid) and report")
+    p.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        help="a sweep TOML file, or a shipped one by name: quick, seed, best",
+    )
+    p.add_argument("--out", default=None, help="the sweep folder (default runs/<name>)")
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting in every run, e.g. --set epochs=1 (repeatable)",
+    )
+    p.add_argument("--status", action="store_true", help="show done/pending/failed and exit")
+    p.add_argument("--no-report", action="store_true", help="skip writing the report")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local backend: runs at once in separate processes (for GPUs)",
+    )
+    p.add_argument("--backend", choices=["local", "ray"], default="local")
+    p.add_argument("--address", default=None, help="ray: auto or HOST:PORT of a running cluster")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="ray: CPUs each run gets")
+    p.add_argument(
+        "--gpus-per-run", type=float, default=0.0, help="ray: GPU fraction each run gets"
+    )
+    p.add_argument("--max-concurrent", type=int, default=None, help="ray: runs at once")
+    p.add_argument("--retries", type=int, default=2, help="ray: retries of a failed run")
+    p.set_defaults(handler=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    from collections import Counter
+
+    from .sweep import load_sweep, prepare, statuses
+
+    sweep = load_sweep(args.config, args.out, _parse_pairs(args.settings))
+    if args.status:
+        states = statuses(sweep)
+        for run in sweep.runs:
+            print(f"{states[run.run_id]:<11} {run.run_id}  {run.label}")
+        counts = Counter(states.values())
+        done = counts["finished"] + counts["diverged"]
+        print(
+            f"{sweep.name}: {done}/{len(sweep.runs)} done "
+            + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+            + f"  ({sweep.out_dir})"
+        )
+        return 0
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    todo = prepare(sweep)
+    print(
+        f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(sweep.runs) - len(todo)} already done, "
+        f"writing to {sweep.out_dir}",
+        flush=True,
+    )
+    if args.backend == "ray":
+        from .backends.ray import run_ray
+
+        outcomes = run_ray(
+            sweep,
+            todo,
+            address=args.address,
+            cpus_per_run=args.cpus_per_run,
+            gpus_per_run=args.gpus_per_run,
+            max_concurrent=args.max_concurrent,
+            retries=args.retries,
+        )
+    else:
+        from .backends.local import run_local
+
+        outcomes = run_local(sweep, todo, workers=args.workers)
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    if not args.no_report:
+        from .report import build_report
+
+        index = build_report(sweep.out_dir)
+        print(f"report: {index}")
+    if failed:
+        print(f"{len(failed)} run(s) failed; rerun the same command to retry them", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------- models
+def add_models_parser(sub) -> None:
+    p = sub.add_parser("models", help="list every model: parameters, MACs per image, paper")
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--in-channels", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(handler=cmd_models)
+
+
+def cmd_models(args) -> int:
+    import json
+
+    from .models.summary import describe_models
+
+    rows = describe_models(num_classes=args.num_classes, in_channels=args.in_channels)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'model':<{width}}  {'params':>12}  {'MMACs':>9}  paper")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['params']:>12,}  {r['macs'] / 1e6:>9.2f}  {r['paper']}")
+    print(
+        f"MACs: multiply-accumulates of Conv2d and Linear layers for one "
+        f"{args.in_channels}x28x28 image"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- report
+def add_report_parser(sub) -> None:
+    p = sub.add_parser("report", help="write a sweep's lab report (tables, figures, HTML)")
+    p.add_argument("sweep_dir", help="a sweep folder (the one holding runs/)")
+    p.add_argument("--out", default=None, help="output folder (default SWEEP_DIR/report)")
+    p.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    index = build_report(args.sweep_dir, args.out)
+    print(f"report: {index}")
+    return 0
+
+
+# ---------------------------------------------------------------- predict
+def add_predict_parser(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="classify pictures of digits (PNG, JPEG, BMP, GIF, TIFF; any size or colour)",
+    )
+    p.add_argument("checkpoint", help="a checkpoint.pt")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--json", action="store_true", help="print one JSON list, errors included")
+    p.add_argument(
+        "--save-preprocessed",
+        metavar="DIR",
+        default=None,
+        help="also write each 28x28 image the model saw as DIR/<name>.png",
+    )
+    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or mps")
+    p.set_defaults(handler=cmd_predict)
+
+
+def cmd_predict(args) -> int:
+    """Exit 0 when every file was classified, 1 when any could not be (each gets a line)."""
+    import json
+    from pathlib import Path
+
+    from .predict import format_result, predict_images
+    from .preprocess import save_png
+
+    out_dir = Path(args.save_preprocessed) if args.save_preprocessed else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--save-preprocessed {out_dir}: exists and is not a folder")
+    results = predict_images(args.checkpoint, args.images, device=args.device)
+    if out_dir is not None:
+        used: set[str] = set()
+        for r in results:
+            if r["error"]:
+                continue
+            stem, n = Path(r["file"]).stem or "image", 1
+            name = f"{stem}.png"
+            while name in used:  # the same name from two folders
+                n += 1
+                name = f"{stem}-{n}.png"
+            used.add(name)
+            r["preprocessed_path"] = str(save_png(r["preprocessed"], out_dir / name))
+    for r in results:
+        if r["error"]:
+            print(f"mnistlab: error: {r['error']}", file=sys.stderr)
+    if args.json:
+        print(
+            json.dumps(
+                [{k: v for k, v in r.items() if k != "preprocessed"} for r in results], indent=1
+            )
+        )
+    else:
+        for r in results:
+            if not r["error"]:
+                print(format_result(r))
+    if out_dir is not None:
+        print(f"preprocessed images in {out_dir}", file=sys.stderr)
+    return 1 if any(r["error"] for r in results) else 0
+
+
+# ---------------------------------------------------------------- export
+def add_export_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX, checked with onnxruntime")
+    p.add_argument("checkpoint", help="a checkpoint.pt")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="onnx (the only one)")
+    p.add_argument(
+        "--out", default=None, help="the file to write (default: the checkpoint's path with .onnx)"
+    )
+    p.add_argument(
+        "--dynamic-batch",
+        action="store_true",
+        help="accept any batch size (default: a fixed batch of --batch-size)",
+    )
+    p.add_argument("--batch-size", type=int, default=1, help="the fixed batch size (default 1)")
+    p.add_argument(
+        "--check-images",
+        type=int,
+        default=256,
+        help="test images to compare torch and onnxruntime on (default 256)",
+    )
+    p.add_argument("--data-dir", default=None, help="where the checkpoint's dataset lives")
+    p.add_argument("--json", action="store_true", help="print the export report as JSON")
+    p.set_defaults(handler=cmd_export)
+
+
+def cmd_export(args) -> int:
+    import json
+
+    from .export import export_onnx
+
+    report = export_onnx(
+        args.checkpoint,
+        args.out,
+        dynamic_batch=args.dynamic_batch,
+        batch_size=args.batch_size,
+        check_images=args.check_images,
+        data_dir=args.data_dir,
+    )
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    shape = ", ".join(str(d) for d in report["input"]["shape"])
+    print(
+        f"wrote {report['path']} ({report['bytes'] / 1024:,.0f} KB, {report['exporter']} exporter)"
+    )
+    print(
+        f'input "image": float32 [{shape}], grey levels 0-255, white digit on black, MNIST form '
+        f'(normalised inside the graph); output "logits": '
+        f"[{', '.join(str(d) for d in report['output']['shape'])}]"
+    )
+    print(
+        f"checked with onnxruntime on {report['images']} {report['check_data']} images: "
+        f"max |logit difference| {report['max_abs_diff']:.2e}, "
+        f"predictions agree {report['agreement']:.2%}"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- serve
+def add_serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="web demo: draw a digit, see the prediction (serve extra)")
+    p.add_argument("checkpoint", help="a checkpoint.pt")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from .serve.app import run_server
+
+    run_server(args.checkpoint, args.host, args.port)
+    return 0
+
+
+# ---------------------------------------------------------------- main
+PARSER_BUILDERS = [
+    add_data_parser,
+    add_train_parser,
+    add_evaluate_parser,
+    add_sweep_parser,
+    add_models_parser,
+    add_report_parser,
+    add_predict_parser,
+    add_export_parser,
+    add_serve_parser,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnistlab", description="Train, compare and tune CNNs on MNIST-format digits."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in PARSER_BUILDERS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"mnistlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mnistlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Turn a user's picture of a digit into an MNIST-style 28x28 image.
+
+MNIST's digits were made this way (LeCun et al., "Gradient-based learning applied to document
+recognition", 1998, and the MNIST page): the NIST digit was size-normalised to fit a 20x20 box
+keeping its aspect ratio, antialiased, and placed in a 28x28 field so that its centre of mass
+sits at the centre. A model trained on MNIST has only ever seen that form, so a photo or a
+drawing has to be brought into it first:
+
+    greyscale (alpha flattened onto white) -> white ink on black (inverted when the border is
+    light) -> levels stretched from paper to ink -> cropped to the ink's bounding box ->
+    longer side scaled to 20 px (antialiased) -> pasted into 28x28 -> shifted so the centre
+    of mass is at pixel (14, 14)
+
+The result is uint8 in [0, 255]; the checkpoint's normalisation is applied later, by the
+model's caller (`mnistlab.predict`). Images are untrusted input: the file size and the pixel
+count are capped before anything is decoded, and every way a file can be bad becomes one
+`ImageError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+
+OUTPUT_SIZE = 28  # pixels per side of the result (MNIST's field)
+BOX_SIZE = 20  # the digit's longer side after scaling (MNIST's box)
+
+# Caps for untrusted files. A 12-megapixel phone JPEG is ~5 MB; 40 megapixels decoded to
+# greyscale is 40 MB, and a file past either cap is far more likely a mistake or an attack.
+MAX_FILE_BYTES = 32 * 2**20
+MAX_PIXELS = 40_000_000
+
+# Formats that hold a single picture of a digit. Others (PSD, EPS, ICO, ...) are refused
+# before their decoders run, which keeps the attack surface to well-worn code.
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+
+# Levels, as fractions of the paper-to-ink contrast.
+MIN_CONTRAST = 40  # grey levels (of 255) between paper and the darkest ink; less is "blank"
+INK_THRESHOLD = 0.3  # a pixel is ink for the bounding box above this: paper grain, JPEG
+#                      noise and faint smudges stay out of the crop
+
+
+class ImageError(UserError):
+    """An image that cannot be turned into a digit. `reason` says why, for HTTP status codes:
+    missing, too_large, too_many_pixels, not_an_image, corrupt, blank, bad_array."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def read_image_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of an image file, refused before reading when the file is too large."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file", "missing") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({_first_line(exc)})", "missing") from None
+    if not path.is_file():
+        raise ImageError(f"{path}: not a file", "missing")
+    if size > max_bytes:
+        raise ImageError(
+            f"{path}: file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}", "too_large"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({_first_line(exc)})", "missing") from None
+
+
+def open_image(
+    source: Any,
+    name: str | None = None,
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_pixels: int = MAX_PIXELS,
+):
+    """Decode a path, bytes or PIL image fully (so truncation shows here), with the caps
+    applied. Returns a loaded `PIL.Image.Image`, upright per its EXIF orientation."""
+    from PIL import Image, ImageOps
+
+    if isinstance(source, Image.Image):
+        image, label = source, name or "image"
+        _check_pixels(image.size, label, max_pixels)
+    else:
+        if isinstance(source, str | os.PathLike):
+            label = name or str(source)
+            data = read_image_bytes(source, max_bytes)
+        elif isinstance(source, bytes | bytearray | memoryview):
+            label = name or "image"
+            data = bytes(source)
+            if len(data) > max_bytes:
+                raise ImageError(
+                    f"{label}: {_megabytes(len(data))}; the limit is {_megabytes(max_bytes)}",
+                    "too_large",
+                )
+        else:
+            raise TypeError(f"expected a path, bytes or a PIL image, got {type(source).__name__}")
+        if not data:
+            raise ImageError(f"{label}: empty file", "not_an_image")
+        image = _decode(data, label, max_pixels)
+    # Phone photos are often stored sideways with an orientation tag; a malformed EXIF block
+    # should not cost the picture itself.
+    with contextlib.suppress(Exception):
+        image = ImageOps.exif_transpose(image)
+    return image
+
+
+def _check_pixels(size: tuple[int, int], label: str, max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label}: image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); "
+            f"the limit is {max_pixels / 1e6:g} megapixels",
+            "too_many_pixels",
+        )
+    if width < 1 or height < 1:
+        raise ImageError(f"{label}: image has no pixels ({width}x{height})", "not_an_image")
+
+
+def _decode(data: bytes, label: str, max_pixels: int):
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        # Pillow only warns below twice its own limit; a bomb must not slip through as a warning.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+        except UnidentifiedImageError:
+            raise ImageError(
+                f"{label}: not an image Pillow can read (expected {', '.join(FORMATS)})",
+                "not_an_image",
+            ) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(
+                f"{label}: refused as a decompression bomb ({_first_line(exc)})", "too_many_pixels"
+            ) from None
+        except Exception as exc:  # a header that parses into nonsense
+            raise ImageError(
+                f"{label}: corrupt image header ({_first_line(exc)})", "corrupt"
+            ) from None
+        # The header is all Pillow has read so far: check the size before decoding pixels.
+        _check_pixels(image.size, label, max_pixels)
+        try:
+            image.load()
+        except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, zlib.error...
+            raise ImageError(
+                f"{label}: truncated or corrupt image data ({_first_line(exc)})", "corrupt"
+            ) from None
+    return image
+
+
+# ------------------------------------------------------------------ greyscale
+def _to_grey(image, background: int, label: str = "image"):
+    """uint8 (H, W) luma, with any transparency flattened onto `background` (0 or 255)."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        # 16-bit and float greyscale: Pillow's convert("L") clips instead of scaling.
+        arr = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        peak = arr.max(initial=0)
+        if mode == "F" and peak <= 1.0:
+            arr = arr * 255.0
+        elif peak > 255:  # 16-bit data; 8-bit values stored in a 16-bit file stay as they are
+            arr = arr / 257.0
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    if mode == "LAB":
+        return np.asarray(image.getchannel("L"))  # lightness is the grey level
+    try:
+        if _has_alpha(image):
+            rgba = image.convert("RGBA")
+            paper = Image.new("RGBA", rgba.size, (background,) * 3 + (255,))
+            return np.asarray(Image.alpha_composite(paper, rgba).convert("L"))
+        return np.asarray(image.convert("L"))
+    except ValueError as exc:  # a mode Pillow cannot convert
+        raise ImageError(
+            f"{label}: unsupported image mode {mode} ({_first_line(exc)})", "corrupt"
+        ) from None
+
+
+def _has_alpha(image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def _border(grey: np.ndarray) -> np.ndarray:
+    """The pixels of a frame ~2% of the shorter side wide: where the paper is."""
+    h, w = grey.shape
+    k = max(1, round(0.02 * min(h, w)))
+    return np.concatenate(
+        [grey[:k].ravel(), grey[-k:].ravel(), grey[:, :k].ravel(), grey[:, -k:].ravel()]
+    )
+
+
+# ------------------------------------------------------------------ the pipeline
+def preprocess_image(
+    source: Any,
+    name: str | None = None,
+    *,
+    size: int = OUTPUT_SIZE,
+    box: int | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """A picture of one digit -> MNIST form: uint8 (size, size), white ink on black, the ink
+    scaled into a box x box square (20 of 28) and its centre of mass at the centre.
+
+    `source` is a path, the bytes of an image file, a PIL image, or a 2-D array of grey
+    levels in [0, 255]. Raises `ImageError` (a `UserError`) for anything unusable."""
+    box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
+    label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
+    if isinstance(source, np.ndarray):
+        return _digit_from_grey(_grey_from_array(source, label), label, size, box)
+    image = open_image(source, label, max_bytes=max_bytes, max_pixels=max_pixels)
+    try:
+        return _digit_from_grey(_to_grey(image, 255, label), label, size, box)
+    except ImageError as exc:
+        if exc.reason != "blank" or not _has_alpha(image):
+            raise
+        # Light strokes on a transparent background vanish on white paper: try black paper.
+        return _digit_from_grey(_to_grey(image, 0, label), label, size, box)
+
+
+def _grey_from_array(array: np.ndarray, label: str) -> np.ndarray:
+    if array.ndim != 2 or min(array.shape) < 1:
+        raise ImageError(
+            f"{label}: expected a 2-D array of grey levels, got shape {array.shape}", "bad_array"
+        )
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.number)):
+        raise ImageError(f"{label}: expected numbers, got {array.dtype}", "bad_array")
+    arr = array.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ImageError(f"{label}: pixel values must be finite numbers", "bad_array")
+    if arr.min() < 0 or arr.max() > 255:
+        raise ImageError(
+            f"{label}: pixel values must lie in [0, 255], got [{arr.min():g}, {arr.max():g}]",
+            "bad_array",
+        )
+    return np.rint(arr).astype(np.uint8)
+
+
+def _digit_from_grey(grey: np.ndarray, label: str, size: int, box: int) -> np.ndarray:
+    from PIL import Image
+
+    # White ink on black, like MNIST. The border is paper almost always, the digit rarely
+    # touches it, so its median says which way round the picture is.
+    paper = int(np.median(_border(grey)))
+    if paper > 127:
+        grey = 255 - grey
+        paper = 255 - paper
+    ink = int(grey.max())
+    contrast = ink - paper
+    if contrast < MIN_CONTRAST:
+        raise ImageError(
+            f"{label}: no digit found (blank image: ink differs from the background by "
+            f"{max(contrast, 0)} grey levels of 255, {MIN_CONTRAST} needed)",
+            "blank",
+        )
+    # Crop to the ink, judged on uint8 so a 40-megapixel photo never becomes floats whole.
+    is_ink = grey > paper + INK_THRESHOLD * contrast  # (H, W) bool
+    rows, cols = np.flatnonzero(is_ink.any(1)), np.flatnonzero(is_ink.any(0))
+    crop = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
+    crop = np.clip((crop - paper) / contrast, 0.0, 1.0)  # paper -> 0, ink -> 1
+
+    # Longer side to `box` pixels keeping the aspect ratio. Pillow's Lanczos widens its kernel
+    # by the reduction factor, so shrinking a photo averages (antialiases) instead of sampling.
+    h, w = crop.shape
+    scale = box / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.LANCZOS))
+    small = np.clip(small, 0.0, 1.0)  # Lanczos rings a little below 0 and above 1
+    peak = small.max()
+    if peak <= 0:
+        raise ImageError(f"{label}: no digit found (the ink vanished when scaled)", "blank")
+    small = small / peak  # thin strokes shrunk a lot come out faint; MNIST's ink is full white
+
+    # Centre of mass to the centre, by whole pixels (as MNIST's own digits are: their mean is
+    # (14.0, 14.0) with a spread of 0.3 px), never pushing ink off the field.
+    ys, xs = np.indices(small.shape)
+    mass = small.sum()
+    cy, cx = (small * ys).sum() / mass, (small * xs).sum() / mass
+    centre = size / 2
+    top = int(np.clip(round(centre - cy), 0, size - new_h))
+    left = int(np.clip(round(centre - cx), 0, size - new_w))
+    out = np.zeros((size, size), dtype=np.float32)
+    out[top : top + new_h, left : left + new_w] = small
+    return np.rint(out * 255).astype(np.uint8)
+
+
+def save_png(digit: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a (H, W) uint8 digit as a greyscale PNG, atomically."""
+    from PIL import Image
+
+    from .data.idx import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(digit, dtype=np.uint8)).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)

@@ -1,0 +1,310 @@
+"""FastAPI app for the draw-a-digit demo, and the JSON API behind it.
+
+    GET  /             the page (static/index.html: one file, no external assets, works offline)
+    GET  /api/health   {"status": "ok"}
+    GET  /api/model    model name, parameters, test accuracy, normalisation, classes
+    POST /api/predict  an image (multipart field "image", or raw bytes with an image/* type),
+                       or JSON {"pixels": 28x28 grey levels 0-255, "preprocess": true}
+                       -> {"label", "class_name", "probabilities", "top3", "preprocessed"}
+
+Request bodies are untrusted: at most MAX_BODY_BYTES (checked from Content-Length and from
+the bytes actually received), decoded with the caps in `mnistlab.preprocess`, and every bad
+input is answered with a 4xx and {"detail": one line}, never a 500.
+"""
+
+import json
+import math
+import os
+import socket
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+
+SERVE_EXTRA = "the web demo needs the serve extra: pip install 'mnistlab[serve]'"
+MAX_BODY_BYTES = 2 * 2**20  # a drawn digit is a few KB; a phone photo should be resized first
+# What `ImageError.reason` means for HTTP.
+STATUS_FOR_REASON = {
+    "too_large": 413,
+    "too_many_pixels": 422,
+    "not_an_image": 400,
+    "corrupt": 400,
+    "blank": 422,
+    "bad_array": 422,
+    "missing": 400,
+}
+PAGE_HEADERS = {
+    # Everything the page needs comes from this server: the policy makes "works offline" a
+    # property the browser enforces, not just a promise.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """Plain ASGI middleware: 413 when Content-Length says the body is too large, and again
+    when the bytes received exceed the limit (chunked uploads and lying headers)."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await _send_json(send, 400, {"detail": "Content-Length is not a number"})
+                return
+            if declared > self.max_bytes:
+                await _send_json(send, 413, {"detail": self._message(declared)})
+                return
+        received, started = 0, False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_json(send, 413, {"detail": self._message(None)})
+
+    def _message(self, size: int | None) -> str:
+        limit = f"{self.max_bytes / 2**20:.1f} MB"
+        if size is None:  # counted while streaming: reading stopped, so the total is unknown
+            return f"request body is larger than the {limit} limit"
+        return f"request body is {size / 2**20:.1f} MB; the limit is {limit}"
+
+
+async def _send_json(send, status: int, payload: dict) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _page() -> str:
+    return (resources.files("mnistlab.serve") / "static" / "index.html").read_text(encoding="utf-8")
+
+
+def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
+    """JSON pixels -> (size, size) float64, or `ValueError` saying what is wrong with them."""
+    expected = f"a {size}x{size} array of numbers 0-255"
+    if not isinstance(pixels, list) or len(pixels) != size:
+        rows = len(pixels) if isinstance(pixels, list) else type(pixels).__name__
+        raise ValueError(f"pixels must be {expected}; got {rows} rows")
+    for i, row in enumerate(pixels):
+        if not isinstance(row, list) or len(row) != size:
+            got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+            raise ValueError(f"pixels must be {expected}; row {i} has {got}")
+        for value in row:
+            # bool is an int in Python, but true/false in an image is a client bug
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"pixels must be {expected}; row {i} holds {json.dumps(value)}")
+            if not (math.isfinite(value) and 0 <= value <= 255):
+                raise ValueError(f"pixels must be {expected}; row {i} holds {value}")
+    return np.asarray(pixels, dtype=np.float64)
+
+
+def create_app(
+    checkpoint: str | os.PathLike, device: str = "cpu", max_body_bytes: int = MAX_BODY_BYTES
+):
+    """The FastAPI app serving `checkpoint`; raises `UserError` for a bad checkpoint or a
+    missing `serve` extra."""
+    try:
+        from fastapi import FastAPI, HTTPException, Request
+        from fastapi.responses import HTMLResponse, JSONResponse
+        from starlette.concurrency import run_in_threadpool
+    except ImportError:
+        raise UserError(SERVE_EXTRA) from None
+    try:
+        import python_multipart  # noqa: F401  (FastAPI parses uploads with python-multipart)
+    except ImportError:
+        try:  # python-multipart before 0.0.13 has only the old module name
+            import multipart  # noqa: F401
+        except ImportError:
+            raise UserError(SERVE_EXTRA) from None
+
+    from ..predict import Predictor
+    from ..preprocess import ImageError
+
+    predictor = Predictor(checkpoint, device)
+    model_info = predictor.describe()
+    page = _page()
+    size = predictor.image_size
+
+    # Swagger and ReDoc pages load their scripts from a CDN: off, so nothing here needs a network.
+    app = FastAPI(title="mnistlab", docs_url=None, redoc_url=None)
+    app.state.predictor = predictor
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # Still JSON, still one line; the traceback goes to the server log.
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index():
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    @app.get("/api/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/api/model")
+    def model():
+        return model_info
+
+    def respond(result: dict) -> dict:
+        return {
+            "label": result["label"],
+            "class_name": result["class_name"],
+            "probabilities": result["probabilities"],
+            "top3": result["top3"],
+            "preprocessed": result["preprocessed"].tolist(),
+        }
+
+    def run(source, name):
+        try:
+            return respond(predictor.predict(source, name))
+        except ImageError as exc:
+            raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
+
+    def run_as_is(pixels: np.ndarray):
+        # The client says the digit is already in MNIST form: no cropping or centring.
+        digit = np.rint(pixels).astype(np.uint8)
+        return respond(predictor.result(digit, predictor.probabilities(digit[None])[0], "pixels"))
+
+    @app.post("/api/predict")
+    async def predict(request: Request):
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "multipart/form-data":
+            try:
+                form = await request.form(max_files=1, max_fields=8, max_part_size=max_body_bytes)
+            except _BodyTooLarge:
+                raise
+            except Exception as exc:  # malformed multipart, too many parts
+                detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+                raise HTTPException(400, f"bad multipart body: {detail}") from None
+            upload = form.get("image")
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(400, "multipart body needs a file field named 'image'")
+            data = await upload.read()
+            if not data:
+                raise HTTPException(400, "the uploaded image is empty")
+            return await run_in_threadpool(run, data, upload.filename or "upload")
+        if ctype.startswith("image/"):
+            data = await request.body()
+            if not data:
+                raise HTTPException(400, "empty request body: send the image's bytes")
+            return await run_in_threadpool(run, data, "upload")
+        if ctype == "application/json" or ctype.endswith("+json"):
+            body = await request.body()
+            if not body.strip():
+                raise HTTPException(400, 'empty request body: send {"pixels": [[...], ...]}')
+            try:
+                payload = json.loads(body)
+            except (ValueError, RecursionError):
+                raise HTTPException(400, "request body is not valid JSON") from None
+            if not isinstance(payload, dict) or "pixels" not in payload:
+                raise HTTPException(422, 'JSON body must be an object with "pixels"')
+            try:
+                pixels = pixels_to_array(payload["pixels"], size)
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
+            if payload.get("preprocess", True) is False:
+                return await run_in_threadpool(run_as_is, pixels)
+            return await run_in_threadpool(run, pixels, "pixels")
+        if not ctype:
+            raise HTTPException(
+                415, "missing Content-Type: send multipart/form-data, image/*, or application/json"
+            )
+        raise HTTPException(
+            415,
+            f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
+            'the raw bytes as image/png, image/jpeg, ...) or JSON {"pixels": [[...], ...]}',
+        )
+
+    # Around the routes, parsers and exception handlers: the limit holds before they see a byte.
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one line before uvicorn starts (it would log and exit with a traceback-less 1)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def run_server(
+    checkpoint: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, log=print
+) -> None:
+    """Serve the demo until Ctrl-C."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise UserError(SERVE_EXTRA) from None
+    if not 0 <= port <= 65535:
+        raise UserError(f"port must be in 0-65535, got {port}")
+    app = create_app(checkpoint)
+    check_port(host, port)
+    info = app.state.predictor.describe()
+    acc = info["test_accuracy"]
+    accuracy = f", test acc {acc:.4f}" if acc is not None else ""
+    log(
+        f"serving {info['model']} ({info['parameters']:,} parameters{accuracy}) on "
+        f"http://{_url_host(host)}:{port}/ (Ctrl-C stops)"
+    )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log(f"note: bound to {host}, so other machines on the network can reach this server")
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,125 @@
+"""`mnistlab export --format onnx`: the ONNX copy computes what the checkpoint computes."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from use_helpers import one_torch_thread, trained_checkpoint
+
+from mnistlab import cli
+from mnistlab.errors import UserError
+from mnistlab.export import ONNX_EXTRA, export_onnx
+from mnistlab.predict import Predictor
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    return trained_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    yield from one_torch_thread()
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _torch_logits(checkpoint, images: np.ndarray) -> np.ndarray:
+    """The checkpoint's own logits for (N, 28, 28) uint8 digits, via the predictor's path."""
+    from mnistlab.engine import to_input
+
+    p = Predictor(checkpoint)
+    with torch.inference_mode():
+        return p.model(to_input(torch.from_numpy(images), p.mean, p.std, False)).numpy()
+
+
+def test_static_export_matches_torch(tmp_path, checkpoint, mnist):
+    out = tmp_path / "lenet.onnx"
+    report = export_onnx(checkpoint, out)
+    assert out.is_file() and report["path"] == str(out)
+    assert report["images"] == 256 and report["max_abs_diff"] <= 1e-4 and report["agreement"] == 1.0
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["mnistlab.model"] == "lenet" and "[0, 255]" in meta["mnistlab.input"]
+
+    session = _session(out)
+    (inp,) = session.get_inputs()
+    assert inp.name == "image" and inp.shape == [1, 1, 28, 28] and inp.type == "tensor(float)"
+    # Raw pixels in: the graph normalises them itself.
+    images = mnist.test_images[300:310].numpy()
+    onnx_logits = np.concatenate(
+        [
+            session.run(["logits"], {"image": img[None, None].astype(np.float32)})[0]
+            for img in images
+        ]
+    )
+    reference = _torch_logits(checkpoint, images)
+    assert np.abs(onnx_logits - reference).max() <= 1e-4
+    assert (onnx_logits.argmax(1) == reference.argmax(1)).all()
+
+
+def test_dynamic_batch_export_takes_any_batch(tmp_path, checkpoint, mnist, capsys):
+    out = tmp_path / "dyn.onnx"
+    code = cli.main(
+        ["export", str(checkpoint), "--format", "onnx", "--out", str(out), "--dynamic-batch"]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "max |logit difference|" in printed
+    assert "predictions agree 100.00%" in printed and "[batch, 1, 28, 28]" in printed
+
+    session = _session(out)
+    assert session.get_inputs()[0].shape[0] == "batch"
+    images = mnist.test_images[500:507].numpy()  # a batch of 7: neither the example's 2 nor 1
+    (logits,) = session.run(["logits"], {"image": images[:, None].astype(np.float32)})
+    assert logits.shape == (7, 10)
+    reference = _torch_logits(checkpoint, images)
+    assert np.abs(logits - reference).max() <= 1e-4
+    assert (logits.argmax(1) == reference.argmax(1)).all()
+
+
+def test_default_path_is_beside_the_checkpoint(tmp_path, checkpoint):
+    copy = tmp_path / "model.pt"
+    copy.write_bytes(checkpoint.read_bytes())
+    report = export_onnx(copy, check_images=16)
+    assert report["path"] == str(tmp_path / "model.onnx") and (tmp_path / "model.onnx").is_file()
+
+
+def test_failed_check_writes_nothing(tmp_path, checkpoint):
+    out = tmp_path / "never.onnx"
+    with pytest.raises(UserError, match="ONNX check failed on 16 images.*nothing written"):
+        export_onnx(checkpoint, out, check_images=16, tolerance=-1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_both_exporters_failing_is_one_line(tmp_path, checkpoint, monkeypatch):
+    def broken(*args, dynamo=True, **kwargs):
+        raise RuntimeError(f"unsupported operator (dynamo={dynamo})\nlong details")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(UserError) as info:
+        export_onnx(checkpoint, tmp_path / "x.onnx")
+    message = str(info.value)
+    assert "both exporters" in message and "dynamo=False" in message and "dynamo=True" in message
+    assert "\n" not in message
+
+
+def test_missing_extra_says_how_to_install(tmp_path, checkpoint, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    assert cli.main(["export", str(checkpoint), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert ONNX_EXTRA in capsys.readouterr().err
+
+
+def test_bad_checkpoint_and_flags(tmp_path, capsys):
+    assert cli.main(["export", str(tmp_path / "none.pt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["export", str(tmp_path / "none.pt"), "--format", "tflite"])

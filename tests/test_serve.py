@@ -1,0 +1,315 @@
+"""`mnistlab serve`: the JSON API (TestClient) and the drawing page (headless Chromium)."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from use_helpers import one_torch_thread, png_with_header, trained_checkpoint
+
+from mnistlab import cli
+from mnistlab.serve import MAX_BODY_BYTES, create_app
+from mnistlab.serve.app import SERVE_EXTRA
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    return trained_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    yield from one_torch_thread()
+
+
+@pytest.fixture(scope="module")
+def app(checkpoint):
+    return create_app(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def digit(mnist):
+    """A test digit (a 7) as MNIST stores it, and as a user would photograph it."""
+    image, label = mnist.test_images[0].numpy(), int(mnist.test_labels[0])
+    big = Image.fromarray(255 - image).resize((200, 200), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    big.save(buffer, format="PNG")
+    return image, label, buffer.getvalue()
+
+
+def _check_prediction(body: dict, label: int) -> None:
+    assert body["label"] == label
+    assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
+    assert [t["label"] for t in body["top3"]][0] == label and len(body["top3"]) == 3
+    seen = np.array(body["preprocessed"])
+    assert seen.shape == (28, 28) and seen.min() >= 0 and seen.max() == 255
+    assert all(isinstance(v, int) for v in body["preprocessed"][0])
+
+
+# ------------------------------------------------------------------ good requests
+def test_health_and_model(client):
+    assert client.get("/api/health").json() == {"status": "ok"}
+    info = client.get("/api/model").json()
+    assert info["model"] == "lenet" and info["parameters"] == 61_990
+    assert 0.9 < info["test_accuracy"] <= 1
+    assert info["normalization"] == {"mean": 0.1307, "std": 0.3081}
+    assert info["num_classes"] == 10 and info["image_size"] == [28, 28]
+
+
+def test_multipart_upload(client, digit):
+    _, label, png = digit
+    response = client.post("/api/predict", files={"image": ("seven.png", png, "image/png")})
+    assert response.status_code == 200, response.text
+    _check_prediction(response.json(), label)
+
+
+def test_raw_image_body(client, digit):
+    _, label, png = digit
+    response = client.post("/api/predict", content=png, headers={"Content-Type": "image/png"})
+    assert response.status_code == 200, response.text
+    _check_prediction(response.json(), label)
+
+
+def test_json_pixels(client, digit):
+    image, label, _ = digit
+    response = client.post("/api/predict", json={"pixels": image.tolist()})
+    assert response.status_code == 200, response.text
+    _check_prediction(response.json(), label)
+    # Already in MNIST form: "preprocess": false uses the pixels exactly as sent.
+    response = client.post("/api/predict", json={"pixels": image.tolist(), "preprocess": False})
+    assert response.status_code == 200
+    assert response.json()["preprocessed"] == image.tolist()
+
+
+def test_page_is_self_contained(client):
+    response = client.get("/")
+    assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    html = response.text
+    assert '<canvas id="pad"' in html and 'id="clear"' in html and "api/predict" in html
+    # Works offline: nothing is fetched from anywhere else.
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", html)
+    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
+
+
+# ------------------------------------------------------------------ bad requests
+def _fails(response, status: int, text: str) -> None:
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and text in detail and "\n" not in detail
+
+
+def test_wrong_content_type_is_415(client):
+    _fails(
+        client.post("/api/predict", content=b"hello", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported Content-Type 'text/plain'",
+    )
+    _fails(client.post("/api/predict", content=b"hello"), 415, "missing Content-Type")
+
+
+def test_too_large_is_413(client):
+    big = b"\x00" * (MAX_BODY_BYTES + 1)
+    _fails(
+        client.post("/api/predict", content=big, headers={"Content-Type": "image/png"}),
+        413,
+        "the limit is 2.0 MB",
+    )
+    _fails(
+        client.post("/api/predict", files={"image": ("big.png", big, "image/png")}), 413, "limit"
+    )
+
+    def chunks():  # no Content-Length: the limit must hold on the bytes that arrive
+        for _ in range(40):
+            yield b"\x00" * 65536
+
+    _fails(
+        client.post("/api/predict", content=chunks(), headers={"Content-Type": "image/png"}),
+        413,
+        "larger than the 2.0 MB limit",
+    )
+
+
+def test_empty_is_400(client):
+    _fails(
+        client.post("/api/predict", content=b"", headers={"Content-Type": "image/png"}),
+        400,
+        "empty",
+    )
+    _fails(
+        client.post("/api/predict", content=b"", headers={"Content-Type": "application/json"}),
+        400,
+        "empty",
+    )
+    _fails(client.post("/api/predict", files={"image": ("e.png", b"", "image/png")}), 400, "empty")
+
+
+def test_not_an_image_is_400(client):
+    _fails(
+        client.post(
+            "/api/predict", content=b"GIF89a nonsense", headers={"Content-Type": "image/gif"}
+        ),
+        400,
+        "not an image",
+    )
+    _fails(
+        client.post("/api/predict", files={"image": ("x.png", b"plain text", "image/png")}),
+        400,
+        "x.png: not an image",
+    )
+    _fails(
+        client.post("/api/predict", files={"picture": ("x.png", b"123", "image/png")}),
+        400,
+        "file field named 'image'",
+    )
+    bomb = png_with_header(100_000, 100_000)
+    _fails(
+        client.post("/api/predict", content=bomb, headers={"Content-Type": "image/png"}),
+        422,
+        "decompression bomb",
+    )
+
+
+def test_bad_json_and_wrong_shapes(client):
+    post = client.post
+    _fails(
+        post("/api/predict", content=b"{oops", headers={"Content-Type": "application/json"}),
+        400,
+        "not valid JSON",
+    )
+    _fails(post("/api/predict", json=[1, 2]), 422, 'object with "pixels"')
+    _fails(post("/api/predict", json={"pixels": [[0] * 28] * 27}), 422, "28x28")
+    _fails(post("/api/predict", json={"pixels": [[0] * 27] * 28}), 422, "row 0 has 27 values")
+    _fails(post("/api/predict", json={"pixels": [[0] * 28] * 27 + [[0] * 27 + ["x"]]}), 422, '"x"')
+    _fails(post("/api/predict", json={"pixels": [[0] * 28] * 27 + [[0] * 27 + [256]]}), 422, "256")
+    _fails(post("/api/predict", json={"pixels": 7}), 422, "28x28")
+
+
+def test_blank_is_422(client):
+    _fails(client.post("/api/predict", json={"pixels": [[0] * 28] * 28}), 422, "no digit found")
+    white = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(white, format="JPEG")
+    _fails(
+        client.post(
+            "/api/predict", content=white.getvalue(), headers={"Content-Type": "image/jpeg"}
+        ),
+        422,
+        "blank image",
+    )
+
+
+def test_other_methods_and_paths(client):
+    assert client.get("/api/predict").status_code == 405
+    assert client.get("/nothing-here").status_code == 404
+
+
+# ------------------------------------------------------------------ the CLI verb
+def test_serve_cli_errors(checkpoint, tmp_path, monkeypatch, capsys):
+    assert cli.main(["serve", str(tmp_path / "none.pt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", str(checkpoint), "--port", str(port)]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    assert cli.main(["serve", str(checkpoint)]) == 2
+    assert SERVE_EXTRA in capsys.readouterr().err
+
+
+def test_default_host_is_loopback():
+    parser = cli.build_parser()
+    args = parser.parse_args(["serve", "x.pt"])
+    assert args.host == "127.0.0.1" and args.port == 8000
+
+
+# ------------------------------------------------------------------ the page, in a browser
+@pytest.fixture(scope="module")
+def live_server(app):
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (make browser)"
+)
+def test_drawing_a_one_in_the_browser(live_server):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+    problems = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(live_server)
+            page.wait_for_function("document.getElementById('model').textContent.includes('lenet')")
+            assert page.locator("#prediction").inner_text() == "–"
+
+            box = page.locator("#pad").bounding_box()
+            x = box["x"] + box["width"] / 2
+            page.mouse.move(x, box["y"] + box["height"] * 0.15)
+            page.mouse.down()
+            page.mouse.move(x, box["y"] + box["height"] * 0.85, steps=25)
+            page.mouse.up()
+            page.wait_for_function(
+                "/^[0-9]$/.test(document.getElementById('prediction').dataset.label)"
+            )
+            assert page.locator("#prediction").inner_text() == "1"
+            assert "% sure" in page.locator("#confidence").inner_text()
+            # The 28x28 the server returned is drawn: its centre column is ink.
+            centre = page.evaluate(
+                "() => document.getElementById('seen').getContext('2d').getImageData(14, 14, 1, 1).data[0]"
+            )
+            assert centre > 128
+            assert page.locator("#bars .fill.best").count() == 1
+
+            page.click("#clear")
+            assert page.locator("#prediction").inner_text() == "–"
+            assert page.locator("#bars .fill.best").count() == 0
+        finally:
+            browser.close()
+    assert problems == []
