@@ -23,7 +23,7 @@ if [ "${TINY:-0}" = 1 ]; then
   BEST_SET=(--set train_subset=300 --set eval_subset=200 --set epochs=1)
   SEED_WORKERS=2 BEST_WORKERS=1
 else
-  TP_ARGS=(--steps 200)
+  TP_ARGS=(--steps 100)
   SEED_SET=()
   BEST_SET=()
 fi

@@ -141,8 +141,10 @@ def test_bad_architecture_options_are_user_errors():
     [
         ({"num_classes": 0}, "num_classes must be a positive integer, got 0"),
         ({"in_channels": 0}, "in_channels must be a positive integer, got 0"),
-        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
-        ({"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
+        ({"num_classes": 2.5}, "num_classes must be a positive integer, got 2.5"),
+        ({"dropout": "0.3"}, "dropout must be a number"),
+        ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\), got 1.0"),
+        ({"dropout": -0.1}, r"dropout must be a number in \[0, 1\), got -0.1"),
     ],
 )
 def test_common_arguments_are_validated(kw, message):

@@ -223,6 +223,12 @@ def cmd_evaluate(args) -> int:
     )
     for cls, acc in enumerate(out["per_class_accuracy"]):
         print(f"  class {cls}: {acc:.4f}")
+    if out["recorded_test_acc"] is not None:
+        on = out["recorded_test_images"]
+        print(
+            f"recorded at training: test acc {out['recorded_test_acc']:.4f}"
+            + (f" (on the first {on} test images)" if on else "")
+        )
     return 0
 
 

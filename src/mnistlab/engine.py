@@ -9,6 +9,7 @@ batches are cut by index, so no per-sample Python runs on the hot path.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import math
 import platform
@@ -145,7 +146,7 @@ def train_one_epoch(
     channels_last: bool,
     label_smoothing: float = 0.0,
     augment: dict | None = None,
-    ema: torch.optim.swa_utils.AveragedModel | None = None,
+    ema: WeightEMA | None = None,
     scaler: torch.amp.GradScaler | None = None,
     progress=None,
 ) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def train_one_epoch(
             optimizer.step()
         scheduler.step()
         if ema is not None:
-            ema.update_parameters(model)
+            ema.update(model)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -236,6 +237,41 @@ def evaluate(
         if probabilities
         else torch.empty(0),  # (N, classes)
     }
+
+
+class WeightEMA:
+    """An exponential moving average of a model's weights and batch-norm statistics.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) over the first updates, as in
+    TensorFlow's ExponentialMovingAverage: with a fixed 0.999 from the first step, the random
+    initial weights still make up two thirds of the average after 400 steps (measured on an
+    H200: m5's EMA weights stayed at 10-50% validation accuracy for three epochs).
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(unwrap(model)).eval()
+        self.module.requires_grad_(False)
+        self.decay, self.updates = decay, 0
+        ema_state, model_state = self.module.state_dict(), unwrap(model).state_dict()
+        # state_dict tensors share storage with the modules: pair them once, not every step.
+        pairs = [(ema_state[k], model_state[k]) for k in ema_state]
+        self._floats = [p for p in pairs if p[0].is_floating_point()]
+        self._others = [p for p in pairs if not p[0].is_floating_point()]  # e.g. BN's step count
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_([e for e, _ in self._floats], [m for _, m in self._floats], 1 - decay)
+        for ema_tensor, model_tensor in self._others:
+            ema_tensor.copy_(model_tensor)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.updates = state["updates"]
 
 
 # ------------------------------------------------------------------ optimiser and schedule
@@ -416,6 +452,9 @@ def train(
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
+    if device.type == "cuda":
+        # Every batch has the same shape, so cuDNN's one-off autotuning of kernels pays off.
+        torch.backends.cudnn.benchmark = True
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("precision 'bf16' is not supported on this GPU; use fp16 or fp32")
     if dataset is None:
@@ -440,15 +479,19 @@ def train(
     # The run folder appears only once the model is built: a bad architecture option
     # (a UserError from create_model) must not leave an empty run behind.
     if out_dir is not None:
+        existing = out_dir / ledger.CONFIG
+        if existing.is_file() and ledger.run_id_for(
+            ledger.read_json(existing)
+        ) != ledger.run_id_for(config_dict):
+            # Resuming another config's epochs would silently mix two runs.
+            raise ConfigError(
+                f"{out_dir}: holds a run with a different config; use another out_dir"
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
         ledger.write_json(out_dir / ledger.CONFIG, config_dict)
     ema = None
     if config.ema:
-        ema = torch.optim.swa_utils.AveragedModel(
-            model,
-            multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
-            use_buffers=True,
-        )
+        ema = WeightEMA(model, config.ema_decay)
     step_model = torch.compile(model) if config.compile else model
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     optimizer = make_optimizer(config, model, device)
@@ -517,6 +560,11 @@ def train(
             if bar is not None:
                 bar.close()
             train_seconds += stats["seconds"]
+            val = None if stats["diverged"] else evaluate(evaluated(), val_data, **eval_kw)
+            if val is not None and not math.isfinite(
+                val["loss"]
+            ):  # finite train loss, broken weights
+                stats["diverged"] = True
             if stats["diverged"]:
                 status = "diverged"
                 history.append(
@@ -533,7 +581,6 @@ def train(
                 )
                 log(f"epoch {epoch}: loss is not finite: run diverged")
                 break
-            val = evaluate(evaluated(), val_data, **eval_kw)
             row = {
                 "epoch": epoch,
                 "train_loss": stats["loss"],

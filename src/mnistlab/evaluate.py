@@ -66,6 +66,8 @@ def evaluate_checkpoint(
         "acc": out["acc"],
         "per_class_accuracy": breakdown["per_class_accuracy"],
         "recorded_test_acc": meta.get("metrics", {}).get("test_acc"),
+        # A quick run judged test on its first N images only; say so beside its number.
+        "recorded_test_images": meta.get("split", {}).get("test_used"),
     }
 
 

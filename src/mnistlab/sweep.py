@@ -120,7 +120,13 @@ def load_sweep(
             values = {**base, **dict(zip(grid, combo, strict=True))}
             values.update(overrides.get(values.get("model", TrainConfig.model), {}))
             values.update(settings or {})
-            config = TrainConfig.from_dict(values, source=str(path)).validate().to_dict()
+            try:
+                config = TrainConfig.from_dict(values, source=str(path)).validate().to_dict()
+            except ConfigError as exc:
+                message = str(exc)
+                raise ConfigError(
+                    message if message.startswith(str(path)) else f"{path}: {message}"
+                ) from None
             config["out_dir"] = None  # the ledger decides where a run lives
             run_id = ledger.run_id_for(config)
             runs.setdefault(run_id, Run(run_id, config))  # identical combinations run once
@@ -134,10 +140,16 @@ def load_sweep(
         out_dir=root,
         source=path,
         runs=list(runs.values()),
-        checkpoints=bool(meta.get("checkpoints", True)),
+        checkpoints=_boolean(meta.get("checkpoints", True), f"{path}: [sweep] checkpoints"),
         description=meta.get("description", ""),
         axes={k: v for g in grids for k, v in g.items()},
     )
+
+
+def _boolean(value, what: str) -> bool:
+    if not isinstance(value, bool):  # bool("no") is True: refuse strings outright
+        raise ConfigError(f"{what} must be true or false, got {value!r}")
+    return value
 
 
 def run_dir(sweep: Sweep, run: Run) -> Path:

@@ -8,6 +8,7 @@ explicitly below, so the registry never depends on import order elsewhere.
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Integral, Real
 
 import torch.nn as nn
 
@@ -34,12 +35,13 @@ def create_model(
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}; valid models: {', '.join(list_models())}")
     # Checked here once, so no model file has to (and torch's own errors are cryptic).
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if not isinstance(in_channels, int) or in_channels < 1:
-        raise UserError(f"in_channels must be a positive integer, got {in_channels!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"dropout must be in [0, 1), got {dropout!r}")
+    # numbers.* accepts numpy scalars too; bool is an int in Python but never a count here.
+    for arg, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise UserError(f"{arg} must be a positive integer, got {value!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
+        raise UserError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    num_classes, in_channels, dropout = int(num_classes), int(in_channels), float(dropout)
     try:
         return _REGISTRY[name](
             num_classes=num_classes, in_channels=in_channels, dropout=dropout, **arch_kwargs
