@@ -31,6 +31,7 @@ from mnistlab.engine import (
     make_scheduler,
     resolve_device,
     resolve_precision,
+    speed_settings,
     train_one_epoch,
 )
 from mnistlab.models import create_model
@@ -78,7 +79,10 @@ def seed_style(name, images, labels, steps, batch, device):
 def engine_style(name, images, labels, steps, batch, device, precision):
     torch.manual_seed(0)
     config = TrainConfig(model=name, batch_size=batch, epochs=1)
-    model = create_model(name, dropout=0.25).to(device).to(memory_format=torch.channels_last)
+    model = create_model(name, dropout=0.25).to(device)
+    precision, channels_last = speed_settings(model, device, precision, True, (1, 28, 28))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(config, model, device)
     data = DeviceSplit(
         images[: (steps + 1) * batch].to(device), labels[: (steps + 1) * batch].to(device)
@@ -90,12 +94,12 @@ def engine_style(name, images, labels, steps, batch, device, precision):
         mean=MEAN,
         std=STD,
         precision=precision,
-        channels_last=True,
+        channels_last=channels_last,
     )
     train_one_epoch(model, opt, make_scheduler(config, opt, 1), warm, **kw)  # one-off costs
     data = DeviceSplit(data.images[batch:], data.labels[batch:])
     stats = train_one_epoch(model, opt, make_scheduler(config, opt, steps), data, **kw)
-    return stats["images_per_second"]
+    return stats["images_per_second"], precision
 
 
 def sync(device):
@@ -117,7 +121,7 @@ def main():
     data = load_dataset()
     rows = []
     print(
-        f"{describe_device(device)}, engine precision {precision}, batch {args.batch}, "
+        f"{describe_device(device)}, engine precision {precision} (auto: per model), batch {args.batch}, "
         f"{args.steps} timed steps",
         flush=True,
     )
@@ -126,11 +130,25 @@ def main():
         base = seed_style(
             name, data.train_images, data.train_labels, args.steps, args.batch, device
         )
-        fast = engine_style(
-            name, data.train_images, data.train_labels, args.steps, args.batch, device, precision
+        fast, used = engine_style(
+            name,
+            data.train_images,
+            data.train_labels,
+            args.steps,
+            args.batch,
+            device,
+            args.precision,
         )
-        rows.append({"model": name, "seed_style": base, "engine": fast, "ratio": fast / base})
-        print(f"{name:<12} {base:>17.0f} {fast:>13.0f} {fast / base:>5.2f}x", flush=True)
+        rows.append(
+            {
+                "model": name,
+                "seed_style": base,
+                "engine": fast,
+                "ratio": fast / base,
+                "precision": used,
+            }
+        )
+        print(f"{name:<12} {base:>17.0f} {fast:>13.0f} {fast / base:>5.2f}x  {used}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

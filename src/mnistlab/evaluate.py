@@ -42,10 +42,10 @@ def evaluate_checkpoint(
     # bf16 on a bf16 CPU for an fp32 run, and the recorded test accuracy would not reproduce.
     recorded = meta.get("config", {})
     try:
-        precision = resolve_precision(recorded.get("precision", "auto"), dev)
+        precision = resolve_precision(meta.get("precision", recorded.get("precision", "auto")), dev)
     except UserError:  # e.g. an fp16 GPU run judged on the CPU
         precision = resolve_precision("auto", dev)
-    channels_last = bool(recorded.get("channels_last", False))
+    channels_last = bool(meta.get("channels_last", recorded.get("channels_last", False)))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     out = evaluate(
@@ -113,7 +113,9 @@ def evaluate_ensemble(
             data, num_classes = load_eval_split(meta, split, data_dir, dev)
         recorded = meta.get("config", {})
         try:
-            prec = resolve_precision(precision or recorded.get("precision", "auto"), dev)
+            prec = resolve_precision(
+                precision or meta.get("precision", recorded.get("precision", "auto")), dev
+            )
         except UserError:
             if precision is not None:
                 raise
