@@ -81,3 +81,19 @@ def tiny_idx_dir(make_idx_dir):
 def tiny_dataset(tiny_idx_dir) -> Dataset:
     """200 train / 100 test MNIST digits as a `Dataset` named "mnist"."""
     return load_dataset("mnist", data_dir=tiny_idx_dir)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """A LeNet checkpoint trained once per session (~96% test accuracy), for the tests that
+    use trained models: predict, export, serve, ensembles."""
+    from use_helpers import trained_checkpoint
+
+    return trained_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    from use_helpers import one_torch_thread
+
+    yield from one_torch_thread()

@@ -220,7 +220,8 @@ def test_evaluate_a_checkpoint(trained):
     assert code == 0
     lines = stdout.splitlines()
     assert lines[0].startswith("mlp on test (10000 images): acc ")
-    assert [line.split(":")[0].strip() for line in lines[1:]] == [f"class {c}" for c in range(10)]
+    assert [line.split(":")[0].strip() for line in lines[1:11]] == [f"class {c}" for c in range(10)]
+    assert lines[11].startswith("recorded at training: test acc ")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from use_helpers import one_torch_thread, trained_checkpoint
 
 from mnistlab import cli
 from mnistlab.checkpoint import load_checkpoint, read_checkpoint
@@ -15,15 +14,7 @@ from mnistlab.engine import to_input
 from mnistlab.errors import UserError
 from mnistlab.evaluate import evaluate_ensemble
 
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory):
-    return trained_checkpoint(tmp_path_factory)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    yield from one_torch_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _variant(checkpoint, path, seed: int, noise: float = 0.05, **changes):

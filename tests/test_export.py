@@ -9,22 +9,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from use_helpers import one_torch_thread, trained_checkpoint
 
 from mnistlab import cli
 from mnistlab.errors import UserError
 from mnistlab.export import ONNX_EXTRA, export_onnx
 from mnistlab.predict import Predictor
 
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory):
-    return trained_checkpoint(tmp_path_factory)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    yield from one_torch_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _session(path):

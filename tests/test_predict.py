@@ -12,24 +12,14 @@ from use_helpers import (
     centre_of_mass,
     correlation,
     ink_box,
-    one_torch_thread,
     png_with_header,
-    trained_checkpoint,
 )
 
 from mnistlab import cli
 from mnistlab.predict import Predictor, predict_images
 from mnistlab.preprocess import MAX_FILE_BYTES, ImageError, preprocess_image
 
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory):
-    return trained_checkpoint(tmp_path_factory)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    yield from one_torch_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from use_helpers import one_torch_thread, png_with_header, trained_checkpoint
+from use_helpers import png_with_header
 
 from mnistlab import cli
 from mnistlab.serve import MAX_BODY_BYTES, create_app
@@ -23,14 +23,7 @@ from mnistlab.serve.app import SERVE_EXTRA
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory):
-    return trained_checkpoint(tmp_path_factory)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    yield from one_torch_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

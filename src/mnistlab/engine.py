@@ -626,19 +626,20 @@ def train(
             if out_dir is not None:
                 ledger.write_json(out_dir / ledger.HISTORY, history)
                 if stats["seconds"] >= RESUME_MIN_EPOCH_SECONDS and epoch < config.epochs:
-                    _save_resume(
-                        resume_path,
-                        model,
-                        optimizer,
-                        scheduler,
-                        ema,
-                        generator,
-                        history,
-                        train_seconds,
-                        best_epoch,
-                        best_val_acc,
-                        best_state,
-                    )
+                    resume_state = {
+                        "model": unwrap(model).state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "ema": ema.state_dict() if ema is not None else None,
+                        "generator": generator.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "history": history,
+                        "train_seconds": train_seconds,
+                        "best_epoch": best_epoch,
+                        "best_val_acc": best_val_acc,
+                        "best_state": best_state,
+                    }
+                    _atomic_torch_save(resume_path, resume_state)
     except KeyboardInterrupt:
         status = "interrupted"
         log(f"interrupted after {len(history)} finished epoch(s); history kept")
@@ -729,34 +730,3 @@ def _atomic_torch_save(path: Path, obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def _save_resume(
-    path,
-    model,
-    optimizer,
-    scheduler,
-    ema,
-    generator,
-    history,
-    train_seconds,
-    best_epoch,
-    best_val_acc,
-    best_state,
-) -> None:
-    _atomic_torch_save(
-        path,
-        {
-            "model": unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": history,
-            "train_seconds": train_seconds,
-            "best_epoch": best_epoch,
-            "best_val_acc": best_val_acc,
-            "best_state": best_state,
-        },
-    )
