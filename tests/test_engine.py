@@ -618,3 +618,35 @@ def test_bf16_training_really_runs_in_bf16(mnist, monkeypatch):
     assert result.precision == "bf16" and result.status == "finished"
     assert dtypes == {torch.bfloat16}
     assert 0.0 <= result.metrics["test_acc"] <= 1.0
+
+
+# ------------------------------------------------------------------ TensorBoard
+def test_tensorboard_event_files_hold_every_epoch(mnist, tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    run(tiny(epochs=2, out_dir=str(out), tensorboard=True), mnist)
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert set(events.Tags()["scalars"]) >= {"train/loss", "train/acc", "val/loss", "val/acc"}
+    history = ledger.read_json(out / ledger.HISTORY)
+    logged = [e.value for e in events.Scalars("val/acc")]
+    assert logged == pytest.approx([row["val_acc"] for row in history])
+    # Logging is an observation, not part of the experiment: same run id either way.
+    assert ledger.run_id_for(tiny(tensorboard=True).to_dict()) == ledger.run_id_for(
+        tiny().to_dict()
+    )
+
+
+def test_tensorboard_without_the_extra_fails_before_work(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorboard" else real_find_spec(name, *a),
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'mnistlab\[tensorboard\]'"):
+        tiny(tensorboard=True).validate()

@@ -253,6 +253,11 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--status", action="store_true", help="show done/pending/failed and exit")
     p.add_argument("--no-report", action="store_true", help="skip writing the report")
     p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files per run (the tensorboard extra)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -274,7 +279,8 @@ def cmd_sweep(args) -> int:
 
     from .sweep import load_sweep, prepare, statuses
 
-    sweep = load_sweep(args.config, args.out, _parse_pairs(args.settings))
+    settings = _parse_pairs(args.settings) | ({"tensorboard": True} if args.tensorboard else {})
+    sweep = load_sweep(args.config, args.out, settings)
     if args.status:
         states = statuses(sweep)
         for run in sweep.runs:

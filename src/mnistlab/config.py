@@ -4,6 +4,7 @@ once, before any work. The resolved config is saved beside every result."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ class TrainConfig:
     num_threads: int | None = None  # torch CPU threads; None = torch's default
     eval_batch_size: int = 1024  # evaluation has no gradients, so bigger batches are cheap
     out_dir: str | None = None  # where the run's files go; None = don't write files
+    tensorboard: bool = False  # also write TensorBoard event files to out_dir/tensorboard
 
     def validate(self) -> TrainConfig:
         from .models import list_models  # late: importing models pulls in torch.nn
@@ -129,6 +131,10 @@ class TrainConfig:
         need(
             self.num_threads is None or self.num_threads >= 1,
             f"num_threads must be >= 1, got {self.num_threads}",
+        )
+        need(
+            not self.tensorboard or importlib.util.find_spec("tensorboard") is not None,
+            "tensorboard logging needs the tensorboard extra: pip install 'mnistlab[tensorboard]'",
         )
         return self
 

@@ -551,6 +551,12 @@ def train(
         log(f"resuming {config.model} after epoch {len(history)}")
 
     status = "finished"
+    board = None
+    if config.tensorboard and out_dir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        # purge_step drops events a killed attempt wrote past the epoch we resume from.
+        board = SummaryWriter(str(out_dir / "tensorboard"), purge_step=len(history) + 1)
     eval_kw = dict(
         mean=mean,
         std=std,
@@ -613,6 +619,10 @@ def train(
                 "images_per_second": stats["images_per_second"],
             }
             history.append(row)
+            if board is not None:
+                for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+                    board.add_scalar(key.replace("_", "/", 1), row[key], epoch)
+                board.flush()
             if val["acc"] > best_val_acc:  # strictly better: ties keep the earlier epoch
                 best_epoch, best_val_acc = epoch, val["acc"]
                 best_state = {
@@ -643,6 +653,9 @@ def train(
     except KeyboardInterrupt:
         status = "interrupted"
         log(f"interrupted after {len(history)} finished epoch(s); history kept")
+    finally:
+        if board is not None:
+            board.close()
 
     if out_dir is not None:
         ledger.write_json(out_dir / ledger.HISTORY, history)

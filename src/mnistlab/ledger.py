@@ -48,8 +48,13 @@ def read_json(path: str | os.PathLike):
 
 def run_id_for(config: dict) -> str:
     """Same resolved config -> same id; any change -> a new id (and a new folder)."""
-    # Where a run is stored and which device runs it do not change what it computes.
-    identity = {k: v for k, v in config.items() if k not in {"out_dir", "device", "num_threads"}}
+    # Where a run is stored, which device runs it and whether it also logs to TensorBoard do
+    # not change what it computes.
+    identity = {
+        k: v
+        for k, v in config.items()
+        if k not in {"out_dir", "device", "num_threads", "tensorboard"}
+    }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return f"{config['model']}-{digest}"
 
