@@ -175,6 +175,30 @@ def test_a_finished_run_is_not_retrained_unless_forced(trained, tmp_path, trains
     assert f"run folder: {out}" in stdout
 
 
+def test_force_removes_only_the_run_files_of_the_out_dir(trained, tmp_path, trains):
+    out = tmp_path / "run"
+    shutil.copytree(trained.out, out)
+    (out / "notes.txt").write_text("mine")
+    code, _, _ = cli("train", "--config", trained.config, *TINY, "--out-dir", out, "--force")
+    assert code == 0 and len(trains) == 1
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_an_out_dir_holding_another_config_is_refused(trained, tmp_path, trains):
+    out = tmp_path / "run"
+    shutil.copytree(trained.out, out)
+    before = (out / ledger.RESULT).read_bytes()
+    code, stdout, stderr = cli(
+        "train", "--config", trained.config, *TINY, "--lr", "0.01", "--out-dir", out
+    )
+    assert code == 2 and "already trained" not in stdout
+    assert (
+        stderr
+        == f"mnistlab: error: {out}: holds a run with a different config; use another out_dir\n"
+    )
+    assert (out / ledger.RESULT).read_bytes() == before  # nothing recorded is lost
+
+
 def test_default_run_folder_is_named_by_the_run_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, stdout, stderr = cli("train", "--model", "mlp", "--arch", "hidden=[8]", *TINY)

@@ -131,6 +131,10 @@ def add_train_parser(sub) -> None:
     p.set_defaults(handler=cmd_train)
 
 
+def _pct(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.2f}%"
+
+
 def cmd_train(args) -> int:
     import json
     import shutil
@@ -143,15 +147,22 @@ def cmd_train(args) -> int:
     if config.out_dir is None:
         config.out_dir = str(Path("runs/train") / ledger.run_id_for(config.to_dict()))
     out = Path(config.out_dir)
-    if (out / ledger.RESULT).is_file():
+    same_run = (out / ledger.CONFIG).is_file() and ledger.run_id_for(
+        ledger.read_json(out / ledger.CONFIG)
+    ) == ledger.run_id_for(config.to_dict())
+    if same_run and (out / ledger.RESULT).is_file():
         if not args.force:
             result = ledger.read_json(out / ledger.RESULT)
             print(f"already trained (use --force to retrain): {out}")
             print(
-                f"test acc {result['test_acc']}  val acc {result['val_acc']}  status {result['status']}"
+                f"status {result['status']}, val acc {_pct(result['val_acc'])}, "
+                f"test acc {_pct(result['test_acc'])}"
             )
             return 0
-        shutil.rmtree(out)
+        # Only the run's own files: --out-dir may name a folder that holds other things too.
+        for name in (ledger.RESULT, ledger.HISTORY, ledger.CHECKPOINT, ledger.RESUME, ledger.ERROR):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)
     result = train(config, log=(lambda *a: None) if args.json else print)
     if args.json:
         print(json.dumps(result.to_dict() | {"history": result.history}, indent=1))
@@ -159,7 +170,7 @@ def cmd_train(args) -> int:
         m = result.metrics
         print(
             f"{result.status}: {config.model}, {result.params:,} parameters, best epoch "
-            f"{result.best_epoch}, val acc {m['val_acc']}, test acc {m['test_acc']}, "
+            f"{result.best_epoch}, val acc {_pct(m['val_acc'])}, test acc {_pct(m['test_acc'])}, "
             f"{result.train_seconds:.1f}s training on {result.device} {result.precision}"
         )
         print(f"run folder: {config.out_dir}")
