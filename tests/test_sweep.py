@@ -503,3 +503,18 @@ def test_bad_set_values_are_one_line_and_exit_2(setting, message, tmp_path, exec
     assert stderr.startswith("mnistlab: error: ") and stderr.count("\n") == 1
     assert message in stderr
     assert not (tmp_path / "out").exists() and executed == []
+
+
+def test_worker_processes_write_the_same_ledger(finished, tmp_path):
+    # Spawned workers load the data themselves (the monkeypatch does not reach them).
+    out = tmp_path / "sweep"
+    code, stdout, _ = sweep_cli(finished.toml, "--out", out, "--workers", "2", "--no-report")
+    assert code == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
+        p.name for p in (finished.out / "runs").iterdir()
+    )
+    assert {r["run_id"]: r["status"] for r in ledger.read_runs(out)} == {
+        r["run_id"]: "finished" for r in ledger.read_runs(finished.out)
+    }
+    lines = [line for line in stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 4 and lines[-1].startswith("[4/4] ") and "ETA" in lines[0]

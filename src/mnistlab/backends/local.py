@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..sweep import Run, Sweep, SweepProgress, execute_run, run_dir
+from ..sweep import Run, Sweep, SweepProgress, execute_run, format_seconds, run_dir
 
 
 def run_local(sweep: Sweep, todo: list[Run], workers: int = 1, log=print) -> list[dict]:
@@ -49,11 +49,16 @@ def _run_in_processes(sweep: Sweep, todo: list[Run], workers: int, progress: Swe
             for run in todo
         }
         start = time.perf_counter()
-        for future in as_completed(futures):
+        for finished, future in enumerate(as_completed(futures), 1):
             outcome = future.result()
-            progress.finish((time.perf_counter() - start) / max(len(outcomes) + 1, 1) * workers)
+            progress.done += 1
+            # Runs overlap, so the ETA comes from throughput: time so far per finished run.
+            remaining = len(todo) - finished
+            per_run = (time.perf_counter() - start) / finished
+            eta = f", ETA {format_seconds(per_run * remaining)}" if remaining else ""
             print(
-                f"[{progress.done}/{progress.total}] {futures[future].label}: {outcome['status']}",
+                f"[{progress.done}/{progress.total}{eta}] {futures[future].label}: "
+                f"{outcome['status']}",
                 flush=True,
             )
             outcomes.append(outcome)
