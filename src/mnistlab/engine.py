@@ -672,7 +672,7 @@ def train(
         # The one and only look at the test set.
         test = evaluate(final_model, test_data, **eval_kw)
         metrics.update(test_loss=test["loss"], test_acc=test["acc"])
-        result_extra = test_breakdown(
+        result_extra = confusion_breakdown(
             test["predictions"], test_data.labels.cpu(), dataset.num_classes
         )
         log(
@@ -727,7 +727,7 @@ def train(
     return result
 
 
-def test_breakdown(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
+def confusion_breakdown(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)  # [true, predicted]
     confusion.index_put_((labels, predictions), torch.ones_like(labels), accumulate=True)
     per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1)).tolist()

@@ -9,7 +9,7 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .data import load_dataset
-from .engine import DeviceSplit, evaluate, resolve_device, resolve_precision, test_breakdown
+from .engine import DeviceSplit, confusion_breakdown, evaluate, resolve_device, resolve_precision
 from .errors import UserError
 
 SPLITS = ("test", "val")
@@ -56,7 +56,7 @@ def evaluate_checkpoint(
         precision=precision,
         channels_last=channels_last,
     )
-    breakdown = test_breakdown(out["predictions"], data.labels.cpu(), num_classes)
+    breakdown = confusion_breakdown(out["predictions"], data.labels.cpu(), num_classes)
     return {
         "checkpoint": str(path),
         "model": meta["model"],
@@ -140,7 +140,7 @@ def evaluate_ensemble(
     mean_probs = prob_sum / len(paths)  # (N, classes)
     predictions = mean_probs.argmax(1)
     true_prob = mean_probs.gather(1, labels[:, None]).squeeze(1).clamp_min(1e-12)
-    breakdown = test_breakdown(predictions, labels, num_classes)
+    breakdown = confusion_breakdown(predictions, labels, num_classes)
     return {
         "split": split,
         "images": len(labels),
