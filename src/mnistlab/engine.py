@@ -465,6 +465,7 @@ def train(
     """Train one model with `config`. With `config.out_dir` set, the run's folder is written as
     the ledger describes, and a run killed part-way resumes from its last saved epoch."""
     wall_start = time.perf_counter()
+    code_version = git_commit()  # now: the checkout may change while a long run trains
     config.validate()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -716,7 +717,7 @@ def train(
         split=split_info,
         run_id=out_dir.name if out_dir else None,
         out_dir=str(out_dir) if out_dir else None,
-        git_commit=git_commit(),
+        git_commit=code_version,
         **result_extra,
     )
     if out_dir is not None and status != "interrupted":
