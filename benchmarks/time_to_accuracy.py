@@ -21,25 +21,22 @@ import time
 from pathlib import Path
 
 # The fastest recipes found on the 2-core development CPU (see the README): one fastnet
-# schedule, with augmentation and more epochs for the higher target.
+# schedule; the higher target trains longer, at a lower peak lr, on randomly moved digits,
+# and evaluates a moving average of the weights.
 FASTNET = shlex.split(
-    "--model fastnet --batch-size 128 --optimizer adamw --lr 0.01 --schedule onecycle "
-    "--label-smoothing 0.1 --weight-decay 0.0005 --dropout 0.0 --val-fraction 0.01"
+    "--model fastnet --batch-size 128 --optimizer adamw --schedule onecycle "
+    "--label-smoothing 0.1 --weight-decay 0.0005 --dropout 0.0"
 )
+AFFINE = shlex.split("--augment --rotate-degrees 10 --translate 0.08 --scale 0.08")
 RECIPES = {
-    99.0: [*FASTNET, "--epochs", "1"],
-    99.5: [
-        *FASTNET,
-        "--epochs",
-        "7",
-        "--augment",
-        "--rotate-degrees",
-        "10",
-        "--translate",
-        "0.08",
-        "--scale",
-        "0.08",
-    ],
+    # One epoch leaves nothing for validation to choose, so 1% of the data is enough for it;
+    # 42,000 of the 59,400 training images (0.7 of an epoch) reach 99% with a margin.
+    99.0: [*FASTNET, "--val-fraction", "0.01", "--lr", "0.02", "--epochs", "1"]
+    + ["--train-subset", "42000"],
+    # Here validation picks one of 13 epochs: with 1% (600 images) it picked epochs 2-8 of
+    # 12 by noise (worst seed 99.44% test), so this keeps the usual 10%.
+    99.5: [*FASTNET, "--val-fraction", "0.1", "--lr", "0.01", "--epochs", "13", *AFFINE]
+    + ["--ema"],
 }
 
 

@@ -65,7 +65,7 @@ def cpu_has_fast_bf16() -> bool:
 
 # Below this many multiply-accumulates per image, bf16 and channels_last slow a model down on
 # the CPU (measured on the 2-core development CPU: LeNet, 0.4M MACs, 10,750 img/s in fp32 and
-# the plain layout, 9,540 with both; fastnet, 7.8M MACs, 1,820 -> 4,540 with both).
+# the plain layout, 9,540 with both; a plain 3x3 CNN of 7.8M MACs, 1,820 -> 4,540 with both).
 SMALL_MODEL_MACS = 1_000_000
 
 
