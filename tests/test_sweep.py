@@ -22,7 +22,7 @@ from mnistlab import engine, ledger
 from mnistlab.backends import local
 from mnistlab.cli import main
 from mnistlab.config import ConfigError, TrainConfig
-from mnistlab.models import list_models
+from mnistlab.models import count_parameters, create_model, list_models
 from mnistlab.models.mlp import MLP
 from mnistlab.sweep import bundled_config, load_sweep, statuses
 
@@ -459,6 +459,16 @@ def test_named_shipped_sweeps(name, tmp_path):
         pytest.skip(f"configs/{name}.toml is not shipped yet")
     sweep = load_sweep(name, str(tmp_path / "out"))
     assert sweep.name and sweep.runs
+
+
+def test_cpu_best_gives_its_fastnets_the_wider_layout(tmp_path):
+    sweep = load_sweep("cpu_best", str(tmp_path / "out"))
+    fastnets = [r.config for r in sweep.runs if r.config["model"] == "fastnet"]
+    assert sorted(c["seed"] for c in fastnets) == [0, 1, 2]
+    assert all(c["model_kwargs"] == {"widths": [32, 64, 128, 256]} for c in fastnets)
+    assert count_parameters(create_model("fastnet", **fastnets[0]["model_kwargs"])) == 390_890
+    lenet = [r.config for r in sweep.runs if r.config["model"] == "lenet"]
+    assert len(lenet) == 1 and lenet[0]["model_kwargs"] == {}
 
 
 def test_status_of_an_untouched_sweep(tmp_path, executed):
