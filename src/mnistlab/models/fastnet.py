@@ -12,7 +12,7 @@ image; the earlier fastnet, 16-32-48-64 wide with its first pool after the secon
 convolution, needed 7.8M and reached 99.2-99.3% after one epoch against 99.3-99.4% for this
 one), and pooling before BN and ReLU hands those memory-bound layers a quarter of the values.
 Widths are multiples of 16: a 12-24-48-96 variant, with fewer than 60% of these MACs, trained
-slower (5,300 images/s against 9,500), as oneDNN's bf16 kernels favour such widths.
+slower in one measurement (5,300 images/s against 9,500): oneDNN's bf16 kernels favour them.
 
 Layout: conv 16@28 -> pool 14 -> conv 32@14 -> pool 7 -> conv 64@7 -> pool 3 -> conv 128@3
 -> global max -> linear. 98,682 parameters with 1 input channel and 10 classes.
