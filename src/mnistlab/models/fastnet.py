@@ -2,9 +2,9 @@
 
 No paper: it follows the speed-run recipe of airbench (Jordan 2024, "94% on CIFAR-10 in
 3.29 seconds on a single GPU") scaled down to digits: four narrow 3x3 convolutions, the
-first three max-pooled *before* their batch norm and ReLU (as airbench does), a global max pool instead of a
-big flattened layer, and (in training, not here) AdamW with a one-cycle schedule, label
-smoothing and bf16.
+first three max-pooled *before* their batch norm and ReLU (as airbench does), a global max
+pool instead of a big flattened layer, and (in training, not here) AdamW with a one-cycle
+schedule, label smoothing and bf16.
 
 Why this shape, measured on the 2-core development CPU: pooling straight after the first
 convolution keeps every later convolution at 14x14 or smaller (2.6M multiply-accumulates per
