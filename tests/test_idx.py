@@ -12,7 +12,6 @@ from mnistlab.data.idx import (
     IMAGES_MAGIC,
     LABELS_MAGIC,
     IDXError,
-    atomic_write_bytes,
     encode_idx,
     read_idx,
     read_images,
@@ -21,6 +20,7 @@ from mnistlab.data.idx import (
     write_idx,
 )
 from mnistlab.errors import UserError
+from mnistlab.fileio import atomic_write_bytes
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])

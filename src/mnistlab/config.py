@@ -18,6 +18,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+# Where a run is stored, which device runs it, its thread count and whether it also logs to
+# TensorBoard do not change what it computes: such fields are left out of a run's identity.
+NOT_IDENTITY = {"identity": False}
+
+
 class ConfigError(UserError):
     """A config value that cannot work; raised before any training starts."""
 
@@ -63,14 +68,20 @@ class TrainConfig:
         None  # judge val and test on their first N images (quick CPU runs; recorded)
     )
     # --- machine
-    device: str = "auto"  # auto | cpu | cuda | mps
+    device: str = field(default="auto", metadata=NOT_IDENTITY)  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto (bf16 where fast, else fp32) | fp32 | bf16 | fp16
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and GPU
     compile: bool = False  # torch.compile the model (no gain measured on CPU; may help on GPU)
-    num_threads: int | None = None  # torch CPU threads; None = torch's default
+    num_threads: int | None = field(
+        default=None, metadata=NOT_IDENTITY
+    )  # torch CPU threads; None = torch's default
     eval_batch_size: int = 1024  # evaluation has no gradients, so bigger batches are cheap
-    out_dir: str | None = None  # where the run's files go; None = don't write files
-    tensorboard: bool = False  # also write TensorBoard event files to out_dir/tensorboard
+    out_dir: str | None = field(
+        default=None, metadata=NOT_IDENTITY
+    )  # where the run's files go; None = don't write files
+    tensorboard: bool = field(
+        default=False, metadata=NOT_IDENTITY
+    )  # also write TensorBoard event files to out_dir/tensorboard
 
     def validate(self) -> TrainConfig:
         from .models import list_models  # late: importing models pulls in torch.nn
@@ -141,6 +152,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide what a run computes (its ledger id hashes these)."""
+        return {k: v for k, v in self.to_dict().items() if k in IDENTITY_FIELDS}
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a plain dict, refusing unknown keys and values of the wrong type."""
@@ -154,6 +169,11 @@ class TrainConfig:
             name: _coerce(name, value, known[name].type, source) for name, value in values.items()
         }
         return cls(**cleaned)
+
+
+IDENTITY_FIELDS = frozenset(
+    f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("identity", True)
+)
 
 
 def _coerce(name: str, value: Any, annotation: str, source: str) -> Any:

@@ -193,7 +193,7 @@ def export_onnx(
     `images` (how many were checked). Nothing is written when the check fails."""
     onnx, ort = _require_onnx()
     from .checkpoint import load_checkpoint
-    from .data.idx import atomic_write_bytes
+    from .fileio import atomic_write_bytes
 
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")

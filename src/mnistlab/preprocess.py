@@ -310,7 +310,7 @@ def save_png(digit: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a (H, W) uint8 digit as a greyscale PNG, atomically."""
     from PIL import Image
 
-    from .data.idx import atomic_write_bytes
+    from .fileio import atomic_write_bytes
 
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(digit, dtype=np.uint8)).save(buffer, format="PNG")

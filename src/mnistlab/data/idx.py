@@ -12,13 +12,13 @@ import hashlib
 import math
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..fileio import atomic_write_bytes
 
 IMAGES_MAGIC = 2051  # 0x00000803: uint8, 3 dimensions (count, rows, cols)
 LABELS_MAGIC = 2049  # 0x00000801: uint8, 1 dimension (count)
@@ -176,20 +176,3 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     if path.suffix == ".gz":
         payload = gzip.compress(payload, compresslevel=9, mtime=0)
     atomic_write_bytes(path, payload)
-
-
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results should be readable like any file
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from .idx import atomic_write_bytes
+from ..fileio import atomic_write_bytes
 from .sources import Dataset
 from .split import Split
 

@@ -7,8 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from ..data.idx import atomic_write_bytes
 from ..errors import UserError
+from ..fileio import atomic_write_bytes
 from ..ledger import MANIFEST, read_runs
 from . import plots
 from .conclusions import conclusions

@@ -1,0 +1,102 @@
+"""Writing files so that a crash, a kill or a full disk never leaves half a file behind.
+
+Every file the tool writes that matters goes through here: written to a temporary name in the
+same folder, flushed to disk, renamed into place, and the folder itself synced so the rename
+survives a power cut. Failures of the disk (read-only, full, no permission) become one-line
+`UserError`s naming the path.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+# A temporary file of an interrupted write is named `.<target>.<random>.tmp`.
+TMP_SUFFIX = ".tmp"
+
+
+class OutputError(UserError):
+    """A file or folder could not be written (read-only, full disk, no permission)."""
+
+
+def describe_os_error(path: str | os.PathLike, exc: OSError) -> str:
+    reason = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }.get(exc.errno, exc.strerror or type(exc).__name__)
+    return f"cannot write {path}: {reason}"
+
+
+def make_dirs(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot write {path}: a file of that name is in the way") from None
+    except OSError as exc:
+        raise OutputError(describe_os_error(path, exc)) from None
+    return path
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms (Windows) cannot open a folder: the rename still happened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    make_dirs(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    except OSError as exc:
+        raise OutputError(describe_os_error(path, exc)) from None
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results should be readable like any file
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(describe_os_error(path, exc)) from None
+        raise
+    _sync_folder(path.parent)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    # allow_nan=False: NaN and Infinity are not JSON, and other tools refuse to read them.
+    text = json.dumps(obj, indent=1, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def write_torch(path: str | os.PathLike, obj: Any) -> None:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_copy(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    atomic_write_bytes(destination, Path(source).read_bytes())
