@@ -204,3 +204,80 @@ def test_read_pair_checks_sha256(images_path, labels_path):
     assert images.shape == (5, 4, 3) and labels.tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(IDXError, match=r"checksum mismatch \(SHA-256 .*\): the file was altered"):
         read_pair(images_path, labels_path, ("0" * 64, None))
+
+
+# ---------------------------------------------------------------- untrusted sizes (issue 13, item 8)
+def _gzip_stream(parts) -> bytes:
+    """gzip of the concatenated `parts` (bytes, or (byte, count) runs), built in 1 MB steps so
+    the test itself never holds the expanded data."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip wrapper
+    out = []
+    for part in parts:
+        if isinstance(part, bytes):
+            out.append(packer.compress(part))
+            continue
+        byte, count = part
+        block = byte * 2**20
+        while count > 0:
+            out.append(packer.compress(block[: min(count, len(block))]))
+            count -= len(block)
+    out.append(packer.flush())
+    return b"".join(out)
+
+
+def _peak_python_bytes(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    except IDXError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_gzip_bomb_with_trailing_data_is_refused_without_expanding(labels_path):
+    # A 5-label file followed by 64 MB of zeros: ~65 KB of gzip. Reading must stop just past
+    # what the header claims, not expand the whole stream first.
+    labels_path.write_bytes(_gzip_stream([labels_path.read_bytes(), (b"\x00", 64 * 2**20)]))
+    assert labels_path.stat().st_size < 100_000
+    msg = expect_error(labels_path, read_labels, "has trailing bytes: header declares shape")
+    assert "decompresses to more than" in msg
+    assert _peak_python_bytes(lambda: read_labels(labels_path)) < 4 * 2**20
+
+
+def test_plain_file_with_trailing_data_is_refused_from_its_size(labels_path):
+    with open(labels_path, "ab") as fh:  # sparse: no disk and nothing to read
+        fh.truncate(labels_path.stat().st_size + 2**30)
+    expect_error(labels_path, read_labels, "has trailing bytes: .* file has 1073741829")
+    assert _peak_python_bytes(lambda: read_labels(labels_path)) < 2**20
+
+
+def test_header_claiming_more_than_the_limit_is_refused_before_reading(images_path):
+    # 100,000 images of 200x200 = 4 GB claimed, in a gzip of a few bytes of real data.
+    images_path.write_bytes(
+        _gzip_stream([struct.pack(">IIII", IMAGES_MAGIC, 100_000, 200, 200), (b"\x00", 2**20)])
+    )
+    expect_error(images_path, read_images, "over the .* limit for one IDX file")
+    assert _peak_python_bytes(lambda: read_images(images_path)) < 2**20
+
+
+def test_count_is_checked_before_the_data_is_read(images_path, labels_path):
+    # Honest but huge labels: 64 million of them (64 MB expanded, 62 KB of gzip), for 5 images.
+    labels_path.write_bytes(
+        _gzip_stream([struct.pack(">II", LABELS_MAGIC, 64 * 2**20), (b"\x00", 64 * 2**20)])
+    )
+    with pytest.raises(IDXError, match="count mismatch: 5 images but .* has 67108864 labels"):
+        read_pair(images_path, labels_path)
+    assert _peak_python_bytes(lambda: read_pair(images_path, labels_path)) < 4 * 2**20
+
+
+def test_concatenated_gzip_members_are_one_stream(images_path):
+    raw = images_path.read_bytes()
+    images_path.write_bytes(gzip.compress(raw[:7]) + gzip.compress(raw[7:]))
+    assert read_images(images_path).shape == (5, 4, 3)

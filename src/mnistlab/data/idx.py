@@ -43,28 +43,110 @@ def _describe_magic(magic: int) -> str:
     return f"{np.dtype(_DTYPES[type_code]).name}, {ndim} {dims}"
 
 
-def read_idx_bytes(path: str | os.PathLike) -> bytes:
-    """The file's IDX bytes, gunzipped when the file starts with the gzip signature."""
-    path = Path(path)
+# Untrusted sizes: a gzip's header can claim anything, and its stream can expand a thousandfold.
+# Reading stops just past the size the IDX header claims, and the claim itself is capped: the
+# largest IDX dataset in use (EMNIST ByClass, ~700k 28x28 images) is ~550 MB.
+MAX_IDX_BYTES = 2**31  # data bytes one IDX file may hold
+_MARGIN = 4096  # bytes read past the claimed size, so a small overrun is reported exactly
+_CHUNK = 2**20  # read in 1 MB steps: memory follows the data that arrives, not the claim
+
+
+def _open(path: Path):
+    """(binary stream, size of the file on disk, gzipped?) or `IDXError` naming the problem."""
     try:
-        raw = path.read_bytes()
+        fh = path.open("rb")
     except FileNotFoundError:
         raise IDXError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise IDXError(f"{path}: is a directory, not an IDX file") from None
     except OSError as exc:
-        raise IDXError(f"{path}: cannot read ({exc.strerror})") from None
+        raise IDXError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        gzipped = fh.read(2) == b"\x1f\x8b"
+        fh.seek(0)
+    except OSError as exc:
+        fh.close()
+        raise IDXError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if not gzipped:
+        return fh, size, False
+    return gzip.GzipFile(fileobj=fh, mode="rb"), size, True
+
+
+def _read_upto(stream, n: int) -> bytes:
+    chunks, left = [], n
+    while left > 0:
+        chunk = stream.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _claimed_size(head: bytes) -> tuple[tuple[int, ...], int, int] | None:
+    """(shape, header length, data bytes) a complete, valid header declares; else None (the
+    caller passes the bytes on and `parse_idx` says what is wrong with them)."""
+    if len(head) < 4 or not _describe_magic(struct.unpack(">I", head[:4])[0]) or head[3] == 0:
+        return None
+    header_len = 4 + 4 * head[3]
+    if len(head) < header_len:
+        return None
+    shape = struct.unpack(f">{head[3]}I", head[4:header_len])
+    # Python ints, not numpy: a hostile header's product must not wrap around.
+    return shape, header_len, math.prod(shape) * np.dtype(_DTYPES[head[2]]).itemsize
+
+
+def _read_bounded(path: Path, header_only: bool = False, max_bytes: int = MAX_IDX_BYTES) -> bytes:
+    """The IDX header and (unless `header_only`) no more data than the header claims, plus a
+    margin. A plain file's size is checked against the claim before its data is read."""
+    stream, disk_size, gzipped = _open(path)
+    with stream:
+        head = _read_upto(stream, 4)
+        if len(head) == 4 and _describe_magic(struct.unpack(">I", head)[0]):
+            head += _read_upto(stream, 4 * head[3])
+        claim = _claimed_size(head)
+        if claim is None or header_only:
+            return head
+        shape, header_len, expected = claim
+        if not gzipped and disk_size - header_len != expected:
+            what = "truncated" if disk_size - header_len < expected else "has trailing bytes"
+            raise IDXError(
+                f"{path}: {what}: header declares shape {tuple(shape)} = {expected} data bytes, "
+                f"file has {disk_size - header_len}"
+            )
+        if expected > max_bytes:
+            raise IDXError(
+                f"{path}: header declares shape {tuple(shape)} = {expected:,} data bytes, over "
+                f"the {max_bytes:,}-byte limit for one IDX file"
+            )
+        data = _read_upto(stream, expected + _MARGIN)
+        if len(data) == expected + _MARGIN:  # and maybe much more: stop here
+            raise IDXError(
+                f"{path}: has trailing bytes: header declares shape {tuple(shape)} = {expected} "
+                f"data bytes, the file decompresses to more than {expected + _MARGIN}"
+            )
+        return head + data
+
+
+def read_idx_bytes(
+    path: str | os.PathLike, header_only: bool = False, max_bytes: int = MAX_IDX_BYTES
+) -> bytes:
+    """The file's IDX bytes, gunzipped when the file starts with the gzip signature. Never more
+    than the header claims plus a small margin is decompressed, and claims over `max_bytes`
+    are refused; `header_only` stops after the header."""
+    path = Path(path)
+    try:
+        raw = _read_bounded(path, header_only, max_bytes)
+    except EOFError:
+        raise IDXError(f"{path}: gzip data is truncated (the file was cut short)") from None
+    except (OSError, zlib.error) as exc:  # BadGzipFile, CRC mismatches, read errors
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        kind = "cannot read" if type(exc) in (OSError, PermissionError) else "corrupt gzip data"
+        raise IDXError(f"{path}: {kind} ({reason or type(exc).__name__})") from None
     if not raw:
-        raise IDXError(f"{path}: file is empty")
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except EOFError:
-            raise IDXError(f"{path}: gzip data is truncated (the file was cut short)") from None
-        except (OSError, zlib.error) as exc:
-            raise IDXError(f"{path}: corrupt gzip data ({exc})") from None
-        if not raw:
-            raise IDXError(f"{path}: file is empty after decompression")
+        empty = path.is_file() and path.stat().st_size > 0
+        raise IDXError(f"{path}: file is empty" + (" after decompression" if empty else ""))
     return raw
 
 
@@ -124,6 +206,16 @@ def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.nda
     return parse_idx(read_idx_bytes(path), str(path), expect_magic)
 
 
+def _header_shape(path: str | os.PathLike, expect_magic: int) -> tuple[int, ...]:
+    """The shape a file's header declares, its magic number and dimensions checked."""
+    head = read_idx_bytes(path, header_only=True)
+    claim = _claimed_size(head)
+    if claim is None or struct.unpack(">I", head[:4])[0] != expect_magic:
+        parse_idx(head, str(path), expect_magic)  # raises the specific complaint
+        raise IDXError(f"{path}: header truncated")  # not reached: parse_idx always raises
+    return claim[0]
+
+
 def read_images(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
     """(N, H, W) uint8 images; `expected_sha256` is of the decompressed bytes."""
     images = parse_idx(_verified_bytes(path, expected_sha256), str(path), IMAGES_MAGIC)
@@ -142,8 +234,16 @@ def read_pair(
     labels_path: str | os.PathLike,
     expected_sha256: tuple[str, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images and their labels, checked to be the same count."""
+    """Images and their labels, checked to be the same count (from the headers, before either
+    file's data is read: a hostile labels file must not be expanded to find it is wrong)."""
     image_sum, label_sum = expected_sha256 or (None, None)
+    image_shape = _header_shape(images_path, IMAGES_MAGIC)
+    label_shape = _header_shape(labels_path, LABELS_MAGIC)
+    if image_shape[0] != label_shape[0]:
+        raise IDXError(
+            f"{images_path}: count mismatch: {image_shape[0]} images but "
+            f"{labels_path} has {label_shape[0]} labels"
+        )
     images = read_images(images_path, image_sum)
     labels = read_labels(labels_path, label_sum)
     if len(images) != len(labels):
