@@ -310,3 +310,30 @@ def test_download_size_limit(served_fashion, monkeypatch):
     monkeypatch.setattr(sources, "MAX_DOWNLOAD_BYTES", 100)
     with pytest.raises(DataError, match="over the 100 limit"):
         load_dataset("fashion-mnist", mirror=served_fashion.url)
+
+
+def test_gzip_bomb_in_data_dir_is_one_line_naming_the_file(make_idx_dir):
+    # Issue 13, item 8: ~60 KB of gzip that expands to 64 MB behind a 10-label header, then
+    # the same 64 MB as honest-looking labels: both refused before the data is expanded.
+    import struct
+    import tracemalloc
+    import zlib
+
+    folder = make_idx_dir(20, 10)
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    for header in (struct.pack(">II", 2049, 10) + bytes(10), struct.pack(">II", 2049, 2**26)):
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        parts = [packer.compress(header)]
+        parts += [packer.compress(bytes(2**20)) for _ in range(64)]
+        path.write_bytes(b"".join(parts) + packer.flush())
+        tracemalloc.start()
+        try:
+            with pytest.raises(DataError) as info:
+                load_dataset("mnist", data_dir=folder)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        message = str(info.value)
+        assert "\n" not in message and str(path) in message
+        assert "trailing bytes" in message or "count mismatch" in message
+        assert peak < 16 * 2**20, peak  # the 20 + 10 real digits, not the 64 MB
