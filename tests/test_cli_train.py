@@ -107,7 +107,8 @@ def trained(tmp_path_factory, mnist):
         (["--config", "nope.toml"], "nope.toml: config file not found"),
         (
             ["--model", "mlp", "--arch", "depth=3", "--device", "cpu"],
-            "model 'mlp': bad architecture option",
+            "model 'mlp': unknown architecture option 'depth'; options: hidden=(512, 256), "
+            "image_size=28",
         ),
         (
             ["--train-subset", "100000", "--device", "cpu"],

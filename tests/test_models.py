@@ -11,8 +11,16 @@ import torch.nn as nn
 
 from mnistlab.cli import main
 from mnistlab.errors import UserError
-from mnistlab.models import count_parameters, create_model, list_models
-from mnistlab.models.summary import count_macs, describe_models
+from mnistlab.models import (
+    MAX_PARAMETERS,
+    check_model,
+    count_parameters,
+    create_model,
+    fixed_options,
+    list_models,
+    model_options,
+)
+from mnistlab.models.summary import count_macs, describe_model, describe_models
 
 torch.set_num_threads(2)
 
@@ -129,13 +137,132 @@ def test_unknown_model_lists_the_valid_names():
     assert ", ".join(sorted(list_models())) in str(info.value)
 
 
-def test_bad_architecture_options_are_user_errors():
-    with pytest.raises(UserError, match="depth must be 6n"):
-        create_model("wrn", depth=17)
-    with pytest.raises(UserError, match="unexpected keyword argument 'widht'"):
-        create_model("lenet", widht=3)
+@pytest.mark.parametrize(
+    ("name", "kw", "message"),
+    [
+        (
+            "wrn",
+            {"depth": 17},
+            "WideResNet depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, 40, ...), got 17",
+        ),
+        (
+            "lenet",
+            {"hiden": 3},
+            "model 'lenet': unknown architecture option 'hiden' (did you mean hidden?); "
+            "options: image_size=28, hidden=84",
+        ),
+        (
+            "lenet",
+            {"widht": 3},
+            "model 'lenet': unknown architecture option 'widht'; options: image_size=28, hidden=84",
+        ),
+        (
+            "wrn16_4",
+            {"width": 3},
+            "model 'wrn16_4': unknown architecture option 'width'; it takes none",
+        ),
+        (
+            "wrn16_4",
+            {"depth": 22},
+            "model 'wrn16_4': architecture option depth is fixed at 16 by this variant; "
+            "models that take it: wrn",
+        ),
+        (
+            "wrn",
+            {"widen_factor": 2.5},
+            "model 'wrn': architecture option widen_factor must be an integer (default 4), got 2.5",
+        ),
+        (
+            "vgg11",
+            {"batch_norm": 1},
+            "model 'vgg11': architecture option batch_norm must be true or false (default True), "
+            "got 1",
+        ),
+        (
+            "mobilenetv2",
+            {"width_mult": float("nan")},
+            "model 'mobilenetv2': architecture option width_mult must be a finite number "
+            "(default 1.0), got nan",
+        ),
+        (
+            "mlp",
+            {"hidden": 64},
+            "model 'mlp': architecture option hidden must be a list (default (512, 256)), got 64",
+        ),
+        (
+            "fastnet",
+            {"widths": [16, 32]},
+            "model 'fastnet' with widths=[16, 32] cannot be built: not enough values to unpack "
+            "(expected 4, got 2)",
+        ),
+        (
+            "lenet",
+            {"hidden": -1},
+            "model 'lenet' with hidden=-1 cannot be built: Trying to create tensor with negative "
+            "dimension -1: [-1, 120]",
+        ),
+    ],
+)
+def test_bad_architecture_options_are_one_line_user_errors(name, kw, message):
+    with pytest.raises(UserError) as info:
+        create_model(name, **kw)
+    assert str(info.value) == message
+    with pytest.raises(UserError) as info:
+        check_model(name, **kw)
+    assert str(info.value) == message
+
+
+def test_a_too_small_image_is_a_user_error():
     with pytest.raises(UserError, match="too small"):
         create_model("vgg11", image_size=8)  # four pools of an 8x8 map leave nothing
+
+
+def test_options_come_from_the_constructor_signatures():
+    assert model_options("lenet") == {"image_size": 28, "hidden": 84}
+    assert model_options("wrn") == {"depth": 16, "widen_factor": 4}
+    assert model_options("wrn16_4") == {}
+    assert fixed_options("wrn16_8") == {"depth": 16, "widen_factor": 8}
+    # A variant's own defaults (vgg11_seed: no batch norm, a 4096-wide head) stay overridable.
+    assert model_options("vgg11_seed") == {
+        "batch_norm": False,
+        "pool_size": 7,
+        "hidden": 4096,
+        "image_size": 28,
+    }
+    assert meta_params("vgg11_seed", hidden=512) < meta_params("vgg11_seed")
+    for name in ALL_MODELS:  # the common arguments are never options
+        assert not {"num_classes", "in_channels", "dropout"} & set(model_options(name))
+
+
+def test_a_model_over_the_parameter_budget_is_refused_before_allocating():
+    # 6.8 billion parameters would need 27 GB for the weights alone; the meta device sizes
+    # the model without allocating any of it.
+    with pytest.raises(UserError) as info:
+        create_model("wrn", widen_factor=200)
+    assert str(info.value) == (
+        "model 'wrn' with widen_factor=200 has 6,830,899,386 parameters, over the budget of "
+        "1,000,000,000; choose smaller architecture options"
+    )
+    assert MAX_PARAMETERS == 1_000_000_000
+    with pytest.raises(UserError, match="over the budget"):
+        check_model("lenet", num_classes=20_000_000)  # a 1.7-billion-weight head
+
+
+def test_check_model_returns_the_parameter_count():
+    assert check_model("wrn16_4") == 2_748_602
+    assert check_model("wrn", depth=28, widen_factor=10) == 36_478_906
+    assert check_model("vgg11_seed") == 128_806_154
+
+
+def test_the_size_check_leaves_the_random_stream_alone():
+    # The meta-device build before the real one must not move the seeded initial weights.
+    from mnistlab.models import _REGISTRY
+
+    torch.manual_seed(0)
+    direct = _REGISTRY["lenet"](num_classes=10, in_channels=1, dropout=0.0).state_dict()
+    torch.manual_seed(0)
+    checked = create_model("lenet").state_dict()
+    assert all(torch.equal(direct[k], checked[k]) for k in direct)
 
 
 @pytest.mark.parametrize(
@@ -176,3 +303,51 @@ def test_models_cli_prints_the_table(capsys):
     lenet_line = next(line for line in out.splitlines() if line.startswith("lenet "))
     assert "61,990" in lenet_line
     assert all(name in out for name in ALL_MODELS)
+
+
+def test_aliases_share_one_row(capsys):
+    rows = describe_models()
+    assert [r["aliases"] for r in rows if r["name"] == "wrn16_4"] == [["wrn"]]
+    assert "wrn" not in [r["name"] for r in rows]
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    wrn_lines = [line for line in lines if line.startswith("wrn16_4") or line.startswith("wrn ")]
+    assert len(wrn_lines) == 1 and wrn_lines[0].startswith("wrn16_4 (alias wrn) ")
+    assert "2,748,602" in wrn_lines[0]
+
+
+def test_describe_model_lists_options_fixed_values_and_variants():
+    wrn = describe_model("wrn")
+    assert (wrn["class"], wrn["aliases"], wrn["params"]) == ("WideResNet", ["wrn16_4"], 2_748_602)
+    assert wrn["options"] == {"depth": 16, "widen_factor": 4} and wrn["fixed"] == {}
+    assert wrn["variants"] == ["wrn16_4", "wrn16_8", "wrn28_10"]
+    assert describe_model("mlp")["options"] == {"hidden": [512, 256], "image_size": 28}
+
+
+def test_models_cli_shows_one_models_options(capsys):
+    assert main(["models", "wrn16_8"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "wrn16_8: WideResNet, 10,961,082 parameters, 1185.07 MMACs per 1x28x28 image",
+        "paper: Zagoruyko & Komodakis 2016, Wide residual networks",
+        "architecture options: none",
+        "fixed by this variant: depth=16, widen_factor=8",
+        "other variants of WideResNet: wrn, wrn16_4, wrn28_10",
+        "not options: num_classes and in_channels come from the dataset, dropout from --dropout",
+    ]
+    assert main(["models", "lenet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2:5] == [
+        "architecture options (--arch KEY=VALUE; [model_kwargs] in a TOML file):",
+        "  image_size  default 28",
+        "  hidden      default 84",
+    ]
+
+
+def test_models_cli_unknown_name_is_one_line_exit_2(capsys):
+    assert main(["models", "lenett"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "mnistlab: error: unknown model 'lenett'; valid models: "
+        + ", ".join(ALL_MODELS)
+        + "; did you mean 'lenet'?\n"
+    )

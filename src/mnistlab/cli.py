@@ -57,14 +57,17 @@ def cmd_data(args) -> int:
 
 # ---------------------------------------------------------------- train
 def _config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field; unset flags stay out of the namespace, so a config
-    file's values are only overridden by flags the user actually typed."""
+    """One flag per TrainConfig field, its help text and choices read from the field's
+    metadata. Unset flags stay out of the namespace, so a config file's values are only
+    overridden by flags the user actually typed. Values are checked by TrainConfig, not here,
+    so a flag and a TOML file get the same message."""
     import dataclasses
+    import typing
 
-    from .config import TrainConfig
+    from .config import FIELD_TYPES, TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
+        text = f.metadata["help"].replace("%", "%%")
         if f.name == "model_kwargs":
             parser.add_argument(
                 "--arch",
@@ -72,24 +75,33 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
                 action="append",
                 metavar="KEY=VALUE",
                 default=argparse.SUPPRESS,
-                help="architecture option (repeatable)",
+                help=f"{text} (repeatable; VALUE is read as JSON)",
             )
-        elif f.type == "bool":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        hint = FIELD_TYPES[f.name]
+        kind = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+        if kind is bool:
             parser.add_argument(
                 flag,
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"default {f.default}",
+                help=f"{text} (default {'on' if f.default else 'off'})",
             )
-        else:
-            kind = {"float": float, "int": int}.get(f.type.replace(" | None", ""), str)
-            parser.add_argument(
-                flag, dest=f.name, type=kind, default=argparse.SUPPRESS, help=f"default {f.default}"
-            )
+            continue
+        choices = f.metadata["choices"]
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=kind,
+            default=argparse.SUPPRESS,
+            metavar="{" + ",".join(choices) + "}" if choices else None,
+            help=text + ("" if f.default is None else f" (default {f.default})"),
+        )
 
 
-def _parse_pairs(items: list[str]) -> dict:
+def _parse_pairs(items: list[str], flag: str = "--set") -> dict:
     """KEY=VALUE pairs; values are read as JSON where they parse (numbers, true, null)."""
     import json
 
@@ -97,7 +109,7 @@ def _parse_pairs(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"expected KEY=VALUE, got {item!r}")
+            raise UserError(f"{flag}: expected KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -117,9 +129,9 @@ def config_from_args(args):
     for f in dataclasses.fields(TrainConfig):
         if hasattr(args, f.name):
             value = getattr(args, f.name)
-            values[f.name] = _parse_pairs(value) if f.name == "model_kwargs" else value
+            values[f.name] = _parse_pairs(value, "--arch") if f.name == "model_kwargs" else value
     source = args.config if getattr(args, "config", None) else "flags"
-    return TrainConfig.from_dict(values, source=str(source)).validate()
+    return TrainConfig.from_dict(values, source=str(source))  # from_dict validates
 
 
 def add_train_parser(sub) -> None:
@@ -250,7 +262,7 @@ def add_sweep_parser(sub) -> None:
         "config",
         nargs="?",
         default=None,
-        help="a sweep TOML file, or a shipped one by name: quick, seed, best",
+        help="a sweep TOML file, or a shipped one by name (quick, seed, best, cpu_best)",
     )
     p.add_argument("--out", default=None, help="the sweep folder (default runs/<name>)")
     p.add_argument(
@@ -290,7 +302,8 @@ def cmd_sweep(args) -> int:
 
     from .sweep import load_sweep, prepare, statuses
 
-    settings = _parse_pairs(args.settings) | ({"tensorboard": True} if args.tensorboard else {})
+    _check_sweep_name(args.config)
+    settings = _sweep_settings(args)
     sweep = load_sweep(args.config, args.out, settings)
     if args.status:
         states = statuses(sweep)
@@ -339,9 +352,48 @@ def cmd_sweep(args) -> int:
     return 1 if failed else 0
 
 
+def _check_sweep_name(name: str | None) -> None:
+    """`mnistlab sweep quik`: neither a file nor a shipped sweep, so list the shipped ones."""
+    from pathlib import Path
+
+    from .config import suggest
+    from .sweep import DEFAULT_SWEEP, bundled_config
+
+    if name is None or Path(name).exists() or Path(name).suffix == ".toml":
+        return  # a missing FILE.toml is reported by the loader, with its path
+    shipped = sorted(p.stem for p in bundled_config(DEFAULT_SWEEP).parent.glob("*.toml"))
+    if name not in shipped:
+        close = suggest(name, shipped)
+        raise UserError(
+            f"{name}: no such sweep file or shipped sweep; shipped: {', '.join(shipped)}"
+            + (f"; did you mean {close}?" if close else "")
+        )
+
+
+def _sweep_settings(args) -> dict:
+    """The --set pairs, checked on their own so a mistake is blamed on --set, not on the
+    sweep file they are merged into; then --tensorboard."""
+    from .config import check_settings
+
+    settings = _parse_pairs(args.settings, "--set")
+    if "out_dir" in settings:
+        raise UserError(
+            "--set out_dir: a sweep puts each run in SWEEP_DIR/runs/RUN_ID; "
+            "choose the sweep folder with --out DIR"
+        )
+    settings = check_settings(settings, source="--set")
+    return settings | ({"tensorboard": True} if args.tensorboard else {})
+
+
 # ---------------------------------------------------------------- models
 def add_models_parser(sub) -> None:
-    p = sub.add_parser("models", help="list every model: parameters, MACs per image, paper")
+    p = sub.add_parser(
+        "models",
+        help="list every model (parameters, MACs per image, paper), or one model's options",
+    )
+    p.add_argument(
+        "name", nargs="?", help="show this model's architecture options, defaults and variants"
+    )
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--in-channels", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -351,21 +403,62 @@ def add_models_parser(sub) -> None:
 def cmd_models(args) -> int:
     import json
 
-    from .models.summary import describe_models
+    from .models.summary import describe_model, describe_models
 
+    if args.name:
+        model = describe_model(args.name, args.num_classes, args.in_channels)
+        print(json.dumps(model, indent=1) if args.json else _format_model(model, args.in_channels))
+        return 0
     rows = describe_models(num_classes=args.num_classes, in_channels=args.in_channels)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    width = max(len(r["name"]) for r in rows)
+    names = {r["name"]: _with_aliases(r["name"], r["aliases"]) for r in rows}
+    width = max(len(name) for name in names.values())
     print(f"{'model':<{width}}  {'params':>12}  {'MMACs':>9}  paper")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['params']:>12,}  {r['macs'] / 1e6:>9.2f}  {r['paper']}")
+        print(
+            f"{names[r['name']]:<{width}}  {r['params']:>12,}  {r['macs'] / 1e6:>9.2f}  "
+            f"{r['paper']}"
+        )
     print(
         f"MACs: multiply-accumulates of Conv2d and Linear layers for one "
-        f"{args.in_channels}x28x28 image"
+        f"{args.in_channels}x28x28 image; `mnistlab models NAME` lists a model's options"
     )
     return 0
+
+
+def _with_aliases(name: str, aliases: list[str]) -> str:
+    if not aliases:
+        return name
+    return f"{name} ({'alias' if len(aliases) == 1 else 'aliases'} {', '.join(aliases)})"
+
+
+def _format_model(model: dict, in_channels: int) -> str:
+    def assignments(values: dict) -> str:
+        return ", ".join(f"{k}={v}" for k, v in values.items())
+
+    lines = [
+        f"{model['name']}: {model['class']}, {model['params']:,} parameters, "
+        f"{model['macs'] / 1e6:.2f} MMACs per {in_channels}x28x28 image",
+        f"paper: {model['paper']}",
+    ]
+    if model["aliases"]:
+        lines.append(f"same network as: {', '.join(model['aliases'])}")
+    if model["options"]:
+        lines.append("architecture options (--arch KEY=VALUE; [model_kwargs] in a TOML file):")
+        width = max(len(k) for k in model["options"])
+        lines += [f"  {k:<{width}}  default {v}" for k, v in model["options"].items()]
+    else:
+        lines.append("architecture options: none")
+    if model["fixed"]:
+        lines.append(f"fixed by this variant: {assignments(model['fixed'])}")
+    if model["variants"]:
+        lines.append(f"other variants of {model['class']}: {', '.join(model['variants'])}")
+    lines.append(
+        "not options: num_classes and in_channels come from the dataset, dropout from --dropout"
+    )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- report
@@ -535,26 +628,73 @@ PARSER_BUILDERS = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Every mnistlab parser, subcommands included (argparse builds them with this class):
+    no prefix matching (`--epoch` is an error, not `--epochs`), `--debug` accepted before or
+    after the subcommand, and the flags and subcommands it knows kept for suggestions."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.flags: list[str] = []
+        self.subcommands: argparse._SubParsersAction | None = None
+        super().__init__(*args, **(kwargs | {"allow_abbrev": False}))
+        self.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,  # absent from a subcommand must not undo it before
+            help="show the traceback of an error",
+        )
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.flags += action.option_strings
+        return action
+
+    def add_subparsers(self, **kwargs) -> argparse._SubParsersAction:
+        self.subcommands = super().add_subparsers(**kwargs)
+        return self.subcommands
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mnistlab", description="Train, compare and tune CNNs on MNIST-format digits."
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in PARSER_BUILDERS:
         add(sub)
     return parser
 
 
+def parse_command_line(parser: _Parser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse, or exit 2 with the usage of the (sub)command that was typed and the closest
+    flag to an unknown one ("did you mean --epochs?")."""
+    from .config import suggest
+
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        where = parser
+        while where.subcommands is not None:  # down to the innermost subcommand typed
+            chosen = getattr(args, where.subcommands.dest, None)
+            if chosen not in where.subcommands.choices:
+                break
+            where = where.subcommands.choices[chosen]
+        unknown = next((a.split("=")[0] for a in extras if a.startswith("-")), None)
+        close = unknown and suggest(unknown, [f for f in where.flags if f.startswith("--")])
+        where.error(
+            f"unrecognized arguments: {' '.join(extras)}"
+            + (f"; did you mean {close}?" if close else "")
+        )
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_command_line(build_parser(), argv)
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
-        print(f"mnistlab: error: {exc}", file=sys.stderr)
+        # One line, whatever the message holds (a path with a newline, a library's text).
+        print(f"mnistlab: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)

@@ -1,11 +1,19 @@
 """The one typed training config. CLI flags and TOML files both land here, and it is validated
-once, before any work. The resolved config is saved beside every result."""
+once, before any work. The resolved config is saved beside every result.
+
+Each field's help text, choices and run-identity flag live in its metadata (`setting(...)`),
+so `mnistlab train --help`, the ledger's run id and the report read one source.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
+import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,105 +25,156 @@ SCHEDULES = ("constant", "onecycle", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
+# torch.manual_seed takes any 64-bit value; the upper half is left out so a seed is the same
+# number signed or unsigned wherever it is stored.
+MAX_SEED = 2**63
 
 # Where a run is stored, which device runs it, its thread count and whether it also logs to
 # TensorBoard do not change what it computes: such fields are left out of a run's identity.
 NOT_IDENTITY = {"identity": False}
+
+# Every model takes these from the dataset (num_classes, in_channels) or from the top-level
+# `dropout` setting; inside model_kwargs they would silently win over what the ledger records.
+NOT_ARCHITECTURE = {
+    "dropout": "set the top-level dropout setting (--dropout) instead",
+    "num_classes": "it comes from the dataset (dataset or data_dir)",
+    "in_channels": "it comes from the dataset (dataset or data_dir)",
+}
 
 
 class ConfigError(UserError):
     """A config value that cannot work; raised before any training starts."""
 
 
+def setting(
+    default: Any,
+    help: str,
+    *,
+    identity: bool = True,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A TrainConfig field with its one-line help (units or intent) in the metadata.
+
+    identity=False: the field does not change what a run computes (left out of its run id).
+    choices: the only valid values; validate() refuses others and `--help` lists them.
+    """
+    metadata = {"help": help, "identity": identity, "choices": choices}
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
     # --- what to train
-    model: str = "lenet"  # a name from `mnistlab models`
-    model_kwargs: dict[str, Any] = field(
-        default_factory=dict
-    )  # architecture options, e.g. {"widen_factor": 8}
-    dataset: str = "mnist"  # mnist, fashion-mnist, kmnist
-    data_dir: str | None = None  # a folder of IDX files; wins over the dataset's usual source
-    # --- the user's grid
-    lr: float = 1e-3  # peak learning rate
-    dropout: float = 0.25  # probability, in [0, 1)
-    epochs: int = 8  # passes over the training split
-    batch_size: int = 64  # images per optimiser step (the user's 64)
-    # --- optimiser and schedule
-    optimizer: str = "adam"  # adam | adamw | sgd
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only
-    weight_decay: float = 0.0  # decoupled for adamw, L2 for adam/sgd
-    schedule: str = "constant"  # constant | onecycle | cosine (per step)
-    warmup_epochs: float = (
-        0.0  # linear warm-up, in epochs (fractions allowed); onecycle has its own
+    model: str = setting("lenet", "architecture, a name from `mnistlab models`")
+    model_kwargs: dict[str, Any] = setting(
+        {}, "architecture options, e.g. widen_factor=8; `mnistlab models NAME` lists them"
     )
-    label_smoothing: float = 0.0  # cross-entropy target smoothing, in [0, 1)
+    dataset: str = setting("mnist", "mnist (bundled), fashion-mnist or kmnist (both downloaded)")
+    data_dir: str | None = setting(
+        None, "a folder of IDX files; wins over the dataset's usual source"
+    )
+    # --- the user's grid
+    lr: float = setting(1e-3, "peak learning rate")
+    dropout: float = setting(0.25, "dropout probability, in [0, 1)")
+    epochs: int = setting(8, "passes over the training split")
+    batch_size: int = setting(64, "images per optimiser step")
+    # --- optimiser and schedule
+    optimizer: str = setting("adam", "optimiser", choices=OPTIMIZERS)
+    momentum: float = setting(0.9, "SGD momentum, in [0, 1); sgd only")
+    nesterov: bool = setting(False, "Nesterov momentum; sgd only")
+    weight_decay: float = setting(0.0, "weight decay: decoupled for adamw, L2 for adam and sgd")
+    schedule: str = setting(
+        "constant", "learning-rate schedule, stepped per batch", choices=SCHEDULES
+    )
+    warmup_epochs: float = setting(
+        0.0, "linear warm-up in epochs, fractions allowed; onecycle has its own"
+    )
+    label_smoothing: float = setting(0.0, "cross-entropy target smoothing, in [0, 1)")
     # --- augmentation: random affine on the whole batch at once, training only
-    augment: bool = False
-    rotate_degrees: float = 10.0  # uniform in [-d, d]
-    translate: float = 0.1  # fraction of the image size, uniform in [-t, t] per axis
-    scale: float = 0.1  # zoom uniform in [1 - s, 1 + s]
+    augment: bool = setting(False, "random rotation, shift and zoom of training batches")
+    rotate_degrees: float = setting(10.0, "augmentation rotation in degrees, uniform in [-d, d]")
+    translate: float = setting(
+        0.1, "augmentation shift, a fraction of the image size per axis, uniform in [-t, t]"
+    )
+    scale: float = setting(0.1, "augmentation zoom, uniform in [1 - s, 1 + s]")
     # --- weight averaging
-    ema: bool = False  # evaluate an exponential moving average of the weights
-    ema_decay: float = 0.999  # per step; ~1/(1-decay) steps of memory
+    ema: bool = setting(False, "evaluate an exponential moving average of the weights")
+    ema_decay: float = setting(0.999, "EMA decay per step; about 1/(1 - decay) steps of memory")
     # --- protocol
-    seed: int = 0  # weight init, shuffling, augmentation
-    split_seed: int = 0  # the train/val split; fixed across a sweep so runs share one split
-    val_fraction: float = 0.1  # held out from training, stratified by class
-    train_subset: int | None = None  # use only this many training images (quick runs; recorded)
-    eval_subset: int | None = (
-        None  # judge val and test on their first N images (quick CPU runs; recorded)
+    seed: int = setting(0, "seed of weight init, shuffling and augmentation, in [0, 2**63)")
+    split_seed: int = setting(
+        0, "seed of the train/val split; fixed across a sweep so runs share one split"
+    )
+    val_fraction: float = setting(
+        0.1, "fraction of the training images held out for validation, stratified by class"
+    )
+    train_subset: int | None = setting(
+        None, "train on only this many images, for quick runs (recorded); default all"
+    )
+    eval_subset: int | None = setting(
+        None, "judge val and test on their first N images, for quick runs (recorded); default all"
     )
     # --- machine
-    device: str = field(default="auto", metadata=NOT_IDENTITY)  # auto | cpu | cuda | mps
-    precision: str = "auto"  # auto (bf16 where fast, else fp32) | fp32 | bf16 | fp16
-    channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and GPU
-    compile: bool = False  # torch.compile the model (no gain measured on CPU; may help on GPU)
-    num_threads: int | None = field(
-        default=None, metadata=NOT_IDENTITY
-    )  # torch CPU threads; None = torch's default
-    eval_batch_size: int = 1024  # evaluation has no gradients, so bigger batches are cheap
-    out_dir: str | None = field(
-        default=None, metadata=NOT_IDENTITY
-    )  # where the run's files go; None = don't write files
-    tensorboard: bool = field(
-        default=False, metadata=NOT_IDENTITY
-    )  # also write TensorBoard event files to out_dir/tensorboard
+    device: str = setting(
+        "auto", "where to train; auto picks a GPU if there is one", identity=False, choices=DEVICES
+    )
+    precision: str = setting("auto", "auto is bf16 where it is fast, else fp32", choices=PRECISIONS)
+    channels_last: bool = setting(True, "NHWC memory layout: faster convolutions on CPU and GPU")
+    compile: bool = setting(
+        False, "torch.compile the model: no gain measured on CPU, may help on GPU"
+    )
+    num_threads: int | None = setting(
+        None, "torch CPU threads; default torch's choice", identity=False
+    )
+    eval_batch_size: int = setting(
+        1024, "images per evaluation batch; no gradients, so big batches are cheap"
+    )
+    out_dir: str | None = setting(
+        None,
+        "folder for the run's files; default runs/train/RUN_ID on the CLI, none in the API",
+        identity=False,
+    )
+    tensorboard: bool = setting(
+        False, "also write TensorBoard event files to OUT_DIR/tensorboard", identity=False
+    )
 
     def validate(self) -> TrainConfig:
-        from .models import list_models  # late: importing models pulls in torch.nn
+        """Refuse any value that cannot work, naming the setting; normalise ints given for
+        floats (so `lr = 1` and `lr = 1.0` are one run). Idempotent; returns self."""
+        for name, value in _checked_types(dataclasses.asdict(self), "config").items():
+            setattr(self, name, value)
+        self._check_values()
+        self._check_model()
+        return self
+
+    def _check_values(self) -> None:
+        """Each setting on its own: ranges, choices, finiteness, a known model name."""
+        from .models import list_models, unknown_model_message  # late: models import torch.nn
 
         def need(ok: bool, message: str) -> None:
             if not ok:
                 raise ConfigError(message)
 
-        need(
-            self.model in list_models(),
-            f"unknown model {self.model!r}; valid models: {', '.join(list_models())}",
-        )
-        need(
-            isinstance(self.model_kwargs, dict),
-            "model_kwargs must be a table of architecture options",
-        )
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float):
+                need(math.isfinite(value), f"{f.name} must be a finite number, got {value}")
+            choices = f.metadata["choices"]
+            if choices is not None and value not in choices:
+                raise ConfigError(f"unknown {f.name} {value!r}; valid: {', '.join(choices)}")
+        if self.model not in list_models():
+            raise ConfigError(unknown_model_message(self.model))
+        for key in sorted(set(self.model_kwargs) & set(NOT_ARCHITECTURE)):
+            raise ConfigError(
+                f"model_kwargs: {key} is not an architecture option; {NOT_ARCHITECTURE[key]}"
+            )
         need(self.lr > 0, f"lr must be > 0, got {self.lr}")
         need(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         need(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        need(
-            self.optimizer in OPTIMIZERS,
-            f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}",
-        )
-        need(
-            self.schedule in SCHEDULES,
-            f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}",
-        )
-        need(self.device in DEVICES, f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
-        need(
-            self.precision in PRECISIONS,
-            f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}",
-        )
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         need(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
@@ -131,23 +190,28 @@ class TrainConfig:
         )
         need(0 <= self.translate < 1, f"translate must be in [0, 1), got {self.translate}")
         need(0 <= self.scale < 1, f"scale must be in [0, 1), got {self.scale}")
-        need(
-            self.train_subset is None or self.train_subset >= 1,
-            f"train_subset must be >= 1, got {self.train_subset}",
-        )
-        need(
-            self.eval_subset is None or self.eval_subset >= 1,
-            f"eval_subset must be >= 1, got {self.eval_subset}",
-        )
-        need(
-            self.num_threads is None or self.num_threads >= 1,
-            f"num_threads must be >= 1, got {self.num_threads}",
-        )
+        for name in ("seed", "split_seed"):
+            value = getattr(self, name)
+            need(0 <= value < MAX_SEED, f"{name} must be in [0, 2**63), got {value}")
+        for name in ("train_subset", "eval_subset", "num_threads"):
+            value = getattr(self, name)
+            need(value is None or value >= 1, f"{name} must be >= 1, got {value}")
         need(
             not self.tensorboard or importlib.util.find_spec("tensorboard") is not None,
             "tensorboard logging needs the tensorboard extra: pip install 'mnistlab[tensorboard]'",
         )
-        return self
+
+    def _check_model(self) -> None:
+        """The architecture options against the model's constructor, and the parameter budget,
+        on the meta device: nothing is allocated."""
+        from .models import check_model
+
+        try:
+            check_model(self.model, dropout=self.dropout, **self.model_kwargs)
+        except ConfigError:
+            raise
+        except UserError as exc:
+            raise ConfigError(str(exc)) from exc
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -158,42 +222,91 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
-        """Build from a plain dict, refusing unknown keys and values of the wrong type."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(known)}"
-            )
-        cleaned = {
-            name: _coerce(name, value, known[name].type, source) for name, value in values.items()
-        }
-        return cls(**cleaned)
+        """Build from a plain dict and validate it: unknown keys, values of the wrong type and
+        values that cannot work are refused (the first two name `source`)."""
+        return cls(**_checked_types(_known(values, source), source)).validate()
 
 
 IDENTITY_FIELDS = frozenset(
-    f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("identity", True)
+    f.name for f in dataclasses.fields(TrainConfig) if f.metadata["identity"]
 )
+# Resolved once from the annotations (strings under `from __future__ import annotations`).
+FIELD_TYPES: dict[str, Any] = typing.get_type_hints(TrainConfig)
 
 
-def _coerce(name: str, value: Any, annotation: str, source: str) -> Any:
+def check_settings(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Settings given apart from any config (the CLI's `--set KEY=VALUE`), checked on their
+    own so a mistake is blamed on `source`: known names, right types, valid values.
+    Returns them with ints given for floats made floats."""
+    cleaned = _checked_types(_known(values, source), source)
+    try:
+        TrainConfig(**cleaned)._check_values()  # every other field at its (valid) default
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cleaned
+
+
+def suggest(word: str, candidates: typing.Iterable[str]) -> str | None:
+    """The closest candidate to a misspelt `word`, or None when nothing is close."""
+    match = difflib.get_close_matches(word, list(candidates), n=1)
+    return match[0] if match else None
+
+
+def _known(values: Any, source: str) -> dict[str, Any]:
+    """Refuse keys that are not settings, listing the valid ones and the closest to each."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: expected a table of settings, got {values!r}")
+    unknown = sorted(set(values) - set(FIELD_TYPES))
+    if unknown:
+        matches = {name: suggest(str(name), FIELD_TYPES) for name in unknown}
+        hints = [
+            match if len(unknown) == 1 else f"{match} for {name}"
+            for name, match in matches.items()
+            if match
+        ]
+        raise ConfigError(
+            f"{source}: unknown setting(s) {', '.join(map(str, unknown))}; "
+            f"valid: {', '.join(FIELD_TYPES)}"
+            + (f"; did you mean {', '.join(hints)}?" if hints else "")
+        )
+    return values
+
+
+def _checked_types(values: dict[str, Any], source: str) -> dict[str, Any]:
+    return {name: _coerce(name, value, FIELD_TYPES[name], source) for name, value in values.items()}
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
     """TOML gives ints where floats are meant (lr = 1) and JSON gives the same: accept those;
     refuse a string where a number is meant, instead of failing later mid-run."""
-    optional = "None" in annotation
-    base = annotation.replace(" | None", "")
-    if value is None and optional:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
         return None
-    if base == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+    base = next(t for t in options if t is not type(None))
+    origin = typing.get_origin(base) or base
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if origin is float and number:
         return float(value)
-    if base == "int" and isinstance(value, int) and not isinstance(value, bool):
+    if origin is int and number and isinstance(value, int):
         return value
-    if base == "bool" and isinstance(value, bool):
+    if origin in (bool, str) and isinstance(value, origin):
         return value
-    if base == "str" and isinstance(value, str):
-        return value
-    if base.startswith("dict") and isinstance(value, dict):
+    if origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return dict(value)
-    raise ConfigError(f"{source}: {name} must be {annotation}, got {value!r}")
+    raise ConfigError(f"{source}: {name} must be {_type_name(hint)}, got {value!r}")
+
+
+def _type_name(hint: Any) -> str:
+    """`int | None`, `dict[str, Any]`: the annotation as it is written in the class."""
+    if isinstance(hint, types.UnionType):
+        return " | ".join(_type_name(t) for t in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    if hint is Any:
+        return "Any"
+    args = typing.get_args(hint)
+    name = getattr(typing.get_origin(hint) or hint, "__name__", str(hint))
+    return f"{name}[{', '.join(_type_name(a) for a in args)}]" if args else name
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -14,7 +14,18 @@ import sys
 import torch
 import torch.nn as nn
 
-from . import _REGISTRY, count_parameters, create_model, list_models
+from ..errors import UserError
+from . import (
+    _REGISTRY,
+    Expression,
+    count_parameters,
+    create_model,
+    fixed_options,
+    list_models,
+    model_class,
+    model_options,
+    unknown_model_message,
+)
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> int:
@@ -65,22 +76,55 @@ def paper_of(name: str) -> str:
 def describe_models(
     names: list[str] | None = None, num_classes: int = 10, in_channels: int = 1
 ) -> list[dict]:
-    """One row per model (default: all, sorted by name): name, params, macs per 28x28 image,
-    paper.
+    """One row per network (default: all, sorted by name): name, aliases, params, macs per
+    28x28 image, paper.
 
+    Names that build the same network (`wrn` with its defaults is `wrn16_4`) share one row,
+    under the name with the fewest options (the fixed variant); the others are its aliases.
     Models are built on the "meta" device: shapes and counts without memory or arithmetic,
     so the 129M-parameter vgg11_seed costs nothing to describe.
     """
-    rows = []
-    for name in names or list_models():
+    rows: dict[tuple, dict] = {}
+    for name in sorted(names or list_models(), key=lambda n: (len(model_options(n)), n)):
         with torch.device("meta"):
             model = create_model(name, num_classes=num_classes, in_channels=in_channels)
-        rows.append(
-            {
-                "name": name,
-                "params": count_parameters(model),
-                "macs": count_macs(model, (in_channels, 28, 28)),
-                "paper": paper_of(name),
-            }
-        )
-    return rows
+        macs = count_macs(model, (in_channels, 28, 28))
+        shapes = tuple((key, tuple(value.shape)) for key, value in model.state_dict().items())
+        network = (type(model), shapes, macs)
+        if network in rows:
+            rows[network]["aliases"].append(name)
+            continue
+        rows[network] = {
+            "name": name,
+            "aliases": [],
+            "params": count_parameters(model),
+            "macs": macs,
+            "paper": paper_of(name),
+        }
+    return sorted(rows.values(), key=lambda row: row["name"])
+
+
+def describe_model(name: str, num_classes: int = 10, in_channels: int = 1) -> dict:
+    """One architecture in full: its row (params, MACs, paper, aliases), its class, the
+    architecture options with their defaults, the options this variant fixes, and the other
+    registered variants of the same class."""
+    if name not in list_models():
+        raise UserError(unknown_model_message(name))
+    rows = describe_models(num_classes=num_classes, in_channels=in_channels)
+    row = next(r for r in rows if name == r["name"] or name in r["aliases"])
+    same = [row["name"], *row["aliases"]]
+    return row | {
+        "name": name,
+        "aliases": [n for n in same if n != name],
+        "class": model_class(name).__name__,
+        "options": {k: _plain(v) for k, v in model_options(name).items()},
+        "fixed": {k: _plain(v) for k, v in fixed_options(name).items()},
+        "variants": [n for n in list_models() if n != name and model_class(n) is model_class(name)],
+    }
+
+
+def _plain(value):
+    """JSON-ready: tuples as lists, a variant's non-literal default as its source text."""
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value) if isinstance(value, Expression) else value
