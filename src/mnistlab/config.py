@@ -29,10 +29,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # number signed or unsigned wherever it is stored.
 MAX_SEED = 2**63
 
-# Where a run is stored, which device runs it, its thread count and whether it also logs to
-# TensorBoard do not change what it computes: such fields are left out of a run's identity.
-NOT_IDENTITY = {"identity": False}
-
 # Every model takes these from the dataset (num_classes, in_channels) or from the top-level
 # `dropout` setting; inside model_kwargs they would silently win over what the ledger records.
 NOT_ARCHITECTURE = {
@@ -55,7 +51,8 @@ def setting(
 ) -> Any:
     """A TrainConfig field with its one-line help (units or intent) in the metadata.
 
-    identity=False: the field does not change what a run computes (left out of its run id).
+    identity=False: the field does not change what a run computes, so it is left out of the
+    run's id (where a run is stored, which device runs it, its threads, TensorBoard logging).
     choices: the only valid values; validate() refuses others and `--help` lists them.
     """
     metadata = {"help": help, "identity": identity, "choices": choices}
