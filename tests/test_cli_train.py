@@ -16,7 +16,6 @@ from types import SimpleNamespace
 
 import pytest
 
-import mnistlab.evaluate
 from mnistlab import engine, ledger
 from mnistlab.cli import main
 from mnistlab.models import list_models
@@ -34,24 +33,6 @@ TINY = [
     "fp32",
 ]
 RUN_FILES = ("config.json", "history.json", "result.json", "checkpoint.pt")
-
-
-def use_loaded_mnist(mp, mnist) -> None:
-    """Reading the bundled files costs ~2 s a time; give the CLI the session's copy."""
-    for module in (engine, mnistlab.evaluate):
-        real = module.load_dataset
-
-        def load_dataset(name="mnist", data_dir=None, _real=real, **kwargs):
-            if name == "mnist" and data_dir is None and not kwargs:
-                return mnist
-            return _real(name, data_dir, **kwargs)
-
-        mp.setattr(module, "load_dataset", load_dataset)
-
-
-@pytest.fixture(autouse=True)
-def _loaded_mnist(monkeypatch, mnist):
-    use_loaded_mnist(monkeypatch, mnist)
 
 
 def cli(*args) -> tuple[int, str, str]:
@@ -82,9 +63,7 @@ def trained(tmp_path_factory, mnist):
     config = root / "run.toml"
     config.write_text('model = "mlp"\nepochs = 3\nlr = 0.002\n[model_kwargs]\nhidden = [16]\n')
     out = root / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        use_loaded_mnist(mp, mnist)
-        code, stdout, stderr = cli("train", "--config", config, *TINY, "--out-dir", out, "--json")
+    code, stdout, stderr = cli("train", "--config", config, *TINY, "--out-dir", out, "--json")
     return SimpleNamespace(out=out, code=code, stdout=stdout, stderr=stderr, config=config)
 
 
@@ -180,8 +159,8 @@ def test_force_removes_only_the_run_files_of_the_out_dir(trained, tmp_path, trai
     out = tmp_path / "run"
     shutil.copytree(trained.out, out)
     (out / "notes.txt").write_text("mine")
-    code, _, _ = cli("train", "--config", trained.config, *TINY, "--out-dir", out, "--force")
-    assert code == 0 and len(trains) == 1
+    code, _, err = cli("train", "--config", trained.config, *TINY, "--out-dir", out, "--force")
+    assert code == 0 and len(trains) == 1, err
     assert (out / "notes.txt").read_text() == "mine"
 
 
@@ -272,6 +251,7 @@ def test_evaluate_unknown_split(trained):
 
 
 # ------------------------------------------------------------------ the real command line
+@pytest.mark.slow  # a fresh interpreter imports torch and trains: ~6 s
 def test_python_dash_m_train_smoke(tmp_path):
     out = tmp_path / "run"
     env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}

@@ -65,22 +65,22 @@ def same_state(a: dict, b: dict) -> bool:
 
 
 class Spy:
-    """Wraps engine.prepare_data and engine.evaluate: records which split each evaluation
+    """Wraps engine.prepare_data and engine.evaluate_split: records which split each evaluation
     saw (by identity, since val and test can have the same size) and the weights it judged."""
 
     def __init__(self, monkeypatch, val_accs: list[float] | None = None):
         self.splits: dict[str, engine.DeviceSplit] = {}
         self.calls: list[tuple[str, dict, torch.nn.Module]] = []
         self.val_accs = val_accs
-        real_prepare, real_evaluate = engine.prepare_data, engine.evaluate
+        real_prepare, real_evaluate = engine.prepare_data, engine.evaluate_split
 
         def prepare_data(*args, **kwargs):
             train, val, test, info = real_prepare(*args, **kwargs)
             self.splits = {"train": train, "val": val, "test": test}
             return train, val, test, info
 
-        def evaluate(model, data, **kwargs):
-            out = real_evaluate(model, data, **kwargs)
+        def evaluate(model, data, *args, **kwargs):
+            out = real_evaluate(model, data, *args, **kwargs)
             which = next(name for name, split in self.splits.items() if split is data)
             self.calls.append((which, state_copy(model), model))
             if which == "val" and self.val_accs is not None:
@@ -88,7 +88,7 @@ class Spy:
             return out
 
         monkeypatch.setattr(engine, "prepare_data", prepare_data)
-        monkeypatch.setattr(engine, "evaluate", evaluate)
+        monkeypatch.setattr(engine, "evaluate_split", evaluate)
 
     def of(self, split: str) -> list[tuple]:
         return [c for c in self.calls if c[0] == split]
@@ -328,9 +328,9 @@ def test_resume_runs_only_the_missing_epochs_and_matches_an_uninterrupted_run(
 def test_no_resume_state_for_short_epochs(mnist, tmp_path, monkeypatch):
     # Short epochs are cheaper to redo than to save; the default threshold is a minute.
     written = []
-    save = engine._atomic_torch_save
+    save = ledger.write_torch
     monkeypatch.setattr(
-        engine, "_atomic_torch_save", lambda path, obj: (written.append(path.name), save(path, obj))
+        ledger, "write_torch", lambda path, obj: (written.append(path.name), save(path, obj))
     )
     run(tiny(epochs=2, out_dir=str(tmp_path / "run")), mnist)
     assert ledger.RESUME not in written

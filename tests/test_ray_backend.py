@@ -25,7 +25,7 @@ from mnistlab.backends.local import run_local  # noqa: E402
 from mnistlab.backends.ray import run_ray  # noqa: E402
 from mnistlab.cli import main  # noqa: E402
 from mnistlab.errors import UserError  # noqa: E402
-from mnistlab.sweep import load_sweep, prepare, run_dir  # noqa: E402
+from mnistlab.sweep import load_sweep, prepare  # noqa: E402
 
 TINY = """
 [sweep]
@@ -67,19 +67,19 @@ def ray_instance():
 def tiny_sweep(tmp_path: Path, out: str, extra: str = ""):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY.format(extra=extra))
-    return load_sweep(str(path), str(tmp_path / out))
+    return load_sweep(str(path), str(tmp_path / out), check_device=False)
 
 
 def result_mtimes(sweep) -> dict[str, int]:
     return {
-        r.run_id: (run_dir(sweep, r) / ledger.RESULT).stat().st_mtime_ns
+        r.run_id: (sweep.folder(r).path / ledger.RESULT).stat().st_mtime_ns
         for r in sweep.runs
-        if (run_dir(sweep, r) / ledger.RESULT).is_file()
+        if (sweep.folder(r).path / ledger.RESULT).is_file()
     }
 
 
 def files_of(sweep) -> dict[str, list[str]]:
-    return {r.run_id: sorted(p.name for p in run_dir(sweep, r).iterdir()) for r in sweep.runs}
+    return {r.run_id: sorted(p.name for p in sweep.folder(r).path.iterdir()) for r in sweep.runs}
 
 
 # ---------------------------------------------------------------- without a cluster
@@ -119,6 +119,8 @@ def test_nothing_to_do_starts_nothing(tmp_path):
 
 
 # ---------------------------------------------------------------- on a Ray instance
+# Slow: starting the instance and its workers alone takes ~5 s; each test runs a sweep.
+@pytest.mark.slow
 def test_grid_writes_the_same_ledger_as_the_local_backend(ray_instance, tmp_path):
     sweep = tiny_sweep(tmp_path, "ray")
     lines: list[str] = []
@@ -127,7 +129,7 @@ def test_grid_writes_the_same_ledger_as_the_local_backend(ray_instance, tmp_path
     assert sorted(o["run_id"] for o in outcomes) == sorted(r.run_id for r in sweep.runs)
     assert {o["status"] for o in outcomes} == {"finished"}
     progress = [line for line in lines if line.startswith("[")]
-    assert [p.split("]")[0] for p in progress] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert [p.split("]")[0].split(",")[0] for p in progress] == ["[1/4", "[2/4", "[3/4", "[4/4"]
     assert all(": finished (" in p for p in progress)
     assert "ETA" in progress[0] and "ETA" not in progress[-1]
 
@@ -144,15 +146,16 @@ def test_grid_writes_the_same_ledger_as_the_local_backend(ray_instance, tmp_path
     assert prepare(sweep) == []
 
 
+@pytest.mark.slow
 def test_a_rerun_does_only_the_runs_not_finished(ray_instance, tmp_path):
     sweep = tiny_sweep(tmp_path, "s")
     first, partial, untouched = prepare(sweep)[:2], sweep.runs[2], sweep.runs[3]
     # The driver "dies" after two runs; a third was killed mid-epoch: its folder has a
     # config and a history but no result.json.
     run_ray(sweep, first, log=lambda *a: None)
-    folder = run_dir(sweep, partial)
+    folder = sweep.folder(partial).path
     folder.mkdir(parents=True)
-    ledger.write_json(folder / ledger.CONFIG, partial.config)
+    ledger.write_json(folder / ledger.CONFIG, partial.config.to_dict())
     ledger.write_json(folder / ledger.HISTORY, [{"epoch": 1, "stale": True}])
     before = result_mtimes(sweep)
     assert sorted(before) == sorted(r.run_id for r in first)
@@ -169,7 +172,8 @@ def test_a_rerun_does_only_the_runs_not_finished(ray_instance, tmp_path):
     assert prepare(sweep) == []
 
 
-def test_failed_runs_are_retried_then_recorded_while_the_rest_finish(
+@pytest.mark.slow
+def test_lost_workers_are_retried_and_errors_recorded_at_once(
     ray_instance, tmp_path, monkeypatch
 ):
     sweep = tiny_sweep(tmp_path, "s")
@@ -182,8 +186,7 @@ def test_failed_runs_are_retried_then_recorded_while_the_rest_finish(
 
     # A closure, so Ray ships it by value to the worker processes; attempts are counted
     # in files because each attempt may run in a different process.
-    def flaky(config, folder, *args):
-        run_id = Path(folder).name
+    def flaky(config, data_dir, run_id, *args):
         with open(Path(marks) / run_id, "a") as f:
             f.write("x")
         attempt = len((Path(marks) / run_id).read_text())
@@ -192,7 +195,7 @@ def test_failed_runs_are_retried_then_recorded_while_the_rest_finish(
             raise RuntimeError(f"injected failure, attempt {attempt}")
         if mode == "crash-once" and attempt == 1:
             os._exit(1)  # the worker dies as if killed
-        return original(config, folder, *args)
+        return original(config, data_dir, run_id, *args)
 
     monkeypatch.setattr(ray_backend, "_train_one", flaky)
     outcomes = {
@@ -200,28 +203,29 @@ def test_failed_runs_are_retried_then_recorded_while_the_rest_finish(
     }
 
     attempts = {p.name: len(p.read_text()) for p in attempts_dir.iterdir()}
-    assert attempts == {raise_once: 2, crash_once: 2, always: 3, clean: 1}
+    # A lost worker is retried; an error is not (the same config fails the same way again).
+    assert attempts == {raise_once: 1, crash_once: 2, always: 1, clean: 1}
     assert {k: o["status"] for k, o in outcomes.items()} == {
-        raise_once: "finished",
+        raise_once: "failed",
         crash_once: "finished",
         always: "failed",
         clean: "finished",
     }
-    assert outcomes[always]["error"] == (
-        "RuntimeError: injected failure, attempt 3 (failed on all 3 attempts)"
-    )
-    failed = ledger.read_json(run_dir(sweep, sweep.runs[2]) / ledger.RESULT)
+    assert outcomes[always]["error"] == "RuntimeError: injected failure, attempt 1"
+    failed = ledger.read_json(sweep.folder(sweep.runs[2]).path / ledger.RESULT)
     assert failed["status"] == "failed"
-    assert failed["error"] == "RuntimeError: injected failure, attempt 3"
-    assert "injected failure" in (run_dir(sweep, sweep.runs[2]) / ledger.ERROR).read_text()
-    # The failed run, and only it, is what the next `mnistlab sweep` redoes.
-    assert [r.run_id for r in prepare(sweep)] == [always]
+    assert failed["error"] == "RuntimeError: injected failure, attempt 1"
+    error_text = (sweep.folder(sweep.runs[2]).path / ledger.ERROR).read_text()
+    assert "injected failure" in error_text and "\x1b[" not in error_text
+    # The failed runs, and only they, are what the next `mnistlab sweep` redoes.
+    assert sorted(r.run_id for r in prepare(sweep)) == sorted([raise_once, always])
 
 
+@pytest.mark.slow
 def test_a_worker_that_always_dies_is_recorded_as_failed(ray_instance, tmp_path, monkeypatch):
     sweep = tiny_sweep(tmp_path, "s")
 
-    def crash(config, folder, *args):
+    def crash(*args):
         os._exit(1)
 
     monkeypatch.setattr(ray_backend, "_train_one", crash)
@@ -229,10 +233,11 @@ def test_a_worker_that_always_dies_is_recorded_as_failed(ray_instance, tmp_path,
 
     assert outcome["status"] == "failed"
     assert outcome["error"].startswith("WorkerCrashedError: ")
-    result = ledger.read_json(run_dir(sweep, sweep.runs[0]) / ledger.RESULT)
+    result = ledger.read_json(sweep.folder(sweep.runs[0]).path / ledger.RESULT)
     assert result["status"] == "failed" and result["error"].startswith("WorkerCrashedError")
 
 
+@pytest.mark.slow
 def test_cli_sweep_on_ray_end_to_end(ray_instance, tmp_path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY.format(extra=""))

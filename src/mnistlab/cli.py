@@ -149,33 +149,35 @@ def _pct(fraction: float | None) -> str:
 
 def cmd_train(args) -> int:
     import json
-    import shutil
     from pathlib import Path
 
-    from . import ledger
-    from .engine import train
+    from .data import load_dataset_cached
+    from .engine import check_runnable, train
+    from .ledger import RunFolder, run_id_for
 
     config = config_from_args(args)
+    # Everything that would fail before the first epoch fails now, before any file is written.
+    check_runnable(config, load_dataset_cached(config.dataset, config.data_dir))
     if config.out_dir is None:
-        config.out_dir = str(Path("runs/train") / ledger.run_id_for(config.to_dict()))
-    out = Path(config.out_dir)
-    same_run = (out / ledger.CONFIG).is_file() and ledger.run_id_for(
-        ledger.read_json(out / ledger.CONFIG)
-    ) == ledger.run_id_for(config.to_dict())
-    if same_run and (out / ledger.RESULT).is_file():
-        if not args.force:
-            result = ledger.read_json(out / ledger.RESULT)
-            print(f"already trained (use --force to retrain): {out}")
-            print(
-                f"status {result['status']}, val acc {_pct(result['val_acc'])}, "
-                f"test acc {_pct(result['test_acc'])}"
-            )
-            return 0
-        # Only the run's own files: --out-dir may name a folder that holds other things too.
-        for name in (ledger.RESULT, ledger.HISTORY, ledger.CHECKPOINT, ledger.RESUME, ledger.ERROR):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "tensorboard", ignore_errors=True)
-    result = train(config, log=(lambda *a: None) if args.json else print)
+        config.out_dir = str(Path("runs/train") / run_id_for(config))
+    folder = RunFolder(config.out_dir)
+    folder.check_same_run(config)
+    recorded = folder.read_result()
+    if recorded is not None and recorded["status"] != "failed" and not args.force:
+        print(f"already trained (use --force to retrain): {folder.path}")
+        print(
+            f"status {recorded['status']}, val acc {_pct(recorded.get('val_acc'))}, "
+            f"test acc {_pct(recorded.get('test_acc'))}"
+        )
+        return 0
+    if not folder.claim():
+        raise UserError(f"{folder.path}: being trained by {folder.claimed_by()}; wait for it")
+    try:
+        if recorded is not None:
+            folder.reset()  # only the run's own files: --out-dir may hold other things too
+        result = train(config, log=(lambda *a: None) if args.json else print, folder=folder)
+    finally:
+        folder.release()
     if args.json:
         print(json.dumps(result.to_dict() | {"history": result.history}, indent=1))
     else:
@@ -186,7 +188,7 @@ def cmd_train(args) -> int:
             f"{result.train_seconds:.1f}s training on {result.device} {result.precision}"
         )
         print(f"run folder: {config.out_dir}")
-    return {"finished": 0, "diverged": 1, "interrupted": 130}[result.status]
+    return {"finished": 0, "diverged": 1, "pruned": 0, "interrupted": 130}[result.status]
 
 
 # ---------------------------------------------------------------- evaluate
@@ -300,25 +302,35 @@ def add_sweep_parser(sub) -> None:
 def cmd_sweep(args) -> int:
     from collections import Counter
 
-    from .sweep import load_sweep, prepare, statuses
+    from .sweep import load_sweep, prepare, statuses, summary_lines
 
     _check_sweep_name(args.config)
     settings = _sweep_settings(args)
-    sweep = load_sweep(args.config, args.out, settings)
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    # On a cluster the GPUs are on the workers, not necessarily here: Ray checks placement.
+    sweep = load_sweep(
+        args.config, args.out, settings, check=not args.status, check_device=args.backend != "ray"
+    )
     if args.status:
         states = statuses(sweep)
         for run in sweep.runs:
             print(f"{states[run.run_id]:<11} {run.run_id}  {run.label}")
         counts = Counter(states.values())
-        done = counts["finished"] + counts["diverged"]
+        done = sum(counts[s] for s in ("finished", "diverged", "pruned"))
         print(
             f"{sweep.name}: {done}/{len(sweep.runs)} done "
             + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
             + f"  ({sweep.out_dir})"
         )
         return 0
-    if args.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    if args.backend == "ray":
+        from .backends.ray import check_options
+
+        # Before prepare(): a bad flag must not leave a sweep folder behind.
+        check_options(
+            sweep.runs, args.cpus_per_run, args.gpus_per_run, args.max_concurrent, args.retries
+        )
     todo = prepare(sweep)
     print(
         f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(sweep.runs) - len(todo)} already done, "
@@ -342,11 +354,19 @@ def cmd_sweep(args) -> int:
 
         outcomes = run_local(sweep, todo, workers=args.workers)
     failed = [o for o in outcomes if o["status"] == "failed"]
+    elsewhere = [o for o in outcomes if o["status"] == "claimed"]
+    print("\n".join(["", *summary_lines(sweep)]))
     if not args.no_report:
         from .report import build_report
 
         index = build_report(sweep.out_dir)
         print(f"report: {index}")
+    if elsewhere:
+        print(
+            f"{len(elsewhere)} run(s) are being trained by another process; rerun "
+            "`mnistlab report` when they finish",
+            file=sys.stderr,
+        )
     if failed:
         print(f"{len(failed)} run(s) failed; rerun the same command to retry them", file=sys.stderr)
     return 1 if failed else 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import math
 import platform
 import subprocess
@@ -24,18 +23,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import ledger
 from .augment import random_affine
 from .checkpoint import CHECKPOINT_FORMAT, unwrap
 from .config import ConfigError, TrainConfig
-from .data import Dataset, load_dataset, stratified_split
-from .data.idx import atomic_write_bytes
+from .data import Dataset, load_dataset_cached, stratified_split
+from .ledger import RunFolder, TrainResult
 from .models import count_parameters, create_model
 from .models.summary import count_macs
 
 # An epoch that took at least this long gets a resume state written after it: a killed run
-# then loses at most one epoch. Shorter epochs are cheaper to redo than to save (VGG's
-# optimiser state is 1.5 GB).
+# then loses at most one epoch.
 RESUME_MIN_EPOCH_SECONDS = 60.0
 
 
@@ -69,10 +66,17 @@ def cpu_has_fast_bf16() -> bool:
 SMALL_MODEL_MACS = 1_000_000
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse an explicit precision the device cannot run."""
+    if precision == "fp16" and device.type == "cpu":
+        raise ConfigError("precision 'fp16' is not supported on the CPU; use bf16 or fp32")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision 'bf16' is not supported on this GPU; use fp16 or fp32")
+
+
 def resolve_precision(precision: str, device: torch.device, macs: int | None = None) -> str:
     if precision != "auto":
-        if precision == "fp16" and device.type == "cpu":
-            raise ConfigError("precision 'fp16' is not supported on the CPU; use bf16 or fp32")
+        check_precision(precision, device)
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -147,23 +151,57 @@ def to_input(
     return x
 
 
+@dataclass(frozen=True)
+class InputFormat:
+    """How uint8 images become the model's input, and the precision the model runs in."""
+
+    mean: float
+    std: float
+    channels_last: bool = False
+    precision: str = "fp32"
+
+    def __call__(self, images, augment=None, generator=None) -> torch.Tensor:
+        return to_input(images, self.mean, self.std, self.channels_last, augment, generator)
+
+
+@dataclass
+class Stepper:
+    """Everything one optimiser step needs besides the model and the batch."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None = None  # fp16 only: its gradients underflow unscaled
+    ema: WeightEMA | None = None
+    label_smoothing: float = 0.0
+
+    def step(self, model: nn.Module, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(model)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+
 # ------------------------------------------------------------------ one epoch, and evaluation
 def train_one_epoch(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    stepper: Stepper,
     data: DeviceSplit,
+    fmt: InputFormat,
     *,
     batch_size: int,
     generator: torch.Generator,
-    mean: float,
-    std: float,
-    precision: str,
-    channels_last: bool,
-    label_smoothing: float = 0.0,
     augment: dict | None = None,
-    ema: WeightEMA | None = None,
-    scaler: torch.amp.GradScaler | None = None,
     progress=None,
 ) -> dict[str, Any]:
     """One shuffled pass over `data`. Returns mean loss, accuracy, seconds, images/s, and
@@ -178,22 +216,12 @@ def train_one_epoch(
     steps = math.ceil(len(data) / batch_size)
     for step in range(steps):
         idx = order[step * batch_size : (step + 1) * batch_size]
-        x = to_input(data.images[idx], mean, std, channels_last, augment, generator)
+        x = fmt(data.images[idx], augment, generator)
         y = data.labels[idx]
-        with autocast_for(device, precision):
+        with autocast_for(device, fmt.precision):
             logits = model(x)  # (B, classes)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:  # fp16 gradients underflow without loss scaling
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        scheduler.step()
-        if ema is not None:
-            ema.update(model)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=stepper.label_smoothing)
+        stepper.step(model, loss)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -221,24 +249,17 @@ def train_one_epoch(
 
 
 @torch.inference_mode()
-def evaluate(
-    model: nn.Module,
-    data: DeviceSplit,
-    *,
-    mean: float,
-    std: float,
-    precision: str = "fp32",
-    channels_last: bool = True,
-    batch_size: int = 1024,
+def evaluate_split(
+    model: nn.Module, data: DeviceSplit, fmt: InputFormat, batch_size: int = 1024
 ) -> dict[str, Any]:
     """Loss, accuracy and predictions on `data`, in order (never shuffled), in eval mode."""
     device = data.images.device
     model.eval()
     loss_sum, predictions, probabilities = 0.0, [], []
     for start in range(0, len(data), batch_size):
-        x = to_input(data.images[start : start + batch_size], mean, std, channels_last)
+        x = fmt(data.images[start : start + batch_size])
         y = data.labels[start : start + batch_size]
-        with autocast_for(device, precision):
+        with autocast_for(device, fmt.precision):
             logits = model(x).float()  # (B, classes)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         probabilities.append(logits.softmax(1).cpu())
@@ -337,59 +358,9 @@ def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
 
 
 # ------------------------------------------------------------------ the run
-@dataclass
-class TrainResult:
-    """What one run produced; `to_dict()` is the ledger's result.json."""
-
-    config: dict[str, Any]
-    status: str  # finished | diverged | interrupted
-    history: list[dict[str, Any]]
-    best_epoch: int | None
-    metrics: dict[str, float | None]  # train/val at best_epoch, test once on its weights
-    params: int
-    train_seconds: float
-    total_seconds: float
-    images_per_second: float
-    device: str
-    precision: str
-    split: dict[str, Any]
-    per_class_accuracy: list[float] = field(default_factory=list)
-    test_confusion: list[list[int]] = field(default_factory=list)
-    test_misclassified: list[list[int]] = field(default_factory=list)
-    run_id: str | None = None
-    out_dir: str | None = None
-    git_commit: str | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "error": self.error,
-            "model": self.config["model"],
-            "params": self.params,
-            "config": self.config,
-            "best_epoch": self.best_epoch,
-            "epochs_run": len(self.history),
-            **self.metrics,
-            "train_seconds": self.train_seconds,
-            "total_seconds": self.total_seconds,
-            "images_per_second": self.images_per_second,
-            "device": self.device,
-            "precision": self.precision,
-            "torch_version": torch.__version__,
-            "git_commit": self.git_commit,
-            "seed": self.config["seed"],
-            "split": self.split,
-            "train_subset": self.config["train_subset"],
-            "per_class_accuracy": self.per_class_accuracy,
-            "test_confusion": self.test_confusion,
-            "test_misclassified": self.test_misclassified,
-        }
-
-
-def prepare_data(config: TrainConfig, dataset: Dataset, device: torch.device):
-    """The split the user asked for, a seeded training subset if any, all on `device`."""
+def split_indices(config: TrainConfig, dataset: Dataset):
+    """Which images each split uses: (train indices, val indices, test count, split info).
+    Raises ConfigError for a subset larger than its split or a class missing from val."""
     split = stratified_split(dataset.train_labels, config.val_fraction, config.split_seed)
     train_idx = split.train_indices
     if config.train_subset is not None:
@@ -400,7 +371,6 @@ def prepare_data(config: TrainConfig, dataset: Dataset, device: torch.device):
             )
         g = torch.Generator().manual_seed(config.split_seed)
         train_idx = train_idx[torch.randperm(len(train_idx), generator=g)[: config.train_subset]]
-    images, labels = dataset.train_images, dataset.train_labels
     # The val indices are sorted, so "the first N" would favour early files: take a seeded
     # sample instead. Test keeps its order: its first N images are what `eval_subset` says.
     val_idx = split.val_indices
@@ -408,22 +378,61 @@ def prepare_data(config: TrainConfig, dataset: Dataset, device: torch.device):
     if n_eval is not None and n_eval < len(val_idx):
         g = torch.Generator().manual_seed(config.split_seed)
         val_idx = val_idx[torch.randperm(len(val_idx), generator=g)[:n_eval]].sort().values
-    test_end = len(dataset.test_labels) if n_eval is None else n_eval
+    check_val_split(dataset.train_labels[val_idx], dataset.num_classes, config)
+    test_used = (
+        len(dataset.test_labels) if n_eval is None else min(n_eval, len(dataset.test_labels))
+    )
+    split_info = split.describe() | {
+        "train_used": len(train_idx),
+        "val_used": len(val_idx),
+        "test_used": test_used,
+    }
+    return train_idx, val_idx, test_used, split_info
+
+
+def prepare_data(config: TrainConfig, dataset: Dataset, device: torch.device):
+    """The split the user asked for, a seeded training subset if any, all on `device`."""
+    train_idx, val_idx, test_used, split_info = split_indices(config, dataset)
+    images, labels = dataset.train_images, dataset.train_labels
 
     def on_device(imgs, labs):
         return DeviceSplit(imgs.to(device), labs.to(device))
 
-    split_info = split.describe() | {
-        "train_used": len(train_idx),
-        "val_used": len(val_idx),
-        "test_used": min(test_end, len(dataset.test_labels)),
-    }
     return (
         on_device(images[train_idx], labels[train_idx]),
         on_device(images[val_idx], labels[val_idx]),
-        on_device(dataset.test_images[:test_end], dataset.test_labels[:test_end]),
+        on_device(dataset.test_images[:test_used], dataset.test_labels[:test_used]),
         split_info,
     )
+
+
+def check_runnable(
+    config: TrainConfig, dataset: Dataset, check_device: bool = True
+) -> dict[str, Any]:
+    """Everything that would make `train(config, dataset)` fail before its first epoch, checked
+    without training or allocating the model: the device, the split sizes, the architecture
+    options and size (built on the meta device), the precision. Returns the split sizes, and
+    the model's parameters and MACs per image."""
+    config.validate()
+    split_info = split_indices(config, dataset)[3]
+    with torch.device("meta"):
+        model = create_model(config.model, **model_kwargs_for(config, dataset.num_classes))
+    shape = (1, *dataset.image_shape)
+    if check_device:
+        device = resolve_device(config.device)
+        speed_settings(model, device, config.precision, config.channels_last, shape)
+    return split_info | {"params": count_parameters(model), "macs": count_macs(model, shape)}
+
+
+def check_val_split(val_labels: torch.Tensor, num_classes: int, config: TrainConfig) -> None:
+    per_class = torch.bincount(val_labels, minlength=num_classes)
+    fewest = int(per_class.min())
+    if fewest < MIN_VAL_PER_CLASS:
+        raise ConfigError(
+            f"the validation split has {fewest} image(s) of class {int(per_class.argmin())} "
+            f"({len(val_labels)} in all, val_fraction {config.val_fraction:g}); it needs at "
+            f"least {MIN_VAL_PER_CLASS} of every class: raise val_fraction or eval_subset"
+        )
 
 
 def normalization_of(dataset: Dataset) -> tuple[float, float]:
@@ -454,6 +463,312 @@ def _progress_printer(epoch: int, epochs: int, enabled: bool):
     return update
 
 
+# A fresh classifier's loss is about ln(classes), 2.30 for ten. An epoch whose mean loss is this
+# many times larger has exploded even while it stays finite (Adam at lr 50 reaches 1e7).
+EXPLODED_LOSS_FACTOR = 100.0
+# Every class must be in the validation split, or the epoch is chosen on a lopsided sample.
+MIN_VAL_PER_CLASS = 1
+# Below this many validation images or optimiser steps, chance and a slow start cannot be
+# told apart, so the "did not learn" check is skipped.
+MIN_VAL_FOR_CHANCE_CHECK = 100
+MIN_STEPS_FOR_CHANCE_CHECK = 100
+
+
+@dataclass
+class Session:
+    """Everything a run resolves once, before its first epoch."""
+
+    config: TrainConfig
+    device: torch.device
+    fmt: InputFormat  # normalisation, memory layout and precision, resolved for this model
+    model: nn.Module
+    step_model: nn.Module  # `model`, compiled when config.compile
+    stepper: Stepper
+    generator: torch.Generator  # shuffling and augmentation
+    train_data: DeviceSplit
+    val_data: DeviceSplit
+    test_data: DeviceSplit
+    split_info: dict[str, Any]
+    model_kwargs: dict[str, Any]
+    params: int
+    num_classes: int
+    image_shape: tuple[int, int]
+    augment: dict | None
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights judged on val and test: the EMA average when there is one."""
+        return self.stepper.ema.module if self.stepper.ema is not None else self.model
+
+    def evaluate(self, data: DeviceSplit) -> dict[str, Any]:
+        return evaluate_split(self.evaluated, data, self.fmt, self.config.eval_batch_size)
+
+
+def model_kwargs_for(config: TrainConfig, num_classes: int) -> dict[str, Any]:
+    return {
+        "num_classes": num_classes,
+        "in_channels": 1,
+        "dropout": config.dropout,
+        **config.model_kwargs,
+    }
+
+
+def setup(config: TrainConfig, dataset: Dataset) -> Session:
+    """Device, precision, data, model and optimiser, each resolved once."""
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    check_precision(config.precision, device)
+    if device.type == "cuda":
+        # Every batch has the same shape, so cuDNN's one-off autotuning of kernels pays off.
+        torch.backends.cudnn.benchmark = True
+    train_data, val_data, test_data, split_info = prepare_data(config, dataset, device)
+    mean, std = normalization_of(dataset)
+    torch.manual_seed(config.seed)  # weight init and dropout
+    model_kwargs = model_kwargs_for(config, dataset.num_classes)
+    model = create_model(config.model, **model_kwargs).to(device)
+    precision, channels_last = speed_settings(
+        model, device, config.precision, config.channels_last, (1, *dataset.image_shape)
+    )
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(config, model, device)
+    stepper = Stepper(
+        optimizer,
+        make_scheduler(config, optimizer, math.ceil(len(train_data) / config.batch_size)),
+        torch.amp.GradScaler(device.type) if precision == "fp16" else None,
+        WeightEMA(model, config.ema_decay) if config.ema else None,
+        config.label_smoothing,
+    )
+    augment = None
+    if config.augment:
+        augment = {"rotate_degrees": config.rotate_degrees, "translate": config.translate}
+        augment["scale"] = config.scale
+    return Session(
+        config=config,
+        device=device,
+        fmt=InputFormat(mean, std, channels_last, precision),
+        model=model,
+        step_model=torch.compile(model) if config.compile else model,
+        stepper=stepper,
+        generator=torch.Generator().manual_seed(config.seed),
+        train_data=train_data,
+        val_data=val_data,
+        test_data=test_data,
+        split_info=split_info,
+        model_kwargs=model_kwargs,
+        params=count_parameters(model),
+        num_classes=dataset.num_classes,
+        image_shape=tuple(dataset.image_shape),
+        augment=augment,
+    )
+
+
+@dataclass
+class TrainState:
+    """Where a run stands after its last finished epoch: what resume.pt holds besides the
+    model, optimiser and random generators."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    best_epoch: int | None = None
+    best_val_acc: float = -1.0
+    best_state: dict[str, torch.Tensor] | None = None  # the evaluated weights of best_epoch
+
+    def note_epoch(self, row: dict[str, Any], s: Session) -> None:
+        self.history.append(row)
+        if row["val_acc"] is not None and row["val_acc"] > self.best_val_acc:
+            # Strictly better: ties keep the earlier epoch.
+            self.best_epoch, self.best_val_acc = row["epoch"], row["val_acc"]
+            self.best_state = {
+                k: v.detach().clone() for k, v in unwrap(s.evaluated).state_dict().items()
+            }
+
+    def to_resume(self, s: Session) -> dict[str, Any]:
+        return {
+            "model": unwrap(s.model).state_dict(),
+            "optimizer": s.stepper.optimizer.state_dict(),
+            "scheduler": s.stepper.scheduler.state_dict(),
+            "ema": s.stepper.ema.state_dict() if s.stepper.ema is not None else None,
+            "generator": s.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "state": {k: getattr(self, k) for k in self.__dataclass_fields__},
+        }
+
+    @classmethod
+    def resume(cls, folder: RunFolder | None, s: Session, log) -> TrainState:
+        saved = folder.load_resume(s.device) if folder is not None else None
+        if saved is None:
+            return cls()
+        s.model.load_state_dict(saved["model"])
+        s.stepper.optimizer.load_state_dict(saved["optimizer"])
+        s.stepper.scheduler.load_state_dict(saved["scheduler"])
+        if s.stepper.ema is not None:
+            s.stepper.ema.load_state_dict(saved["ema"])
+        s.generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = cls(**saved["state"])
+        log(f"resuming {s.config.model} after epoch {len(state.history)}")
+        return state
+
+
+def why_diverged(stats: dict, val: dict | None, num_classes: int) -> str | None:
+    """One line saying why an epoch's numbers mean the run has diverged, or None."""
+    if stats["diverged"]:
+        return "the training loss is not finite"
+    if val is not None and not math.isfinite(val["loss"]):  # finite train loss, broken weights
+        return "the validation loss is not finite"
+    limit = EXPLODED_LOSS_FACTOR * math.log(num_classes)
+    if stats["loss"] > limit:
+        return f"the training loss exploded (mean {stats['loss']:.3g}, above {limit:.3g})"
+    return None
+
+
+def why_not_learned(state: TrainState, s: Session) -> str | None:
+    """A run whose best validation accuracy is within noise of chance did not learn."""
+    n, chance = len(s.val_data), 1 / s.num_classes
+    steps = len(state.history) * math.ceil(len(s.train_data) / s.config.batch_size)
+    if n < MIN_VAL_FOR_CHANCE_CHECK or steps < MIN_STEPS_FOR_CHANCE_CHECK:
+        return None
+    if state.best_epoch is None:
+        return None
+    # Three binomial standard deviations above chance on n images.
+    ceiling = chance + 3 * math.sqrt(chance * (1 - chance) / n)
+    if state.best_val_acc <= ceiling:
+        return (
+            f"it did not learn: best validation accuracy {state.best_val_acc:.1%} on {n} images "
+            f"is within noise of chance ({chance:.0%})"
+        )
+    return None
+
+
+def one_epoch(s: Session, state: TrainState, epoch: int, progress: bool) -> str | None:
+    """Train one epoch and judge it on validation; returns why the run diverged, or None."""
+    bar = _progress_printer(epoch, s.config.epochs, progress)
+    stats = train_one_epoch(
+        s.step_model,
+        s.stepper,
+        s.train_data,
+        s.fmt,
+        batch_size=s.config.batch_size,
+        generator=s.generator,
+        augment=s.augment,
+        progress=bar,
+    )
+    if bar is not None:
+        bar.close()
+    state.train_seconds += stats["seconds"]
+    val = None if stats["diverged"] else s.evaluate(s.val_data)
+    why = why_diverged(stats, val, s.num_classes)
+    ok = why is None
+    state.note_epoch(
+        {
+            "epoch": epoch,
+            "train_loss": stats["loss"] if ok else None,
+            "train_acc": stats["acc"],
+            "val_loss": val["loss"] if ok else None,
+            "val_acc": val["acc"] if ok else None,
+            "lr": s.stepper.lr,
+            "seconds": stats["seconds"],
+            "images_per_second": stats["images_per_second"] if ok else None,
+        },
+        s,
+    )
+    return why
+
+
+def run_epochs(s: Session, state: TrainState, folder, *, log, progress, on_epoch):
+    """The epoch loop. Returns (status, why): finished, diverged, pruned or interrupted."""
+    config = s.config
+    board = open_tensorboard(folder, len(state.history)) if config.tensorboard else None
+    try:
+        for epoch in range(len(state.history) + 1, config.epochs + 1):
+            why = one_epoch(s, state, epoch, progress)
+            if why is not None:
+                log(f"epoch {epoch}: {why}: run diverged")
+                return "diverged", why
+            row = state.history[-1]
+            log(
+                f"{config.model} epoch {epoch}/{config.epochs}  train loss {row['train_loss']:.4f} "
+                f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
+                f"{row['images_per_second']:.0f} img/s  {row['seconds']:.1f}s"
+            )
+            if board is not None:
+                for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+                    board.add_scalar(key.replace("_", "/", 1), row[key], epoch)
+                board.flush()
+            if folder is not None:
+                # Epochs shorter than this are cheaper to redo than to save (VGG's optimiser
+                # state is 1.5 GB).
+                long = row["seconds"] >= RESUME_MIN_EPOCH_SECONDS and epoch < config.epochs
+                folder.epoch_done(state.history, state.to_resume(s) if long else None)
+            if on_epoch is not None and on_epoch(row):
+                return "pruned", f"stopped after epoch {epoch} of {config.epochs} by the pruner"
+    except KeyboardInterrupt:
+        log(f"interrupted after {len(state.history)} finished epoch(s); history kept")
+        return "interrupted", None
+    finally:
+        if board is not None:
+            board.close()
+    return "finished", why_not_learned(state, s)
+
+
+def open_tensorboard(folder, epochs_done: int):
+    if folder is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    # purge_step drops events a killed attempt wrote past the epoch we resume from.
+    return SummaryWriter(str(folder.tensorboard_dir()), purge_step=epochs_done + 1)
+
+
+def blank_metrics() -> dict[str, float | None]:
+    return dict.fromkeys(
+        ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+    )
+
+
+def test_once(s: Session, state: TrainState, log) -> tuple[dict, dict]:
+    """Load the chosen epoch's weights and judge them on the test set: the one and only look."""
+    metrics = blank_metrics()
+    if state.best_epoch is None:
+        return metrics, {}
+    best_row = state.history[state.best_epoch - 1]
+    metrics.update({k: best_row[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
+    unwrap(s.evaluated).load_state_dict(state.best_state)
+    test = s.evaluate(s.test_data)
+    metrics.update(test_loss=test["loss"], test_acc=test["acc"])
+    labels = s.test_data.labels.cpu()
+    extra = confusion_breakdown(test["predictions"], labels, s.num_classes)
+    extra["test_predictions"] = test["predictions"].tolist()
+    extra["test_labels"] = labels.tolist()
+    log(
+        f"{s.config.model}: best epoch {state.best_epoch} (val acc {state.best_val_acc:.4f}); "
+        f"test acc {test['acc']:.4f}"
+    )
+    return metrics, extra
+
+
+def checkpoint_meta(s: Session, state: TrainState, metrics: dict) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": s.config.model,
+        "model_kwargs": s.model_kwargs,
+        "normalization": {"mean": s.fmt.mean, "std": s.fmt.std},
+        "image_size": list(s.image_shape),
+        "config": s.config.to_dict(),
+        "split": s.split_info,
+        "metrics": metrics,
+        "epoch": state.best_epoch,
+        "ema": s.config.ema,
+        # What the run actually used (auto resolves per model and machine), so an evaluation
+        # can reproduce the recorded numbers exactly.
+        "precision": s.fmt.precision,
+        "channels_last": s.fmt.channels_last,
+        "state_dict": state.best_state,
+    }
+
+
 def train(
     config: TrainConfig,
     dataset: Dataset | None = None,
@@ -461,270 +776,56 @@ def train(
     log=print,
     progress: bool = True,
     save_checkpoint: bool = True,
+    folder: RunFolder | None = None,
+    on_epoch=None,
 ) -> TrainResult:
-    """Train one model with `config`. With `config.out_dir` set, the run's folder is written as
-    the ledger describes, and a run killed part-way resumes from its last saved epoch."""
+    """Train one model with `config`; the result carries the trained model (`result.model`,
+    the chosen epoch's weights). With a run folder (`folder`, or `config.out_dir`), the run is
+    recorded as the ledger describes, and a run killed part-way resumes from its last saved
+    epoch. `on_epoch(row) -> bool` sees each epoch's history row; True stops the run as
+    "pruned" (a search's early stopping)."""
     wall_start = time.perf_counter()
     code_version = git_commit()  # now: the checkout may change while a long run trains
     config.validate()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    if device.type == "cuda":
-        # Every batch has the same shape, so cuDNN's one-off autotuning of kernels pays off.
-        torch.backends.cudnn.benchmark = True
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("precision 'bf16' is not supported on this GPU; use fp16 or fp32")
+    if folder is None and config.out_dir:
+        folder = RunFolder(config.out_dir, log=log)
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_dir)
-    train_data, val_data, test_data, split_info = prepare_data(config, dataset, device)
-    mean, std = normalization_of(dataset)
-    out_dir = Path(config.out_dir) if config.out_dir else None
-    config_dict = config.to_dict()
-
-    torch.manual_seed(config.seed)  # weight init and dropout
-    generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
-    model_kwargs = {
-        "num_classes": dataset.num_classes,
-        "in_channels": 1,
-        "dropout": config.dropout,
-        **config.model_kwargs,
-    }
-    model = create_model(config.model, **model_kwargs).to(device)
-    params = count_parameters(model)
-    precision, channels_last = speed_settings(
-        model, device, config.precision, config.channels_last, (1, *dataset.image_shape)
-    )
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    # The run folder appears only once the model is built: a bad architecture option
-    # (a UserError from create_model) must not leave an empty run behind.
-    if out_dir is not None:
-        existing = out_dir / ledger.CONFIG
-        if existing.is_file() and ledger.run_id_for(
-            ledger.read_json(existing)
-        ) != ledger.run_id_for(config_dict):
-            # Resuming another config's epochs would silently mix two runs.
-            raise ConfigError(
-                f"{out_dir}: holds a run with a different config; use another out_dir"
-            )
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ledger.write_json(out_dir / ledger.CONFIG, config_dict)
-    ema = None
-    if config.ema:
-        ema = WeightEMA(model, config.ema_decay)
-    step_model = torch.compile(model) if config.compile else model
-    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    optimizer = make_optimizer(config, model, device)
-    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    scheduler = make_scheduler(config, optimizer, steps_per_epoch)
-    augment = (
-        {
-            "rotate_degrees": config.rotate_degrees,
-            "translate": config.translate,
-            "scale": config.scale,
-        }
-        if config.augment
-        else None
-    )
-    evaluated = lambda: ema.module if ema is not None else model  # noqa: E731
-
-    history: list[dict[str, Any]] = []
-    best_epoch, best_val_acc, best_state = None, -1.0, None
-    train_seconds = 0.0
-    resume_path = out_dir / ledger.RESUME if out_dir else None
-    if resume_path is not None and resume_path.is_file():
-        state = torch.load(resume_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history, train_seconds = state["history"], state["train_seconds"]
-        best_epoch, best_val_acc, best_state = (
-            state["best_epoch"],
-            state["best_val_acc"],
-            state["best_state"],
-        )
-        log(f"resuming {config.model} after epoch {len(history)}")
-
-    status = "finished"
-    board = None
-    if config.tensorboard and out_dir is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        # purge_step drops events a killed attempt wrote past the epoch we resume from.
-        board = SummaryWriter(str(out_dir / "tensorboard"), purge_step=len(history) + 1)
-    eval_kw = dict(
-        mean=mean,
-        std=std,
-        precision=precision,
-        channels_last=channels_last,
-        batch_size=config.eval_batch_size,
-    )
-    try:
-        for epoch in range(len(history) + 1, config.epochs + 1):
-            bar = _progress_printer(epoch, config.epochs, progress)
-            stats = train_one_epoch(
-                step_model,
-                optimizer,
-                scheduler,
-                train_data,
-                batch_size=config.batch_size,
-                generator=generator,
-                mean=mean,
-                std=std,
-                precision=precision,
-                channels_last=channels_last,
-                label_smoothing=config.label_smoothing,
-                augment=augment,
-                ema=ema,
-                scaler=scaler,
-                progress=bar,
-            )
-            if bar is not None:
-                bar.close()
-            train_seconds += stats["seconds"]
-            val = None if stats["diverged"] else evaluate(evaluated(), val_data, **eval_kw)
-            if val is not None and not math.isfinite(
-                val["loss"]
-            ):  # finite train loss, broken weights
-                stats["diverged"] = True
-            if stats["diverged"]:
-                status = "diverged"
-                history.append(
-                    {
-                        "epoch": epoch,
-                        "train_loss": None,
-                        "train_acc": stats["acc"],
-                        "val_loss": None,
-                        "val_acc": None,
-                        "lr": optimizer.param_groups[0]["lr"],
-                        "seconds": stats["seconds"],
-                        "images_per_second": None,
-                    }
-                )
-                log(f"epoch {epoch}: loss is not finite: run diverged")
-                break
-            row = {
-                "epoch": epoch,
-                "train_loss": stats["loss"],
-                "train_acc": stats["acc"],
-                "val_loss": val["loss"],
-                "val_acc": val["acc"],
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": stats["seconds"],
-                "images_per_second": stats["images_per_second"],
-            }
-            history.append(row)
-            if board is not None:
-                for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
-                    board.add_scalar(key.replace("_", "/", 1), row[key], epoch)
-                board.flush()
-            if val["acc"] > best_val_acc:  # strictly better: ties keep the earlier epoch
-                best_epoch, best_val_acc = epoch, val["acc"]
-                best_state = {
-                    k: v.detach().clone() for k, v in unwrap(evaluated()).state_dict().items()
-                }
-            log(
-                f"{config.model} epoch {epoch}/{config.epochs}  train loss {row['train_loss']:.4f} "
-                f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
-                f"{row['images_per_second']:.0f} img/s  {row['seconds']:.1f}s"
-            )
-            if out_dir is not None:
-                ledger.write_json(out_dir / ledger.HISTORY, history)
-                if stats["seconds"] >= RESUME_MIN_EPOCH_SECONDS and epoch < config.epochs:
-                    resume_state = {
-                        "model": unwrap(model).state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else None,
-                        "generator": generator.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "history": history,
-                        "train_seconds": train_seconds,
-                        "best_epoch": best_epoch,
-                        "best_val_acc": best_val_acc,
-                        "best_state": best_state,
-                    }
-                    _atomic_torch_save(resume_path, resume_state)
-    except KeyboardInterrupt:
-        status = "interrupted"
-        log(f"interrupted after {len(history)} finished epoch(s); history kept")
-    finally:
-        if board is not None:
-            board.close()
-
-    if out_dir is not None:
-        ledger.write_json(out_dir / ledger.HISTORY, history)
-
-    metrics: dict[str, float | None] = dict.fromkeys(
-        ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
-    )
-    result_extra: dict[str, Any] = {}
-    if best_epoch is not None and status != "interrupted":
-        best_row = history[best_epoch - 1]
-        metrics.update({k: best_row[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
-        final_model = evaluated()
-        unwrap(final_model).load_state_dict(best_state)
-        # The one and only look at the test set.
-        test = evaluate(final_model, test_data, **eval_kw)
-        metrics.update(test_loss=test["loss"], test_acc=test["acc"])
-        result_extra = confusion_breakdown(
-            test["predictions"], test_data.labels.cpu(), dataset.num_classes
-        )
-        log(
-            f"{config.model}: best epoch {best_epoch} (val acc {best_val_acc:.4f}); "
-            f"test acc {test['acc']:.4f}"
-        )
-        if out_dir is not None and save_checkpoint:
-            meta = {
-                "format": CHECKPOINT_FORMAT,
-                "model": config.model,
-                "model_kwargs": model_kwargs,
-                "normalization": {"mean": mean, "std": std},
-                "image_size": list(dataset.image_shape),
-                "config": config_dict,
-                "split": split_info,
-                "metrics": metrics,
-                "epoch": best_epoch,
-                "ema": config.ema,
-                # What the run actually used (auto resolves per model and machine), so an
-                # evaluation can reproduce the recorded numbers exactly.
-                "precision": precision,
-                "channels_last": channels_last,
-                "state_dict": best_state,
-            }
-            _atomic_torch_save(out_dir / ledger.CHECKPOINT, meta)
-
-    total_seconds = time.perf_counter() - wall_start
-    trained_images = sum(h["seconds"] * (h["images_per_second"] or 0) for h in history)
+        dataset = load_dataset_cached(config.dataset, config.data_dir)
+    s = setup(config, dataset)
+    if folder is not None:  # only now: a bad architecture option must leave no empty run
+        folder.start(config)
+    state = TrainState.resume(folder, s, log)
+    status, why = run_epochs(s, state, folder, log=log, progress=progress, on_epoch=on_epoch)
+    if status == "finished" and why is not None:
+        log(f"{config.model}: {why}: recorded as diverged")
+        status = "diverged"
+    metrics, extra = (blank_metrics(), {}) if status == "interrupted" else test_once(s, state, log)
+    if folder is not None and save_checkpoint and extra:
+        folder.save_checkpoint(checkpoint_meta(s, state, metrics))
+    trained_images = sum(h["seconds"] * (h["images_per_second"] or 0) for h in state.history)
     result = TrainResult(
-        config=config_dict,
+        config=config.to_dict(),
         status=status,
-        history=history,
-        best_epoch=best_epoch,
+        history=state.history,
+        best_epoch=state.best_epoch,
         metrics=metrics,
-        params=params,
-        train_seconds=train_seconds,
-        total_seconds=total_seconds,
-        images_per_second=trained_images / train_seconds if train_seconds else 0.0,
-        device=describe_device(device),
-        precision=precision,
-        split=split_info,
-        run_id=out_dir.name if out_dir else None,
-        out_dir=str(out_dir) if out_dir else None,
+        params=s.params,
+        train_seconds=state.train_seconds,
+        total_seconds=time.perf_counter() - wall_start,
+        images_per_second=trained_images / state.train_seconds if state.train_seconds else 0.0,
+        device=describe_device(s.device),
+        precision=s.fmt.precision,
+        split=s.split_info,
+        torch_version=torch.__version__,
+        run_id=folder.run_id if folder is not None else None,
+        out_dir=str(folder.path) if folder is not None else None,
         git_commit=code_version,
-        **result_extra,
+        error=why,
+        model=unwrap(s.evaluated) if state.best_epoch is not None else None,
+        **extra,
     )
-    if out_dir is not None and status != "interrupted":
-        # result.json last: its presence is what marks the run as over.
-        ledger.write_json(out_dir / ledger.RESULT, result.to_dict())
-        if resume_path is not None:
-            resume_path.unlink(missing_ok=True)
+    if folder is not None and status != "interrupted":
+        folder.finish(result)
     return result
 
 
@@ -738,9 +839,3 @@ def confusion_breakdown(predictions: torch.Tensor, labels: torch.Tensor, num_cla
         "test_confusion": confusion.tolist(),
         "test_misclassified": [[int(i), int(labels[i]), int(predictions[i])] for i in wrong],
     }
-
-
-def _atomic_torch_save(path: Path, obj: Any) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())

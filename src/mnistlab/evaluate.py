@@ -8,8 +8,15 @@ from typing import Any
 import torch
 
 from .checkpoint import load_checkpoint
-from .data import load_dataset
-from .engine import DeviceSplit, confusion_breakdown, evaluate, resolve_device, resolve_precision
+from .data import load_dataset_cached
+from .engine import (
+    DeviceSplit,
+    InputFormat,
+    confusion_breakdown,
+    evaluate_split,
+    resolve_device,
+    resolve_precision,
+)
 from .errors import UserError
 
 SPLITS = ("test", "val")
@@ -22,7 +29,7 @@ def load_eval_split(meta: dict, split: str, data_dir: str | None, device):
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     config = meta["config"]
-    dataset = load_dataset(config["dataset"], data_dir or config.get("data_dir"))
+    dataset = load_dataset_cached(config["dataset"], data_dir or config.get("data_dir"))
     if split == "test":
         images, labels = dataset.test_images, dataset.test_labels
     else:
@@ -48,13 +55,8 @@ def evaluate_checkpoint(
     channels_last = bool(meta.get("channels_last", recorded.get("channels_last", False)))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    out = evaluate(
-        model,
-        data,
-        mean=norm["mean"],
-        std=norm["std"],
-        precision=precision,
-        channels_last=channels_last,
+    out = evaluate_split(
+        model, data, InputFormat(norm["mean"], norm["std"], channels_last, precision)
     )
     breakdown = confusion_breakdown(out["predictions"], data.labels.cpu(), num_classes)
     return {
@@ -121,9 +123,7 @@ def evaluate_ensemble(
                 raise
             prec = resolve_precision("auto", dev)
         norm = meta["normalization"]
-        out = evaluate(
-            model, data, mean=norm["mean"], std=norm["std"], precision=prec, channels_last=False
-        )
+        out = evaluate_split(model, data, InputFormat(norm["mean"], norm["std"], False, prec))
         probs = out["probabilities"].double()  # (N, classes); double so the mean is exact
         prob_sum = probs if prob_sum is None else prob_sum + probs
         members.append(

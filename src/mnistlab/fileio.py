@@ -84,10 +84,13 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     _sync_folder(path.parent)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+def json_bytes(obj: Any) -> bytes:
     # allow_nan=False: NaN and Infinity are not JSON, and other tools refuse to read them.
-    text = json.dumps(obj, indent=1, sort_keys=True, allow_nan=False)
-    atomic_write_bytes(path, (text + "\n").encode())
+    return (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def write_torch(path: str | os.PathLike, obj: Any) -> None:

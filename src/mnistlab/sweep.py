@@ -15,9 +15,10 @@ folder; rerunning skips what is finished.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import shutil
-import sys
+import math
+import re
 import traceback
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,24 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from . import ledger
-from .config import ConfigError, TrainConfig, load_toml
+from .config import IDENTITY_FIELDS, ConfigError, TrainConfig, load_toml
+from .errors import UserError
+from .ledger import DONE_STATUSES, RunFolder
 
 SECTIONS = ("sweep", "base", "grid", "overrides")
 SWEEP_KEYS = ("name", "out_dir", "description", "checkpoints")
 DEFAULT_SWEEP = "quick"
-# Runs whose result carries one of these are over; anything else is (re)started.
-DONE_STATUSES = ("finished", "diverged")
+# A sweep's name is a folder under runs/: one plain name, nothing that climbs out of it.
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
-class Run:
+class SweepRun:
     run_id: str
-    config: dict[str, Any]  # a resolved TrainConfig, as a dict
-
-    @property
-    def label(self) -> str:
-        c = self.config
-        return f"{c['model']} lr={c['lr']:g} dropout={c['dropout']:g} epochs={c['epochs']} seed={c['seed']}"
+    config: TrainConfig  # validated; out_dir is left to the ledger
+    label: str = ""  # the model and the settings that tell it from the sweep's other runs
+    plan: dict[str, Any] = field(default_factory=dict)  # split sizes and MACs, from check_runs
 
 
 @dataclass
@@ -50,10 +50,13 @@ class Sweep:
     name: str
     out_dir: Path
     source: Path
-    runs: list[Run]
+    runs: list[SweepRun]
     checkpoints: bool = True  # False: no checkpoint.pt per run (the seed grid's VGG is 0.5 GB)
     description: str = ""
     axes: dict[str, list] = field(default_factory=dict)
+
+    def folder(self, run: SweepRun, log=print) -> RunFolder:
+        return RunFolder(self.out_dir / "runs" / run.run_id, log=log)
 
 
 def bundled_config(name: str) -> Path:
@@ -73,11 +76,18 @@ def resolve_sweep_path(path_or_name: str | None) -> Path:
 
 
 def load_sweep(
-    path_or_name: str | None = None, out_dir: str | None = None, settings: dict | None = None
+    path_or_name: str | None = None,
+    out_dir: str | None = None,
+    settings: dict | None = None,
+    *,
+    check: bool = True,
+    check_device: bool = True,
 ) -> Sweep:
     """Read, expand and validate every run before any work starts: a typo in the 40th run
     fails now, not after hours of training. `settings` override every run's values (the
-    CLI's --set), e.g. a smaller train_subset to rehearse a GPU sweep on a laptop."""
+    CLI's --set), e.g. a smaller train_subset to rehearse a GPU sweep on a laptop. With
+    `check`, every run is also checked against its data and device (`engine.check_runnable`:
+    split sizes, architecture options on the meta device, a GPU where one is asked for)."""
     path = resolve_sweep_path(path_or_name)
     spec = load_toml(path)
     unknown = sorted(set(spec) - set(SECTIONS))
@@ -111,7 +121,9 @@ def load_sweep(
             raise ConfigError(
                 f"{path}: [overrides.{model}] must be a table of settings, got {table!r}"
             )
-    runs: dict[str, Run] = {}
+    if settings and "out_dir" in settings:
+        raise ConfigError("out_dir cannot be set per run: use --out to choose the sweep folder")
+    runs: dict[str, SweepRun] = {}
     for grid in grids:
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
@@ -120,21 +132,29 @@ def load_sweep(
             values = {**base, **dict(zip(grid, combo, strict=True))}
             values.update(overrides.get(values.get("model", TrainConfig.model), {}))
             values.update(settings or {})
+            values["out_dir"] = None  # the ledger decides where a run lives
             try:
-                config = TrainConfig.from_dict(values, source=str(path)).validate().to_dict()
+                config = TrainConfig.from_dict(values, source=str(path)).validate()
             except ConfigError as exc:
                 message = str(exc)
                 raise ConfigError(
                     message if message.startswith(str(path)) else f"{path}: {message}"
                 ) from None
-            config["out_dir"] = None  # the ledger decides where a run lives
             run_id = ledger.run_id_for(config)
-            runs.setdefault(run_id, Run(run_id, config))  # identical combinations run once
+            runs.setdefault(run_id, SweepRun(run_id, config))  # identical combinations run once
     for model in overrides:
-        if model not in {r.config["model"] for r in runs.values()}:
+        if model not in {r.config.model for r in runs.values()}:
             raise ConfigError(f"{path}: [overrides.{model}] names a model that is not in the grid")
     name = meta.get("name", path.stem)
+    if not isinstance(name, str) or not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(
+            f"{path}: [sweep] name must be a plain folder name (letters, digits, '.', '_', '-'), "
+            f"got {name!r}"
+        )
     root = Path(out_dir or meta.get("out_dir") or Path("runs") / name)
+    label_runs(list(runs.values()))
+    if check:
+        check_runs(path, list(runs.values()), check_device)
     return Sweep(
         name=name,
         out_dir=root,
@@ -152,17 +172,50 @@ def _boolean(value, what: str) -> bool:
     return value
 
 
-def run_dir(sweep: Sweep, run: Run) -> Path:
-    return sweep.out_dir / "runs" / run.run_id
+def label_runs(runs: list[SweepRun]) -> None:
+    """Label each run by its model and the settings that differ between the runs."""
+    varying = sorted(
+        k
+        for k in IDENTITY_FIELDS - {"model"}
+        if len({ledger_value(getattr(r.config, k)) for r in runs}) > 1
+    )
+    for run in runs:
+        parts = [run.config.model]
+        for key in varying:
+            value = getattr(run.config, key)
+            parts.append(
+                f"{key}={value:g}" if isinstance(value, float) else f"{key}={ledger_value(value)}"
+            )
+        run.label = " ".join(parts)
+
+
+def ledger_value(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
+
+
+def check_runs(path: Path, runs: list[SweepRun], check_device: bool = True) -> None:
+    """Every run checked against its data and device before the first one trains."""
+    from .data import load_dataset_cached
+    from .engine import check_runnable
+
+    for run in runs:
+        config = run.config
+        try:
+            dataset = load_dataset_cached(config.dataset, config.data_dir)
+            run.plan = check_runnable(config, dataset, check_device)
+        except UserError as exc:
+            raise ConfigError(f"{path}: run {run.label}: {exc}") from None
 
 
 def statuses(sweep: Sweep) -> dict[str, str]:
-    return {run.run_id: ledger.run_status(run_dir(sweep, run)) for run in sweep.runs}
+    return {run.run_id: sweep.folder(run).status() for run in sweep.runs}
 
 
-def prepare(sweep: Sweep) -> list[Run]:
+def prepare(sweep: Sweep) -> list[SweepRun]:
     """Create the sweep folder and manifest; return the runs that still need work."""
-    sweep.out_dir.mkdir(parents=True, exist_ok=True)
+    ledger.make_dirs(sweep.out_dir)
     ledger.atomic_copy(sweep.source, sweep.out_dir / "sweep.toml")
     ledger.write_json(
         sweep.out_dir / ledger.MANIFEST,
@@ -172,80 +225,169 @@ def prepare(sweep: Sweep) -> list[Run]:
             "description": sweep.description,
         },
     )
-    todo = []
-    for run in sweep.runs:
-        folder = run_dir(sweep, run)
-        if ledger.run_status(folder) in DONE_STATUSES:
-            continue
-        if (folder / ledger.RESULT).is_file():  # a failed attempt: start it afresh
-            shutil.rmtree(folder)
-        todo.append(run)
-    return todo
+    return [run for run in sweep.runs if not sweep.folder(run).is_done()]
 
 
 def execute_run(
-    config: dict[str, Any], folder: str, checkpoints: bool = True, dataset=None, log=print
+    config: TrainConfig,
+    folder: RunFolder,
+    *,
+    checkpoints: bool = True,
+    dataset=None,
+    log=print,
+    progress: bool = False,
+    on_epoch=None,
 ) -> dict[str, Any]:
-    """Train one run into its ledger folder; any exception becomes a "failed" result.
+    """Run one config to a recorded result: the one path of every backend (this process,
+    worker processes, Ray tasks). Claims the folder first, so processes sharing a sweep folder
+    divide its runs; any exception becomes a "failed" record and the sweep goes on.
 
-    Used by every backend: the local loop, worker processes and Ray tasks.
+    Returns {"run_id", "status", ...}: status "claimed" (another live process holds the run)
+    or "skipped" (finished meanwhile) when nothing was trained; "error" and "permanent" (an
+    error that retrying cannot mend, e.g. a bad config) when the run failed.
     """
     from .engine import train
 
-    folder_path = Path(folder)
-    cfg = TrainConfig.from_dict({**config, "out_dir": str(folder_path)})
+    outcome: dict[str, Any] = {"run_id": folder.run_id}
+    if not folder.claim():
+        return outcome | {"status": "claimed", "holder": folder.claimed_by()}
     try:
-        result = train(cfg, dataset, log=log, progress=log is print, save_checkpoint=checkpoints)
+        status = folder.status()
+        if status in DONE_STATUSES:
+            return outcome | {"status": "skipped"}
+        if status == "failed":
+            folder.reset()  # a failed attempt starts afresh; its error is in the old record
+        config = dataclasses.replace(config, out_dir=str(folder.path))
+        result = train(
+            config,
+            dataset,
+            log=log,
+            progress=progress,
+            save_checkpoint=checkpoints,
+            folder=folder,
+            on_epoch=on_epoch,
+        )
         if result.status == "interrupted":
-            # train() swallows Ctrl-C to keep the history; the sweep must stop too, not go on
-            # to the next run.
+            # train() swallows Ctrl-C to keep the history; the sweep must stop too.
             raise KeyboardInterrupt
-        return {"run_id": folder_path.name, "status": result.status}
+        return outcome | {
+            "status": result.status,
+            "seconds": result.total_seconds,
+            "train_seconds": result.train_seconds,
+            "error": result.error,
+        }
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a crashed run must not stop the sweep
-        error = f"{type(exc).__name__}: {exc}"
-        record_failure(folder_path, config, error, traceback.format_exc())
-        log(f"run {folder_path.name} failed: {error}")
-        return {"run_id": folder_path.name, "status": "failed", "error": error}
+        permanent = isinstance(exc, UserError)
+        error = f"{type(exc).__name__}: {exc}" if not permanent else str(exc)
+        folder.fail(config, error, traceback.format_exc())
+        log(f"run {folder.run_id} failed: {error}")
+        return outcome | {"status": "failed", "error": error, "permanent": permanent}
+    finally:
+        folder.release()
 
 
-def record_failure(folder: Path, config: dict, error: str, details: str = "") -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    ledger.write_json(folder / ledger.CONFIG, config | {"out_dir": str(folder)})
-    (folder / ledger.ERROR).write_text(details or error)
-    ledger.write_json(
-        folder / ledger.RESULT,
-        {
-            "run_id": folder.name,
-            "status": "failed",
-            "error": error,
-            "model": config["model"],
-            "config": config,
-            "best_epoch": None,
-            "epochs_run": 0,
-        },
-    )
+@dataclass
+class RunCost:
+    """What a run's duration scales with: its model, MACs per image and images processed."""
+
+    model: str
+    macs: int
+    images: float  # training images x epochs, plus evaluation images at a third of the cost
+
+    @classmethod
+    def of(cls, run: SweepRun) -> RunCost:
+        c, plan = run.config, run.plan
+        evaluated = plan.get("val_used", 0) * c.epochs + plan.get("test_used", 0)
+        return cls(
+            c.model, plan.get("macs", 0), plan.get("train_used", 0) * c.epochs + evaluated / 3
+        )
+
+
+class EtaEstimator:
+    """The time left, from the work left: each remaining run's images at the seconds per image
+    its model showed in this sweep. A model not seen yet is priced from the models seen, by a
+    power law in MACs per image fitted to them (slope 0.6 from one model: on the 2-core CPU,
+    LeNet's 0.4M MACs train at ~8,000 img/s and ResNet-18's 456M at ~120)."""
+
+    DEFAULT_SLOPE = 0.6
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.images: dict[str, float] = {}
+        self.macs: dict[str, int] = {}
+
+    def observe(self, cost: RunCost, seconds: float) -> None:
+        self.seconds[cost.model] = self.seconds.get(cost.model, 0.0) + seconds
+        self.images[cost.model] = self.images.get(cost.model, 0.0) + max(cost.images, 1.0)
+        self.macs[cost.model] = cost.macs
+
+    def per_image(self, cost: RunCost) -> float | None:
+        if cost.model in self.seconds:
+            return self.seconds[cost.model] / self.images[cost.model]
+        points = [
+            (math.log(max(self.macs[m], 1)), math.log(self.seconds[m] / self.images[m]))
+            for m in self.seconds
+        ]
+        if not points:
+            return None
+        slope = self.DEFAULT_SLOPE
+        xs = [x for x, _ in points]
+        if len(points) > 1 and max(xs) - min(xs) > 0.5:
+            mx, my = sum(xs) / len(xs), sum(y for _, y in points) / len(points)
+            fitted = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
+            slope = min(max(fitted, 0.2), 1.0)  # a few noisy points must not extrapolate wildly
+        # Extrapolate from the nearest seen model, where the power law is most trustworthy.
+        x = math.log(max(cost.macs, 1))
+        near_x, near_y = min(points, key=lambda p: abs(p[0] - x))
+        return math.exp(near_y + slope * (x - near_x))
+
+    def estimate(self, costs: list[RunCost]) -> float | None:
+        total = 0.0
+        for cost in costs:
+            rate = self.per_image(cost)
+            if rate is None:
+                return None
+            total += rate * cost.images
+        return total
 
 
 class SweepProgress:
-    """Runs done/total and an ETA from the mean duration of the runs done in this session."""
+    """Runs done/total, one line per run, and an ETA from the work left (EtaEstimator)."""
 
-    def __init__(self, total: int, already_done: int, stream=sys.stdout):
-        self.total, self.done, self.stream = total, already_done, stream
-        self.durations: list[float] = []
+    def __init__(self, sweep: Sweep, todo: list[SweepRun], parallel: int = 1, log=print):
+        self.total, self.done = len(sweep.runs), len(sweep.runs) - len(todo)
+        self.left = {run.run_id: RunCost.of(run) for run in todo}
+        self.parallel, self.log = max(parallel, 1), log
+        self.eta = EtaEstimator()
 
-    def start(self, run: Run) -> None:
-        remaining = self.total - self.done
-        eta = ""
-        if self.durations:
-            seconds = sum(self.durations) / len(self.durations) * remaining
-            eta = f", ETA {format_seconds(seconds)}"
-        print(f"[{self.done + 1}/{self.total}{eta}] {run.label}", file=self.stream, flush=True)
+    def _eta(self) -> str:
+        seconds = self.eta.estimate(list(self.left.values()))
+        return (
+            ""
+            if seconds is None or not self.left
+            else f", ETA {format_seconds(seconds / self.parallel)}"
+        )
 
-    def finish(self, seconds: float) -> None:
-        self.done += 1
-        self.durations.append(seconds)
+    def start(self, run: SweepRun) -> None:
+        self.log(f"[{self.done + 1}/{self.total}{self._eta()}] {run.label}")
+
+    def finish(self, run: SweepRun, outcome: dict, announce: bool = False) -> None:
+        cost = self.left.pop(run.run_id, None)
+        if outcome["status"] != "claimed":  # a claimed run is another process's to finish
+            self.done += 1
+        if cost is not None and outcome.get("seconds"):
+            self.eta.observe(cost, outcome["seconds"])
+        if announce:
+            line = f"[{self.done}/{self.total}{self._eta()}] {run.label}: {outcome['status']}"
+            if outcome.get("seconds"):
+                line += f" ({format_seconds(outcome['seconds'])}{outcome.get('where', '')})"
+            if outcome.get("holder"):
+                line += f" (by {outcome['holder']})"
+            if outcome.get("error") and outcome["status"] == "failed":
+                line += f"\n    {outcome['error']}"
+            self.log(line)
 
 
 def format_seconds(seconds: float) -> str:
@@ -255,3 +397,32 @@ def format_seconds(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def summary_lines(sweep: Sweep) -> list[str]:
+    """The sweep's outcome for the terminal: each model's best run (chosen by validation
+    accuracy), with its test accuracy's 95% interval for the images it was judged on."""
+    from .report.stats import accuracy_interval
+
+    best: dict[str, dict] = {}
+    for record in ledger.read_runs(sweep.out_dir):
+        result = record["result"]
+        if not result or result["status"] != "finished" or result.get("val_acc") is None:
+            continue
+        model = result["model"]
+        if model not in best or result["val_acc"] > best[model]["val_acc"]:
+            best[model] = result
+    if not best:
+        return ["no finished runs yet"]
+    lines = [
+        f"{'model':<12} {'lr':>8} {'dropout':>7} {'val':>7} {'test (95% interval)':>26} {'time':>8}"
+    ]
+    for model, r in sorted(best.items(), key=lambda kv: -kv[1]["val_acc"]):
+        n = r["split"]["test_used"]
+        low, high = accuracy_interval(r["test_acc"], n)
+        test = f"{100 * r['test_acc']:.2f}% ({100 * low:.2f}-{100 * high:.2f}, n={n})"
+        lines.append(
+            f"{model:<12} {r['config']['lr']:>8g} {r['config']['dropout']:>7g} "
+            f"{100 * r['val_acc']:>6.2f}% {test:>26} {format_seconds(r['total_seconds']):>8}"
+        )
+    return lines
