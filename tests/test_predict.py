@@ -202,6 +202,7 @@ def _write_bad_files(tmp_path, digit):
 def test_cli_reports_each_bad_file_and_goes_on(tmp_path, checkpoint, digits, capsys):
     images, labels = digits
     files = _write_bad_files(tmp_path, images[0])
+    del files["missing"]  # not there at all: bad input, exit 2 (test_missing_image_is_...)
     second = tmp_path / "second.jpg"
     coloured(images[1]).save(second)
     paths = [str(p) for p in files.values()] + [str(second)]
@@ -211,14 +212,13 @@ def test_cli_reports_each_bad_file_and_goes_on(tmp_path, checkpoint, digits, cap
     assert f"good.png: {labels[0]}  (" in out
     assert f"second.jpg: {labels[1]}  (" in out
     errors = err.strip().splitlines()
-    assert len(errors) == 6 and all(line.startswith("mnistlab: error: ") for line in errors)
+    assert len(errors) == 5 and all(line.startswith("mnistlab: error: ") for line in errors)
     expected = {
         "blank.png": "no digit found (blank image",
         "notes.png": "not an image Pillow can read",
         "truncated.png": "truncated or corrupt image data",
         "bomb.png": "decompression bomb",
         "huge.png": "the limit is 32.0 MB",
-        "missing.png": "no such file",
     }
     for name, message in expected.items():
         assert any(name in line and message in line for line in errors), (name, errors)
@@ -275,3 +275,266 @@ def test_python_api(tmp_path, checkpoint, digits):
     shifted_and_scaled(images[2]).save(path)
     (result,) = predict_images(checkpoint, [path])
     assert result["label"] == labels[2] and result["preprocessed"].shape == (28, 28)
+
+
+# ------------------------------------------------------------------ hostile checkpoints (issue 13)
+def _raw_meta(checkpoint) -> dict:
+    import torch
+
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)
+
+
+def _hostile(checkpoint, path, change):
+    """A copy of the session checkpoint with `change(meta)` applied."""
+    import torch
+
+    meta = _raw_meta(checkpoint)
+    change(meta)
+    torch.save(meta, path)
+    return path
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def change(meta):
+        target = meta
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+
+    return change
+
+
+def _drop(*keys):
+    def change(meta):
+        target = meta
+        for key in keys[:-1]:
+            target = target[key]
+        del target[keys[-1]]
+
+    return change
+
+
+def _nan_weights(meta):
+    first = next(k for k, v in meta["state_dict"].items() if v.is_floating_point())
+    meta["state_dict"][first] = meta["state_dict"][first] * float("nan")
+
+
+def _wrong_shape(meta):
+    first = next(iter(meta["state_dict"]))
+    meta["state_dict"][first] = meta["state_dict"][first][:1]
+
+
+HOSTILE_METADATA = {
+    "no model_kwargs": (_drop("model_kwargs"), "model_kwargs"),
+    "model is a number": (_set("model", 5), "'model' must be"),
+    "unknown model": (_set("model", "nosuchnet"), "unknown model 'nosuchnet'"),
+    "no normalization": (_drop("normalization"), "normalization"),
+    "std is 0": (_set("normalization", "std", 0.0), "std must be a finite number > 0"),
+    "std is text": (_set("normalization", "std", "x"), "std must be a finite number > 0"),
+    "mean is inf": (_set("normalization", "mean", float("inf")), "mean must be a finite"),
+    "std is nan": (_set("normalization", "std", float("nan")), "std must be a finite"),
+    "huge image_size": (_set("image_size", [20000, 20000]), "image_size"),
+    "image_size is text": (_set("image_size", "big"), "image_size"),
+    "one-number image_size": (_set("image_size", [28]), "image_size"),
+    "no state_dict": (_drop("state_dict"), "state_dict"),
+    "state_dict is a list": (_set("state_dict", [1, 2]), "state_dict"),
+    "weights of the wrong shape": (_wrong_shape, "weights do not fit"),
+    "NaN weights": (_nan_weights, "not finite"),
+    "float num_classes": (_set("model_kwargs", "num_classes", 3e6), "num_classes"),
+    "3 million classes": (_set("model_kwargs", "num_classes", 3_000_000), "1 to 100,000"),
+    "2000 classes": (_set("model_kwargs", "num_classes", 2000), "weights do not fit"),
+    "huge model image_size": (_set("model_kwargs", "image_size", 20000), "weights do not fit"),
+    "misspelt option": (_set("model_kwargs", "widht", 3), "architecture option"),
+    "model_kwargs is a list": (_set("model_kwargs", [1]), "model_kwargs"),
+    "metrics is text": (_set("metrics", "great"), "metrics"),
+    "config is a number": (_set("config", 7), "config"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_METADATA))
+def test_hostile_checkpoint_metadata_is_one_line(case, checkpoint, tmp_path, capsys):
+    change, expected = HOSTILE_METADATA[case]
+    bad = _hostile(checkpoint, tmp_path / "bad.pt", change)
+    image = tmp_path / "seven.png"
+    Image.new("L", (28, 28)).save(image)
+    assert cli.main(["predict", str(bad), str(image), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("mnistlab: error: ")
+    assert expected in err and str(bad) in err, err
+
+
+def test_hostile_metadata_is_checked_before_anything_is_allocated(checkpoint, tmp_path):
+    # Issue 13, item 9: `widen_factor=64` or `image_size=20000` in a small file cost GBs when
+    # the model was built before the weights were compared with it. Measured in a child
+    # process: its peak resident memory may grow by a few tens of MB, never hundreds.
+    import subprocess
+    import sys
+
+    import torch
+
+    from mnistlab.models import create_model
+
+    small = create_model("wrn", depth=10, widen_factor=1)
+    meta = _raw_meta(checkpoint)
+    wide = dict(meta, model="wrn", state_dict=small.state_dict())
+    wide["model_kwargs"] = dict(meta["model_kwargs"], depth=10, widen_factor=64)
+    torch.save(wide, tmp_path / "wide.pt")
+    _hostile(checkpoint, tmp_path / "big-input.pt", _set("model_kwargs", "image_size", 20000))
+    script = (
+        "import resource, sys, torch\n"
+        "from mnistlab.predict import Predictor\n"
+        "from mnistlab.errors import UserError\n"
+        "from mnistlab.models import create_model\n"
+        "create_model('wrn', depth=10, widen_factor=1)\n"  # warm up imports and allocators
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        Predictor(path)\n"
+        "        print('accepted', path)\n"
+        "    except UserError as exc:\n"
+        "        print('refused', exc)\n"
+        "print('grew_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "wide.pt"), str(tmp_path / "big-input.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["refused", "refused", "grew_kb"], lines
+    assert int(lines[-1].split()[1]) < 64 * 1024, lines
+
+
+def test_swapped_arguments_say_so(checkpoint, tmp_path, capsys):
+    image = tmp_path / "seven.png"
+    Image.new("L", (28, 28)).save(image)
+    assert cli.main(["predict", str(image), str(checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert f"{image} is an image, not a checkpoint" in err
+    assert "usage: mnistlab predict CHECKPOINT IMAGE..." in err
+    assert "weights_only" not in err and err.count("\n") == 1
+
+
+def test_a_stranger_pickle_gets_no_advice_to_unpickle_it(tmp_path, capsys):
+    import pickle
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(print))  # not tensors: refused by weights_only=True
+    image = tmp_path / "seven.png"
+    Image.new("L", (28, 28)).save(image)
+    assert cli.main(["predict", str(evil), str(image)]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable mnistlab checkpoint" in err
+    assert "weights_only" not in err and err.count("\n") == 1
+
+
+def test_missing_image_is_a_usage_error(checkpoint, tmp_path, capsys):
+    # The README: a missing file is bad input, exit 2. (A file that is there but is not a
+    # usable picture gets its own line and the other files go on: exit 1.)
+    good = tmp_path / "good.png"
+    Image.new("L", (28, 28)).save(good)
+    missing = tmp_path / "missing.png"
+    assert cli.main(["predict", str(checkpoint), str(good), str(missing)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"mnistlab: error: {missing}: no such file\n"
+    assert cli.main(["predict", str(checkpoint), str(tmp_path)]) == 2
+    assert "is a folder, not an image file" in capsys.readouterr().err
+
+
+def test_json_never_holds_nan(checkpoint, tmp_path, capsys, monkeypatch):
+    # Issue 13, item 16: NaN probabilities were printed as `NaN` (not JSON) with exit 0.
+    from mnistlab.predict import results_to_json
+
+    text = results_to_json([{"file": "a.png", "probabilities": [float("nan"), 1.0], "x": np.inf}])
+    assert json.loads(text) == [{"file": "a.png", "probabilities": [None, 1.0], "x": None}]
+
+    image = tmp_path / "seven.png"
+    Image.new("L", (28, 28)).save(image)
+    import torch
+
+    def broken_forward(self, x):
+        return torch.full((len(x), 10), float("nan"))
+
+    monkeypatch.setattr(type(Predictor(checkpoint).model), "forward", broken_forward)
+    ImageDraw.Draw(img := Image.new("L", (28, 28))).line([(14, 4), (14, 24)], fill=255, width=3)
+    img.save(image)
+    assert cli.main(["predict", str(checkpoint), str(image), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "not finite" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------ never overwrite (issue 13)
+def _seven(path):
+    image = Image.new("L", (100, 100), 255)
+    ImageDraw.Draw(image).line([(20, 20), (80, 20), (40, 90)], fill=0, width=8)
+    image.save(path)
+    return path
+
+
+def test_save_preprocessed_never_overwrites_an_input(checkpoint, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    seven = _seven(photos / "seven.png")
+    original = seven.read_bytes()
+    for force in ([], ["--force"]):
+        code = cli.main(
+            ["predict", str(checkpoint), str(seven), "--save-preprocessed", str(photos), *force]
+        )
+        assert code == 2
+        err = capsys.readouterr().err
+        assert f"{seven}" in err and "is one of the inputs" in err and err.count("\n") == 1
+        assert seven.read_bytes() == original
+    # The checkpoint is an input too.
+    ck_copy = tmp_path / "ck" / "seven.png"
+    ck_copy.parent.mkdir()
+    ck_copy.write_bytes(checkpoint.read_bytes())
+    code = cli.main(
+        ["predict", str(ck_copy), str(seven), "--save-preprocessed", str(ck_copy.parent)]
+    )
+    assert code == 2 and "is one of the inputs" in capsys.readouterr().err
+    assert ck_copy.read_bytes() == checkpoint.read_bytes()
+
+
+def test_save_preprocessed_needs_force_for_files_it_did_not_write(checkpoint, tmp_path, capsys):
+    seven = _seven(tmp_path / "seven.png")
+    out = tmp_path / "seen"
+    out.mkdir()
+    theirs = out / "seven.png"
+    theirs.write_bytes(b"the user's own file")
+    args = ["predict", str(checkpoint), str(seven), "--save-preprocessed", str(out)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{theirs}: exists and was not written by mnistlab" in err and "--force" in err
+    assert theirs.read_bytes() == b"the user's own file"
+    assert cli.main([*args, "--force"]) == 0
+    assert Image.open(theirs).size == (28, 28)
+    capsys.readouterr()
+    # What mnistlab wrote itself it may replace on a rerun, without --force.
+    assert cli.main(args) == 0
+    assert Image.open(theirs).size == (28, 28)
+
+
+def test_unwritable_save_preprocessed_is_one_line(checkpoint, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    seven = _seven(tmp_path / "seven.png")
+    blocker = tmp_path / "somefile"
+    blocker.write_text("a file where a folder would go")
+    args = ["predict", str(checkpoint), str(seven), "--save-preprocessed"]
+    assert cli.main([*args, str(blocker / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mnistlab: error: cannot write") and err.count("\n") == 1
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    assert cli.main([*args, str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and err.count("\n") == 1

@@ -1,10 +1,25 @@
 """Checkpoints that describe themselves: model name and kwargs, normalisation, config, split,
-metrics, and the state_dict of the unwrapped model. Loaded with `weights_only=True`, so a
-checkpoint from a stranger cannot run code."""
+metrics, and the state_dict of the unwrapped model.
+
+A checkpoint is untrusted input (it may come from a stranger), so reading one is careful:
+
+- `torch.load(..., weights_only=True)`: no pickle can run code;
+- the zip's declared sizes are checked against the file's before torch reads it;
+- every metadata field is type-checked (`validate_meta`), with one-line errors;
+- the model is built on the meta device first (no memory), its registrations counted against
+  the weights in the file, and its tensor shapes compared with the state_dict's, so metadata
+  like `widen_factor=64` or `image_size=20000` is refused before anything is allocated.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import threading
+import warnings
+import zipfile
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +29,24 @@ import torch.nn as nn
 from .errors import UserError
 
 CHECKPOINT_FORMAT = "mnistlab-checkpoint/1"
+MAX_IMAGE_SIDE = 512  # pixels; MNIST-format images are 28, a checkpoint claiming more is refused
+MAX_CLASSES = 100_000
+MAX_IN_CHANNELS = 64
+
+# Magic numbers of image files: a picture passed where a checkpoint goes (swapped arguments).
+_IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+class CheckpointError(UserError):
+    """A file that is not a usable mnistlab checkpoint; the message names the file."""
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -21,20 +54,319 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
+def image_kind(path: str | os.PathLike) -> str | None:
+    """'PNG', 'JPEG', ... when the file starts like an image; None otherwise (or unreadable)."""
     try:
-        meta = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for sig, kind in _IMAGE_SIGNATURES.items() if head.startswith(sig)), None)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_file(path: Path) -> None:
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError as exc:  # a name too long, a loop of links
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or _first_line(exc)})") from None
+    if is_dir:
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    if not is_file:
+        raise CheckpointError(f"{path}: checkpoint not found")
+    kind = image_kind(path)
+    if kind:
+        raise CheckpointError(f"{path}: is a {kind} image, not a checkpoint")
+    if zipfile.is_zipfile(path):
+        # torch stores its tensors uncompressed; a compressed entry could expand far beyond
+        # the file (a zip bomb), so the declared sizes must fit in the file itself.
+        try:
+            with zipfile.ZipFile(path) as archive:
+                declared = sum(info.file_size for info in archive.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"{path}: not a readable mnistlab checkpoint ({_first_line(exc)})"
+            ) from None
+        size = path.stat().st_size
+        if declared > size:
+            raise CheckpointError(
+                f"{path}: not a readable mnistlab checkpoint (its entries declare {declared:,} "
+                f"bytes, more than the {size:,}-byte file holds)"
+            )
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint's metadata and state_dict, read safely and validated (`validate_meta`)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():
+            # torch warns about a stranger's pickle protocol before refusing it: noise on stderr.
+            warnings.simplefilter("ignore")
+            meta = torch.load(path, map_location="cpu", weights_only=True)
     # A damaged or hostile file can fail anywhere inside the unpickler (IndexError and
     # KeyError as well as UnpicklingError): any failure to read it is the user's file.
     except Exception as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable mnistlab checkpoint ({first_line})") from None
+        raise CheckpointError(
+            f"{path}: not a readable mnistlab checkpoint ({_load_error(exc)})"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: not an mnistlab checkpoint (format {CHECKPOINT_FORMAT} expected)")
+        raise CheckpointError(
+            f"{path}: not an mnistlab checkpoint (format {CHECKPOINT_FORMAT} expected)"
+        )
+    return validate_meta(meta, path)
+
+
+def _load_error(exc: BaseException) -> str:
+    """torch's reason in one line, without its advice to retry with `weights_only=False`
+    (which would let a stranger's file run code)."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        marker = "WeightsUnpickler error:"
+        detail = text.split(marker, 1)[1].strip().splitlines()[0] if marker in text else ""
+        return "it holds something other than tensors and plain data, which is never loaded" + (
+            f": {detail}" if detail else ""
+        )
+    return _first_line(exc)
+
+
+# ---------------------------------------------------------------- metadata
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """JSON-like data: what an architecture option can be."""
+    if value is None or isinstance(value, bool | str) or _is_int(value):
+        return True
+    if _is_real(value):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple) and depth < 3 and len(value) <= 1024:
+        return all(_plain(v, depth + 1) for v in value)
+    return False
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"a {type(value).__name__}"
+
+
+def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") -> dict[str, Any]:
+    """Check the type and range of every field a loader uses; returns `meta` with metrics that
+    are not finite numbers replaced by None. Raises `CheckpointError` (one line) otherwise."""
+
+    def bad(field: str, wanted: str, value: Any = ...) -> CheckpointError:
+        if value is ...:
+            return CheckpointError(f"{path}: bad checkpoint metadata: {field} is missing")
+        return CheckpointError(
+            f"{path}: bad checkpoint metadata: {field} must be {wanted}; got {_describe(value)}"
+        )
+
+    for key in ("model", "model_kwargs", "normalization", "state_dict"):
+        if key not in meta:
+            raise bad(key, "")
+    if not isinstance(meta["model"], str) or not meta["model"]:
+        raise bad("'model'", "a model name", meta["model"])
+
+    kwargs = meta["model_kwargs"]
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise bad("model_kwargs", "a table of architecture options", kwargs)
+    limits = {"num_classes": MAX_CLASSES, "in_channels": MAX_IN_CHANNELS}
+    for key, limit in limits.items():
+        if key in kwargs and not (_is_int(kwargs[key]) and 1 <= kwargs[key] <= limit):
+            raise bad(f"model_kwargs.{key}", f"an integer from 1 to {limit:,}", kwargs[key])
+    for key, value in kwargs.items():
+        if not _plain(value):
+            raise bad(f"model_kwargs.{key}", "a number, text or a list of them", value)
+
+    norm = meta["normalization"]
+    if not isinstance(norm, dict):
+        raise bad("normalization", "a table with mean and std", norm)
+    mean, std = norm.get("mean", ...), norm.get("std", ...)
+    if not (_is_real(mean) and math.isfinite(mean)):
+        raise bad("normalization mean", "a finite number", mean)
+    if not (_is_real(std) and math.isfinite(std) and std > 0):
+        raise bad("normalization std", "a finite number > 0", std)
+
+    size = meta.get("image_size")
+    if size is not None and not (
+        isinstance(size, list | tuple)
+        and len(size) == 2
+        and all(_is_int(s) and 1 <= s <= MAX_IMAGE_SIDE for s in size)
+    ):
+        raise bad("image_size", f"[height, width], each 1 to {MAX_IMAGE_SIDE} pixels", size)
+
+    state = meta["state_dict"]
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
+        raise bad("state_dict", "a table of named tensors", state)
+
+    for key, kinds, wanted in (
+        ("config", dict, "a table"),
+        ("metrics", dict, "a table of numbers"),
+        ("split", dict, "a table"),
+        ("precision", str, "text"),
+        ("channels_last", bool, "true or false"),
+        ("ema", bool, "true or false"),
+    ):
+        if meta.get(key) is not None and not isinstance(meta[key], kinds):
+            raise bad(key, wanted, meta[key])
+    if meta.get("epoch") is not None and not _is_int(meta["epoch"]):
+        raise bad("epoch", "an integer", meta["epoch"])
+    config = meta.get("config") or {}
+    for key, check, wanted in (
+        ("dataset", lambda v: isinstance(v, str), "a dataset name"),
+        ("data_dir", lambda v: v is None or isinstance(v, str), "a folder or null"),
+        ("val_fraction", lambda v: _is_real(v) and 0 < v < 1, "a number between 0 and 1"),
+        ("split_seed", _is_int, "an integer"),
+    ):
+        if key in config and not check(config[key]):
+            raise bad(f"config.{key}", wanted, config[key])
+    metrics = meta.get("metrics")
+    if metrics:
+        if not all(isinstance(k, str) and (v is None or _is_real(v)) for k, v in metrics.items()):
+            raise bad("metrics", "a table of numbers", metrics)
+        # NaN is not JSON: a metric that is not a number is unknown.
+        meta["metrics"] = {
+            k: (float(v) if v is not None and math.isfinite(v) else None)
+            for k, v in metrics.items()
+        }
     return meta
+
+
+# ---------------------------------------------------------------- building the model
+class _Budget(threading.local):
+    """What a model build under `_counted` may register (this thread's build only)."""
+
+    active = False
+    params = 0
+    modules = 0
+    max_params = 0
+    max_modules = 0
+
+
+_budget = _Budget()
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _count_parameter(module, name, param):
+    if _budget.active and param is not None:
+        _budget.params += param.numel()
+        if _budget.params > _budget.max_params:
+            raise _TooBig
+    return None
+
+
+def _count_module(module, name, submodule):
+    if _budget.active:
+        _budget.modules += 1
+        if _budget.modules > _budget.max_modules:
+            raise _TooBig
+    return None
+
+
+@contextlib.contextmanager
+def _counted(max_params: int, max_modules: int):
+    """Abort a model build as soon as it registers more parameters (elements) or modules than
+    the checkpoint's weights could fill: a hostile `depth=10**7` stops within milliseconds."""
+    from torch.nn.modules import module as nn_module
+
+    handles = [
+        nn_module.register_module_parameter_registration_hook(_count_parameter),
+        nn_module.register_module_module_registration_hook(_count_module),
+    ]
+    _budget.active, _budget.params, _budget.modules = True, 0, 0
+    _budget.max_params, _budget.max_modules = max_params, max_modules
+    try:
+        yield
+    finally:
+        _budget.active = False
+        for handle in handles:
+            handle.remove()
+
+
+def check_weights_fit(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") -> None:
+    """Build the described model on the meta device (no memory) and compare it with the
+    state_dict: names, shapes, finiteness, and one forward pass of an `image_size` input."""
+    from .models import create_model
+
+    state = meta["state_dict"]
+    name = meta["model"]
+    stored = sum(t.numel() for t in state.values())
+    what = f"{path}: weights do not fit model {name!r}"
+    try:
+        # Margins: a constructor may replace a parameter it registered (counted twice).
+        with _counted(4 * stored + 10_000, 32 * len(state) + 256), torch.device("meta"):
+            model = create_model(name, **meta["model_kwargs"])
+    except _TooBig:
+        raise CheckpointError(
+            f"{what} (its metadata describes a larger model than the {stored:,} weights in the file)"
+        ) from None
+    except UserError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    except Exception as exc:  # an option of the wrong type fails deep inside a constructor
+        raise CheckpointError(
+            f"{path}: model {name!r} cannot be built from its metadata ({_first_line(exc)})"
+        ) from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
+        if unexpected:
+            more = " ..." if len(unexpected) > 3 else ""
+            parts.append(f"unexpected {', '.join(unexpected[:3])}{more}")
+        raise CheckpointError(f"{what} ({'; '.join(parts)})")
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{what} ({key}: the file has shape {tuple(state[key].shape)}, the model "
+                f"needs {tuple(tensor.shape)})"
+            )
+        if state[key].is_floating_point() != tensor.is_floating_point():
+            raise CheckpointError(f"{what} ({key}: {state[key].dtype}, expected {tensor.dtype})")
+    for key, tensor in state.items():
+        # amax and amin propagate NaN and show +-inf: 4x faster than isfinite().all() on a CPU.
+        if (
+            tensor.is_floating_point()
+            and tensor.numel()
+            and not (math.isfinite(tensor.amax()) and math.isfinite(tensor.amin()))
+        ):
+            raise CheckpointError(f"{path}: weights are not finite numbers (NaN or inf in {key})")
+    height, width = meta.get("image_size") or (28, 28)
+    in_channels = meta["model_kwargs"].get("in_channels", 1)
+    try:
+        with torch.device("meta"), torch.no_grad():
+            out = model(torch.zeros(2, in_channels, height, width))
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path}: model {name!r} cannot take its own {height}x{width} images "
+            f"({_first_line(exc)})"
+        ) from None
+    classes = meta["model_kwargs"].get("num_classes", 10)
+    if tuple(out.shape) != (2, classes):
+        raise CheckpointError(
+            f"{path}: model {name!r} gives outputs of shape {tuple(out.shape)[1:]}, "
+            f"not the checkpoint's {classes} classes"
+        )
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -42,11 +374,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     from .models import create_model
 
     meta = read_checkpoint(path)
+    check_weights_fit(meta, path)  # before a single real weight is allocated
     model = create_model(meta["model"], **meta["model_kwargs"])
     try:
         model.load_state_dict(meta["state_dict"])
     except RuntimeError as exc:
-        raise UserError(
-            f"{path}: weights do not fit model {meta['model']!r} ({str(exc).splitlines()[0]})"
+        raise CheckpointError(
+            f"{path}: weights do not fit model {meta['model']!r} ({_first_line(exc)})"
         ) from None
     return model.to(device).eval(), meta

@@ -502,6 +502,12 @@ def add_predict_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="classify pictures of digits (PNG, JPEG, BMP, GIF, TIFF; any size or colour)",
+        description="Classify pictures of digits with a trained checkpoint. Exit status: 0 when "
+        "every image was classified; 1 when some files exist but are not usable pictures (not "
+        "an image, corrupt, blank, too large: each gets a line on stderr, the others are still "
+        "classified); 2 for bad input found before anything runs: a missing or unreadable file, "
+        "a bad checkpoint, the arguments the wrong way round, or an output that would "
+        "overwrite something.",
     )
     p.add_argument("checkpoint", help="a checkpoint.pt")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
@@ -510,7 +516,13 @@ def add_predict_parser(sub) -> None:
         "--save-preprocessed",
         metavar="DIR",
         default=None,
-        help="also write each 28x28 image the model saw as DIR/<name>.png",
+        help="also write each 28x28 image the model saw as DIR/<name>.png (never over an input; "
+        "over other files only with --force)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="let --save-preprocessed replace files in DIR that mnistlab did not write",
     )
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or mps")
     p.set_defaults(handler=cmd_predict)
@@ -518,43 +530,26 @@ def add_predict_parser(sub) -> None:
 
 def cmd_predict(args) -> int:
     """Exit 0 when every file was classified, 1 when any could not be (each gets a line)."""
-    import json
-    from pathlib import Path
+    from .predict import format_result, predict_files, results_to_json
 
-    from .predict import format_result, predict_images
-    from .preprocess import save_png
-
-    out_dir = Path(args.save_preprocessed) if args.save_preprocessed else None
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--save-preprocessed {out_dir}: exists and is not a folder")
-    results = predict_images(args.checkpoint, args.images, device=args.device)
-    if out_dir is not None:
-        used: set[str] = set()
-        for r in results:
-            if r["error"]:
-                continue
-            stem, n = Path(r["file"]).stem or "image", 1
-            name = f"{stem}.png"
-            while name in used:  # the same name from two folders
-                n += 1
-                name = f"{stem}-{n}.png"
-            used.add(name)
-            r["preprocessed_path"] = str(save_png(r["preprocessed"], out_dir / name))
+    results = predict_files(
+        args.checkpoint,
+        args.images,
+        device=args.device,
+        save_preprocessed=args.save_preprocessed,
+        force=args.force,
+    )
     for r in results:
         if r["error"]:
             print(f"mnistlab: error: {r['error']}", file=sys.stderr)
     if args.json:
-        print(
-            json.dumps(
-                [{k: v for k, v in r.items() if k != "preprocessed"} for r in results], indent=1
-            )
-        )
+        print(results_to_json(results))
     else:
         for r in results:
             if not r["error"]:
                 print(format_result(r))
-    if out_dir is not None:
-        print(f"preprocessed images in {out_dir}", file=sys.stderr)
+    if args.save_preprocessed is not None:
+        print(f"preprocessed images in {args.save_preprocessed}", file=sys.stderr)
     return 1 if any(r["error"] for r in results) else 0
 
 

@@ -1,26 +1,36 @@
 """Classify users' pictures of digits with a trained checkpoint.
 
     predict_images("runs/x/checkpoint.pt", ["a.png", "b.jpg"]) -> one dict per file, in order
+    predict_files(...)  what `mnistlab predict` does: check the inputs, classify, save
 
 Each picture goes through `mnistlab.preprocess` (MNIST's own size normalisation and
 centring), then the checkpoint's normalisation, then the model. A file that cannot be used
-gives a result with `error` set; the other files are still classified.
+as a picture gives a result with `error` set; the other files are still classified.
+
+`predict_files` is stricter about what is not a picture at all: a missing or unreadable file,
+or arguments given the wrong way round, is bad input (`UserError`, exit 2) found before the
+model is loaded. It never writes over one of its inputs, nor over a file it did not write
+itself unless `force` is set.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import UserError
-from .preprocess import ImageError, preprocess_image
+from .preprocess import MAX_PIXELS, ImageError, preprocess_image
 
 TOP_K = 3
 BATCH_SIZE = 256  # images per forward pass; a few MB of activations for the larger models
+USAGE = "usage: mnistlab predict CHECKPOINT IMAGE..."
 
 
 class Predictor:
@@ -31,10 +41,11 @@ class Predictor:
         from .engine import resolve_device
 
         self.device = resolve_device(device)
+        # Validated there: types, ranges, std > 0, weights that fit the model and are finite.
         self.model, self.meta = load_checkpoint(checkpoint, self.device)
         self.checkpoint = str(checkpoint)
         size = list(self.meta.get("image_size") or (28, 28))
-        if len(size) != 2 or size[0] != size[1]:
+        if size[0] != size[1]:
             raise UserError(f"{checkpoint}: square images expected, the checkpoint says {size}")
         self.image_size = int(size[0])
         if int(self.meta["model_kwargs"].get("in_channels", 1)) != 1:
@@ -73,10 +84,19 @@ class Predictor:
             images = torch.from_numpy(digits[start : start + BATCH_SIZE]).to(self.device)
             x = to_input(images, self.mean, self.std, channels_last=False)  # (B, 1, H, W)
             out.append(self.model(x).float().softmax(1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
+        probs = np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
+        if not np.isfinite(probs).all():
+            # Finite weights can still overflow; a NaN must never pass for a probability.
+            raise UserError(
+                f"{self.checkpoint}: the model's outputs are not finite numbers (NaN or inf); "
+                "its weights are damaged"
+            )
+        return probs
 
-    def preprocess(self, source: Any, name: str | None = None) -> np.ndarray:
-        return preprocess_image(source, name, size=self.image_size)
+    def preprocess(
+        self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
+    ) -> np.ndarray:
+        return preprocess_image(source, name, size=self.image_size, max_pixels=max_pixels)
 
     def result(
         self, digit: np.ndarray, probs: np.ndarray, name: str | None = None
@@ -93,9 +113,11 @@ class Predictor:
             "error": None,
         }
 
-    def predict(self, source: Any, name: str | None = None) -> dict[str, Any]:
+    def predict(
+        self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
+    ) -> dict[str, Any]:
         """One picture -> its result; raises `ImageError` if it cannot be used."""
-        digit = self.preprocess(source, name)
+        digit = self.preprocess(source, name, max_pixels)
         return self.result(digit, self.probabilities(digit[None])[0], name)
 
     def predict_many(
@@ -144,3 +166,139 @@ def format_result(result: dict[str, Any]) -> str:
         return result["error"]
     top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in result["top3"])
     return f"{result['file']}: {result['class_name']}  ({top})"
+
+
+def results_to_json(results: Sequence[dict[str, Any]]) -> str:
+    """The results as a JSON list, without the (H, W) arrays. A number that is not finite
+    becomes null: NaN and Infinity are not JSON, and other tools refuse them."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float | np.floating):
+            return float(value) if math.isfinite(value) else None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, np.integer):
+            return int(value)
+        return value
+
+    rows = [{k: clean(v) for k, v in r.items() if k != "preprocessed"} for r in results]
+    return json.dumps(rows, indent=1, allow_nan=False)
+
+
+# ---------------------------------------------------------------- what `mnistlab predict` does
+def check_inputs(checkpoint: str | os.PathLike, images: Sequence[str | os.PathLike]) -> None:
+    """Arguments the wrong way round, and image files that are missing or cannot be opened,
+    are bad input: one line (`UserError`), before the model is loaded."""
+    from .checkpoint import image_kind
+
+    if image_kind(checkpoint):
+        raise UserError(f"{checkpoint} is an image, not a checkpoint; {USAGE}")
+    problems = []
+    for image in images:
+        path = Path(image)
+        try:
+            if path.is_dir():
+                problems.append(f"{path}: is a folder, not an image file")
+            elif not path.is_file():
+                problems.append(f"{path}: no such file")
+            else:
+                with path.open("rb"):
+                    pass
+        except OSError as exc:
+            problems.append(f"{path}: cannot read ({exc.strerror or type(exc).__name__})")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(problems[0] + more)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        try:
+            return a.resolve() == b.resolve()
+        except (OSError, RuntimeError):
+            return False
+
+
+def plan_outputs(
+    out_dir: str | os.PathLike,
+    images: Sequence[str | os.PathLike],
+    inputs: Sequence[str | os.PathLike],
+    force: bool = False,
+) -> list[Path]:
+    """Where each image's preprocessed PNG goes (`out_dir/<stem>.png`, numbered when two
+    images share a stem), checked before anything runs: never an input (even with `force`),
+    never a file mnistlab did not write unless `force`."""
+    from .fileio import OutputError, describe_os_error
+    from .preprocess import written_by_mnistlab
+
+    out_dir = Path(out_dir)
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"--save-preprocessed {out_dir}: exists and is not a folder")
+        # A file where a folder of the path should be: say so now, not after the model ran.
+        for parent in out_dir.absolute().parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise OutputError(f"cannot write {out_dir}: {parent} is a file, not a folder")
+                break
+    except OSError as exc:
+        raise OutputError(describe_os_error(out_dir, exc)) from None
+    used: set[str] = set()
+    targets = []
+    for image in images:
+        stem, n = Path(image).stem or "image", 1
+        name = f"{stem}.png"
+        while name in used:  # the same name from two folders
+            n += 1
+            name = f"{stem}-{n}.png"
+        used.add(name)
+        target = out_dir / name
+        for source in inputs:
+            if _same_file(target, Path(source)):
+                raise UserError(
+                    f"--save-preprocessed {out_dir}: {target} is one of the inputs; "
+                    "choose another folder"
+                )
+        try:
+            exists, is_dir = target.exists(), target.is_dir()
+        except OSError as exc:
+            raise OutputError(describe_os_error(target, exc)) from None
+        if is_dir:
+            raise UserError(f"{target}: is a folder; choose another --save-preprocessed folder")
+        if exists and not force and not written_by_mnistlab(target):
+            raise UserError(
+                f"{target}: exists and was not written by mnistlab; use --force to replace it, "
+                "or choose another --save-preprocessed folder"
+            )
+        targets.append(target)
+    return targets
+
+
+def predict_files(
+    checkpoint: str | os.PathLike,
+    images: Sequence[str | os.PathLike],
+    *,
+    device: str = "cpu",
+    save_preprocessed: str | os.PathLike | None = None,
+    force: bool = False,
+) -> list[dict[str, Any]]:
+    """`mnistlab predict`: check the inputs, classify every image, and (with
+    `save_preprocessed`) write each 28x28 the model saw as `DIR/<stem>.png`, recorded in the
+    result as `preprocessed_path`. Bad input raises `UserError` before anything is written."""
+    from .preprocess import save_png
+
+    checkpoint, images = str(checkpoint), [str(p) for p in images]
+    check_inputs(checkpoint, images)
+    targets = None
+    if save_preprocessed is not None:
+        targets = plan_outputs(save_preprocessed, images, [checkpoint, *images], force)
+    results = Predictor(checkpoint, device).predict_many(images, images)
+    if targets is not None:
+        for result, target in zip(results, targets, strict=True):
+            if not result["error"]:
+                result["preprocessed_path"] = str(save_png(result["preprocessed"], target))
+    return results

@@ -306,13 +306,32 @@ def _digit_from_grey(grey: np.ndarray, label: str, size: int, box: int) -> np.nd
     return np.rint(out * 255).astype(np.uint8)
 
 
+# The PNGs `save_png` writes say so in a text chunk: a rerun may replace what mnistlab wrote,
+# and nothing else (the rule: never write over a file the tool did not create).
+PNG_SOFTWARE = "mnistlab preprocess"
+
+
 def save_png(digit: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a (H, W) uint8 digit as a greyscale PNG, atomically."""
-    from PIL import Image
+    """Write a (H, W) uint8 digit as a greyscale PNG, atomically, marked as mnistlab's."""
+    from PIL import Image, PngImagePlugin
 
     from .fileio import atomic_write_bytes
 
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(digit, dtype=np.uint8)).save(buffer, format="PNG")
+    image = Image.fromarray(np.ascontiguousarray(digit, dtype=np.uint8))
+    image.save(buffer, format="PNG", pnginfo=info)
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
+
+
+def written_by_mnistlab(path: str | os.PathLike) -> bool:
+    """Whether `path` is a PNG that `save_png` wrote (its header says so; nothing is decoded)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path, formats=["PNG"]) as image:
+            return image.info.get("Software") == PNG_SOFTWARE
+    except Exception:  # not a PNG, unreadable, damaged: not ours
+        return False
