@@ -4,16 +4,49 @@ tiny_idx_dir   a folder with 200 train / 100 test MNIST digits as four gzipped I
 tiny_dataset   the same digits loaded as a `Dataset` (via `load_dataset(data_dir=...)`)
 make_idx_dir   a factory: make_idx_dir(n_train, n_test, gzip=True) -> folder
 mnist          the full bundled MNIST, loaded once per session (~1 s)
+checkpoint     a LeNet checkpoint trained once per session, for every test that needs a model
+browser        headless Debian Chromium via Playwright (skips when either is missing)
+
+Every test runs with one torch thread, and the CLI subprocesses and worker processes the
+tests start with OMP/MKL at one thread: on a shared 2-core machine two threads contend with
+each other and with other processes, and small models train several times slower.
 """
 
 from __future__ import annotations
 
+import os
+
+# Before torch is first imported (just below): torch reads these once per process, and the
+# subprocesses the tests start inherit them. A value already set in the environment is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
-from mnistlab.data import Dataset, load_dataset, write_idx
+from mnistlab.data import Dataset, load_dataset, load_dataset_cached, write_idx
 
 TINY_TRAIN, TINY_TEST = 200, 100
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (`make browser`), never a download
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One torch thread for the whole session; the caller's setting comes back at the end."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +60,7 @@ def _offline_data_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def mnist() -> Dataset:
     """The bundled MNIST (60,000 + 10,000), checksum-verified; shared, so never modify it."""
-    return load_dataset("mnist")
+    return load_dataset_cached("mnist")  # the same copy the engine's cache hands out
 
 
 @pytest.fixture(scope="session")
@@ -84,16 +117,47 @@ def tiny_dataset(tiny_idx_dir) -> Dataset:
 
 
 @pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory):
-    """A LeNet checkpoint trained once per session (~96% test accuracy), for the tests that
-    use trained models: predict, export, serve, ensembles."""
-    from use_helpers import trained_checkpoint
+def checkpoint(tmp_path_factory) -> Path:
+    """A LeNet checkpoint trained once per session (8,000 images, one epoch, a few seconds,
+    ~96% test accuracy), for every test that needs a trained model: predict, export, serve,
+    ensembles. Shared, so copy it before changing it."""
+    from mnistlab import config, engine
 
-    return trained_checkpoint(tmp_path_factory)
+    out = tmp_path_factory.mktemp("use-lenet")
+    engine.train(
+        config.TrainConfig(
+            model="lenet",
+            epochs=1,
+            train_subset=8000,
+            eval_subset=1000,
+            optimizer="adamw",
+            lr=3e-3,
+            schedule="onecycle",
+            batch_size=64,
+            dropout=0.0,
+            precision="fp32",
+            out_dir=str(out),
+        ),
+        log=lambda *a: None,
+        progress=False,
+    )
+    return out / "checkpoint.pt"
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    from use_helpers import one_torch_thread
+def browser():
+    """Headless Debian Chromium as a Playwright `Browser` (`browser.new_page()`), one per module.
 
-    yield from one_torch_thread()
+    Not session-scoped: Playwright's sync API leaves its asyncio loop marked as running on
+    the main thread until it stops, so `asyncio.run` would fail in every later test."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM} (make browser)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="needs playwright: pip install 'mnistlab[test]'"
+    )
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -87,6 +87,7 @@ def test_show_bad_per_class(tmp_path, tiny_idx_dir, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter per case: ~2 s each, mostly importing torch
 @pytest.mark.parametrize(
     ("args", "code", "expect"),
     [

@@ -14,8 +14,6 @@ from mnistlab.engine import to_input
 from mnistlab.errors import UserError
 from mnistlab.evaluate import evaluate_ensemble
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def _variant(checkpoint, path, seed: int, noise: float = 0.05, **changes):
     """A different model of the same task: the trained weights, jittered."""

@@ -114,3 +114,60 @@ def test_bad_checkpoint_and_flags(tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["export", str(tmp_path / "none.pt"), "--format", "tflite"])
+
+
+# ---------------------------------------------------------------- never overwrite (issue 13)
+def test_out_that_is_the_checkpoint_is_refused(tmp_path, checkpoint, capsys):
+    # Issue 13, item 6: `export CK --out CK` replaced the checkpoint with the ONNX file.
+    copy = tmp_path / "model.pt"
+    copy.write_bytes(checkpoint.read_bytes())
+    for out in (copy, tmp_path / "." / "model.pt"):
+        for force in ([], ["--force"]):
+            assert cli.main(["export", str(copy), "--out", str(out), *force]) == 2
+            err = capsys.readouterr().err
+            assert "is the checkpoint being exported" in err and err.count("\n") == 1
+    assert copy.read_bytes() == checkpoint.read_bytes()
+
+
+def test_out_over_a_file_export_did_not_write_needs_force(tmp_path, checkpoint, capsys):
+    theirs = tmp_path / "notes.onnx"
+    theirs.write_bytes(b"someone's file")
+    args = ["export", str(checkpoint), "--out", str(theirs), "--check-images", "8"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{theirs}: exists and was not written by mnistlab export" in err and "--force" in err
+    assert theirs.read_bytes() == b"someone's file"
+    assert cli.main([*args, "--force"]) == 0
+    assert onnx.load(str(theirs)).graph.input[0].name == "image"
+    # What export wrote itself it may replace on a rerun.
+    assert cli.main(args) == 0
+
+
+def test_unwritable_out_is_one_line(tmp_path, checkpoint, capsys, monkeypatch):
+    import errno
+    import os
+
+    blocker = tmp_path / "somefile"
+    blocker.write_text("a file where a folder would go")
+    args = ["export", str(checkpoint), "--check-images", "8", "--out"]
+    assert cli.main([*args, str(blocker / "out.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mnistlab: error: cannot write") and err.count("\n") == 1
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    assert cli.main([*args, str(tmp_path / "out.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == [blocker]  # no temporary file left behind
+
+
+def test_hostile_checkpoint_metadata_is_refused(tmp_path, checkpoint, capsys):
+    meta = torch.load(checkpoint, weights_only=True)
+    meta["normalization"] = {"mean": 0.1, "std": 0.0}
+    torch.save(meta, tmp_path / "bad.pt")
+    assert cli.main(["export", str(tmp_path / "bad.pt")]) == 2
+    assert "std must be a finite number > 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad.onnx").exists()

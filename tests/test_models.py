@@ -22,8 +22,6 @@ from mnistlab.models import (
 )
 from mnistlab.models.summary import count_macs, describe_model, describe_models
 
-torch.set_num_threads(2)
-
 ALL_MODELS = list_models()
 # Multi-second backward passes on 2 CPU cores (wrn28_10: 4 GMACs per image; vgg11_seed:
 # 129M parameters): their blocks are already exercised by a smaller sibling, so the full

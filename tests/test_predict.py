@@ -19,8 +19,6 @@ from mnistlab import cli
 from mnistlab.predict import Predictor, predict_images
 from mnistlab.preprocess import MAX_FILE_BYTES, ImageError, preprocess_image
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 @pytest.fixture(scope="module")
 def predictor(checkpoint):

@@ -432,13 +432,8 @@ def test_corrupt_ledger_file_is_named(tmp_path):
 
 
 # ---------------------------------------------------------------- the page in a browser
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_html_renders_in_chromium_without_errors(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_html_renders_in_chromium_without_errors(browser, tmp_path):
     labels = tiny_idx(tmp_path / "data")
     records = dropout_records({0.0: 0.06, 0.5: 0.02})
     records.append(
@@ -452,29 +447,18 @@ def test_html_renders_in_chromium_without_errors(tmp_path):
         )
     )
     index = build_report(write_ledger(tmp_path / "s", records))
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        try:
-            page = browser.new_page()
-            errors = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(index.as_uri())
-            page.wait_for_load_state("load")
-            widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
-            title = page.title()
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page()
+    try:
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(index.as_uri())
+        page.wait_for_load_state("load")
+        widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
+        title = page.title()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    finally:
+        page.close()
     assert errors == []
     assert len(widths) == 7 and all(w > 0 for w in widths), widths  # 3 + 2 curves + 2
     assert title == "mnistlab report: s"

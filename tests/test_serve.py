@@ -8,7 +8,6 @@ import socket
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,11 +18,6 @@ from use_helpers import png_with_header
 from mnistlab import cli
 from mnistlab.serve import MAX_BODY_BYTES, create_app
 from mnistlab.serve.app import SERVE_EXTRA
-
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -256,53 +250,37 @@ def live_server(app):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (make browser)"
-)
-def test_drawing_a_one_in_the_browser(live_server):
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-
+def test_drawing_a_one_in_the_browser(browser, live_server):
     problems = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
+    page = browser.new_page(viewport={"width": 900, "height": 700})
+    try:
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server)
+        page.wait_for_function("document.getElementById('model').textContent.includes('lenet')")
+        assert page.locator("#prediction").inner_text() == "–"
+
+        box = page.locator("#pad").bounding_box()
+        x = box["x"] + box["width"] / 2
+        page.mouse.move(x, box["y"] + box["height"] * 0.15)
+        page.mouse.down()
+        page.mouse.move(x, box["y"] + box["height"] * 0.85, steps=25)
+        page.mouse.up()
+        page.wait_for_function(
+            "/^[0-9]$/.test(document.getElementById('prediction').dataset.label)"
         )
-        try:
-            page = browser.new_page(viewport={"width": 900, "height": 700})
-            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.goto(live_server)
-            page.wait_for_function("document.getElementById('model').textContent.includes('lenet')")
-            assert page.locator("#prediction").inner_text() == "–"
+        assert page.locator("#prediction").inner_text() == "1"
+        assert "% sure" in page.locator("#confidence").inner_text()
+        # The 28x28 the server returned is drawn: its centre column is ink.
+        centre = page.evaluate(
+            "() => document.getElementById('seen').getContext('2d').getImageData(14, 14, 1, 1).data[0]"
+        )
+        assert centre > 128
+        assert page.locator("#bars .fill.best").count() == 1
 
-            box = page.locator("#pad").bounding_box()
-            x = box["x"] + box["width"] / 2
-            page.mouse.move(x, box["y"] + box["height"] * 0.15)
-            page.mouse.down()
-            page.mouse.move(x, box["y"] + box["height"] * 0.85, steps=25)
-            page.mouse.up()
-            page.wait_for_function(
-                "/^[0-9]$/.test(document.getElementById('prediction').dataset.label)"
-            )
-            assert page.locator("#prediction").inner_text() == "1"
-            assert "% sure" in page.locator("#confidence").inner_text()
-            # The 28x28 the server returned is drawn: its centre column is ink.
-            centre = page.evaluate(
-                "() => document.getElementById('seen').getContext('2d').getImageData(14, 14, 1, 1).data[0]"
-            )
-            assert centre > 128
-            assert page.locator("#bars .fill.best").count() == 1
-
-            page.click("#clear")
-            assert page.locator("#prediction").inner_text() == "–"
-            assert page.locator("#bars .fill.best").count() == 0
-        finally:
-            browser.close()
+        page.click("#clear")
+        assert page.locator("#prediction").inner_text() == "–"
+        assert page.locator("#bars .fill.best").count() == 0
+    finally:
+        page.close()
     assert problems == []

@@ -575,6 +575,12 @@ def add_export_parser(sub) -> None:
     )
     p.add_argument("--data-dir", default=None, help="where the checkpoint's dataset lives")
     p.add_argument("--json", action="store_true", help="print the export report as JSON")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file that mnistlab export did not write (never the "
+        "checkpoint itself)",
+    )
     p.set_defaults(handler=cmd_export)
 
 
@@ -590,6 +596,7 @@ def cmd_export(args) -> int:
         batch_size=args.batch_size,
         check_images=args.check_images,
         data_dir=args.data_dir,
+        force=args.force,
     )
     if args.json:
         print(json.dumps(report, indent=1))

@@ -160,6 +160,57 @@ def _first_line(exc: BaseException | None) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist: compare where they would be
+        try:
+            return a.resolve() == b.resolve()
+        except (OSError, RuntimeError):
+            return False
+
+
+def written_by_export(path: str | os.PathLike) -> bool:
+    """Whether `path` is an ONNX model this module wrote (its metadata names an mnistlab model)."""
+    import onnx
+
+    try:
+        if Path(path).stat().st_size > 2**31:  # protobuf's own limit: not one of ours
+            return False
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # unreadable, or not ONNX at all
+        return False
+    return any(p.key == "mnistlab.model" for p in proto.metadata_props)
+
+
+def check_out(out: Path, checkpoint: str | os.PathLike, force: bool = False) -> None:
+    """Refuse, before any work, an output that is the input, a folder, a place under a file,
+    or (without `force`) a file that `export_onnx` did not write."""
+    from .fileio import OutputError, describe_os_error
+
+    if _same_file(out, Path(checkpoint)):
+        raise UserError(
+            f"--out {out}: is the checkpoint being exported; give another file name, "
+            "e.g. one ending in .onnx"
+        )
+    try:
+        if out.is_dir():
+            raise UserError(f"{out}: is a folder; give a file name ending in .onnx")
+        for parent in out.absolute().parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise OutputError(f"cannot write {out}: {parent} is a file, not a folder")
+                break
+        exists = out.exists()
+    except OSError as exc:
+        raise OutputError(describe_os_error(out, exc)) from None
+    if exists and not force and not written_by_export(out):
+        raise UserError(
+            f"{out}: exists and was not written by mnistlab export; use --force to replace it, "
+            "or give another --out"
+        )
+
+
 def _check_images(meta: dict, data_dir: str | None, n: int) -> tuple[np.ndarray, str]:
     """(n, H, W) uint8 test images of the checkpoint's dataset; the bundled MNIST when that
     dataset is not at hand (a numeric check needs realistic inputs, not the right labels)."""
@@ -186,11 +237,13 @@ def export_onnx(
     check_images: int = CHECK_IMAGES,
     tolerance: float = TOLERANCE,
     data_dir: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write `checkpoint` as an ONNX model (default: beside it, same stem, `.onnx`) and
     check it with onnxruntime. Returns the path, the exporter used, `max_abs_diff` (largest
     absolute logit difference), `agreement` (fraction of identical predictions) and
-    `images` (how many were checked). Nothing is written when the check fails."""
+    `images` (how many were checked). Nothing is written when the check fails. `out` is never
+    the checkpoint itself, and never a file this function did not write, unless `force`."""
     onnx, ort = _require_onnx()
     from .checkpoint import load_checkpoint
     from .fileio import atomic_write_bytes
@@ -201,8 +254,7 @@ def export_onnx(
         raise UserError(f"check images must be >= 1, got {check_images}")
     model, meta = load_checkpoint(checkpoint, "cpu")
     out = Path(out) if out is not None else Path(checkpoint).with_suffix(".onnx")
-    if out.is_dir():
-        raise UserError(f"{out}: is a folder; give a file name ending in .onnx")
+    check_out(out, checkpoint, force)
     height, width = (list(meta.get("image_size") or (28, 28)) + [28, 28])[:2]
     in_channels = int(meta["model_kwargs"].get("in_channels", 1))
     norm = meta["normalization"]
