@@ -15,8 +15,6 @@ from mnistlab.errors import UserError
 from mnistlab.export import ONNX_EXTRA, export_onnx
 from mnistlab.predict import Predictor
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def _session(path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
