@@ -109,3 +109,31 @@ def test_ensemble_of_identical_models_equals_the_model(checkpoint):
     out = evaluate_ensemble([checkpoint, checkpoint], device="cpu", precision="fp32")
     assert out["ensemble"]["acc"] == pytest.approx(out["models"][0]["acc"], abs=1e-6)
     assert np.isfinite(out["ensemble"]["loss"])
+
+
+# ---------------------------------------------------------------- hostile members (issue 13)
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"config": None}, "records no training config"),
+        ({"normalization": {"mean": 0.1, "std": 0}}, "std must be a finite number > 0"),
+        ({"model_kwargs": None}, "model_kwargs must be"),
+        ({"image_size": [20000, 20000]}, "image_size must be"),
+    ],
+    ids=["no config", "std 0", "no model_kwargs", "huge image_size"],
+)
+def test_bad_metadata_is_one_line_for_evaluate_and_ensembles(
+    checkpoint, tmp_path, capsys, change, expected
+):
+    meta = torch.load(checkpoint, weights_only=True)
+    meta.update(change)
+    bad = tmp_path / "bad.pt"
+    torch.save(meta, bad)
+    for args in (
+        ["evaluate", str(bad), "--device", "cpu"],
+        ["evaluate", "--ensemble", str(checkpoint), str(bad), "--device", "cpu"],
+    ):
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"mnistlab: error: {bad}: ") and expected in err, err
+        assert err.count("\n") == 1

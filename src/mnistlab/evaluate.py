@@ -22,13 +22,29 @@ from .errors import UserError
 SPLITS = ("test", "val")
 
 
-def load_eval_split(meta: dict, split: str, data_dir: str | None, device):
+def recorded_config(meta: dict, split: str, source: str | os.PathLike = "checkpoint") -> dict:
+    """The training config a checkpoint recorded, with what rebuilding `split` needs (its
+    types were checked by `read_checkpoint`); one-line `UserError` when it is not there."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    config = meta.get("config") or {}
+    needed = ("dataset",) + (("val_fraction", "split_seed") if split == "val" else ())
+    missing = [key for key in needed if key not in config]
+    if missing:
+        raise UserError(
+            f"{source}: records no training config ({', '.join(missing)} missing), so the "
+            f"{split} split it should be judged on is unknown"
+        )
+    return config
+
+
+def load_eval_split(
+    meta: dict, split: str, data_dir: str | None, device, source: str | os.PathLike = "checkpoint"
+):
     """The split a checkpoint should be judged on, rebuilt from its own recorded config."""
     from .data import stratified_split
 
-    if split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    config = meta["config"]
+    config = recorded_config(meta, split, source)
     dataset = load_dataset_cached(config["dataset"], data_dir or config.get("data_dir"))
     if split == "test":
         images, labels = dataset.test_images, dataset.test_labels
@@ -43,7 +59,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     dev = resolve_device(device)
     model, meta = load_checkpoint(path, dev)
-    data, num_classes = load_eval_split(meta, split, data_dir, dev)
+    data, num_classes = load_eval_split(meta, split, data_dir, dev, path)
     norm = meta["normalization"]
     # Judge with the precision and memory layout the run was recorded with: "auto" would pick
     # bf16 on a bf16 CPU for an fp32 run, and the recorded test accuracy would not reproduce.
@@ -96,6 +112,8 @@ def evaluate_ensemble(
     if len(paths) < 2:
         raise UserError(f"an ensemble needs at least two checkpoints, got {len(paths)}")
     metas = [read_checkpoint(p) for p in paths]  # cheap checks before any model is built
+    for path, meta in zip(paths, metas, strict=True):
+        recorded_config(meta, split, path)
     first = _task_of(metas[0], split)
     for path, meta in zip(paths[1:], metas[1:], strict=True):
         task = _task_of(meta, split)
