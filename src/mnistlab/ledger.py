@@ -191,9 +191,17 @@ class RunFolder:
         return None
 
     def read_config(self) -> dict | None:
-        return self._read_record(CONFIG)
+        """The run's config, or None. A result beside a damaged config cannot be trusted to
+        belong to this run, so it is set aside too."""
+        existed = (self.path / CONFIG).is_file()
+        config = self._read_record(CONFIG)
+        if config is None and existed and (self.path / RESULT).is_file():
+            self._set_aside(self.path / RESULT, "its config.json was damaged")
+        return config
 
     def read_result(self) -> dict | None:
+        if (self.path / CONFIG).is_file():
+            self.read_config()  # a damaged config takes its result aside with it
         return self._read_record(RESULT)
 
     def read_history(self) -> list[dict]:
