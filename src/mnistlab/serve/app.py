@@ -8,15 +8,19 @@
                        -> {"label", "class_name", "probabilities", "top3", "preprocessed"}
 
 Request bodies are untrusted: at most MAX_BODY_BYTES (checked from Content-Length and from
-the bytes actually received), decoded with the caps in `mnistlab.preprocess`, and every bad
-input is answered with a 4xx and {"detail": one line}, never a 500.
+the bytes actually received), decoded with the caps in `mnistlab.preprocess` but a smaller
+pixel cap (MAX_HTTP_PIXELS), at most MAX_CONCURRENT_DECODES at a time (the others wait, then
+get a 503), with freed memory handed back after each; every bad input is answered with a 4xx
+and {"detail": one line}, never a 500.
 """
 
+import asyncio
 import json
 import math
 import os
 import socket
 from importlib import resources
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -25,6 +29,12 @@ from ..errors import UserError
 
 SERVE_EXTRA = "the web demo needs the serve extra: pip install 'mnistlab[serve]'"
 MAX_BODY_BYTES = 2 * 2**20  # a drawn digit is a few KB; a phone photo should be resized first
+# A local file may have 40 megapixels; over HTTP, 8 (a 3264x2448 photo). Decoding an
+# 8-megapixel RGBA PNG peaks at ~130 MB (measured), and a 2 MB body can hold far more pixels
+# than that, so the cap and the number of decodes at once bound the server's memory together.
+MAX_HTTP_PIXELS = 8_000_000
+MAX_CONCURRENT_DECODES = 2  # image decodes at once; the rest wait (the CPU is the limit anyway)
+DECODE_WAIT_S = 30.0  # a request waits this long for a decode slot, then gets a 503
 # What `ImageError.reason` means for HTTP.
 STATUS_FOR_REASON = {
     "too_large": 413,
@@ -51,6 +61,23 @@ PAGE_HEADERS = {
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class DecodeSlots:
+    """At most `n` image decodes at once. The waiting happens in the event loop, not in worker
+    threads, so health checks and small requests are never starved of threads. One semaphore
+    per event loop (a test client starts a new loop each time; a server has one)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._loop = None
+        self._semaphore = None
+
+    def semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._semaphore = loop, asyncio.Semaphore(self.n)
+        return self._semaphore
 
 
 class BodySizeLimit:
@@ -125,6 +152,11 @@ def _page() -> str:
     return (resources.files("mnistlab.serve") / "static" / "index.html").read_text(encoding="utf-8")
 
 
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
 def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
     """JSON pixels -> (size, size) float64, or `ValueError` saying what is wrong with them."""
     expected = f"a {size}x{size} array of numbers 0-255"
@@ -138,14 +170,21 @@ def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
         for value in row:
             # bool is an int in Python, but true/false in an image is a client bug
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"pixels must be {expected}; row {i} holds {json.dumps(value)}")
-            if not (math.isfinite(value) and 0 <= value <= 255):
-                raise ValueError(f"pixels must be {expected}; row {i} holds {value}")
+                raise ValueError(f"pixels must be {expected}; row {i} holds {_short(value)}")
+            # JSON integers are unbounded (10**400 is valid JSON): compared as integers, never
+            # converted to float first, where they overflow.
+            ok = 0 <= value <= 255 if isinstance(value, Integral) else math.isfinite(value)
+            if not (ok and 0 <= value <= 255):
+                raise ValueError(f"pixels must be {expected}; row {i} holds {_short(value)}")
     return np.asarray(pixels, dtype=np.float64)
 
 
 def create_app(
-    checkpoint: str | os.PathLike, device: str = "cpu", max_body_bytes: int = MAX_BODY_BYTES
+    checkpoint: str | os.PathLike,
+    device: str = "cpu",
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_pixels: int = MAX_HTTP_PIXELS,
+    max_concurrent_decodes: int = MAX_CONCURRENT_DECODES,
 ):
     """The FastAPI app serving `checkpoint`; raises `UserError` for a bad checkpoint or a
     missing `serve` extra."""
@@ -164,9 +203,10 @@ def create_app(
             raise UserError(SERVE_EXTRA) from None
 
     from ..predict import Predictor
-    from ..preprocess import ImageError
+    from ..preprocess import ImageError, release_memory
 
     predictor = Predictor(checkpoint, device)
+    slots = DecodeSlots(max_concurrent_decodes)
     model_info = predictor.describe()
     page = _page()
     size = predictor.image_size
@@ -203,9 +243,32 @@ def create_app(
 
     def run(source, name):
         try:
-            return respond(predictor.predict(source, name))
+            return respond(predictor.predict(source, name, max_pixels))
         except ImageError as exc:
             raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
+        except UserError as exc:  # the model's fault (e.g. outputs that are not numbers)
+            raise HTTPException(500, str(exc)) from None
+
+    def run_and_release(source, name):
+        try:
+            return run(source, name)
+        finally:
+            release_memory()
+
+    async def decode(data: bytes, name: str):
+        """One image decode in a worker thread, once a slot is free."""
+        semaphore = slots.semaphore()
+        try:
+            async with asyncio.timeout(DECODE_WAIT_S):
+                await semaphore.acquire()
+        except TimeoutError:
+            raise HTTPException(
+                503, "the server is busy decoding other images; try again shortly"
+            ) from None
+        try:
+            return await run_in_threadpool(run_and_release, data, name)
+        finally:
+            semaphore.release()
 
     def run_as_is(pixels: np.ndarray):
         # The client says the digit is already in MNIST form: no cropping or centring.
@@ -229,12 +292,14 @@ def create_app(
             data = await upload.read()
             if not data:
                 raise HTTPException(400, "the uploaded image is empty")
-            return await run_in_threadpool(run, data, upload.filename or "upload")
+            name = upload.filename or "upload"
+            await upload.close()
+            return await decode(data, name)
         if ctype.startswith("image/"):
             data = await request.body()
             if not data:
                 raise HTTPException(400, "empty request body: send the image's bytes")
-            return await run_in_threadpool(run, data, "upload")
+            return await decode(data, "upload")
         if ctype == "application/json" or ctype.endswith("+json"):
             body = await request.body()
             if not body.strip():
