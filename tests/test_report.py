@@ -67,9 +67,15 @@ def record(
     data_dir=None,
     misclassified=None,
     error=None,
+    predictions=None,
+    test_used=None,
+    train_used=None,
     **config_extra,
 ) -> dict:
-    """One ledger record as `read_runs` returns it (result None for pending runs)."""
+    """One ledger record as `read_runs` returns it (result None for pending runs).
+
+    `predictions` ({"test_labels", "test_predictions"}) and `test_used` / `train_used` (the
+    split's counts) are left out unless given, as in ledgers from before they were kept."""
     hist = history() if hist is None else hist
     config = {
         "model": model,
@@ -93,8 +99,8 @@ def record(
     if status not in ("pending", "partial"):
         confusion = [[0] * 10 for _ in range(10)]
         for k in range(10):
-            confusion[k][k] = 98
-        confusion[7][1] = 2  # MNIST test image 0 is a 7
+            confusion[k][k] = 100
+        confusion[7][7], confusion[7][1] = 98, 2  # 1,000 test images; MNIST's image 0 is a 7
         result = {
             "run_id": run_id,
             "status": status,
@@ -125,12 +131,27 @@ def record(
                 "val_size": 6000,
                 "hash": "x",
             },
-            "train_subset": 2000,
+            "train_subset": config.get("train_subset"),
             "per_class_accuracy": [0.98] * 10,
             "test_confusion": confusion,
             "test_misclassified": misclassified if misclassified is not None else [[0, 7, 1]],
         }
-    return {"run_id": run_id, "status": status, "config": config, "history": hist, "result": result}
+        if test_used is not None:
+            result["split"] |= {
+                "test_used": test_used,
+                "val_used": min(6000, config.get("eval_subset") or 6000),
+                "train_used": train_used or min(54000, config.get("train_subset") or 54000),
+            }
+    if status not in ("finished", "diverged", "pruned"):
+        predictions = None
+    return {
+        "run_id": run_id,
+        "status": status,
+        "config": config,
+        "history": hist,
+        "result": result,
+        "predictions": predictions,
+    }
 
 
 def write_ledger(sweep: Path, records: list[dict]) -> Path:
@@ -141,6 +162,8 @@ def write_ledger(sweep: Path, records: list[dict]) -> Path:
             write_json(folder / "history.json", rec["history"])
         if rec["result"] is not None:
             write_json(folder / "result.json", rec["result"])
+        if rec.get("predictions") is not None:
+            write_json(folder / "predictions.json", rec["predictions"])
     return sweep
 
 
@@ -193,8 +216,12 @@ def test_best_per_model_is_chosen_by_validation_not_test(tmp_path):
     assert rows["wrn"]["val_acc_pct"] == "99.39" and rows["wrn"]["lr"] == "0.0005"
 
     table = (out / "best_per_model.md").read_text()
-    assert "| lenet | 61,990 | 0.001 | 0.25 |" in table
-    assert "Trained on 2,000 of 54,000 training images (validation: 6,000), 4 epochs." in table
+    assert "| lenet | 0.001 | 0.25 | 99.00 | 98.50 | 97.54–99.09 | 190.0 |" in table
+    assert "| lenet | 61,990 | 4 | 4 | 99.50 | lenet-" in table  # the detail table
+    assert (
+        "Trained and judged on: 2,000 of 54,000 training images × 4 epochs, judged on 6,000 "
+        "validation and 1,000 test images."
+    ) in table
     report = (out / "report.md").read_text()
     assert "![Parameter combinations for lenet](curves_lenet.png)" in report
 
@@ -207,25 +234,27 @@ def test_diverged_and_failed_runs_are_marked_in_the_full_table(tmp_path):
         record("lenet", 1e-3, 0.25, val_acc=0.99),
         record("lenet", 5e-2, 0.25, status="diverged", hist=diverged, val_acc=0.5),
         record("lenet", 1e-2, 0.25, status="failed", hist=[], error="CUDA out of memory"),
-        record("lenet", 1e-4, 0.25, status="pending", hist=[]),
+        record("lenet", 1e-4, 0.25, status="partial", hist=history(1)),
     ]
     out = build_report(write_ledger(tmp_path / "s", records), tmp_path / "out").parent
     rows = read_csv(out / "all_runs.csv")
     statuses = [r["status"] for r in rows]
     # Runs without a validation accuracy come last, in run-id order.
-    assert statuses[:2] == ["finished", "diverged"] and set(statuses[2:]) == {"failed", "pending"}
+    assert statuses[:2] == ["finished", "diverged"] and set(statuses[2:]) == {"failed", "partial"}
     assert rows[1]["note"] == "diverged (non-finite loss) at epoch 3"
     assert rows[statuses.index("failed")]["note"] == "CUDA out of memory"
     md = (out / "all_runs.md").read_text()
-    assert "| lenet | DIVERGED | 0.05 | 0.25 |" in md and "| FAILED |" in md
+    assert "| lenet | 0.05 | 0.25 | 50.00 | 99.00 | 98.17–99.46 | 190.0 | DIVERGED |" in md
+    assert "| FAILED |" in md
     html = (out / "index.html").read_text()
-    assert '<tr class="bad"><td class="txt">lenet</td><td class="txt">DIVERGED</td>' in html
+    assert '<tr class="bad"><td class="txt">lenet</td><td class="num">0.05</td>' in html
+    assert '<td class="txt">DIVERGED</td></tr>' in html
     said = conclusions(read_runs(tmp_path / "s"))
     assert sentence(said, "diverged (non-finite loss)") == (
         "1 run diverged (non-finite loss): lenet (lr=0.05, dropout=0.25) at epoch 3."
     )
     assert "1 run failed: lenet (lr=0.01, dropout=0.25) (CUDA out of memory)." in said
-    assert "1 run has not finished (1 pending); they are not ranked." in said
+    assert "1 run has not finished (1 partial); it is not ranked." in said
 
 
 def test_a_sweep_with_no_finished_run_still_builds(tmp_path):
@@ -302,20 +331,25 @@ def dropout_records(gaps: dict[float, float]) -> list[dict]:
     ]
 
 
+GAP = "lenet: the "  # the per-model dropout sentence
+
+
 def test_conclusion_says_dropout_narrowed_the_gap_with_the_numbers():
-    said = sentence(conclusions(dropout_records({0.0: 0.06, 0.25: 0.04, 0.5: 0.02})), "lenet:")
-    assert "narrowed as dropout rose" in said
-    assert "0.060 at dropout 0, 0.040 at dropout 0.25, 0.020 at dropout 0.5" in said
+    said = sentence(conclusions(dropout_records({0.0: 0.06, 0.25: 0.04, 0.5: 0.02})), GAP)
+    assert said.startswith("lenet: the train-validation gap shrank as dropout rose: ")
+    assert "0.060 at dropout 0, 0.040 at dropout 0.25, 0.020 at dropout 0.5 in size" in said
+    assert "(3.0x between the lowest and highest dropout)" in said
+    assert "validation loss was above training loss at every dropout value" in said
     # history(): train acc - val acc = (val loss - train loss) / 10
     assert "(train minus validation accuracy: 0.60, 0.40, 0.20 points)" in said
 
 
 def test_conclusion_does_not_claim_narrowing_when_the_gap_widened():
     said = conclusions(dropout_records({0.0: 0.02, 0.25: 0.04, 0.5: 0.06}))
-    text = sentence(said, "lenet:")
-    assert "widened as dropout rose" in text and "narrowed" not in " ".join(said)
-    mixed = sentence(conclusions(dropout_records({0.0: 0.02, 0.25: 0.06, 0.5: 0.04})), "lenet:")
-    assert "did not change consistently with dropout" in mixed
+    text = sentence(said, GAP)
+    assert "gap grew as dropout rose" in text and "shrank" not in " ".join(said)
+    mixed = sentence(conclusions(dropout_records({0.0: 0.02, 0.25: 0.06, 0.5: 0.04})), GAP)
+    assert "the size of the train-validation gap did not change consistently with dropout" in mixed
 
 
 def test_trend_needs_every_step_to_agree():
@@ -335,7 +369,7 @@ def test_no_dropout_claim_with_one_dropout_value():
 def test_conclusion_on_learning_rate_stability_counts_rising_epochs():
     records = [record("lenet", 1e-3, d, hist=history(5)) for d in (0.0, 0.5)]
     records += [record("lenet", 1e-2, d, hist=history(5, wobble=0.2)) for d in (0.0, 0.5)]
-    said = sentence(conclusions(records), "Learning rate and stability")
+    said = sentence(conclusions(records), "Learning rate and stability, lenet:")
     assert "0 of 8 steps (0%) at lr 0.001, 4 of 8 steps (50%) at lr 0.01" in said
     assert "larger learning rates gave less stable loss curves" in said
 
@@ -423,12 +457,16 @@ def test_cli_report_writes_to_out(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'r' / 'index.html'}"
 
 
-def test_corrupt_ledger_file_is_named(tmp_path):
-    sweep = write_ledger(tmp_path / "s", [record()])
+def test_a_damaged_result_is_set_aside_and_the_run_reported_unfinished(tmp_path, capsys):
+    sweep = write_ledger(tmp_path / "s", [record(), record(lr=5e-3)])
     bad = next((sweep / "runs").glob("*/result.json"))
     bad.write_text("{not json")
-    with pytest.raises(UserError, match="result.json: not valid JSON"):
-        build_report(sweep)
+    out = build_report(sweep).parent
+    assert "result.json: damaged" in capsys.readouterr().out  # the ledger names the file
+    assert list(bad.parent.glob("result.json.damaged-*"))  # kept for inspection
+    assert (
+        "1 run has not finished (1 partial); it is not ranked." in (out / "report.md").read_text()
+    )
 
 
 # ---------------------------------------------------------------- the page in a browser

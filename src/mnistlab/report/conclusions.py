@@ -1,8 +1,18 @@
 """Conclusions written from the numbers: pure functions from ledger records to sentences.
 
 Every sentence carries the measurements it rests on, and a sentence is only written when the
-data can support it: no dropout claim with one dropout value, no correlation with fewer than
-three models, no "best model" when nothing finished.
+data can support it:
+
+* runs are ranked, fitted and compared only within one budget (training images, epochs,
+  evaluation images); a sweep that mixes budgets gets one section per budget;
+* a run that did not learn is named, with the reason, and left out of everything else;
+* differences come with their noise: 95% intervals, ties within noise said as ties, and the
+  best model against the runner-up by an exact McNemar test on the same test images;
+* gaps are compared by size, and their sign is said separately;
+* learning-rate and dropout effects are stated per model, and pooled over models only where
+  every model was run at every value (otherwise the pooled effect would be a model effect).
+
+All wording comes from the catalogue in i18n.py, so `--lang zh` changes every sentence.
 """
 
 from __future__ import annotations
@@ -11,137 +21,401 @@ import math
 import statistics
 from collections.abc import Iterable
 
+from .analysis import NEAR_CHANCE, Analysis, Exclusion, Group, analyse
+from .i18n import Tr
 from .runs import (
     DROPOUT,
     LR,
-    SEED,
     UNFINISHED,
     Best,
     Run,
-    best_per_model,
-    count,
+    combo_fields,
     describe,
     finite,
     fmt_value,
     log_fit,
-    pct,
     sort_key,
-    table_fields,
+    tie_break,
     to_runs,
     value_key,
 )
+from .stats import ALPHA, mcnemar
+from .user_results import user_entry
 
 # "Within 0.1 points of the best": roughly the spread between seeds of one MNIST model, so
 # a smaller model inside it is as good as the best for practical purposes.
 NEAR_BEST_POINTS = 0.1
 
 
-def conclusions(records: Iterable) -> list[str]:
-    """All conclusion sentences for a sweep, most important first."""
-    runs = to_runs(records)
-    bests = best_per_model(runs)
-    return [
-        *best_model_sentences(bests, runs),
-        *efficiency_sentences(bests),
-        *time_sentences(bests),
-        *dropout_sentences(runs),
-        *lr_sentences(runs),
-        *status_sentences(runs),
+def conclusions(records: Iterable, lang: str = "en") -> list[str]:
+    """All conclusion sentences for a sweep, most important first (sections flattened)."""
+    tr = Tr(lang)
+    analysis = analyse(to_runs(records))
+    out = []
+    for title, sentences in conclusion_sections(analysis, tr):
+        if title:
+            out.append(title)
+        out += sentences
+    return out
+
+
+def conclusion_sections(analysis: Analysis, tr: Tr) -> list[tuple[str | None, list[str]]]:
+    """[(section title or None, sentences)]: one section per budget when budgets are mixed."""
+    runs = analysis.runs
+    if not runs:
+        return [(None, [tr("no_runs")])]
+    sections: list[tuple[str | None, list[str]]] = []
+    if not analysis.bests and not analysis.excluded:
+        sections.append((None, [tr("no_finished", n=len(runs))]))
+    else:
+        for group in analysis.groups:
+            sentences = [
+                *best_model_sentences(group, tr),
+                *runner_up_sentences(group, tr),
+                *user_choice_sentences(group, tr),
+                *tie_sentences(group, tr),
+                *efficiency_sentences(group, tr),
+                *time_sentences(group, tr),
+                *dropout_sentences(group, tr),
+                *lr_sentences(group, tr),
+                *exclusion_sentences(group, analysis.excluded, tr),
+            ]
+            title = budget_title(group, tr) if analysis.mixed else None
+            if sentences:
+                sections.append((title, sentences))
+    status = status_sentences(runs, tr)
+    if status:
+        sections.append((tr("other_runs_heading") if analysis.mixed else None, status))
+    return sections
+
+
+# ---------------------------------------------------------------- wording helpers
+def pct(fraction: float | None) -> str:
+    return "—" if fraction is None else f"{fraction * 100:.2f}"
+
+
+def num(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _num(value: float, digits: int) -> str:
+    """Fixed decimals without a '-0.000' for values that round to zero."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _times(ratio: float, tr: Tr) -> str:
+    return tr("times", x=f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}")
+
+
+def p_text(p: float) -> str:
+    """'p=0.41', 'p=0.0031', 'p<0.001': enough digits that the text agrees with p < ALPHA."""
+    if p < 0.001:
+        return "p<0.001"
+    text = f"{p:.2g}"
+    if (float(text) < ALPHA) != (p < ALPHA):
+        text = f"{p:.4g}"
+    return f"p={text}"
+
+
+def interval_text(interval: tuple[float, float] | None) -> str:
+    return "—" if interval is None else f"{pct(interval[0])}–{pct(interval[1])}"
+
+
+def combo(run: Run, group: Group, tr: Tr) -> str:
+    return describe(run, group.fields) if group.fields else tr("default_settings")
+
+
+def label(run: Run, group: Group, tr: Tr) -> str:
+    return f"{run.model} ({combo(run, group, tr)})"
+
+
+def acc_text(best: Best, key: str) -> str:
+    """'99.20%' for one run; '99.20% ± 0.20 (n=3)' for a combination repeated over seeds."""
+    mean, std = best.mean(key), best.std(key)
+    text = f"{pct(mean)}%"
+    if best.n > 1:
+        text += (f" ± {std * 100:.2f}" if std is not None else "") + f" (n={best.n})"
+    return text
+
+
+def budget_label(group: Group, tr: Tr) -> str:
+    b = group.budget
+    if b.train_images is None:
+        train = tr("budget_train_unknown")
+    elif b.train_subset:
+        train = tr("budget_train_subset", n=num(b.train_images), total=num(b.train_total))
+    else:
+        train = tr("budget_train", n=num(b.train_images))
+    epochs = tr("budget_epochs", n=b.epochs) if b.epochs else tr("budget_epochs_unknown")
+    if b.val_images is None and b.test_images is None:
+        judged = tr("budget_judged_unknown")
+    else:
+        judged = tr(
+            "budget_judged",
+            val=num(b.val_images) if b.val_images else "?",
+            test=num(b.test_images) if b.test_images else "?",
+        )
+    text = tr("budget_label", train=train, epochs=epochs, judged=judged)
+    if b.dataset != "mnist":
+        text = f"{b.dataset}: {text}"
+    return text
+
+
+def budget_title(group: Group, tr: Tr) -> str:
+    return tr(
+        "budget_title",
+        letter=group.letter,
+        models=tr.join(group.models),
+        budget=budget_label(group, tr),
+    )
+
+
+def mixed_budget_note(analysis: Analysis, tr: Tr) -> str | None:
+    """The warning at the top of a report whose runs were not trained and judged alike."""
+    if not analysis.mixed:
+        return None
+    parts = [
+        tr("budget_part", letter=g.letter, models=tr.join(g.models), budget=budget_label(g, tr))
+        for g in analysis.groups
     ]
+    return tr("mixed_budgets", n=len(analysis.groups), parts=tr.join(parts, strong=True))
 
 
-def _points(a: float, b: float) -> str:
-    return f"{abs(a - b) * 100:.2f} points"
-
-
-def _label(run: Run, runs: list[Run]) -> str:
-    return f"{run.model} ({describe(run, [f for f in table_fields(runs) if f != SEED])})"
-
-
-def best_model_sentences(bests: list[Best], runs: list[Run]) -> list[str]:
+# ---------------------------------------------------------------- rankings and tests
+def best_model_sentences(group: Group, tr: Tr) -> list[str]:
+    bests = group.bests
     if not bests:
-        if not runs:
-            return ["The sweep has no runs recorded yet, so there is nothing to compare."]
-        return [f"No run finished, so there is no best model yet ({len(runs)} runs recorded)."]
+        return [tr("no_usable")] if group.runs else []
     top = bests[0]
-    over = f", mean of {top.n} runs" if top.n > 1 else ""
+    run = top.run
+    if top.n == 1:
+        n = run.test_images
+        ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=num(n)) if n else ""
+    else:
+        ci = tr("ci_seeds", ci=interval_text(top.test_interval()), n=top.n)
     sentences = [
-        f"Best model by validation accuracy: {_label(top.run, runs)} with "
-        f"{pct(top.mean('val_acc'))}% validation and {pct(top.mean('test_acc'))}% test "
-        f"accuracy{over} ({count(top.params)} parameters, {top.seconds or 0:.0f} s)."
+        tr(
+            "best_model",
+            label=label(run, group, tr),
+            val=acc_text(top, "val_acc"),
+            test=acc_text(top, "test_acc"),
+            ci=ci,
+            params=num(top.params),
+            seconds=f"{top.seconds or 0:.0f}",
+        )
     ]
     by_test = [b for b in bests if b.mean("test_acc") is not None]
     if by_test and top.mean("test_acc") is not None:
         test_top = max(by_test, key=lambda b: b.mean("test_acc"))
         if test_top is not top and test_top.mean("test_acc") > top.mean("test_acc"):
             sentences.append(
-                f"On test accuracy {test_top.model}'s best combination scores higher "
-                f"({pct(test_top.mean('test_acc'))}% vs {pct(top.mean('test_acc'))}%), but "
-                f"choosing on the test set would bias the estimate, so the ranking uses "
-                f"validation accuracy."
+                tr(
+                    "test_higher",
+                    model=test_top.model,
+                    a=pct(test_top.mean("test_acc")),
+                    b=pct(top.mean("test_acc")),
+                )
             )
     if len(bests) > 1:
-        ranking = ", ".join(f"{b.model} {pct(b.mean('val_acc'))}%" for b in bests)
-        sentences.append(f"Validation accuracy of each model's best combination: {ranking}.")
+        interval = top.val_interval()
+        tied = [b for b in bests[1:] if interval and b.mean("val_acc") >= interval[0] - 1e-12]
+        items = [
+            tr(
+                "rank_item_tied" if b in tied else "rank_item",
+                model=b.model,
+                val=pct(b.mean("val_acc")),
+            )
+            for b in bests
+        ]
+        text = tr("ranking", items=tr.join(items))
+        if tied:
+            text += tr(
+                "ranking_noise",
+                ci=interval_text(interval),
+                n=num(top.run.val_images),
+            )
+        sentences.append(text + tr("stop"))
     return sentences
 
 
-def efficiency_sentences(bests: list[Best]) -> list[str]:
+def paired(a: Run, b: Run) -> tuple[str, object]:
+    """('ok', McNemar) or (reason, None) for two runs judged on (hopefully) the same images."""
+    right_a, right_b = a.correct, b.correct
+    if right_a is None or right_b is None:
+        return "no_predictions", None
+    if len(right_a) != len(right_b) or a.test_labels != b.test_labels:
+        return "different_images", None
+    return "ok", mcnemar(right_a, right_b)
+
+
+def _paired_sentence(key: str, first: Run, second: Run, tr: Tr, **names) -> str:
+    status, test = paired(first, second)
+    if status != "ok":
+        return tr(f"{key}_untested", reason=tr(f"untested_{status}"), **names)
+    verdict = tr("significant" if test.significant else "indistinguishable", p=p_text(test.p))
+    return tr(
+        key,
+        n=num(test.n),
+        only_a=num(test.only_a),
+        only_b=num(test.only_b),
+        verdict=verdict,
+        **names,
+    )
+
+
+def runner_up_sentences(group: Group, tr: Tr) -> list[str]:
+    if len(group.bests) < 2:
+        return []
+    top, second = group.bests[0], group.bests[1]
+    return [
+        _paired_sentence(
+            "runner_up",
+            top.run,
+            second.run,
+            tr,
+            a=top.model,
+            b=second.model,
+            a_test=pct(top.run.metric("test_acc")),
+            b_test=pct(second.run.metric("test_acc")),
+        )
+    ]
+
+
+def user_choice_sentences(group: Group, tr: Tr) -> list[str]:
+    """Each model's best here against the combination the user chose in their report."""
+    sentences = []
+    for best in group.bests:
+        entry = user_entry(best.model)
+        if entry is None:
+            continue
+        wanted = {LR: entry["lr"], DROPOUT: entry["dropout"]}
+        theirs = [
+            r
+            for r in group.runs
+            if r.model == best.model
+            and r.finished
+            and all(finite(r.fields.get(k)) == v for k, v in wanted.items())
+        ]
+        if not theirs:
+            continue
+        chosen = f"lr={fmt_value(entry['lr'])}, dropout={fmt_value(entry['dropout'])}"
+        if any(r is best.run for r in theirs) or any(
+            all(
+                value_key(r.fields.get(f)) == value_key(best.run.fields.get(f))
+                for f in (LR, DROPOUT)
+            )
+            for r in theirs
+        ):
+            sentences.append(tr("user_choice_same", model=best.model, combo=chosen))
+            continue
+        run = max(theirs, key=lambda r: (r.metric("val_acc") or 0, r.run_id))
+        sentences.append(
+            _paired_sentence(
+                "user_choice",
+                best.run,
+                run,
+                tr,
+                model=best.model,
+                ours=combo(best.run, group, tr),
+                ours_test=pct(best.run.metric("test_acc")),
+                theirs=chosen,
+                theirs_test=pct(run.metric("test_acc")),
+            )
+        )
+    return sentences
+
+
+def tie_sentences(group: Group, tr: Tr) -> list[str]:
+    sentences = []
+    for best in group.bests:
+        if not best.ties:
+            continue
+        items = [
+            f"{combo(b.run, group, tr)} ({pct(b.mean('val_acc'))}%)" for b in [best, *best.ties]
+        ]
+        sentences.append(
+            tr(
+                "ties",
+                model=best.model,
+                k=len(items),
+                items=tr.join(items, strong=True),
+                ci=interval_text(best.val_interval()),
+                n=num(best.run.val_images),
+                shown=combo(best.run, group, tr),
+                why=tr(f"tie_break_{tie_break(best, best.ties[0])}"),
+            )
+        )
+    return sentences
+
+
+def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
     """The smallest model whose best validation accuracy is within NEAR_BEST_POINTS of the top."""
-    sized = [b for b in bests if b.params]
+    sized = [b for b in group.bests if b.params]
     if len(sized) < 2:
         return []
     top = max(sized, key=lambda b: b.mean("val_acc"))
     top_val = top.mean("val_acc")
     near = [b for b in sized if (top_val - b.mean("val_acc")) * 100 <= NEAR_BEST_POINTS + 1e-9]
     smallest = min(near, key=lambda b: b.params)
-    definition = (
-        f"the smallest model whose best validation accuracy is within {NEAR_BEST_POINTS:g} "
-        f"points of the top ({top.model}, {pct(top_val)}%)"
+    definition = tr(
+        "efficiency_definition", points=f"{NEAR_BEST_POINTS:g}", model=top.model, val=pct(top_val)
     )
     if smallest is not top:
-        ratio = top.params / smallest.params
         return [
-            f"Most accurate per parameter, taken as {definition}: {smallest.model} with "
-            f"{count(smallest.params)} parameters ({_times(ratio)} fewer than {top.model}), "
-            f"{pct(smallest.mean('val_acc'))}% validation and "
-            f"{pct(smallest.mean('test_acc'))}% test accuracy."
+            tr(
+                "efficiency_smaller",
+                definition=definition,
+                model=smallest.model,
+                params=num(smallest.params),
+                times=_times(top.params / smallest.params, tr),
+                top=top.model,
+                val=pct(smallest.mean("val_acc")),
+                test=pct(smallest.mean("test_acc")),
+            )
         ]
     smaller = [b for b in sized if b.params < top.params]
     if not smaller:
         return [
-            f"Most accurate per parameter, taken as {definition}: {top.model} itself, which is "
-            f"also the smallest model compared ({count(top.params)} parameters)."
+            tr(
+                "efficiency_top_smallest",
+                definition=definition,
+                model=top.model,
+                params=num(top.params),
+            )
         ]
     closest = max(smaller, key=lambda b: b.mean("val_acc"))
     return [
-        f"Most accurate per parameter, taken as {definition}: {top.model} itself — no smaller "
-        f"model came that close; the best smaller one, {closest.model} "
-        f"({count(closest.params)} parameters, {_times(top.params / closest.params)} fewer), "
-        f"reached {pct(closest.mean('val_acc'))}% validation "
-        f"({_points(top_val, closest.mean('val_acc'))} lower) and "
-        f"{pct(closest.mean('test_acc'))}% test accuracy."
+        tr(
+            "efficiency_top",
+            definition=definition,
+            model=top.model,
+            other=closest.model,
+            params=num(closest.params),
+            times=_times(top.params / closest.params, tr),
+            val=pct(closest.mean("val_acc")),
+            points=f"{abs(top_val - closest.mean('val_acc')) * 100:.2f}",
+            test=pct(closest.mean("test_acc")),
+        )
     ]
 
 
-def time_sentences(bests: list[Best]) -> list[str]:
-    fit = log_fit(bests)
+def time_sentences(group: Group, tr: Tr) -> list[str]:
+    fit = log_fit(group.bests)
     if fit is None:
         return []
     r, slope = fit["r"], fit["slope"]
-    numbers = (
-        f"Pearson r = {r:.2f} between log10(parameters) and log10(running time) over the "
-        f"{fit['n']} models' best runs; the log-log slope is {slope:.2f}, so 10x the parameters "
-        f"took about {_times(10**slope)} the time (a slope of 1 would mean time proportional to "
-        f"parameters)"
+    numbers = tr(
+        "time_numbers", r=f"{r:.2f}", n=fit["n"], slope=f"{slope:.2f}", times=_times(10**slope, tr)
     )
     if r >= 0.5 and slope > 0:
-        return [f"Running time grew with parameter count: {numbers}."]
+        return [tr("time_grew", numbers=numbers)]
     if r <= -0.5 and slope < 0:
-        return [f"Running time fell as parameter count grew: {numbers}."]
-    return [f"Running time showed no clear relation to parameter count: {numbers}."]
+        return [tr("time_fell", numbers=numbers)]
+    return [tr("time_none", numbers=numbers)]
 
 
+# ---------------------------------------------------------------- effects within a model
 def trend(values: list[float]) -> str:
     """'narrowed' if the values never rise along the list and fall at least once, 'widened'
     for the mirror image, 'did not change' if all are equal, else 'did not change
@@ -156,14 +430,12 @@ def trend(values: list[float]) -> str:
     return "did not change consistently"
 
 
-def _num(value: float, digits: int) -> str:
-    """Fixed decimals without a '-0.000' for values that round to zero."""
-    text = f"{value:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
-
-
-def _times(ratio: float) -> str:
-    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+TRENDS = {
+    "narrowed": "shrank",
+    "widened": "grew",
+    "did not change": "same",
+    "did not change consistently": "mixed",
+}
 
 
 def final_gap(run: Run) -> tuple[float, float | None] | None:
@@ -187,125 +459,182 @@ def _by_value(runs: list[Run], key: str) -> dict[str, tuple[object, list[Run]]]:
     return dict(sorted(groups.items(), key=lambda kv: sort_key(kv[1][0])))
 
 
-def dropout_sentences(runs: list[Run]) -> list[str]:
+def balanced(group: Group, key: str) -> bool:
+    """Was every model of the group run (and learning) at every value of `key`?"""
+    values: dict[str, set[str]] = {}
+    for run in group.usable:
+        values.setdefault(run.model, set()).add(value_key(run.fields.get(key)))
+    sets = list(values.values())
+    return len(sets) >= 2 and all(s == sets[0] for s in sets) and len(sets[0]) >= 2
+
+
+def _sign_part(values: list[object], gaps: list[float], tr: Tr) -> str:
+    above = [fmt_value(v) for v, g in zip(values, gaps, strict=True) if g > 0]
+    below = [fmt_value(v) for v, g in zip(values, gaps, strict=True) if g < 0]
+    if above and not below:
+        return tr("gap_sign_above")
+    if below and not above:
+        return tr("gap_sign_below")
+    if not above and not below:
+        return tr("gap_sign_zero")
+    return tr("gap_sign_changed", above=tr.join(above), below=tr.join(below))
+
+
+def dropout_sentences(group: Group, tr: Tr) -> list[str]:
     per_model, verdicts = [], []
-    for model in sorted({r.model for r in runs}):
-        finished = [r for r in runs if r.model == model and r.finished and final_gap(r)]
+    for model in sorted({r.model for r in group.usable}):
+        finished = [r for r in group.usable if r.model == model and final_gap(r)]
         groups = [
-            (value, [final_gap(r) for r in group])
-            for value, group in _by_value(finished, DROPOUT).values()
+            (value, [final_gap(r) for r in runs])
+            for value, runs in _by_value(finished, DROPOUT).values()
             if finite(value) is not None
         ]
         if len(groups) < 2:
             continue
+        values = [value for value, _ in groups]
         loss_gaps = [statistics.fmean(g[0] for g in gaps) for _, gaps in groups]
         acc_gaps = [
             statistics.fmean(a) if (a := [g[1] for g in gaps if g[1] is not None]) else None
             for _, gaps in groups
         ]
-        verdict = trend(loss_gaps)
+        sizes = [abs(g) for g in loss_gaps]
+        verdict = TRENDS[trend(sizes)]
         verdicts.append(verdict)
-        moved = (
-            f"{verdict} with dropout"
-            if verdict.startswith("did not")
-            else f"{verdict} as dropout rose"
+        listing = tr.join(
+            [
+                tr("gap_item", gap=_num(size, 3), value=fmt_value(value))
+                for value, size in zip(values, sizes, strict=True)
+            ]
         )
-        loss_part = ", ".join(
-            f"{_num(gap, 3)} at dropout {fmt_value(value)}"
-            for (value, _), gap in zip(groups, loss_gaps, strict=True)
+        ratio = ""
+        if verdict in ("shrank", "grew") and min(sizes[0], sizes[-1]) > 0:
+            ratio = tr(
+                "gap_ratio", times=_times(max(sizes[0], sizes[-1]) / min(sizes[0], sizes[-1]), tr)
+            )
+        sentence = tr(
+            f"gap_{verdict}",
+            model=model,
+            listing=listing,
+            ratio=ratio,
+            sign=_sign_part(values, loss_gaps, tr),
         )
-        sentence = f"{model}: the train-validation gap {moved}: {loss_part}"
         if all(a is not None for a in acc_gaps):
-            points = ", ".join(_num(a * 100, 2) for a in acc_gaps)
-            sentence += f" (train minus validation accuracy: {points} points)"
-        per_model.append(sentence + ".")
+            sentence += tr("gap_acc", points=tr.join([_num(a * 100, 2) for a in acc_gaps]))
+        per_model.append(sentence + tr("stop"))
     if not per_model:
         return []
-    sentences = [
-        "Dropout: the train-validation gap below is the validation loss minus the training loss "
-        "at the last epoch, averaged over a model's finished runs at each dropout value."
-    ]
-    sentences += per_model
-    if len(verdicts) >= 2:
-        tally = ", ".join(
-            f"{v} in {verdicts.count(v)}"
-            for v in ("narrowed", "widened", "did not change", "did not change consistently")
-            if verdicts.count(v)
+    sentences = [tr("dropout_intro"), *per_model]
+    if len(verdicts) >= 2 and balanced(group, DROPOUT):
+        tally = tr.join(
+            [
+                tr("tally_item", verdict=tr(f"tally_{v}"), n=verdicts.count(v))
+                for v in ("shrank", "grew", "same", "mixed")
+                if verdicts.count(v)
+            ]
         )
-        sentences.append(
-            f"Across the {len(verdicts)} models with more than one dropout value, the gap {tally}."
-        )
+        sentences.append(tr("dropout_pooled", n=len(verdicts), tally=tally))
     return sentences
 
 
-def lr_sentences(runs: list[Run]) -> list[str]:
-    """How often validation loss went up from one epoch to the next, per learning rate."""
-    finished = [r for r in runs if r.finished]
+def _lr_stats(runs: list[Run]) -> list[tuple[object, int, int, float]]:
     stats = []
-    for value, group in _by_value(finished, LR).values():
+    for value, members in _by_value(runs, LR).values():
         changes = []
-        for run in group:
+        for run in members:
             _, losses = run.series("val_loss")
             changes += [b - a for a, b in zip(losses, losses[1:], strict=False)]
         changes = [c for c in changes if math.isfinite(c)]
         if finite(value) is not None and changes:
             rises = sum(c > 0 for c in changes)
-            mean_abs = statistics.fmean(abs(c) for c in changes)
-            stats.append((value, rises, len(changes), mean_abs))
-    if len(stats) < 2:
-        return []
-    parts = ", ".join(
-        f"{rises} of {n} steps ({rises / n:.0%}) at lr {fmt_value(v)}" for v, rises, n, _ in stats
+            stats.append((value, rises, len(changes), statistics.fmean(abs(c) for c in changes)))
+    return stats
+
+
+def _lr_sentence(key: str, stats, tr: Tr, **names) -> str:
+    parts = tr.join(
+        [
+            tr("lr_item", rises=rises, n=n, share=f"{rises / n:.0%}", lr=fmt_value(v))
+            for v, rises, n, _ in stats
+        ]
     )
-    moves = ", ".join(_num(m, 4) for *_, m in stats)
-    shares = [rises / n for _, rises, n, _ in stats]
-    verdict = trend(shares)
-    if verdict == "widened":
-        summary = "larger learning rates gave less stable loss curves"
-    elif verdict == "narrowed":
-        summary = "larger learning rates gave steadier loss curves"
-    elif verdict == "did not change":
-        summary = "the share of rising epochs was the same at every learning rate"
-    else:
-        summary = "the share of rising epochs did not change consistently with the learning rate"
-    return [
-        f"Learning rate and stability: validation loss rose from one epoch to the next in "
-        f"{parts} (finished runs, all models); the mean absolute epoch-to-epoch change was "
-        f"{moves} in the same order — {summary}."
-    ]
+    moves = tr.join([_num(m, 4) for *_, m in stats])
+    verdict = trend([rises / n for _, rises, n, _ in stats])
+    summary = tr(f"lr_{TRENDS[verdict]}")
+    return tr(key, parts=parts, moves=moves, summary=summary, **names)
 
 
-def status_sentences(runs: list[Run]) -> list[str]:
+def lr_sentences(group: Group, tr: Tr) -> list[str]:
+    """How often validation loss went up from one epoch to the next, per learning rate:
+    within each model, and over all models only where every model saw every learning rate."""
+    sentences = []
+    for model in sorted({r.model for r in group.usable}):
+        stats = _lr_stats([r for r in group.usable if r.model == model])
+        if len(stats) >= 2:
+            sentences.append(_lr_sentence("lr_model", stats, tr, model=model))
+    if len(sentences) >= 2 and balanced(group, LR):
+        stats = _lr_stats(group.usable)
+        sentences.append(_lr_sentence("lr_pooled", stats, tr, n=len(sentences)))
+    return sentences
+
+
+# ---------------------------------------------------------------- runs set aside
+def exclusion_text(exclusion: Exclusion, group: Group, tr: Tr) -> str:
+    ref = exclusion.reference
+    return tr(
+        f"excluded_{exclusion.reason}",
+        label=label(exclusion.run, group, tr),
+        val=pct(exclusion.val),
+        chance=f"{exclusion.chance * 100:.0f}",
+        points=f"{100 * NEAR_CHANCE:.0f}",
+        ref=label(ref, group, tr) if ref else "",
+        ref_model=ref.model if ref else "",
+        ref_val=pct(ref.metric("val_acc")) if ref else "",
+    )
+
+
+def exclusion_sentences(group: Group, excluded: dict[str, Exclusion], tr: Tr) -> list[str]:
+    mine = [excluded[r.run_id] for r in group.runs if r.run_id in excluded]
+    if not mine:
+        return []
+    items = [exclusion_text(e, group, tr) for e in mine]
+    return [tr("excluded", n=len(items), items=tr.join(items, strong=True))]
+
+
+def status_sentences(runs: list[Run], tr: Tr) -> list[str]:
+    fields = combo_fields(runs)
+
+    def name(run: Run) -> str:
+        return f"{run.model} ({describe(run, fields) if fields else tr('default_settings')})"
+
     sentences = []
     diverged = [r for r in runs if r.status == "diverged"]
     if diverged:
-        which = "; ".join(f"{_label(r, runs)} at epoch {r.diverged_epoch}" for r in diverged)
-        noun = "run" if len(diverged) == 1 else "runs"
-        sentences.append(f"{len(diverged)} {noun} diverged (non-finite loss): {which}.")
+        which = tr.join(
+            [tr("diverged_item", label=name(r), epoch=r.diverged_epoch) for r in diverged],
+            strong=True,
+        )
+        sentences.append(tr("diverged", n=len(diverged), which=which))
         by_lr = _by_value(diverged, LR)
         if any(finite(v) is not None for v, _ in by_lr.values()):
-            counts = ", ".join(f"{len(g)} at lr {fmt_value(v)}" for v, g in by_lr.values())
-            sentences.append(f"Diverged runs by learning rate: {counts}.")
+            counts = tr.join(
+                [tr("diverged_lr_item", n=len(g), lr=fmt_value(v)) for v, g in by_lr.values()]
+            )
+            sentences.append(tr("diverged_by_lr", counts=counts))
     failed = [r for r in runs if r.status == "failed"]
     if failed:
-        which = "; ".join(
-            _label(r, runs)
-            + (
-                f" ({' '.join(str(r.result['error']).split())[:120]})"
-                if (r.result or {}).get("error")
-                else ""
-            )
-            for r in failed
-        )
-        noun = "run" if len(failed) == 1 else "runs"
-        sentences.append(f"{len(failed)} {noun} failed: {which}.")
+        items = []
+        for r in failed:
+            error = (r.result or {}).get("error")
+            items.append(name(r) + (f" ({' '.join(str(error).split())[:120]})" if error else ""))
+        sentences.append(tr("failed", n=len(failed), which=tr.join(items, strong=True)))
     open_runs = [r for r in runs if r.status in UNFINISHED]
     if open_runs:
-        tally = ", ".join(
-            f"{sum(r.status == s for r in open_runs)} {s}"
-            for s in UNFINISHED
-            if any(r.status == s for r in open_runs)
+        tally = tr.join(
+            [
+                tr("open_item", n=sum(r.status == s for r in open_runs), status=tr(f"status_{s}"))
+                for s in UNFINISHED
+                if any(r.status == s for r in open_runs)
+            ]
         )
-        noun = "run has" if len(open_runs) == 1 else "runs have"
-        sentences.append(f"{len(open_runs)} {noun} not finished ({tally}); they are not ranked.")
+        sentences.append(tr("unfinished", n=len(open_runs), tally=tally))
     return sentences

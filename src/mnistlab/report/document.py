@@ -19,6 +19,7 @@ class Heading:
 class Paragraph:
     text: str
     note: bool = False  # rendered smaller / in italics: a caveat rather than a finding
+    callout: bool = False  # boxed at the top of the page: a warning the reader must not miss
 
 
 @dataclass
@@ -49,13 +50,17 @@ def md_text(text: str) -> str:
     )
 
 
-def render_markdown(blocks: list[Block]) -> str:
+def render_markdown(blocks: list[Block], also_as: str = "Also as {links}.") -> str:
+    """`also_as` words the line under a table that names its .csv / .md copies."""
     out: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
             out.append("#" * block.level + " " + md_text(block.text))
         elif isinstance(block, Paragraph):
-            out.append(f"_{md_text(block.text)}_" if block.note else md_text(block.text))
+            if block.callout:
+                out.append(f"> **{md_text(block.text)}**")
+            else:
+                out.append(f"_{md_text(block.text)}_" if block.note else md_text(block.text))
         elif isinstance(block, Bullets):
             out.append("\n".join(f"- {md_text(item)}" for item in block.items))
         elif isinstance(block, TableBlock):
@@ -65,8 +70,11 @@ def render_markdown(blocks: list[Block]) -> str:
                 notes=[md_text(n) for n in block.table.notes],
             )
             text = table.markdown().rstrip("\n")
+            if block.table.caption:
+                text = f"**{md_text(block.table.caption)}**\n\n{text}"
             if block.files:
-                text += "\n\nAlso as " + ", ".join(f"[{f}]({f})" for f in block.files) + "."
+                links = ", ".join(f"[{f}]({f})" for f in block.files)
+                text += "\n\n" + also_as.format(links=links)
             out.append(text)
         elif isinstance(block, Image):
             out.append(f"![{md_text(block.alt)}]({block.filename})")

@@ -3,15 +3,27 @@
 Figures are drawn on `matplotlib.figure.Figure` directly, never through pyplot: no global
 backend is selected or changed (the Agg canvas renders the PNG), so building a report inside
 a notebook or a server leaves its plotting state alone. matplotlib is imported lazily.
+
+Nothing may be clipped, whatever the grid size: every figure uses constrained layout, legends
+sit outside the axes in the figure's own space with as many columns as fit its width, and the
+PNG is saved with a tight bounding box as a last guard. `draw_*` functions return the Figure
+(tests measure its artists); the plain names return PNG bytes.
+
+Labels come from the report's language catalogue; Chinese labels need a CJK font, found with
+`cjk_font()`. Without one the figures keep English labels (see `figure_language`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import math
+import re
 
 import numpy as np
 
+from .i18n import Tr
 from .runs import (
     DROPOUT,
     LR,
@@ -26,23 +38,119 @@ from .runs import (
 
 DPI = 110
 TRAIN_COLOR, VAL_COLOR, BAD_COLOR = "#1f77b4", "#ff7f0e", "#c62828"
+# Families tried, in order, for Chinese labels; any installed font whose file name looks CJK
+# is registered as a last resort (matplotlib's font cache may predate the font's install).
+CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Microsoft YaHei",
+    "SimHei",
+    "PingFang SC",
+    "Heiti SC",
+    "Hiragino Sans GB",
+    "Noto Sans CJK JP",
+    "Arial Unicode MS",
+)
+CJK_FILES = re.compile(r"(cjk|wqy|wenquanyi|simhei|msyh|yahei|pingfang|sourcehan|notosanssc)", re.I)
+
+
+@functools.cache
+def cjk_font() -> str | None:
+    """The family name of an installed font with Chinese glyphs, or None."""
+    from matplotlib import font_manager
+
+    def installed() -> str | None:
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        return next((family for family in CJK_FAMILIES if family in names), None)
+
+    found = installed()
+    if found:
+        return found
+    try:
+        paths = [p for p in font_manager.findSystemFonts() if CJK_FILES.search(p)]
+    except OSError:
+        return None
+    for path in sorted(paths):
+        with contextlib.suppress(Exception):  # a broken font file must not stop the report
+            font_manager.fontManager.addfont(path)
+    return installed()
+
+
+def figure_language(tr: Tr) -> Tr:
+    """The catalogue figures are labelled from: Chinese only when a CJK font is present."""
+    if tr.lang == "zh" and cjk_font() is None:
+        return Tr("en")
+    return tr
+
+
+@contextlib.contextmanager
+def style(tr: Tr):
+    """Fonts for the figure's language; nothing global is left changed afterwards."""
+    import matplotlib
+
+    rc = {"axes.unicode_minus": False}
+    font = cjk_font() if tr.lang == "zh" else None
+    if font:
+        rc |= {"font.family": "sans-serif", "font.sans-serif": [font, "DejaVu Sans"]}
+    with matplotlib.rc_context(rc):
+        yield
 
 
 def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
+    fig.savefig(
+        buf, format="png", metadata={"Software": None}, bbox_inches="tight", pad_inches=0.08
+    )
     return buf.getvalue()
+
+
+def render(draw, *args, tr: Tr, **kwargs) -> bytes | None:
+    """PNG bytes of draw(*args, tr=..., **kwargs), drawn and saved in the language's style."""
+    tr = figure_language(tr)
+    with style(tr):
+        fig = draw(*args, tr=tr, **kwargs)
+        return None if fig is None else _png(fig)
 
 
 def plain(text: str) -> str:
     """Text from configs shown literally: a `$` would otherwise start matplotlib mathtext."""
     return str(text).replace("$", r"\$")
+
+
+def fit_legend(fig, handles, labels, fontsize: float = 9) -> None:
+    """A figure legend below the axes, with as many columns as fit the figure's width."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    for ncols in range(len(labels), 0, -1):
+        legend = fig.legend(
+            handles, labels, loc="outside lower center", ncols=ncols, fontsize=fontsize
+        )
+        renderer = fig.canvas.get_renderer()
+        width = legend.get_window_extent(renderer).width
+        if width <= fig.bbox.width * 0.96 or ncols == 1:
+            return
+        legend.remove()
+
+
+def _values(runs: list[Run], key: str) -> list:
+    return sorted(
+        {value_key(r.fields.get(key)): r.fields.get(key) for r in runs}.values(), key=sort_key
+    )
 
 
 def _pick(runs: list[Run]) -> Run:
@@ -55,36 +163,59 @@ def _pick(runs: list[Run]) -> Run:
     return min(runs, key=rank)
 
 
-def curves(model: str, runs: list[Run]) -> bytes:
-    """Train/val loss per epoch; one panel per (lr, dropout), rows lr, columns dropout."""
-    lrs = sorted(
-        {value_key(r.fields.get(LR)): r.fields.get(LR) for r in runs}.values(), key=sort_key
-    )
-    dropouts = sorted(
-        {value_key(r.fields.get(DROPOUT)): r.fields.get(DROPOUT) for r in runs}.values(),
-        key=sort_key,
-    )
-    others = [f for f in grid_fields(runs) if f not in (LR, DROPOUT)]
-    shared = False  # does any panel stand for several runs?
-    nrows, ncols = len(lrs), len(dropouts)
-    fig = _figure(1.0 + 3.0 * ncols, 0.9 + 2.4 * nrows)
-    axes = np.atleast_2d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False))
+def _limits(values: list[float], floor: float | None = None, ceiling: float | None = None):
+    low, high = min(values), max(values)
+    pad = 0.06 * max(high - low, abs(high) * 0.02, 1e-3)
+    low, high = low - pad, high + pad
+    if floor is not None:
+        low = max(low, floor)
+    if ceiling is not None:
+        high = min(high, ceiling)
+    return low, high
 
-    # A diverged run's exploding loss would flatten every other panel on the shared axis:
-    # scale to the healthy runs and let the diverged curve run off the top.
-    healthy = [
+
+# ---------------------------------------------------------------- per-combination curves
+def draw_curves(
+    model: str,
+    runs: list[Run],
+    tr: Tr,
+    excluded: frozenset[str] = frozenset(),
+    subtitle: str = "",
+):
+    """Loss and accuracy per epoch for each (lr, dropout): rows lr (a loss row, then an
+    accuracy row beneath it), columns dropout. Train solid, validation dashed."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    lrs, dropouts = _values(runs, LR), _values(runs, DROPOUT)
+    others = [f for f in grid_fields(runs) if f not in (LR, DROPOUT)]
+    nrows, ncols = 2 * len(lrs), len(dropouts)
+    fig = _figure(min(9.4, max(5.6, 1.1 + 2.1 * ncols)), 1.2 + 1.45 * nrows)
+    axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
+
+    # A diverged run's exploding loss (or a run that never learned) would flatten every other
+    # panel: scale to the healthy runs and let the others run off the edge.
+    healthy = [r for r in runs if r.status != "diverged" and r.run_id not in excluded]
+    losses = [
         v
-        for r in runs
-        if r.status != "diverged"
-        for key in ("train_loss", "val_loss")
-        for v in r.series(key)[1]
+        for r in healthy
+        for k in ("train_loss", "val_loss")
+        for v in r.series(k)[1]
+        if math.isfinite(v)
+    ]
+    accs = [
+        100 * v
+        for r in healthy
+        for k in ("train_acc", "val_acc")
+        for v in r.series(k)[1]
         if math.isfinite(v)
     ]
     max_epoch = max((max(r.series("val_loss")[0], default=1) for r in runs), default=1)
-    handles = None
+    shared = False
+    drawn = False
     for i, lr in enumerate(lrs):
         for j, dropout in enumerate(dropouts):
-            ax = axes[i][j]
+            loss_ax, acc_ax = axes[2 * i][j], axes[2 * i + 1][j]
             cell = [
                 r
                 for r in runs
@@ -92,17 +223,20 @@ def curves(model: str, runs: list[Run]) -> bytes:
                 and value_key(r.fields.get(DROPOUT)) == value_key(dropout)
             ]
             title = f"lr={fmt_value(lr)}, dropout={fmt_value(dropout)}"
+            for ax in (loss_ax, acc_ax):
+                ax.grid(True, alpha=0.3)
             if not cell:
-                ax.set_title(title, fontsize=9)
-                ax.text(
-                    0.5,
-                    0.5,
-                    "no run",
-                    ha="center",
-                    va="center",
-                    transform=ax.transAxes,
-                    color="0.5",
-                )
+                loss_ax.set_title(title, fontsize=8.5)
+                for ax in (loss_ax, acc_ax):
+                    ax.text(
+                        0.5,
+                        0.5,
+                        tr("fig_no_run"),
+                        ha="center",
+                        va="center",
+                        transform=ax.transAxes,
+                        color="0.5",
+                    )
                 continue
             run = _pick(cell)
             shared = shared or len(cell) > 1
@@ -111,67 +245,223 @@ def curves(model: str, runs: list[Run]) -> bytes:
                 title += f"\n{extra}"
             color = "black"
             if run.status == "diverged":
-                title += f"\nDIVERGED at epoch {run.diverged_epoch}"
+                title += "\n" + tr("fig_diverged", epoch=run.diverged_epoch)
                 color = BAD_COLOR
-                ax.axvline(run.diverged_epoch, color=BAD_COLOR, linestyle=":", linewidth=1)
+                for ax in (loss_ax, acc_ax):
+                    ax.axvline(run.diverged_epoch, color=BAD_COLOR, linestyle=":", linewidth=1)
+            elif run.run_id in excluded:
+                title += "\n" + tr("fig_not_learned")
+                color = BAD_COLOR
             elif not run.finished:
-                title += f"\n({run.status.upper()})"
+                title += f"\n({tr('status_' + run.status).upper()})"
                 color = BAD_COLOR if run.status == "failed" else "0.35"
-            ax.set_title(plain(title), fontsize=8.5, color=color)
+            loss_ax.set_title(plain(title), fontsize=8.5, color=color)
             epochs, train = run.series("train_loss")
             _, val = run.series("val_loss")
-            if not any(math.isfinite(v) for v in train + val):
-                ax.text(
-                    0.5,
-                    0.5,
-                    "no finite loss recorded",
-                    ha="center",
-                    va="center",
-                    transform=ax.transAxes,
-                    color="0.5",
-                )
-                continue
+            _, train_acc = run.series("train_acc")
+            _, val_acc = run.series("val_acc")
             # Markers keep a one-epoch run (a line of one point) visible.
-            style = {"marker": "o", "markersize": 5 if len(epochs) == 1 else 3}
+            style_ = {"marker": "o", "markersize": 5 if len(epochs) == 1 else 3}
             if len(epochs) > 30:
-                style = {}
-            (h1,) = ax.plot(epochs, train, color=TRAIN_COLOR, label="train loss", **style)
-            (h2,) = ax.plot(epochs, val, color=VAL_COLOR, linestyle="--", label="val loss", **style)
-            handles = handles or [h1, h2]
-            best_epoch = run.metric("best_epoch")
-            if run.finished and best_epoch is not None:
-                ax.axvline(best_epoch, color="0.6", linestyle=":", linewidth=1)
-            ax.grid(True, alpha=0.3)
+                style_ = {}
+            for ax, (t, v) in (
+                (loss_ax, (train, val)),
+                (acc_ax, ([100 * x for x in train_acc], [100 * x for x in val_acc])),
+            ):
+                if not any(math.isfinite(x) for x in t + v):
+                    ax.text(
+                        0.5,
+                        0.5,
+                        tr("fig_nothing"),
+                        ha="center",
+                        va="center",
+                        transform=ax.transAxes,
+                        color="0.5",
+                        fontsize=8,
+                    )
+                    continue
+                ax.plot(epochs, t, color=TRAIN_COLOR, **style_)
+                ax.plot(epochs, v, color=VAL_COLOR, linestyle="--", **style_)
+                drawn = True
+                best_epoch = run.metric("best_epoch")
+                if run.finished and best_epoch is not None:
+                    ax.axvline(best_epoch, color="0.6", linestyle=":", linewidth=1)
+    loss_limits = (
+        _limits(losses, floor=0.0 if losses and min(losses) >= 0 else None) if losses else None
+    )
+    acc_limits = _limits(accs, ceiling=100.5) if accs else None
+    for i in range(len(lrs)):
+        for j in range(ncols):
+            for ax, limits in ((axes[2 * i][j], loss_limits), (axes[2 * i + 1][j], acc_limits)):
+                if limits:
+                    ax.set_ylim(*limits)
+                if j > 0:
+                    ax.tick_params(labelleft=False)
+        axes[2 * i][0].set_ylabel(tr("fig_loss"))
+        axes[2 * i + 1][0].set_ylabel(tr("fig_accuracy"))
     for ax in axes[-1]:
-        ax.set_xlabel("epoch")
-    for row in axes:
-        row[0].set_ylabel("loss")
-    if healthy:
-        low, high = min(healthy), max(healthy)
-        pad = 0.06 * max(high - low, abs(high), 1e-3)  # room for markers at the extremes
-        axes[0][0].set_ylim(0.0 if low >= 0 else low - pad, high + pad)
+        ax.set_xlabel(tr("fig_epoch"))
     if max_epoch <= 1:
         axes[0][0].set_xlim(0.5, 1.5)
-    from matplotlib.ticker import MaxNLocator
-
     for ax in axes.ravel():
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    title = f"Parameter combinations for {model}"
+    title = tr("fig_curves_title", model=model) + subtitle
     if others and shared:
-        title += f"\n(each panel: best run by validation accuracy over {', '.join(others)})"
-    fig.suptitle(plain(title), fontsize=12)
-    if handles:
-        handles = [*handles]
-        labels = ["train loss", "val loss"]
+        title += "\n" + tr("fig_curves_shared", fields=", ".join(others))
+    fig.suptitle(plain(title), fontsize=11.5)
+    if drawn:
+        handles = [
+            Line2D([], [], color=TRAIN_COLOR),
+            Line2D([], [], color=VAL_COLOR, linestyle="--"),
+        ]
+        labels = [tr("fig_train"), tr("fig_val")]
         if any(r.finished for r in runs):
-            from matplotlib.lines import Line2D
-
             handles.append(Line2D([], [], color="0.6", linestyle=":"))
-            labels.append("best epoch (by val acc)")
-        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=9)
-    return _png(fig)
+            labels.append(tr("fig_chosen_epoch"))
+        fit_legend(fig, handles, labels)
+    return fig
 
 
+def curves(model: str, runs: list[Run], tr: Tr | None = None, **kwargs) -> bytes:
+    return render(draw_curves, model, runs, tr=tr or Tr("en"), **kwargs)
+
+
+# ---------------------------------------------------------------- lr x dropout heatmap
+def draw_heatmap(model: str, cells: dict, lrs: list, dropouts: list, tr: Tr, subtitle: str = ""):
+    """Validation and test accuracy on the lr x dropout grid. `cells` maps (lr key, dropout
+    key) -> (val, test, mark) with accuracies as fractions and mark '', '*' or '†'."""
+    from matplotlib.colors import Normalize
+
+    nrows, ncols = len(lrs), len(dropouts)
+    grids = {k: np.full((nrows, ncols), np.nan) for k in ("val", "test")}
+    marks = {}
+    for i, lr in enumerate(lrs):
+        for j, d in enumerate(dropouts):
+            cell = cells.get((value_key(lr), value_key(d)))
+            if cell is None:
+                continue
+            val, test, mark = cell
+            grids["val"][i, j] = np.nan if val is None else 100 * val
+            grids["test"][i, j] = np.nan if test is None else 100 * test
+            marks[i, j] = mark
+    # The colour scale spans the runs that learned: one at chance would make the rest one colour.
+    learned = [
+        v
+        for k in grids
+        for (i, j), v in np.ndenumerate(grids[k])
+        if np.isfinite(v) and marks.get((i, j)) != "†"
+    ]
+    everything = [v for k in grids for v in grids[k].ravel() if np.isfinite(v)]
+    scale = learned or everything or [0.0, 100.0]
+    norm = Normalize(
+        vmin=min(scale), vmax=max(scale) if max(scale) > min(scale) else min(scale) + 0.01
+    )
+    width = min(9.4, max(6.4, 1.6 + 2 * (0.95 * ncols + 0.9)))
+    fig = _figure(width, 1.5 + 0.62 * nrows)
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    image = None
+    for ax, key in zip(axes, ("val", "test"), strict=True):
+        image = ax.imshow(grids[key], cmap="viridis", norm=norm, aspect="auto")
+        for (i, j), value in np.ndenumerate(grids[key]):
+            text = "—" if not np.isfinite(value) else f"{value:.2f}{marks.get((i, j), '')}"
+            shade = norm(value) if np.isfinite(value) else 1.0
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if shade < 0.55 else "black",
+            )
+        ax.set_xticks(range(ncols), [fmt_value(d) for d in dropouts])
+        ax.set_yticks(range(nrows), [fmt_value(lr) for lr in lrs])
+        ax.set_xlabel("dropout")
+        ax.set_title(tr("fig_val_acc") if key == "val" else tr("fig_test_acc"), fontsize=10)
+    axes[0].set_ylabel(tr("fig_lr"))
+    axes[1].tick_params(labelleft=False)
+    fig.colorbar(image, ax=list(axes), shrink=0.9, label=tr("fig_accuracy"))
+    title = tr("fig_heatmap_title", model=model) + subtitle
+    if any(marks.values()):
+        title += "\n" + tr("fig_heatmap_marks")
+    fig.suptitle(plain(title), fontsize=11)
+    return fig
+
+
+def heatmap(
+    model: str, cells: dict, lrs: list, dropouts: list, tr: Tr | None = None, **kw
+) -> bytes:
+    return render(draw_heatmap, model, cells, lrs, dropouts, tr=tr or Tr("en"), **kw)
+
+
+# ---------------------------------------------------------------- every model's best run
+def draw_best_runs(bests: list[Best], tr: Tr, subtitle: str = ""):
+    """Validation loss and accuracy per epoch of each model's best run, on one figure; the
+    training curves faint and dotted behind."""
+    from matplotlib.lines import Line2D
+
+    with_history = [b for b in bests if b.run.history]
+    if not with_history:
+        return None
+    fig = _figure(8.6, 3.9)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    handles, labels = [], []
+    colors = [f"C{i % 10}" for i in range(len(with_history))]
+    styles = ["-", "--", "-.", ":"]
+    max_epoch = 1
+    for k, (best, color) in enumerate(zip(with_history, colors, strict=True)):
+        run = best.run
+        epochs, val_loss = run.series("val_loss")
+        _, train_loss = run.series("train_loss")
+        _, val_acc = run.series("val_acc")
+        _, train_acc = run.series("train_acc")
+        max_epoch = max(max_epoch, max(epochs, default=1))
+        line = styles[(k // 10) % len(styles)]
+        marker = {"marker": "o", "markersize": 3} if len(epochs) <= 30 else {}
+        loss_ax.plot(epochs, val_loss, color=color, linestyle=line, **marker)
+        loss_ax.plot(epochs, train_loss, color=color, linestyle=":", alpha=0.45, linewidth=1)
+        acc_ax.plot(epochs, [100 * v for v in val_acc], color=color, linestyle=line, **marker)
+        acc_ax.plot(
+            epochs,
+            [100 * v for v in train_acc],
+            color=color,
+            linestyle=":",
+            alpha=0.45,
+            linewidth=1,
+        )
+        handles.append(Line2D([], [], color=color, linestyle=line, marker="o", markersize=3))
+        labels.append(plain(best.model))
+    handles.append(Line2D([], [], color="0.4", linestyle=":", alpha=0.6))
+    labels.append(tr("fig_train_faint"))
+    accs = [
+        100 * v
+        for b in with_history
+        for k in ("val_acc", "train_acc")
+        for v in b.run.series(k)[1]
+        if math.isfinite(v)
+    ]
+    if accs:
+        acc_ax.set_ylim(*_limits(accs, ceiling=100.5))
+    loss_ax.set_ylabel(tr("fig_val_loss"))
+    acc_ax.set_ylabel(tr("fig_val_accuracy"))
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel(tr("fig_epoch"))
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if max_epoch <= 1:
+            ax.set_xlim(0.5, 1.5)
+    fig.suptitle(plain(tr("fig_best_runs_title") + subtitle), fontsize=11)
+    fit_legend(fig, handles, labels, fontsize=8.5)
+    return fig
+
+
+def best_runs(bests: list[Best], tr: Tr | None = None, **kw) -> bytes | None:
+    return render(draw_best_runs, bests, tr=tr or Tr("en"), **kw)
+
+
+# ---------------------------------------------------------------- size and time
 def _plain_log_axis(axis) -> None:
     """Seconds as 200, 500, 1000 rather than 2x10^2: label the 1, 2 and 5 ticks."""
     from matplotlib.ticker import FuncFormatter
@@ -190,77 +480,96 @@ def _scatter(ax, xs, ys, labels) -> None:
         ax.annotate(plain(label), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=9)
     ax.set_xscale("log")
     ax.grid(True, which="both", alpha=0.3)
-    ax.margins(x=0.15, y=0.15)
+    ax.margins(x=0.18, y=0.15)
 
 
-def accuracy_vs(bests: list[Best], x: str) -> bytes | None:
-    """Test accuracy of each model's best run (chosen by val) against params or seconds."""
+def draw_accuracy_vs(bests: list[Best], x: str, tr: Tr, subtitle: str = ""):
+    """Test accuracy (with its 95% interval) of each model's best run against params or time."""
     points = [
-        (b.params if x == "params" else b.seconds, b.mean("test_acc") * 100, b.model)
+        (b.params if x == "params" else b.seconds, b, b.model)
         for b in bests
         if b.mean("test_acc") is not None
         and (b.params if x == "params" else b.seconds) not in (None, 0)
     ]
     if not points:
         return None
-    xs, ys, labels = zip(*points, strict=True)
     fig = _figure(6.4, 4.4)
     ax = fig.subplots()
-    _scatter(ax, xs, ys, labels)
+    xs = [p[0] for p in points]
+    ys = [100 * p[1].mean("test_acc") for p in points]
+    for xv, (_, best, _) in zip(xs, points, strict=True):
+        interval = best.test_interval()
+        if interval:
+            mean = 100 * best.mean("test_acc")
+            ax.errorbar(
+                [xv],
+                [mean],
+                yerr=[[mean - 100 * interval[0]], [100 * interval[1] - mean]],
+                color="0.55",
+                capsize=3,
+                zorder=2,
+            )
+    _scatter(ax, xs, ys, [p[2] for p in points])
     if x == "seconds":
         _plain_log_axis(ax.xaxis)
-    ax.set_xlabel("parameters (log scale)" if x == "params" else "running time, s (log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    what = "parameters" if x == "params" else "running time"
-    ax.set_title(
-        f"Test accuracy vs {what}\n(best run per model, chosen by validation)", fontsize=11
-    )
-    return _png(fig)
+    ax.set_xlabel(tr("fig_params_log") if x == "params" else tr("fig_time_log"))
+    ax.set_ylabel(tr("fig_test_acc"))
+    key = "fig_acc_vs_params" if x == "params" else "fig_acc_vs_time"
+    ax.set_title(plain(tr(key) + subtitle), fontsize=10.5)
+    return fig
 
 
-def time_vs_params(bests: list[Best], runs: list[Run]) -> bytes | None:
+def accuracy_vs(bests: list[Best], x: str, tr: Tr | None = None, **kw) -> bytes | None:
+    return render(draw_accuracy_vs, bests, x, tr=tr or Tr("en"), **kw)
+
+
+def draw_time_vs_params(bests: list[Best], runs: list[Run], tr: Tr, subtitle: str = ""):
     points = [(b.params, b.seconds, b.model) for b in bests if b.params and b.seconds]
     if not points:
         return None
-    fig = _figure(6.4, 4.4)
+    fig = _figure(6.4, 4.6)
     ax = fig.subplots()
     # Every finished run faintly behind: shows how much time varies within one model.
     others = [(r.params, r.seconds) for r in runs if r.finished and r.params and r.seconds]
+    handles, labels = [], []
     if others:
-        ax.scatter(
-            *zip(*others, strict=True), color="0.75", s=12, zorder=2, label="all finished runs"
-        )
-    xs, ys, labels = zip(*points, strict=True)
-    _scatter(ax, xs, ys, labels)
+        handles.append(ax.scatter(*zip(*others, strict=True), color="0.75", s=12, zorder=2))
+        labels.append(tr("fig_all_runs"))
+    xs, ys, names = zip(*points, strict=True)
+    _scatter(ax, xs, ys, names)
     ax.set_yscale("log")
     _plain_log_axis(ax.yaxis)
     fit = log_fit(bests)
     if fit:
         line_x = np.logspace(math.log10(min(xs)), math.log10(max(xs)), 50)
-        ax.plot(
+        (line,) = ax.plot(
             line_x,
             10 ** (fit["intercept"] + fit["slope"] * np.log10(line_x)),
             color=VAL_COLOR,
             linestyle="--",
-            label=f"log-log fit, slope {fit['slope']:.2f}",
         )
-        title = (
-            f"Running time vs parameters: Pearson r = {fit['r']:.2f}\n"
-            f"(of log10 params vs log10 time, {fit['n']} models' best runs)"
-        )
+        handles.append(line)
+        labels.append(tr("fig_fit", slope=f"{fit['slope']:.2f}"))
+        title = tr("fig_time_title_fit", r=f"{fit['r']:.2f}", n=fit["n"])
     else:
-        title = f"Running time vs parameters\n(no correlation: {len(points)} model(s), need 3)"
-    ax.set_title(title, fontsize=11)
-    ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel("running time, s (log scale)")
-    ax.legend(fontsize=8, loc="upper left")
-    return _png(fig)
+        title = tr("fig_time_title", n=len(points))
+    ax.set_title(plain(title + subtitle), fontsize=10.5)
+    ax.set_xlabel(tr("fig_params_log"))
+    ax.set_ylabel(tr("fig_time_log"))
+    if handles:
+        fit_legend(fig, handles, labels, fontsize=8.5)
+    return fig
 
 
-def confusion(matrix: list[list[int]], title: str) -> bytes:
+def time_vs_params(bests: list[Best], runs: list[Run], tr: Tr | None = None, **kw) -> bytes | None:
+    return render(draw_time_vs_params, bests, runs, tr=tr or Tr("en"), **kw)
+
+
+# ---------------------------------------------------------------- the best model's errors
+def draw_confusion(matrix: list[list[int]], title: str, tr: Tr):
     counts = np.asarray(matrix, dtype=np.int64)  # (true, pred)
     k = counts.shape[0]
-    fig = _figure(1.6 + 0.5 * k, 1.2 + 0.5 * k)
+    fig = _figure(1.8 + 0.5 * k, 1.4 + 0.5 * k)
     ax = fig.subplots()
     # log scale: the diagonal is ~100x the errors, which would otherwise all look white.
     shade = np.log1p(counts)
@@ -281,22 +590,30 @@ def confusion(matrix: list[list[int]], title: str) -> bytes:
                     )
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(plain(title), fontsize=10)
-    return _png(fig)
+    ax.set_xlabel(tr("fig_predicted"))
+    ax.set_ylabel(tr("fig_true"))
+    ax.set_title(plain(title), fontsize=9.5, wrap=True)
+    return fig
 
 
-def misclassified(images: np.ndarray, items: list[tuple[int, int, int]], title: str) -> bytes:
+def confusion(matrix: list[list[int]], title: str, tr: Tr | None = None) -> bytes:
+    return render(draw_confusion, matrix, title, tr=tr or Tr("en"))
+
+
+def draw_misclassified(images: np.ndarray, items: list[tuple[int, int, int]], title: str, tr: Tr):
     """A grid of test digits, each titled `true->pred`; images is (N, H, W) uint8."""
     cols = min(12, len(items))
     rows = math.ceil(len(items) / cols)
-    fig = _figure(0.95 * cols + 0.3, 1.05 * rows + 0.5)
+    fig = _figure(max(4.0, 0.95 * cols + 0.3), 1.05 * rows + 0.7)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax in axes:
         ax.axis("off")
     for ax, (index, true, pred) in zip(axes, items, strict=False):
         ax.imshow(images[index], cmap="gray_r", vmin=0, vmax=255)
         ax.set_title(f"{true}->{pred}", fontsize=9)
-    fig.suptitle(plain(title), fontsize=11)
-    return _png(fig)
+    fig.suptitle(plain(title), fontsize=10.5)
+    return fig
+
+
+def misclassified(images, items, title: str, tr: Tr | None = None) -> bytes:
+    return render(draw_misclassified, images, items, title, tr=tr or Tr("en"))

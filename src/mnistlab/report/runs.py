@@ -1,5 +1,6 @@
-"""The ledger as the report sees it: runs with flat configs, the fields a sweep varies, and
-the best combination of each model (chosen by validation accuracy, never by test).
+"""The ledger as the report sees it: runs with flat configs, the fields a sweep varies, the
+budget each run was trained and judged on, and the best combination of each model (chosen by
+validation accuracy, never by test).
 
 Everything here is a pure function of `mnistlab.ledger.read_runs` records, so tables,
 figures and conclusions all agree on which run is "best" and how numbers are rounded.
@@ -7,16 +8,25 @@ figures and conclusions all agree on which run is "best" and how numbers are rou
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..config import IDENTITY_FIELDS, TrainConfig
+from .stats import accuracy_interval, correctness, t_interval
 
 LR, DROPOUT, SEED = "lr", "dropout", "seed"
+CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 # Fields that say where or how a run was executed, not what it computed: never grid axes.
-NOT_GRID = frozenset({"model", "out_dir", "device", "num_threads", "data_dir", "run_id"})
-UNFINISHED = ("pending", "partial", "interrupted")
+NOT_GRID = (CONFIG_FIELDS - IDENTITY_FIELDS) | {"model", "run_id"}
+# Fields that set how much a run was trained and judged on: a run's budget, not a grid axis.
+# Runs are only ranked, fitted and compared against runs of the same budget.
+BUDGET_FIELDS = ("dataset", "data_dir", "val_fraction", "train_subset", "epochs", "eval_subset")
+UNFINISHED = ("pending", "partial", "interrupted", "pruned")
 
 
 def finite(value) -> float | None:
@@ -83,6 +93,7 @@ class Run:
     fields: dict  # flattened config
     history: list  # per-epoch dicts, as in history.json
     result: dict | None  # None until the run ends
+    predictions: dict | None = None  # {"test_labels": [...], "test_predictions": [...]}
 
     @classmethod
     def from_record(cls, record) -> Run:
@@ -96,6 +107,7 @@ class Run:
             fields=flatten(config),
             history=[h for h in record.get("history") or [] if isinstance(h, dict)],
             result=record.get("result"),
+            predictions=record.get("predictions"),
         )
 
     @property
@@ -130,6 +142,83 @@ class Run:
         return int(value) if value is not None else None
 
     @property
+    def split(self) -> dict:
+        split = (self.result or {}).get("split")
+        return split if isinstance(split, dict) else {}
+
+    def _count(self, key: str) -> int | None:
+        value = finite(self.split.get(key))
+        return int(value) if value is not None and value > 0 else None
+
+    @property
+    def test_images(self) -> int | None:
+        """How many test images the run was judged on (its accuracy is a fraction of these)."""
+        used = self._count("test_used")
+        if used is not None:
+            return used
+        right = self.correct
+        if right is not None:
+            return len(right)
+        matrix = (self.result or {}).get("test_confusion")
+        if isinstance(matrix, list) and all(isinstance(row, list) for row in matrix):
+            total = sum(v for row in matrix for v in row if isinstance(v, int))
+            if total > 0:
+                return total
+        subset = finite(self.config.get("eval_subset"))
+        return int(subset) if subset else None
+
+    @property
+    def val_images(self) -> int | None:
+        used = self._count("val_used")
+        if used is not None:
+            return used
+        size, subset = self._count("val_size"), finite(self.config.get("eval_subset"))
+        if size is not None and subset:
+            return min(size, int(subset))
+        return size
+
+    @property
+    def train_images(self) -> int | None:
+        used = self._count("train_used")
+        if used is not None:
+            return used
+        size = self._count("train_size")
+        subset = finite(self.config.get("train_subset")) or finite(
+            (self.result or {}).get("train_subset")
+        )
+        if size is not None and subset:
+            return min(size, int(subset))
+        return size if size is not None else (int(subset) if subset else None)
+
+    @property
+    def num_classes(self) -> int:
+        per_class = (self.result or {}).get("per_class_accuracy")
+        if isinstance(per_class, list) and len(per_class) >= 2:
+            return len(per_class)
+        matrix = (self.result or {}).get("test_confusion")
+        if isinstance(matrix, list) and len(matrix) >= 2:
+            return len(matrix)
+        return 10
+
+    @property
+    def correct(self) -> list[bool] | None:
+        """Per test image: did the chosen epoch's weights get it right (None if not recorded)."""
+        return correctness(self.predictions)
+
+    @property
+    def test_labels(self) -> list | None:
+        return self.predictions.get("test_labels") if self.correct is not None else None
+
+    def test_interval(self) -> tuple[float, float] | None:
+        """95% Wilson interval of the test accuracy for the images it was judged on."""
+        acc, n = self.metric("test_acc"), self.test_images
+        return accuracy_interval(acc, n) if acc is not None and n else None
+
+    def val_interval(self) -> tuple[float, float] | None:
+        acc, n = self.metric("val_acc"), self.val_images
+        return accuracy_interval(acc, n) if acc is not None and n else None
+
+    @property
     def diverged_epoch(self) -> int | None:
         """The first epoch whose losses were not finite; if the engine stopped mid-epoch before
         recording it, the epoch after the last recorded one."""
@@ -151,9 +240,16 @@ def to_runs(records: Iterable) -> list[Run]:
     return [Run.from_record(r) for r in records]
 
 
+def is_grid_key(key: str) -> bool:
+    top = key.split(".", 1)[0]
+    return top not in NOT_GRID and top not in BUDGET_FIELDS
+
+
 def grid_fields(runs: list[Run]) -> list[str]:
-    """Config fields whose value differs between runs: lr and dropout first, seed last."""
-    keys = set().union(*(r.fields for r in runs)) - NOT_GRID if runs else set()
+    """Config fields whose value differs between runs: lr and dropout first, seed last.
+    Fields that set a run's budget (training images, epochs, evaluation images) are not grid
+    axes: runs of different budgets are reported apart."""
+    keys = {k for r in runs for k in r.fields if is_grid_key(k)}
     varying = {k for k in keys if len({value_key(r.fields.get(k)) for r in runs}) > 1}
     first = [k for k in (LR, DROPOUT) if k in varying]
     last = [SEED] if SEED in varying else []
@@ -166,10 +262,69 @@ def table_fields(runs: list[Run]) -> list[str]:
     return [LR, DROPOUT] + [f for f in grid_fields(runs) if f not in (LR, DROPOUT)]
 
 
+def combo_fields(runs: list[Run]) -> list[str]:
+    """table_fields without the seed: what a combination is."""
+    return [f for f in table_fields(runs) if f != SEED]
+
+
 def describe(run: Run, fields: list[str]) -> str:
     """`lr=0.005, dropout=0.3`: the run's values of the given fields (seed left out)."""
     parts = [f"{f}={fmt_value(run.fields.get(f))}" for f in fields if f != SEED]
     return ", ".join(p for p in parts if not p.endswith("=—")) or "default settings"
+
+
+# ---------------------------------------------------------------- budgets
+def budget_key(run: Run) -> tuple:
+    """Runs with equal keys were trained on the same images for the same epochs and judged on
+    the same validation and test images."""
+    return tuple(value_key(run.config.get(f)) for f in BUDGET_FIELDS)
+
+
+def _common(values: Iterable):
+    counted = Counter(v for v in values if v is not None)
+    return counted.most_common(1)[0][0] if counted else None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a group of runs was trained and judged on (numbers from their results)."""
+
+    key: tuple
+    dataset: str
+    train_images: int | None  # images trained on per epoch
+    train_total: int | None  # size of the training split (train_images < it: a subset)
+    epochs: int | None  # planned epochs
+    val_images: int | None
+    test_images: int | None  # None: not recorded (then the full test set is assumed)
+    eval_subset: bool  # validation and test judged on their first N images only
+
+    @classmethod
+    def of(cls, runs: list[Run]) -> Budget:
+        ended = [r for r in runs if r.result] or runs
+        subset = finite(runs[0].config.get("eval_subset"))
+        return cls(
+            key=budget_key(runs[0]),
+            dataset=str(runs[0].config.get("dataset") or "mnist"),
+            train_images=_common(r.train_images for r in ended),
+            train_total=_common(r._count("train_size") for r in ended),
+            epochs=_common(r.planned_epochs or (r.epochs_run or None) for r in runs),
+            val_images=_common(r.val_images for r in ended),
+            test_images=_common(r.test_images for r in ended),
+            eval_subset=subset is not None,
+        )
+
+    @property
+    def train_subset(self) -> bool:
+        return (
+            self.train_images is not None
+            and self.train_total is not None
+            and self.train_images < self.train_total
+        )
+
+    def size(self) -> tuple:
+        """Bigger budgets first: training images x epochs, then test images."""
+        work = (self.train_images or 0) * (self.epochs or 0)
+        return (-work, -(self.test_images or 0), -(self.val_images or 0), self.key)
 
 
 @dataclass(frozen=True)
@@ -178,6 +333,10 @@ class Best:
 
     model: str
     runs: list[Run]
+    budget: Budget | None = None
+    # Other combinations of the same model and budget whose validation accuracy lies inside
+    # this one's 95% interval: ties within noise (ranked, best first).
+    ties: list[Best] = field(default_factory=list)
 
     @property
     def run(self) -> Run:
@@ -195,6 +354,16 @@ class Best:
         values = [v for r in self.runs if (v := r.metric(key)) is not None]
         return statistics.stdev(values) if len(values) > 1 else None
 
+    def test_interval(self) -> tuple[float, float] | None:
+        """Wilson for one run; the t interval of the mean over seeds for repeats."""
+        if self.n == 1:
+            return self.run.test_interval()
+        return t_interval([r.metric("test_acc") for r in self.runs])
+
+    def val_interval(self) -> tuple[float, float] | None:
+        mean, n = self.mean("val_acc"), self.run.val_images
+        return accuracy_interval(mean, n) if mean is not None and n else None
+
     @property
     def params(self) -> int | None:
         return self.run.params
@@ -204,10 +373,30 @@ class Best:
         return self.mean("total_seconds")
 
 
-def best_per_model(runs: list[Run]) -> list[Best]:
-    """Per model, the combination with the highest mean validation accuracy over its finished
-    runs; ties go to fewer parameters, then less time. Sorted best first."""
-    fields = [f for f in grid_fields(runs) if f != SEED]
+def rank_key(best: Best):
+    """Highest mean validation accuracy; exact ties to fewer parameters, then less time."""
+    return (
+        -(best.mean("val_acc") or 0.0),
+        best.params if best.params is not None else math.inf,
+        best.seconds if best.seconds is not None else math.inf,
+        best.run.run_id,
+    )
+
+
+def tie_break(winner: Best, other: Best) -> str:
+    """Why `winner` ranks above `other`: 'val', 'params', 'time' or 'id'."""
+    if winner.mean("val_acc") != other.mean("val_acc"):
+        return "val"
+    if winner.params != other.params:
+        return "params"
+    if winner.seconds != other.seconds:
+        return "time"
+    return "id"
+
+
+def combinations(runs: list[Run], fields: list[str] | None = None) -> list[Best]:
+    """Finished runs with a validation accuracy, grouped by (model, combination); ranked."""
+    fields = [f for f in (fields if fields is not None else grid_fields(runs)) if f != SEED]
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         if run.finished and run.metric("val_acc") is not None:
@@ -217,19 +406,29 @@ def best_per_model(runs: list[Run]) -> list[Best]:
         Best(model=key[0], runs=sorted(g, key=lambda r: (-r.metric("val_acc"), r.run_id)))
         for key, g in groups.items()
     ]
+    return sorted(candidates, key=rank_key)
 
-    def rank(best: Best):
-        return (
-            -best.mean("val_acc"),
-            best.params if best.params is not None else math.inf,
-            best.seconds if best.seconds is not None else math.inf,
-            best.run.run_id,
-        )
 
+def best_per_model(
+    runs: list[Run], budget: Budget | None = None, fields: list[str] | None = None
+) -> list[Best]:
+    """Per model, the combination with the highest mean validation accuracy over its finished
+    runs; ties go to fewer parameters, then less time. Sorted best first. Call it on runs of
+    one budget (see analysis.analyse): across budgets the ranking would not be fair."""
     chosen: dict[str, Best] = {}
-    for best in sorted(candidates, key=rank):
-        chosen.setdefault(best.model, best)
-    return sorted(chosen.values(), key=rank)
+    others: dict[str, list[Best]] = {}
+    for best in combinations(runs, fields):
+        if best.model in chosen:
+            others[best.model].append(best)
+        else:
+            chosen[best.model] = best
+            others[best.model] = []
+    result = []
+    for model, best in chosen.items():
+        interval = best.val_interval()
+        ties = [o for o in others[model] if interval and o.mean("val_acc") >= interval[0] - 1e-12]
+        result.append(dataclasses.replace(best, budget=budget, ties=ties))
+    return sorted(result, key=rank_key)
 
 
 def log_fit(bests: list[Best]) -> dict | None:

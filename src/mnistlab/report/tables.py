@@ -1,7 +1,12 @@
-"""The report's tables: the best combination per model (the user's table) and every run.
+"""The report's tables: the best combination per model (the user's table), the lr x dropout
+grid of each model, every run, and the user's reported results beside ours.
 
 A `Table` holds display strings once, and renders them as Markdown, CSV or (in html.py) HTML,
-so the three never disagree. Accuracies are percentages with 2 decimals everywhere.
+so the three never disagree. Accuracies are percentages with 2 decimals everywhere; every test
+accuracy has its 95% interval beside it. Long listings come as two tables that fit an A4
+page: the key columns (model, lr, dropout, val, test, interval, time) first, the wide detail in
+a second table with the same rows in the same order. CSV files keep every column in one table
+with English column names, whatever the report's language.
 """
 
 from __future__ import annotations
@@ -11,25 +16,27 @@ import io
 import math
 from dataclasses import dataclass, field
 
+from .analysis import Analysis, Group
+from .conclusions import budget_label, exclusion_text, interval_text, pct
+from .i18n import Tr
 from .runs import (
+    DROPOUT,
+    LR,
     SEED,
     Best,
     Run,
-    count,
-    describe,
+    combinations,
     finite,
     fmt_value,
     grid_fields,
-    pct,
     seconds,
-    table_fields,
+    sort_key,
+    value_key,
 )
+from .stats import accuracy_interval
+from .user_results import user_results
 
-ACCURACIES = (
-    ("train_acc", "train acc (%)"),
-    ("val_acc", "val acc (%)"),
-    ("test_acc", "test acc (%)"),
-)
+ACCURACIES = ("train_acc", "val_acc", "test_acc")
 
 
 @dataclass
@@ -40,6 +47,8 @@ class Table:
     csv_columns: list[str] = field(default_factory=list)
     csv_rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    bad: list[bool] = field(default_factory=list)  # rows to highlight (diverged, failed, ...)
+    caption: str = ""
 
     def markdown(self) -> str:
         def cell(text: str) -> str:
@@ -65,143 +74,468 @@ class Table:
         return buf.getvalue()
 
 
-def _epochs(run: Run) -> str:
+# ---------------------------------------------------------------- fitting an A4 page
+# Printed tables use 7.5 pt text (10 CSS px): about 5.9 px per Latin character and 10 px per
+# Chinese one, plus 9 px of padding and border per cell. The printed column is 703 px wide.
+PAGE_PX = 680  # a little under the 703 px column: browsers round and fonts differ
+LATIN_PX, CJK_PX, CELL_PX, LONG_PX = 5.9, 10.0, 9.0, 90.0
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u2e80" <= char <= "\u9fff" or "\uff00" <= char <= "\uffef"
+
+
+def _min_px(text: str, numeric: bool) -> float:
+    """The narrowest a cell can be: its longest unbreakable run of characters."""
+    if numeric:
+        runs = [text]
+    elif len(text) > 40:  # free text (notes, errors) wraps anywhere in print
+        return LONG_PX
+    else:
+        runs = text.split()
+    widest = 0.0
+    for run in runs or [""]:
+        if any(_is_cjk(c) for c in run):  # Chinese may break between any two characters
+            latin = max(
+                (len(part) for part in "".join(" " if _is_cjk(c) else c for c in run).split()),
+                default=0,
+            )
+            widest = max(widest, CJK_PX, latin * LATIN_PX)
+        else:
+            widest = max(widest, len(run) * LATIN_PX)
+    return widest + CELL_PX
+
+
+def column_px(table: Table) -> list[float]:
+    from .html import NUMERIC
+
+    widths = []
+    for i, header in enumerate(table.columns):
+        cells = [row[i] for row in table.rows if i < len(row)]
+        width = _min_px(header, False)
+        for cell in cells:
+            width = max(width, _min_px(cell, bool(NUMERIC.match(cell))))
+        widths.append(width)
+    return widths
+
+
+def fit_page(table: Table, keep: int, caption: str) -> list[Table]:
+    """The table as it prints on A4: whole if it fits, else split into tables that each
+    repeat the first `keep` columns (which name the row) and take as many of the remaining
+    columns, in order, as fit. The first table keeps the notes; the others get `caption`."""
+    widths = column_px(table)
+    if sum(widths) <= PAGE_PX or len(table.columns) <= keep + 1:
+        return [table]
+    base = sum(widths[:keep])
+    parts: list[list[int]] = [[]]
+    used = base
+    for i in range(keep, len(table.columns)):
+        if parts[-1] and used + widths[i] > PAGE_PX:
+            parts.append([])
+            used = base
+        parts[-1].append(i)
+        used += widths[i]
+    tables = []
+    for n, part in enumerate(parts):
+        columns = list(range(keep)) + part
+        tables.append(
+            Table(
+                [table.columns[i] for i in columns],
+                [[row[i] for i in columns] for row in table.rows],
+                notes=table.notes if n == 0 else [],
+                bad=list(table.bad),
+                caption=table.caption if n == 0 else caption,
+            )
+        )
+    return tables
+
+
+def count(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _epochs(run: Run, tr: Tr) -> str:
     planned = run.planned_epochs
     if planned is not None and planned != run.epochs_run:
-        return f"{run.epochs_run} of {planned}"
+        return tr("epochs_of", run=run.epochs_run, planned=planned)
     return str(run.epochs_run)
 
 
-def best_table(bests: list[Best], runs: list[Run]) -> Table:
-    fields = [f for f in table_fields(runs) if f != SEED]
-    # Seeds in the grid: say how many runs each row averages, even where it is one.
-    repeats = SEED in grid_fields(runs) or any(b.n > 1 for b in bests)
-    columns = ["model", "params", *fields, "epochs run", "best epoch"]
-    columns += [h for _, h in ACCURACIES] + ["time (s)"]
-    csv_columns = ["model", "params", *fields, "epochs_run", "best_epoch"]
-    for key, _ in ACCURACIES:
-        csv_columns += [f"{key}_pct"] + ([f"{key}_pct_std"] if repeats else [])
-    csv_columns += ["total_seconds"]
-    if repeats:
-        columns.insert(2, "runs (seeds)")
-        csv_columns.insert(2, "runs")
-    columns.append("run")
-    csv_columns.append("run_id")
+def _acc_cell(best: Best, key: str) -> str:
+    mean, std = best.mean(key), best.std(key)
+    return pct(mean) + (f" ± {std * 100:.2f}" if std is not None else "")
 
-    rows, csv_rows = [], []
-    for b in bests:
+
+def _raw(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value * 100:.{digits}f}"
+
+
+# ---------------------------------------------------------------- best per model
+def best_tables(group: Group, tr: Tr) -> tuple[Table, Table]:
+    """(key table, detail table) of one budget's best combination per model."""
+    extra = [f for f in group.fields if f not in (LR, DROPOUT)]
+    repeats = any(b.n > 1 for b in group.bests) or SEED in grid_fields(group.runs)
+    key_cols = [tr("col_model"), tr("col_lr"), tr("col_dropout")]
+    key_cols += [tr("col_val"), tr("col_test"), tr("col_ci"), tr("col_time")]
+    if repeats:
+        key_cols.append(tr("col_runs"))
+    key_cols += [_field_header(f, tr) for f in extra]
+    detail_cols = [tr("col_model"), tr("col_params"), tr("col_epochs_run"), tr("col_best_epoch")]
+    detail_cols += [tr("col_train"), tr("col_run")]
+    key_rows, detail_rows = [], []
+    for b in group.bests:
         run = b.run
-        values = [fmt_value(run.fields.get(f)) for f in fields]
-        best_epoch = fmt_value(run.result.get("best_epoch"))
-        row = [b.model, count(b.params), *values, _epochs(run), best_epoch]
-        csv_row = [b.model, fmt_value(b.params), *values, _epochs(run), best_epoch]
-        for key, _ in ACCURACIES:
-            mean, std = b.mean(key), b.std(key)
-            row.append(pct(mean) + (f" ± {std * 100:.2f}" if std is not None else ""))
-            csv_row += [pct(mean)] + ([pct(std) if std is not None else ""] if repeats else [])
-        row.append(seconds(b.seconds))
-        csv_row.append(seconds(b.seconds))
+        row = [b.model, fmt_value(run.fields.get(LR)), fmt_value(run.fields.get(DROPOUT))]
+        row += [_acc_cell(b, "val_acc"), _acc_cell(b, "test_acc")]
+        row += [interval_text(b.test_interval()), seconds(b.seconds)]
         if repeats:
-            row.insert(2, str(b.n))
-            csv_row.insert(2, str(b.n))
-        row.append(run.run_id)
-        csv_row.append(run.run_id)
-        rows.append(row)
-        csv_rows.append(csv_row)
-
-    notes = [
-        "Best = highest validation accuracy among finished runs (mean over seeds where a "
-        "combination was repeated); test accuracy is measured once on the chosen epoch's "
-        "weights and never used to choose. Time is the run's total wall-clock time."
-    ]
-    if repeats:
-        notes.append(
-            "± is the standard deviation over the combination's runs; the best epoch "
-            "and run id are those of its best run."
+            row.append(str(b.n))
+        row += [fmt_value(run.fields.get(f)) for f in extra]
+        key_rows.append(row)
+        detail_rows.append(
+            [
+                b.model,
+                count(b.params),
+                _epochs(run, tr),
+                fmt_value(run.result.get("best_epoch")),
+                _acc_cell(b, "train_acc"),
+                run.run_id,
+            ]
         )
-    notes += budget_notes([r for b in bests for r in b.runs])
-    return Table(columns, rows, csv_columns, csv_rows, notes)
+    notes = [tr("best_note")]
+    if repeats:
+        notes.append(tr("best_note_seeds"))
+    notes.append(tr("ci_note"))
+    notes.append(tr("budget_note", budget=budget_label(group, tr)))
+    key = Table(key_cols, key_rows, notes=notes)
+    detail = Table(detail_cols, detail_rows, notes=[tr("detail_note")])
+    return key, detail
 
 
-def budget_notes(runs: list[Run]) -> list[str]:
-    """'Trained on N of M images, E epochs' for the runs shown, grouped when budgets differ."""
-    budgets: dict[str, list[str]] = {}
+def best_csv(analysis: Analysis) -> Table:
+    """Every budget's best combinations in one machine-readable table."""
+    fields = analysis.groups[0].fields if analysis.groups else ["lr", "dropout"]
+    repeats = any(b.n > 1 for b in analysis.bests) or SEED in grid_fields(analysis.runs)
+    columns = ["model", "params", *fields, "epochs_run", "best_epoch"]
+    for key in ACCURACIES:
+        columns += [f"{key}_pct"] + ([f"{key}_pct_std"] if repeats else [])
+    columns += ["test_ci_low_pct", "test_ci_high_pct", "total_seconds"]
+    if repeats:
+        columns.insert(2, "runs")
+    columns += [*_budget_columns(), "run_id"]
+    rows = []
+    for group in analysis.groups:
+        for b in group.bests:
+            run = b.run
+            row = [b.model, fmt_value(b.params), *(fmt_value(run.fields.get(f)) for f in fields)]
+            row += [str(run.epochs_run), fmt_value(run.result.get("best_epoch"))]
+            for key in ACCURACIES:
+                row.append(pct(b.mean(key)) if b.mean(key) is not None else "")
+                if repeats:
+                    row.append(_raw(b.std(key)))
+            interval = b.test_interval()
+            row += [_raw(interval[0], 3), _raw(interval[1], 3)] if interval else ["", ""]
+            row.append(seconds(b.seconds))
+            if repeats:
+                row.insert(2, str(b.n))
+            row += [*_budget_values(group), run.run_id]
+            rows.append(row)
+    return Table(columns, rows)
+
+
+def _budget_columns() -> list[str]:
+    return ["budget", "train_images", "epochs", "val_images", "test_images"]
+
+
+def _budget_values(group: Group) -> list[str]:
+    b = group.budget
+    return [
+        group.letter,
+        fmt_value(b.train_images),
+        fmt_value(b.epochs),
+        fmt_value(b.val_images),
+        fmt_value(b.test_images),
+    ]
+
+
+def _field_header(name: str, tr: Tr) -> str:
+    return {LR: tr("col_lr"), DROPOUT: tr("col_dropout"), SEED: tr("col_seed")}.get(name, name)
+
+
+# ---------------------------------------------------------------- the lr x dropout grid
+def _values(runs: list[Run], key: str) -> list:
+    return sorted(
+        {value_key(r.fields.get(key)): r.fields.get(key) for r in runs}.values(), key=sort_key
+    )
+
+
+def grid_cells(model: str, group: Group) -> dict[tuple[str, str], Best]:
+    """(lr, dropout) -> the cell's best combination (over other grid fields and seeds), from
+    every finished run of the model in this budget, learning or not."""
+    runs = [r for r in group.runs if r.model == model and r.finished]
+    cells: dict[tuple[str, str], Best] = {}
+    for best in combinations(runs, group.fields):
+        key = (value_key(best.run.fields.get(LR)), value_key(best.run.fields.get(DROPOUT)))
+        cells.setdefault(key, best)
+    return cells
+
+
+def grid_table(model: str, group: Group, excluded: set[str], tr: Tr) -> Table | None:
+    """Rows lr, columns dropout, each cell 'val / test'; None with fewer than 2 combinations."""
+    runs = [r for r in group.runs if r.model == model]
+    cells = grid_cells(model, group)
+    if len(cells) < 2:
+        return None
+    lrs, dropouts = _values(runs, LR), _values(runs, DROPOUT)
+    chosen = next((b for b in group.bests if b.model == model), None)
+    columns = [tr("col_lr_dropout")] + [fmt_value(d) for d in dropouts]
+    rows = []
+    for lr in lrs:
+        row = [fmt_value(lr)]
+        for d in dropouts:
+            best = cells.get((value_key(lr), value_key(d)))
+            if best is None:
+                status = _cell_status(runs, lr, d)
+                row.append(tr(f"cell_{status}") if status else "—")
+                continue
+            text = f"{pct(best.mean('val_acc'))} / {pct(best.mean('test_acc'))}"
+            if chosen is not None and best.run is chosen.run:
+                text += " *"
+            elif any(r.run_id in excluded for r in best.runs):
+                text += " †"
+            row.append(text)
+        rows.append(row)
+    others = [f for f in group.fields if f not in (LR, DROPOUT)]
+    notes = [tr("grid_note")]
+    if others:
+        notes.append(tr("grid_note_others", fields=", ".join(others)))
+    if any(b.n > 1 for b in cells.values()):
+        notes.append(tr("grid_note_seeds"))
+    return Table(columns, rows, notes=notes, caption=tr("grid_caption", model=model))
+
+
+def _cell_status(runs: list[Run], lr, dropout) -> str | None:
+    members = [
+        r
+        for r in runs
+        if value_key(r.fields.get(LR)) == value_key(lr)
+        and value_key(r.fields.get(DROPOUT)) == value_key(dropout)
+    ]
+    for status in ("diverged", "failed", "pruned", "partial", "pending", "interrupted"):
+        if any(r.status == status for r in members):
+            return status
+    return None
+
+
+# ---------------------------------------------------------------- every run
+def _order(run: Run):
+    val = run.metric("val_acc")
+    return (run.model, -val if val is not None else math.inf, run.run_id)
+
+
+def run_status(run: Run, excluded: set[str], tr: Tr) -> str:
+    if run.run_id in excluded:
+        return tr("status_not_learned")
+    if run.status in ("diverged", "failed"):
+        return tr(f"status_{run.status}").upper()
+    return tr(f"status_{run.status}")
+
+
+def all_runs_tables(analysis: Analysis, tr: Tr) -> tuple[Table, Table]:
+    """(key table, detail table) of every run, sorted by model then validation accuracy."""
+    runs = sorted(analysis.runs, key=_order)
+    excluded = set(analysis.excluded)
+    fields = [*(analysis.groups[0].fields if analysis.groups else [LR, DROPOUT])]
+    if SEED in grid_fields(runs):
+        fields.append(SEED)
+    extra = [f for f in fields if f not in (LR, DROPOUT)]
+    key_cols = [tr("col_model"), tr("col_lr"), tr("col_dropout")]
+    key_cols += [tr("col_val"), tr("col_test"), tr("col_ci"), tr("col_time"), tr("col_status")]
+    key_cols += [_field_header(f, tr) for f in extra]
+    detail_cols = [tr("col_model"), tr("col_run")]
+    if analysis.mixed:
+        detail_cols.append(tr("col_budget"))
+    detail_cols += [
+        tr("col_params"),
+        tr("col_epochs_run"),
+        tr("col_best_epoch"),
+        tr("col_train"),
+        tr("col_note"),
+    ]
+    key_rows, detail_rows, bad = [], [], []
     for run in runs:
         result = run.result or {}
-        split = result.get("split") or {}
-        train_size = finite(split.get("train_size"))
-        subset = finite(result.get("train_subset"))
-        if train_size is None:
-            images = f"{count(int(subset))} training images" if subset else "the training split"
-        elif subset is not None and subset < train_size:
-            images = f"{count(int(subset))} of {count(int(train_size))} training images"
-        else:
-            images = f"all {count(int(train_size))} training images"
-        val_size = finite(split.get("val_size"))
-        val_used = finite(split.get("val_used"))
-        test_used = finite(split.get("test_used"))
-        if val_used is not None and val_size is not None and val_used < val_size:
-            images += f" (judged on {count(int(val_used))} of {count(int(val_size))} validation"
-            images += f" and the first {count(int(test_used))} test images)" if test_used else ")"
-        elif val_size is not None:
-            images += f" (validation: {count(int(val_size))})"
-        planned = run.planned_epochs
-        epochs = f"{run.epochs_run} epoch" + ("" if run.epochs_run == 1 else "s")
-        if planned is not None and planned != run.epochs_run:
-            epochs = f"{run.epochs_run} of {planned} planned epochs"
-        text = f"{images}, {epochs}"
-        if run.model not in budgets.setdefault(text, []):
-            budgets[text].append(run.model)
-    if not budgets:
-        return []
-    if len(budgets) == 1:
-        return [f"Trained on {next(iter(budgets))}."]
-    parts = [f"{', '.join(models)}: {text}" for text, models in budgets.items()]
-    return ["Training budgets differ — " + "; ".join(parts) + "."]
+        key_rows.append(
+            [
+                run.model,
+                fmt_value(run.fields.get(LR)),
+                fmt_value(run.fields.get(DROPOUT)),
+                pct(run.metric("val_acc")),
+                pct(run.metric("test_acc")),
+                interval_text(run.test_interval()),
+                seconds(run.seconds),
+                run_status(run, excluded, tr),
+                *(fmt_value(run.fields.get(f)) for f in extra),
+            ]
+        )
+        note = ""
+        if run.status == "diverged":
+            note = tr("note_diverged", epoch=run.diverged_epoch)
+        elif result.get("error"):
+            note = " ".join(str(result["error"]).split())[:160]
+        elif run.run_id in excluded:
+            note = exclusion_text(analysis.excluded[run.run_id], analysis.group_of(run), tr)
+        detail = [run.model, run.run_id]
+        if analysis.mixed:
+            detail.append(analysis.group_of(run).letter)
+        detail += [
+            count(run.params),
+            _epochs(run, tr),
+            fmt_value(result.get("best_epoch")),
+            pct(run.metric("train_acc")),
+            note,
+        ]
+        detail_rows.append(detail)
+        bad.append(run.status in ("diverged", "failed") or run.run_id in excluded)
+    notes = [tr("all_note")]
+    statuses = sorted({r.status for r in runs})
+    if statuses:
+        tally = tr.join(
+            [f"{sum(r.status == s for r in runs)} {tr(f'status_{s}')}" for s in statuses]
+        )
+        notes.append(tr("all_tally", n=len(runs), tally=tally))
+    notes.append(tr("ci_note"))
+    key = Table(key_cols, key_rows, notes=notes, bad=bad)
+    detail = Table(detail_cols, detail_rows, notes=[tr("detail_note")], bad=list(bad))
+    return key, detail
 
 
-def all_runs_table(runs: list[Run]) -> Table:
-    fields = table_fields(runs)
-    columns = ["model", "status", *fields, "params", "epochs run", "best epoch"]
-    columns += [h for _, h in ACCURACIES] + ["time (s)", "run", "note"]
-
-    def order(run: Run):
-        val = run.metric("val_acc")
-        return (run.model, -val if val is not None else math.inf, run.run_id)
-
-    rows, csv_rows = [], []
-    for run in sorted(runs, key=order):
+def all_runs_csv(analysis: Analysis) -> Table:
+    runs = sorted(analysis.runs, key=_order)
+    excluded = set(analysis.excluded)
+    fields = [*(analysis.groups[0].fields if analysis.groups else [LR, DROPOUT])]
+    if SEED in grid_fields(runs):
+        fields.append(SEED)
+    columns = ["model", "status", *fields, "params", "epochs_run", "best_epoch"]
+    columns += [f"{k}_pct" for k in ACCURACIES]
+    columns += ["test_ci_low_pct", "test_ci_high_pct", "total_seconds", "learned"]
+    columns += [*_budget_columns(), "run_id", "note"]
+    rows = []
+    for run in runs:
         result = run.result or {}
+        interval = run.test_interval()
         note = ""
         if run.status == "diverged":
             note = f"diverged (non-finite loss) at epoch {run.diverged_epoch}"
         elif result.get("error"):
             note = " ".join(str(result["error"]).split())[:160]
-        status = run.status.upper() if run.status in ("diverged", "failed") else run.status
+        learned = "" if not run.finished else ("no" if run.run_id in excluded else "yes")
         rows.append(
             [
                 run.model,
-                status,
+                run.status,
                 *(fmt_value(run.fields.get(f)) for f in fields),
-                count(run.params),
-                _epochs(run),
+                fmt_value(run.params),
+                str(run.epochs_run),
                 fmt_value(result.get("best_epoch")),
-                *(pct(run.metric(key)) for key, _ in ACCURACIES),
-                seconds(run.seconds),
+                *(pct(run.metric(k)) if run.metric(k) is not None else "" for k in ACCURACIES),
+                *([_raw(interval[0], 3), _raw(interval[1], 3)] if interval else ["", ""]),
+                seconds(run.seconds) if run.seconds is not None else "",
+                learned,
+                *_budget_values(analysis.group_of(run)),
                 run.run_id,
                 note,
             ]
         )
-        # Machines reading the CSV want the raw status and an unformatted count.
-        csv_rows.append([*rows[-1][:1], run.status, *rows[-1][2:]])
-        csv_rows[-1][2 + len(fields)] = fmt_value(run.params)
-    notes = ["Sorted by model, then validation accuracy. DIVERGED and FAILED runs are kept."]
-    statuses = sorted({r.status for r in runs})
-    if statuses:
-        tally = ", ".join(f"{sum(r.status == s for r in runs)} {s}" for s in statuses)
-        notes.append(f"{len(runs)} runs: {tally}.")
-    return Table(columns, rows, columns, csv_rows, notes)
+    return Table(columns, rows)
 
 
-def describe_best(b: Best, runs: list[Run]) -> str:
-    return describe(b.run, [f for f in table_fields(runs) if f != SEED])
+# ---------------------------------------------------------------- the user's table
+def user_table(analysis: Analysis, tr: Tr) -> Table | None:
+    """The user's reported best runs beside ours, for the user's architectures in the sweep."""
+    results = user_results()
+    rows, notes = [], []
+    differences: list[str] = []
+    for entry in results["models"]:
+        ours = None
+        for group in analysis.groups:  # the biggest budget first
+            ours = next((b for b in group.bests if b.model in entry["ours"]), None)
+            if ours is not None:
+                break
+        present = [m for m in entry["ours"] if any(r.model == m for r in analysis.runs)]
+        if not present:
+            continue
+        n = results["protocol"]["test_images"]
+        rows.append(
+            [
+                entry["name"],
+                tr("source_user"),
+                f"lr={fmt_value(entry['lr'])}, dropout={fmt_value(entry['dropout'])}",
+                count(entry["params"]),
+                pct(entry["val_acc"]),
+                pct(entry["test_acc"]),
+                interval_text(accuracy_interval(entry["test_acc"], n)),
+                f"{entry['seconds']:.1f}",
+            ]
+        )
+        if ours is None:
+            rows.append([present[0], tr("source_ours_none"), "—", "—", "—", "—", "—", "—"])
+            continue
+        group = next(g for g in analysis.groups if ours in g.bests)
+        source = tr("source_ours", letter=group.letter) if group.letter else tr("source_ours_one")
+        rows.append(
+            [
+                ours.model,
+                source,
+                f"lr={fmt_value(ours.run.fields.get(LR))}, dropout={fmt_value(ours.run.fields.get(DROPOUT))}",
+                count(ours.params),
+                _acc_cell(ours, "val_acc"),
+                _acc_cell(ours, "test_acc"),
+                interval_text(ours.test_interval()),
+                seconds(ours.seconds),
+            ]
+        )
+        gap = budget_difference(group, ours.model, results["protocol"], tr)
+        if gap:
+            differences.append(tr("user_budget_item", model=ours.model, gap=gap))
+    if not rows:
+        return None
+    columns = [
+        tr("col_model"),
+        tr("col_source"),
+        tr("col_combination"),
+        tr("col_params"),
+        tr("col_val"),
+        tr("col_test"),
+        tr("col_ci"),
+        tr("col_time"),
+    ]
+    notes.append(tr("user_note"))
+    if differences:
+        notes.append(tr("user_budget", items=tr.join(differences, strong=True)))
+    else:
+        notes.append(tr("user_budget_same"))
+    return Table(columns, rows, notes=notes)
+
+
+def budget_difference(group: Group, model: str, protocol: dict, tr: Tr) -> str:
+    """How our budget for `model` differs from the user's full 8-epoch grid ('' if it doesn't)."""
+    b = group.budget
+    parts = []
+    if b.train_subset:
+        parts.append(tr("diff_train", n=count(b.train_images), total=count(b.train_total)))
+    if b.epochs is not None and b.epochs != protocol["epochs"]:
+        parts.append(tr("diff_epochs", n=b.epochs, user=protocol["epochs"]))
+    if b.test_images is not None and b.test_images < protocol["test_images"]:
+        parts.append(tr("diff_test", n=count(b.test_images), user=count(protocol["test_images"])))
+    full = len(protocol["lr"]) * len(protocol["dropout"])
+    done = {
+        (value_key(finite(r.fields.get(LR))), value_key(finite(r.fields.get(DROPOUT))))
+        for r in group.runs
+        if r.model == model and r.finished
+    }
+    wanted = {(value_key(lr), value_key(d)) for lr in protocol["lr"] for d in protocol["dropout"]}
+    covered = len(done & wanted)
+    if covered < full:
+        parts.append(tr("diff_grid", n=covered, full=full))
+    return tr.join(parts)

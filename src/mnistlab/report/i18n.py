@@ -1,0 +1,681 @@
+"""Every word the report prints, in one catalogue per language (English is the default).
+
+    tr = Tr("zh")
+    tr("best_model", label=..., val=...)   # a template filled with str.format
+    tr.join(["a", "b"])                    # "a, b" / "a、b"; strong=True: "a; b" / "a；b"
+
+A value may be a pair (singular, plural) for English nouns: the `n` argument picks one.
+Tests check that both languages have the same keys and the same {placeholders}.
+Machine-readable outputs (CSV column names, file names, run ids, config values) are never
+translated.
+"""
+
+from __future__ import annotations
+
+import string
+
+from ..errors import UserError
+
+LANGUAGES = ("en", "zh")
+
+EN: dict[str, str | tuple[str, str]] = {
+    # ------------------------------------------------------------ the document
+    "html_title": "mnistlab report: {name}",
+    "title": "Lab report: {name}",
+    "intro": (
+        "{n} runs in {sweep} ({tally}). Written by mnistlab report from the ledger alone: "
+        "every number comes from the runs' result.json and history.json."
+    ),
+    "recorded_with": "Recorded with {env}.",
+    "env_device": "device",
+    "env_precision": "precision",
+    "env_torch": "torch",
+    "env_code": "code",
+    "h_conclusions": "Conclusions",
+    "other_runs_heading": "Runs that did not finish",
+    "h_best": "Best combination per model",
+    "h_user": "The user's reported results beside ours",
+    "user_intro": (
+        "The user's course report lists each architecture's best run of the lr x dropout grid "
+        "(8 epochs). Its rows are transcribed as printed; ours are this sweep's best combination "
+        "of the same architecture, chosen by validation accuracy."
+    ),
+    "h_grid": "Accuracy over the lr x dropout grid",
+    "grid_intro": (
+        "Per model, validation / test accuracy (%) of every combination: the user's grid as a "
+        "table, then as a heatmap."
+    ),
+    "grid_single": "Models with a single lr x dropout combination ({models}) are in the table of best combinations.",
+    "grid_none": "No model was run at more than one lr x dropout combination.",
+    "h_overlay": "Every model's best run",
+    "overlay_intro": (
+        "Validation loss and accuracy per epoch of each model's best combination on one "
+        "figure; the training curves are drawn faint and dotted."
+    ),
+    "h_size": "Accuracy, size and time",
+    "size_none": "No finished run, so nothing to plot yet.",
+    "size_one": "Only one model per budget, so there is nothing to set side by side.",
+    "h_curves": "Loss and accuracy curves per combination",
+    "curves_note": (
+        "Rows: learning rate, each as a loss row with the accuracy row beneath it; columns: "
+        "dropout. Train solid, validation dashed; the dotted grey line marks the epoch chosen by "
+        "validation accuracy. Diverged runs are drawn as far as they went and marked in red."
+    ),
+    "curves_none": "No run has recorded an epoch yet.",
+    "h_best_model": "Best model: {label}",
+    "best_model_line": (
+        "Run {run}: {val}% validation, {test}% test accuracy (95% interval {ci}%) at epoch {epoch}."
+    ),
+    "confusion_title": "Confusion matrix: {model}, test set ({n} images, {wrong} wrong)",
+    "no_confusion": "No test confusion matrix was recorded for this run.",
+    "no_gallery": "No misclassified test digits were recorded for this run.",
+    "gallery_empty": "This run misclassified no test digit (or recorded none).",
+    "gallery_unloadable": "Gallery of misclassified digits skipped: the test set could not be loaded ({error}).",
+    "gallery_mismatch": (
+        "Gallery of misclassified digits skipped: the test set now at {source} does not match "
+        "the run's record (indices or labels differ)."
+    ),
+    "gallery_title": "Misclassified test digits of {model} (true->predicted), {shown} of {total} recorded",
+    "h_runs": "All runs",
+    "also_as": "Also as {links} (next to this page).",
+    "font_note": (
+        "Figure labels are in English: no font with Chinese glyphs was found "
+        "(install fonts-noto-cjk)."
+    ),
+    "detail_caption": "Details, same rows:",
+    "figure_subtitle_budget": " (budget {letter})",
+    # ------------------------------------------------------------ budgets
+    "budget_train": "{n} training images",
+    "budget_train_subset": "{n} of {total} training images",
+    "budget_train_unknown": "the training split",
+    "budget_epochs": ("{n} epoch", "{n} epochs"),
+    "budget_epochs_unknown": "the configured epochs",
+    "budget_judged": "judged on {val} validation and {test} test images",
+    "budget_judged_unknown": "judged on the full validation and test sets",
+    "budget_label": "{train} × {epochs}, {judged}",
+    "budget_title": "Budget {letter} ({models}): {budget}",
+    "budget_part": "{letter}: {models}, {budget}",
+    "mixed_budgets": (
+        "This sweep mixes {n} budgets, so its runs were not trained and judged alike. Models are "
+        "ranked, fitted and compared only within a budget, never across: {parts}."
+    ),
+    "budget_note": "Trained and judged on: {budget}.",
+    # ------------------------------------------------------------ conclusions
+    "no_runs": "The sweep has no runs recorded yet, so there is nothing to compare.",
+    "no_finished": (
+        "No run finished, so there is no best model yet ({n} run recorded).",
+        "No run finished, so there is no best model yet ({n} runs recorded).",
+    ),
+    "no_usable": "No run of this budget finished and learned, so nothing here is ranked.",
+    "default_settings": "default settings",
+    "stop": ".",
+    "times": "{x}x",
+    "ci_wilson": "95% interval {ci}%, {n} test images",
+    "ci_seeds": "95% t interval of the mean {ci}%, n={n}",
+    "best_model": (
+        "Best model by validation accuracy: {label} with {val} validation and {test} test "
+        "accuracy ({ci}; {params} parameters, {seconds} s)."
+    ),
+    "test_higher": (
+        "On test accuracy {model}'s best combination scores higher ({a}% vs {b}%), but choosing "
+        "on the test set would bias the estimate, so the ranking uses validation accuracy."
+    ),
+    "rank_item": "{model} {val}%",
+    "rank_item_tied": "{model} {val}% (tied with the top within noise)",
+    "ranking": "Validation accuracy of each model's best combination: {items}",
+    "ranking_noise": (
+        "; tied = inside the top's 95% interval for {n} validation images ({ci}%), so the "
+        "order among them is not established"
+    ),
+    "runner_up": (
+        "{a} ({a_test}% test) against the runner-up {b} ({b_test}% test) on the same {n} test "
+        "images: only {a} was right on {only_a}, only {b} on {only_b}; exact McNemar test: {verdict}."
+    ),
+    "runner_up_untested": (
+        "{a} ({a_test}% test) against the runner-up {b} ({b_test}% test): no paired test, {reason}."
+    ),
+    "untested_no_predictions": "because per-image test predictions were not recorded for both runs",
+    "untested_different_images": "because they were judged on different test images",
+    "significant": "the difference is significant ({p})",
+    "indistinguishable": "the two are not distinguishable ({p})",
+    "user_choice_same": "{model}: the best combination here is the user's own choice ({combo}).",
+    "user_choice": (
+        "{model}: the best combination here ({ours}; {ours_test}% test) against the user's choice "
+        "({theirs}; {theirs_test}% test) on the same {n} test images: only ours was right on "
+        "{only_a}, only the user's choice on {only_b}; exact McNemar test: {verdict}."
+    ),
+    "user_choice_untested": (
+        "{model}: the best combination here ({ours}; {ours_test}% test) against the user's "
+        "choice ({theirs}; {theirs_test}% test): no paired test, {reason}."
+    ),
+    "ties": (
+        "{model}: {k} combinations tie within noise on validation accuracy — {items} — all inside "
+        "the best's 95% interval ({ci}% for {n} validation images). Shown as best: {shown}, {why}."
+    ),
+    "tie_break_val": "the highest validation accuracy of them",
+    "tie_break_params": "tied exactly on validation accuracy and chosen for fewer parameters",
+    "tie_break_time": "tied exactly on validation accuracy and size and chosen for the shorter running time",
+    "tie_break_id": "tied exactly on validation accuracy, size and time and chosen by run id",
+    "efficiency_definition": (
+        "the smallest model whose best validation accuracy is within {points} points of the top "
+        "({model}, {val}%)"
+    ),
+    "efficiency_smaller": (
+        "Most accurate per parameter, taken as {definition}: {model} with {params} parameters "
+        "({times} fewer than {top}), {val}% validation and {test}% test accuracy."
+    ),
+    "efficiency_top_smallest": (
+        "Most accurate per parameter, taken as {definition}: {model} itself, which is also the "
+        "smallest model compared ({params} parameters)."
+    ),
+    "efficiency_top": (
+        "Most accurate per parameter, taken as {definition}: {model} itself — no smaller model "
+        "came that close; the best smaller one, {other} ({params} parameters, {times} fewer), "
+        "reached {val}% validation ({points} points lower) and {test}% test accuracy."
+    ),
+    "time_numbers": (
+        "Pearson r = {r} between log10(parameters) and log10(running time) over the {n} models' "
+        "best runs; the log-log slope is {slope}, so 10x the parameters took about {times} the "
+        "time (a slope of 1 would mean time proportional to parameters)"
+    ),
+    "time_grew": "Running time grew with parameter count: {numbers}.",
+    "time_fell": "Running time fell as parameter count grew: {numbers}.",
+    "time_none": "Running time showed no clear relation to parameter count: {numbers}.",
+    "dropout_intro": (
+        "Dropout: the train-validation gap below is the validation loss minus the training loss "
+        "at the last epoch, averaged over a model's runs at each dropout value. Its size is "
+        "compared; its sign is said apart (dropout is active in training only, so it can push "
+        "the training loss above the validation loss)."
+    ),
+    "gap_item": "{gap} at dropout {value}",
+    "gap_ratio": " ({times} between the lowest and highest dropout)",
+    "gap_shrank": "{model}: the train-validation gap shrank as dropout rose: {listing} in size{ratio}; {sign}",
+    "gap_grew": "{model}: the train-validation gap grew as dropout rose: {listing} in size{ratio}; {sign}",
+    "gap_same": "{model}: the train-validation gap was the same size at every dropout value: {listing}; {sign}",
+    "gap_mixed": (
+        "{model}: the size of the train-validation gap did not change consistently with dropout: "
+        "{listing}; {sign}"
+    ),
+    "gap_sign_above": "validation loss was above training loss at every dropout value",
+    "gap_sign_below": "validation loss was below training loss at every dropout value",
+    "gap_sign_zero": "the two losses were equal",
+    "gap_sign_changed": (
+        "the sign changed: validation loss was above training loss at dropout {above} and below "
+        "it at {below}"
+    ),
+    "gap_acc": " (train minus validation accuracy: {points} points)",
+    "tally_item": "{verdict} in {n}",
+    "tally_shrank": "shrank",
+    "tally_grew": "grew",
+    "tally_same": "stayed the same",
+    "tally_mixed": "changed inconsistently",
+    "dropout_pooled": (
+        "Across the {n} models, each run at every dropout value, the size of the gap {tally}."
+    ),
+    "lr_item": "{rises} of {n} steps ({share}) at lr {lr}",
+    "lr_grew": "larger learning rates gave less stable loss curves",
+    "lr_shrank": "larger learning rates gave steadier loss curves",
+    "lr_same": "the share of rising epochs was the same at every learning rate",
+    "lr_mixed": "the share of rising epochs did not change consistently with the learning rate",
+    "lr_model": (
+        "Learning rate and stability, {model}: validation loss rose from one epoch to the next "
+        "in {parts}; the mean absolute epoch-to-epoch change was {moves} in the same order — "
+        "{summary}."
+    ),
+    "lr_pooled": (
+        "Learning rate and stability, all {n} models together (each run at every learning "
+        "rate): validation loss rose in {parts}; mean absolute change {moves} — {summary}."
+    ),
+    "excluded": (
+        "Did not learn, so left out of rankings, fits and effects: {items}.",
+        "Did not learn, so left out of rankings, fits and effects ({n} runs): {items}.",
+    ),
+    "excluded_near_chance": "{label} at {val}% validation accuracy, within {points} points of chance ({chance}%)",
+    "excluded_below_model": (
+        "{label} at {val}% validation accuracy, less than half-way from chance ({chance}%) to "
+        "its model's best other run ({ref}, {ref_val}%)"
+    ),
+    "excluded_below_budget": (
+        "{label} at {val}% validation accuracy: its model's best run got less than half-way from "
+        "chance ({chance}%) to the best of the other models on this budget ({ref_model}, "
+        "{ref_val}%)"
+    ),
+    "diverged_item": "{label} at epoch {epoch}",
+    "diverged": (
+        "{n} run diverged (non-finite loss): {which}.",
+        "{n} runs diverged (non-finite loss): {which}.",
+    ),
+    "diverged_lr_item": "{n} at lr {lr}",
+    "diverged_by_lr": "Diverged runs by learning rate: {counts}.",
+    "failed": ("{n} run failed: {which}.", "{n} runs failed: {which}."),
+    "open_item": "{n} {status}",
+    "unfinished": (
+        "{n} run has not finished ({tally}); it is not ranked.",
+        "{n} runs have not finished ({tally}); they are not ranked.",
+    ),
+    # ------------------------------------------------------------ run statuses
+    "status_finished": "finished",
+    "status_diverged": "diverged",
+    "status_failed": "failed",
+    "status_pending": "pending",
+    "status_partial": "partial",
+    "status_interrupted": "interrupted",
+    "status_pruned": "pruned",
+    "status_not_learned": "did not learn",
+    # ------------------------------------------------------------ tables
+    "col_model": "model",
+    "col_lr": "lr",
+    "col_dropout": "dropout",
+    "col_seed": "seed",
+    "col_val": "val acc (%)",
+    "col_test": "test acc (%)",
+    "col_ci": "test 95% CI (%)",
+    "col_time": "time (s)",
+    "col_runs": "runs (seeds)",
+    "col_status": "status",
+    "col_params": "params",
+    "col_epochs_run": "epochs run",
+    "col_best_epoch": "best epoch",
+    "col_train": "train acc (%)",
+    "col_run": "run",
+    "col_note": "note",
+    "col_budget": "budget",
+    "col_source": "source",
+    "col_combination": "lr, dropout",
+    "col_lr_dropout": "lr \\ dropout",
+    "epochs_of": "{run} of {planned}",
+    "best_note": (
+        "Best = highest validation accuracy among finished runs that learned (mean over seeds "
+        "where a combination was repeated); test accuracy is measured once on the chosen "
+        "epoch's weights and never used to choose. Time is the run's total wall-clock time."
+    ),
+    "best_note_seeds": (
+        "± is the standard deviation over the combination's runs; the best epoch and run id are "
+        "those of its best run."
+    ),
+    "ci_note": (
+        "95% CI: Wilson score interval for the number of test images the run was judged on; for "
+        "a combination repeated over seeds, the t interval of the mean."
+    ),
+    "detail_note": "The same rows as the table above, in the same order.",
+    "grid_caption": "{model}: validation / test accuracy (%)",
+    "grid_note": (
+        "Each cell: validation / test accuracy (%). * the combination chosen by validation "
+        "accuracy; † did not learn (left out of rankings)."
+    ),
+    "grid_note_others": "Where {fields} also varied, each cell shows its best run by validation accuracy.",
+    "grid_note_seeds": "Cells repeated over seeds show the mean.",
+    "cell_diverged": "diverged",
+    "cell_failed": "failed",
+    "cell_pruned": "pruned",
+    "cell_partial": "unfinished",
+    "cell_pending": "pending",
+    "cell_interrupted": "unfinished",
+    "all_note": (
+        "Sorted by model, then validation accuracy. Diverged and failed runs, and runs that did "
+        "not learn, are kept and highlighted."
+    ),
+    "all_tally": "{n} runs: {tally}.",
+    "note_diverged": "diverged (non-finite loss) at epoch {epoch}",
+    "source_user": "user's report",
+    "source_ours": "this sweep (budget {letter})",
+    "source_ours_one": "this sweep",
+    "source_ours_none": "this sweep: no finished run that learned",
+    "user_note": (
+        "The user's rows: 8 epochs of the full training set less their validation split, judged "
+        "on all 10,000 test images; the interval is the Wilson interval for 10,000 images. "
+        "Times come from different machines and are not comparable."
+    ),
+    "user_budget": "Our budget is not the user's full 8-epoch grid, so our accuracies are not comparable to theirs: {items}.",
+    "user_budget_item": "{model}: {gap}",
+    "user_budget_same": "Our runs follow the user's protocol: full training set, 8 epochs, all 12 combinations, 10,000 test images.",
+    "diff_train": "{n} of {total} training images",
+    "diff_epochs": "{n} epochs instead of {user}",
+    "diff_test": "{n} test images instead of {user}",
+    "diff_grid": "{n} of the {full} lr x dropout combinations",
+    # ------------------------------------------------------------ figures
+    "fig_no_run": "no run",
+    "fig_nothing": "nothing finite recorded",
+    "fig_diverged": "DIVERGED at epoch {epoch}",
+    "fig_not_learned": "DID NOT LEARN",
+    "fig_loss": "loss",
+    "fig_accuracy": "accuracy (%)",
+    "fig_epoch": "epoch",
+    "fig_train": "train",
+    "fig_val": "validation",
+    "fig_chosen_epoch": "chosen epoch (by val acc)",
+    "fig_curves_title": "Parameter combinations for {model}",
+    "fig_curves_shared": "(each panel: best run by validation accuracy over {fields})",
+    "fig_val_acc": "validation accuracy (%)",
+    "fig_test_acc": "test accuracy (%)",
+    "fig_lr": "learning rate",
+    "fig_heatmap_title": "{model}: accuracy over learning rate × dropout",
+    "fig_heatmap_marks": "* chosen by validation accuracy, † did not learn",
+    "fig_train_faint": "train (faint, dotted)",
+    "fig_val_loss": "validation loss",
+    "fig_val_accuracy": "validation accuracy (%)",
+    "fig_best_runs_title": "Each model's best run",
+    "fig_params_log": "parameters (log scale)",
+    "fig_time_log": "running time, s (log scale)",
+    "fig_acc_vs_params": "Test accuracy (95% interval) vs parameters\n(best run per model, chosen by validation)",
+    "fig_acc_vs_time": "Test accuracy (95% interval) vs running time\n(best run per model, chosen by validation)",
+    "fig_all_runs": "all finished runs",
+    "fig_fit": "log-log fit, slope {slope}",
+    "fig_time_title_fit": "Running time vs parameters: Pearson r = {r}\n(of log10 params vs log10 time, {n} models' best runs)",
+    "fig_time_title": "Running time vs parameters\n(no correlation: {n} model(s), need 3)",
+    "fig_predicted": "predicted",
+    "fig_true": "true",
+}
+
+ZH: dict[str, str | tuple[str, str]] = {
+    # ------------------------------------------------------------ the document
+    "html_title": "mnistlab 实验报告：{name}",
+    "title": "实验报告：{name}",
+    "intro": (
+        "{sweep} 中共 {n} 次运行（{tally}）。本报告由 mnistlab report 仅根据实验记录生成："
+        "每个数字都来自各次运行的 result.json 和 history.json。"
+    ),
+    "recorded_with": "运行环境：{env}。",
+    "env_device": "设备",
+    "env_precision": "精度",
+    "env_torch": "torch",
+    "env_code": "代码版本",
+    "h_conclusions": "结论",
+    "other_runs_heading": "未完成的运行",
+    "h_best": "各模型的最佳参数组合",
+    "h_user": "用户报告中的结果与本次结果对照",
+    "user_intro": (
+        "用户的课程报告列出了每种架构在 lr × dropout 网格（8 轮）中的最佳一次运行，下表照原文转录；"
+        "本次结果是同一架构在本次实验中按验证准确率选出的最佳组合。"
+    ),
+    "h_grid": "lr × dropout 网格上的准确率",
+    "grid_intro": "每个模型每种参数组合的验证 / 测试准确率（%）：先以表格、再以热力图展示用户的网格。",
+    "grid_single": "只运行了一种 lr × dropout 组合的模型（{models}）见最佳组合表。",
+    "grid_none": "没有模型运行了多于一种 lr × dropout 组合。",
+    "h_overlay": "各模型最佳运行对比",
+    "overlay_intro": "把每个模型最佳组合的逐轮验证损失和验证准确率画在同一张图上；训练曲线以浅色点线表示。",
+    "h_size": "准确率、模型大小与运行时间",
+    "size_none": "还没有完成的运行，暂无可画的图。",
+    "size_one": "每种预算下只有一个模型，没有可以并列比较的内容。",
+    "h_curves": "各参数组合的损失曲线与准确率曲线",
+    "curves_note": (
+        "行：学习率，每个学习率一行损失、其下一行准确率；列：dropout。实线为训练，虚线为验证；"
+        "灰色点线标出按验证准确率选中的轮次。发散的运行画到其停止处并以红色标出。"
+    ),
+    "curves_none": "还没有运行记录到任何一轮。",
+    "h_best_model": "最佳模型：{label}",
+    "best_model_line": "运行 {run}：验证准确率 {val}%，测试准确率 {test}%（95% 置信区间 {ci}%），取自第 {epoch} 轮。",
+    "confusion_title": "混淆矩阵：{model}，测试集（{n} 张图像，错 {wrong} 张）",
+    "no_confusion": "该运行没有记录测试集混淆矩阵。",
+    "no_gallery": "该运行没有记录被错分的测试图像。",
+    "gallery_empty": "该运行没有错分任何测试图像（或未记录）。",
+    "gallery_unloadable": "未生成错分图像一览：无法加载测试集（{error}）。",
+    "gallery_mismatch": "未生成错分图像一览：{source} 处的测试集与运行记录不符（索引或标签不同）。",
+    "gallery_title": "{model} 错分的测试图像（真实->预测），共记录 {total} 张，显示 {shown} 张",
+    "h_runs": "全部运行",
+    "also_as": "另存为 {links}（与本页同一文件夹）。",
+    "font_note": "图中标签为英文：未找到含中文字形的字体（请安装 fonts-noto-cjk）。",
+    "detail_caption": "详细信息（行顺序相同）：",
+    "figure_subtitle_budget": "（预算 {letter}）",
+    # ------------------------------------------------------------ budgets
+    "budget_train": "{n} 张训练图像",
+    "budget_train_subset": "{total} 张训练图像中的 {n} 张",
+    "budget_train_unknown": "训练集",
+    "budget_epochs": "{n} 轮",
+    "budget_epochs_unknown": "配置的轮数",
+    "budget_judged": "在 {val} 张验证图像和 {test} 张测试图像上评估",
+    "budget_judged_unknown": "在完整的验证集和测试集上评估",
+    "budget_label": "{train} × {epochs}，{judged}",
+    "budget_title": "预算 {letter}（{models}）：{budget}",
+    "budget_part": "{letter}：{models}，{budget}",
+    "mixed_budgets": (
+        "本次实验混合了 {n} 种预算，各次运行的训练和评估条件并不相同。模型只在同一预算内排名、拟合和比较，"
+        "不跨预算比较：{parts}。"
+    ),
+    "budget_note": "训练与评估条件：{budget}。",
+    # ------------------------------------------------------------ conclusions
+    "no_runs": "本次实验还没有任何运行记录，无从比较。",
+    "no_finished": "没有运行完成，因此还没有最佳模型（已记录 {n} 次运行）。",
+    "no_usable": "该预算下没有完成且学到东西的运行，因此不做排名。",
+    "default_settings": "默认设置",
+    "stop": "。",
+    "times": "{x} 倍",
+    "ci_wilson": "95% 置信区间 {ci}%，{n} 张测试图像",
+    "ci_seeds": "均值的 95% t 区间 {ci}%，n={n}",
+    "best_model": (
+        "按验证准确率的最佳模型：{label}，验证准确率 {val}，测试准确率 {test}"
+        "（{ci}；参数量 {params}，用时 {seconds} 秒）。"
+    ),
+    "test_higher": (
+        "按测试准确率，{model} 的最佳组合更高（{a}% 对 {b}%），但用测试集做选择会使估计产生偏差，"
+        "因此排名使用验证准确率。"
+    ),
+    "rank_item": "{model} {val}%",
+    "rank_item_tied": "{model} {val}%（在噪声范围内与第一名持平）",
+    "ranking": "各模型最佳组合的验证准确率：{items}",
+    "ranking_noise": "；持平指落在第一名 {n} 张验证图像的 95% 置信区间（{ci}%）之内，它们之间的先后并不确定",
+    "runner_up": (
+        "{a}（测试 {a_test}%）与第二名 {b}（测试 {b_test}%）在同样的 {n} 张测试图像上比较："
+        "只有 {a} 答对的有 {only_a} 张，只有 {b} 答对的有 {only_b} 张；精确 McNemar 检验：{verdict}。"
+    ),
+    "runner_up_untested": "{a}（测试 {a_test}%）与第二名 {b}（测试 {b_test}%）：未做配对检验，{reason}。",
+    "untested_no_predictions": "因为两次运行没有都记录逐图像的测试预测",
+    "untested_different_images": "因为两者评估所用的测试图像不同",
+    "significant": "差异显著（{p}）",
+    "indistinguishable": "两者无法区分（{p}）",
+    "user_choice_same": "{model}：本次的最佳组合正是用户自己选的组合（{combo}）。",
+    "user_choice": (
+        "{model}：本次最佳组合（{ours}；测试 {ours_test}%）与用户所选组合（{theirs}；测试 {theirs_test}%）"
+        "在同样的 {n} 张测试图像上比较：只有前者答对的有 {only_a} 张，只有用户所选组合答对的有 {only_b} 张；"
+        "精确 McNemar 检验：{verdict}。"
+    ),
+    "user_choice_untested": (
+        "{model}：本次最佳组合（{ours}；测试 {ours_test}%）与用户所选组合（{theirs}；测试 {theirs_test}%）："
+        "未做配对检验，{reason}。"
+    ),
+    "ties": (
+        "{model}：有 {k} 种组合的验证准确率在噪声范围内持平——{items}——都落在最佳组合的 95% 置信区间内"
+        "（{n} 张验证图像，{ci}%）。作为最佳显示的是 {shown}，理由：{why}。"
+    ),
+    "tie_break_val": "它的验证准确率在其中最高",
+    "tie_break_params": "验证准确率完全相同，参数更少",
+    "tie_break_time": "验证准确率和参数量完全相同，运行时间更短",
+    "tie_break_id": "验证准确率、参数量和时间完全相同，按运行 ID 选取",
+    "efficiency_definition": "最佳验证准确率与第一名（{model}，{val}%）相差不超过 {points} 个百分点的最小模型",
+    "efficiency_smaller": (
+        "按参数计最高效的模型（定义为{definition}）：{model}，参数量 {params}（比 {top} 少 {times}），"
+        "验证准确率 {val}%，测试准确率 {test}%。"
+    ),
+    "efficiency_top_smallest": "按参数计最高效的模型（定义为{definition}）：{model} 本身，它也是参与比较的最小模型（参数量 {params}）。",
+    "efficiency_top": (
+        "按参数计最高效的模型（定义为{definition}）：{model} 本身——没有更小的模型达到这么接近；"
+        "更小的模型中最好的是 {other}（参数量 {params}，少 {times}），验证准确率 {val}%（低 {points} 个百分点），"
+        "测试准确率 {test}%。"
+    ),
+    "time_numbers": (
+        "在 {n} 个模型的最佳运行上，log10(参数量) 与 log10(运行时间) 的 Pearson r = {r}；"
+        "双对数斜率为 {slope}，即参数量增加 10 倍，时间约为原来的 {times}（斜率为 1 表示时间与参数量成正比）"
+    ),
+    "time_grew": "运行时间随参数量增加：{numbers}。",
+    "time_fell": "参数量越大，运行时间反而越短：{numbers}。",
+    "time_none": "运行时间与参数量没有明显关系：{numbers}。",
+    "dropout_intro": (
+        "Dropout：下文的训练-验证差距是最后一轮的验证损失减去训练损失，按每个 dropout 值对该模型的运行取平均。"
+        "比较的是差距的大小，符号另行说明（dropout 只在训练时生效，因此训练损失可能高于验证损失）。"
+    ),
+    "gap_item": "dropout {value} 时为 {gap}",
+    "gap_ratio": "（最低与最高 dropout 之间相差 {times}）",
+    "gap_shrank": "{model}：随着 dropout 增大，训练-验证差距缩小：大小依次为 {listing}{ratio}；{sign}",
+    "gap_grew": "{model}：随着 dropout 增大，训练-验证差距变大：大小依次为 {listing}{ratio}；{sign}",
+    "gap_same": "{model}：各 dropout 值下训练-验证差距大小相同：{listing}；{sign}",
+    "gap_mixed": "{model}：训练-验证差距的大小并不随 dropout 单调变化：{listing}；{sign}",
+    "gap_sign_above": "每个 dropout 值下验证损失都高于训练损失",
+    "gap_sign_below": "每个 dropout 值下验证损失都低于训练损失",
+    "gap_sign_zero": "两种损失相等",
+    "gap_sign_changed": "符号发生了变化：dropout 为 {above} 时验证损失高于训练损失，为 {below} 时低于训练损失",
+    "gap_acc": "（训练准确率减验证准确率：{points} 个百分点）",
+    "tally_item": "{n} 个{verdict}",
+    "tally_shrank": "缩小",
+    "tally_grew": "变大",
+    "tally_same": "不变",
+    "tally_mixed": "变化不一致",
+    "dropout_pooled": "在 {n} 个模型上（每个模型都运行了每个 dropout 值），差距大小：{tally}。",
+    "lr_item": "lr {lr} 时 {n} 步中有 {rises} 步（{share}）",
+    "lr_grew": "学习率越大，损失曲线越不稳定",
+    "lr_shrank": "学习率越大，损失曲线越平稳",
+    "lr_same": "各学习率下验证损失上升的比例相同",
+    "lr_mixed": "验证损失上升的比例并不随学习率单调变化",
+    "lr_model": (
+        "学习率与稳定性，{model}：验证损失在相邻两轮之间上升的情况为 {parts}；"
+        "相邻两轮变化的平均绝对值依次为 {moves}——{summary}。"
+    ),
+    "lr_pooled": (
+        "学习率与稳定性，全部 {n} 个模型合计（每个模型都运行了每个学习率）：验证损失上升的情况为 {parts}；"
+        "平均绝对变化 {moves}——{summary}。"
+    ),
+    "excluded": "以下运行没有学到东西，因此不参与排名、拟合和效应分析（{n} 次）：{items}。",
+    "excluded_near_chance": "{label}，验证准确率 {val}%，与随机猜测（{chance}%）相差不到 {points} 个百分点",
+    "excluded_below_model": "{label}，验证准确率 {val}%，从随机猜测（{chance}%）到同一模型其他最佳运行（{ref}，{ref_val}%）还没走到一半",
+    "excluded_below_budget": (
+        "{label}，验证准确率 {val}%：该模型的最佳运行从随机猜测（{chance}%）到同一预算下其他模型的最佳运行"
+        "（{ref_model}，{ref_val}%）还没走到一半"
+    ),
+    "diverged_item": "{label} 在第 {epoch} 轮",
+    "diverged": "{n} 次运行发散（损失出现非有限值）：{which}。",
+    "diverged_lr_item": "lr {lr} 时 {n} 次",
+    "diverged_by_lr": "按学习率统计的发散运行：{counts}。",
+    "failed": "{n} 次运行失败：{which}。",
+    "open_item": "{status} {n} 次",
+    "unfinished": "{n} 次运行尚未完成（{tally}），不参与排名。",
+    # ------------------------------------------------------------ run statuses
+    "status_finished": "已完成",
+    "status_diverged": "发散",
+    "status_failed": "失败",
+    "status_pending": "待运行",
+    "status_partial": "部分完成",
+    "status_interrupted": "被中断",
+    "status_pruned": "被提前终止",
+    "status_not_learned": "未学到",
+    # ------------------------------------------------------------ tables
+    "col_model": "模型",
+    "col_lr": "学习率",
+    "col_dropout": "dropout",
+    "col_seed": "随机种子",
+    "col_val": "验证准确率 (%)",
+    "col_test": "测试准确率 (%)",
+    "col_ci": "测试 95% 置信区间 (%)",
+    "col_time": "时间 (秒)",
+    "col_runs": "运行次数（种子）",
+    "col_status": "状态",
+    "col_params": "参数量",
+    "col_epochs_run": "已训练轮数",
+    "col_best_epoch": "最佳轮次",
+    "col_train": "训练准确率 (%)",
+    "col_run": "运行 ID",
+    "col_note": "备注",
+    "col_budget": "预算",
+    "col_source": "来源",
+    "col_combination": "学习率, dropout",
+    "col_lr_dropout": "学习率 \\ dropout",
+    "epochs_of": "{run} / {planned}",
+    "best_note": (
+        "最佳 = 完成且学到东西的运行中验证准确率最高者（同一组合重复多个种子时取均值）；测试准确率只在选中轮次的权重上"
+        "测一次，从不用于选择。时间为该运行的总耗时。"
+    ),
+    "best_note_seeds": "± 为该组合各次运行的标准差；最佳轮次和运行 ID 取自其中最好的一次。",
+    "ci_note": "95% 置信区间：按该运行所用测试图像数计算的 Wilson 区间；同一组合重复多个种子时为均值的 t 区间。",
+    "detail_note": "行与上表相同，顺序一致。",
+    "grid_caption": "{model}：验证 / 测试准确率 (%)",
+    "grid_note": "每格：验证 / 测试准确率（%）。* 为按验证准确率选中的组合；† 为未学到（不参与排名）。",
+    "grid_note_others": "{fields} 也有变化时，每格显示其中验证准确率最高的运行。",
+    "grid_note_seeds": "重复多个种子的格子显示均值。",
+    "cell_diverged": "发散",
+    "cell_failed": "失败",
+    "cell_pruned": "被提前终止",
+    "cell_partial": "未完成",
+    "cell_pending": "待运行",
+    "cell_interrupted": "未完成",
+    "all_note": "按模型、再按验证准确率排序。发散、失败和未学到的运行均保留并高亮显示。",
+    "all_tally": "共 {n} 次运行：{tally}。",
+    "note_diverged": "第 {epoch} 轮发散（损失非有限值）",
+    "source_user": "用户报告",
+    "source_ours": "本次实验（预算 {letter}）",
+    "source_ours_one": "本次实验",
+    "source_ours_none": "本次实验：没有完成且学到东西的运行",
+    "user_note": (
+        "用户的结果：在去掉其验证集后的完整训练集上训练 8 轮，在全部 10,000 张测试图像上评估；区间为 10,000 张图像的 "
+        "Wilson 区间。运行时间来自不同的机器，不可比较。"
+    ),
+    "user_budget": "本次预算不是用户完整的 8 轮网格，因此准确率不能与用户的直接比较：{items}。",
+    "user_budget_item": "{model}：{gap}",
+    "user_budget_same": "本次运行遵循用户的实验设置：完整训练集、8 轮、全部 12 种组合、10,000 张测试图像。",
+    "diff_train": "{total} 张训练图像中的 {n} 张",
+    "diff_epochs": "{n} 轮而不是 {user} 轮",
+    "diff_test": "{n} 张测试图像而不是 {user} 张",
+    "diff_grid": "{full} 种 lr × dropout 组合中的 {n} 种",
+    # ------------------------------------------------------------ figures
+    "fig_no_run": "无运行",
+    "fig_nothing": "没有有限的记录值",
+    "fig_diverged": "第 {epoch} 轮发散",
+    "fig_not_learned": "未学到",
+    "fig_loss": "损失",
+    "fig_accuracy": "准确率 (%)",
+    "fig_epoch": "轮次",
+    "fig_train": "训练",
+    "fig_val": "验证",
+    "fig_chosen_epoch": "选中的轮次（按验证准确率）",
+    "fig_curves_title": "{model} 的各参数组合",
+    "fig_curves_shared": "（每格：在 {fields} 上按验证准确率最好的运行）",
+    "fig_val_acc": "验证准确率 (%)",
+    "fig_test_acc": "测试准确率 (%)",
+    "fig_lr": "学习率",
+    "fig_heatmap_title": "{model}：不同学习率 × dropout 下的准确率",
+    "fig_heatmap_marks": "* 按验证准确率选中，† 未学到",
+    "fig_train_faint": "训练（浅色点线）",
+    "fig_val_loss": "验证损失",
+    "fig_val_accuracy": "验证准确率 (%)",
+    "fig_best_runs_title": "各模型的最佳运行",
+    "fig_params_log": "参数量（对数坐标）",
+    "fig_time_log": "运行时间，秒（对数坐标）",
+    "fig_acc_vs_params": "测试准确率（95% 区间）与参数量\n（每个模型按验证准确率选出的最佳运行）",
+    "fig_acc_vs_time": "测试准确率（95% 区间）与运行时间\n（每个模型按验证准确率选出的最佳运行）",
+    "fig_all_runs": "全部完成的运行",
+    "fig_fit": "双对数拟合，斜率 {slope}",
+    "fig_time_title_fit": "运行时间与参数量：Pearson r = {r}\n（log10 参数量与 log10 时间，{n} 个模型的最佳运行）",
+    "fig_time_title": "运行时间与参数量\n（无相关性分析：{n} 个模型，至少需要 3 个）",
+    "fig_predicted": "预测",
+    "fig_true": "真实",
+}
+
+CATALOGUES = {"en": EN, "zh": ZH}
+SEPARATORS = {"en": (", ", "; "), "zh": ("、", "；")}
+
+
+def placeholders(template: str | tuple[str, str]) -> set[str]:
+    texts = template if isinstance(template, tuple) else (template,)
+    return {name for text in texts for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+class Tr:
+    """A language's catalogue as a callable: tr(key, **values) -> text."""
+
+    def __init__(self, lang: str = "en"):
+        if lang not in CATALOGUES:
+            raise UserError(f"unknown report language {lang!r}; valid: {', '.join(LANGUAGES)}")
+        self.lang = lang
+        self.strings = CATALOGUES[lang]
+
+    def __call__(self, key: str, **values) -> str:
+        template = self.strings[key]
+        if isinstance(template, tuple):
+            template = template[0] if values.get("n") == 1 else template[1]
+        return template.format(**values)
+
+    def raw(self, key: str) -> str:
+        """The template itself, for a renderer that fills it in (e.g. with escaped HTML)."""
+        template = self.strings[key]
+        return template if isinstance(template, str) else template[1]
+
+    def join(self, items, strong: bool = False) -> str:
+        """A list in running text; `strong` for items that contain commas themselves."""
+        return SEPARATORS[self.lang][1 if strong else 0].join(str(i) for i in items)

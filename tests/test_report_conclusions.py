@@ -1,0 +1,450 @@
+"""Every kind of conclusion sentence, fed data where its claim is true, where it is false, and
+where the compared quantity crosses zero (or ties exactly)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_report import history, record
+
+from mnistlab.report import conclusions
+from mnistlab.report.analysis import analyse
+from mnistlab.report.conclusions import p_text
+from mnistlab.report.runs import to_runs
+
+TEN = [i % 10 for i in range(1000)]
+
+
+def preds(wrong: set[int], labels=TEN) -> dict:
+    """Per-image predictions on `labels`, wrong exactly on the indices in `wrong`."""
+    return {
+        "test_labels": list(labels),
+        "test_predictions": [(y + 1) % 10 if i in wrong else y for i, y in enumerate(labels)],
+    }
+
+
+def pair(only_a: int, only_b: int, both: int = 10) -> tuple[dict, dict]:
+    """Predictions of A and B on the same 1,000 images: `both` wrong for both, `only_a` images
+    only A got right (B wrong), `only_b` only B got right."""
+    common = set(range(both))
+    a_wrong = common | set(range(500, 500 + only_b))
+    b_wrong = common | set(range(100, 100 + only_a))
+    return preds(a_wrong), preds(b_wrong)
+
+
+def one(said: list[str], marker: str) -> str:
+    found = [s for s in said if marker in s]
+    assert len(found) == 1, (marker, said)
+    return found[0]
+
+
+def none(said: list[str], marker: str) -> None:
+    assert not any(marker in s for s in said), (marker, said)
+
+
+def quick(model, val, *, lr=1e-3, dropout=0.25, test=None, **kw) -> dict:
+    """A finished run on 2,000 images x 4 epochs, judged on 1,000 test images."""
+    test = val if test is None else test
+    return record(model, lr, dropout, val_acc=val, test_acc=test, test_used=1000, **kw)
+
+
+# ---------------------------------------------------------------- budgets
+def test_one_budget_has_no_budget_sections():
+    said = conclusions([quick("lenet", 0.97), quick("m5", 0.96)])
+    none(said, "Budget ")
+    one(said, "Best model by validation accuracy: lenet")
+
+
+def test_mixed_budgets_are_ranked_apart_and_said_at_the_top():
+    records = [
+        quick("lenet", 0.99, train_subset=8000),  # more images: it would win any ranking
+        quick("m5", 0.97),
+        quick("mlp", 0.93),
+        quick("alexnet", 0.92, train_subset=3000, eval_subset=500),
+    ]
+    analysis = analyse(to_runs(records))
+    assert [g.models for g in analysis.groups] == [["lenet"], ["alexnet"], ["m5", "mlp"]]
+    said = conclusions(records)
+    assert said[0].startswith("Budget A (lenet): 8,000 of 54,000 training images × 4 epochs")
+    # Ranked within budget C only: lenet (budget A) is never set against m5 or mlp.
+    ranking = one(said, "Validation accuracy of each model's best combination")
+    assert "m5 97.00%" in ranking and "mlp 93.00%" in ranking and "lenet" not in ranking
+    assert sum(s.startswith("Best model by validation accuracy") for s in said) == 3
+    from mnistlab.report.conclusions import mixed_budget_note
+    from mnistlab.report.i18n import Tr
+
+    note = mixed_budget_note(analysis, Tr("en"))
+    assert note.startswith("This sweep mixes 3 budgets") and "never across" in note
+
+
+def test_evaluation_images_alone_make_a_different_budget():
+    records = [quick("m5", 0.97), quick("mlp", 0.95, eval_subset=500)]
+    assert len(analyse(to_runs(records)).groups) == 2
+    none(conclusions(records), "runner-up")  # nothing to compare within either budget
+
+
+def test_no_time_fit_across_budgets():
+    records = [
+        quick("lenet", 0.97),
+        quick("wrn", 0.98),
+        quick("vgg", 0.96, train_subset=3000),  # a third model, but on another budget
+    ]
+    none(conclusions(records), "Pearson")
+    records[-1] = quick("vgg", 0.96)
+    one(conclusions(records), "Pearson")
+
+
+# ---------------------------------------------------------------- runs that did not learn
+def test_a_run_near_chance_is_named_and_excluded():
+    records = [quick("lenet", 0.97), quick("vgg", 0.1123, lr=5e-3), quick("vgg", 0.96)]
+    said = conclusions(records)
+    text = one(said, "Did not learn")
+    assert (
+        "vgg (lr=0.005, dropout=0.25) at 11.23% validation accuracy, within 10 points of chance (10%)"
+        in text
+    )
+    assert "vgg 11.23" not in " ".join(said)
+
+
+def test_a_run_far_below_its_models_other_runs_is_excluded():
+    records = [quick("lenet", 0.97), quick("lenet", 0.45, lr=5e-3), quick("m5", 0.96)]
+    text = one(conclusions(records), "Did not learn")
+    assert (
+        "lenet (lr=0.005, dropout=0.25) at 45.00% validation accuracy, less than half-way" in text
+    )
+    assert "its model's best other run (lenet (lr=0.001, dropout=0.25), 97.00%)" in text
+
+
+def test_a_model_far_below_the_other_models_of_its_budget_is_excluded_from_rankings():
+    records = [quick("resnet", 0.95), quick("vgg", 0.258), quick("alexnet", 0.93)]
+    said = conclusions(records)
+    text = one(said, "Did not learn")
+    assert "vgg (lr=0.001, dropout=0.25) at 25.80% validation accuracy" in text
+    assert "to the best of the other models on this budget (resnet, 95.00%)" in text
+    ranking = one(said, "Validation accuracy of each model's best combination")
+    assert "vgg" not in ranking
+
+
+def test_a_weak_run_that_learned_is_kept():
+    records = [quick("lenet", 0.97), quick("lenet", 0.90, lr=5e-3), quick("mlp", 0.60)]
+    none(conclusions(records), "Did not learn")
+
+
+def test_exactly_half_way_is_not_excluded():
+    # chance 10%; the best other run at 90%: half-way is 50%.
+    records = [quick("lenet", 0.90), quick("lenet", 0.50, lr=5e-3)]
+    none(conclusions(records), "Did not learn")
+    records[1] = quick("lenet", 0.4999, lr=5e-3)
+    one(conclusions(records), "Did not learn")
+
+
+def test_excluded_runs_leave_fits_out():
+    records = [quick("lenet", 0.97), quick("wrn", 0.98), quick("vgg", 0.11)]
+    none(conclusions(records), "Pearson")  # only 2 models learned
+
+
+# ---------------------------------------------------------------- the best model
+def test_best_model_sentence_carries_the_interval_for_its_images():
+    said = conclusions([quick("lenet", 0.992, test=0.992), quick("m5", 0.98)])
+    assert said[0] == (
+        "Best model by validation accuracy: lenet (lr=0.001, dropout=0.25) with 99.20% "
+        "validation and 99.20% test accuracy (95% interval 98.43–99.59%, 1,000 test images; "
+        "61,990 parameters, 190 s)."
+    )
+
+
+def test_repeated_seeds_are_mean_std_with_n():
+    records = [quick("lenet", v, seed=s, test=v) for s, v in ((0, 0.990), (1, 0.992), (2, 0.994))]
+    said = conclusions(records)
+    assert "with 99.20% ± 0.20 (n=3) validation and 99.20% ± 0.20 (n=3) test accuracy" in said[0]
+    assert "95% t interval of the mean 98.70–99.70%, n=3" in said[0]
+
+
+@pytest.mark.parametrize(
+    "other_test, claimed",
+    [(0.995, True), (0.985, False), (0.990, False)],  # higher, lower, equal
+)
+def test_test_higher_sentence_only_when_a_lower_ranked_model_scores_higher(other_test, claimed):
+    said = conclusions([quick("resnet", 0.993, test=0.990), quick("lenet", 0.992, test=other_test)])
+    if claimed:
+        text = one(said, "On test accuracy")
+        assert "lenet's best combination scores higher (99.50% vs 99.00%)" in text
+    else:
+        none(said, "On test accuracy")
+
+
+@pytest.mark.parametrize(
+    "second, tied",
+    [(0.978, True), (0.960, False), (0.980, True)],  # inside, outside, equal (difference zero)
+)
+def test_ranking_marks_ties_within_noise(second, tied):
+    said = conclusions([quick("resnet", 0.980), quick("lenet", second)])
+    ranking = one(said, "Validation accuracy of each model's best combination")
+    if tied:
+        assert "(tied with the top within noise)" in ranking
+        assert "inside the top's 95% interval for 6,000 validation images" in ranking
+    else:
+        assert "tied" not in ranking
+
+
+# ---------------------------------------------------------------- paired tests
+@pytest.mark.parametrize(
+    "p, text",
+    [
+        (0.41, "p=0.41"),
+        (0.0031, "p=0.0031"),
+        (0.0004, "p<0.001"),
+        (1.0, "p=1"),
+        (0.0496, "p=0.0496"),
+    ],
+)
+def test_p_values_are_printed_so_the_text_agrees_with_the_verdict(p, text):
+    assert p_text(p) == text
+    shown = float(text.split("=")[1]) if "=" in text else 0.0
+    assert (shown < 0.05) == (p < 0.05)
+
+
+@pytest.mark.parametrize(
+    "only_a, only_b, verdict",
+    [
+        (30, 5, "the difference is significant (p<0.001)"),
+        (10, 8, "the two are not distinguishable (p=0.81)"),
+        (7, 7, "the two are not distinguishable (p=1)"),  # no difference at all
+        (5, 12, "the two are not distinguishable (p=0.14)"),  # the runner-up was right more
+    ],
+)
+def test_best_against_runner_up_by_exact_mcnemar(only_a, only_b, verdict):
+    a, b = pair(only_a, only_b)
+    said = conclusions([quick("resnet", 0.99, predictions=a), quick("lenet", 0.98, predictions=b)])
+    text = one(said, "runner-up")
+    assert text.startswith("resnet (99.00% test) against the runner-up lenet (98.00% test)")
+    assert (
+        f"on the same 1,000 test images: only resnet was right on {only_a}, only lenet on {only_b}"
+        in text
+    )
+    assert text.endswith(f"exact McNemar test: {verdict}.")
+
+
+def test_no_paired_test_without_predictions_or_on_different_images():
+    a, _ = pair(10, 2)
+    said = conclusions([quick("resnet", 0.99, predictions=a), quick("lenet", 0.98)])
+    assert one(said, "runner-up").endswith(
+        "no paired test, because per-image test predictions were not recorded for both runs."
+    )
+    other = preds(set(), labels=[(i + 3) % 10 for i in range(1000)])
+    said = conclusions(
+        [quick("resnet", 0.99, predictions=a), quick("lenet", 0.98, predictions=other)]
+    )
+    assert one(said, "runner-up").endswith(
+        "no paired test, because they were judged on different test images."
+    )
+
+
+def test_best_against_the_users_choice():
+    ours, theirs = pair(40, 10)
+    records = [
+        quick("lenet", 0.990, lr=1e-3, dropout=0.25, predictions=ours),
+        quick("lenet", 0.985, lr=5e-3, dropout=0.3, predictions=theirs),  # the user's pick
+    ]
+    text = one(conclusions(records), "the user's choice")
+    assert text.startswith(
+        "lenet: the best combination here (lr=0.001, dropout=0.25; 99.00% test) against the "
+        "user's choice (lr=0.005, dropout=0.3; 98.50% test) on the same 1,000 test images"
+    )
+    assert "only ours was right on 40, only the user's choice on 10" in text
+    assert "significant (p<0.001)" in text
+    # Where the user's combination wins here, the sentence says so instead.
+    records[1] = quick("lenet", 0.995, lr=5e-3, dropout=0.3, predictions=theirs)
+    assert "the best combination here is the user's own choice (lr=0.005, dropout=0.3)" in one(
+        conclusions(records), "user's own choice"
+    )
+    # Not run: nothing said.
+    none(conclusions(records[:1]), "user's")
+
+
+# ---------------------------------------------------------------- ties within one model
+def test_exact_tie_is_broken_by_time_and_said():
+    fast = quick("lenet", 0.971, lr=1e-3)
+    slow = quick("lenet", 0.971, lr=5e-3)
+    slow["result"]["total_seconds"] = 300.0
+    text = one(conclusions([slow, fast]), "tie within noise")
+    assert text.startswith("lenet: 2 combinations tie within noise on validation accuracy")
+    assert (
+        "Shown as best: lr=0.001, dropout=0.25, tied exactly on validation accuracy and size"
+        in text
+    )
+    assert "chosen for the shorter running time" in text
+
+
+def test_near_tie_names_the_highest_and_a_clear_gap_is_no_tie():
+    said = conclusions([quick("lenet", 0.975, lr=1e-3), quick("lenet", 0.973, lr=5e-3)])
+    assert "the highest validation accuracy of them" in one(said, "tie within noise")
+    said = conclusions([quick("lenet", 0.990, lr=1e-3), quick("lenet", 0.960, lr=5e-3)])
+    none(said, "tie within noise")
+
+
+# ---------------------------------------------------------------- efficiency and time
+@pytest.mark.parametrize(
+    "small_val, expected",
+    [
+        (0.9705, ": lenet with 61,990 parameters (180x fewer than resnet)"),  # within 0.1
+        (0.9690, "resnet itself — no smaller model came that close"),  # 0.2 points below
+        # Equal: the smaller model is ranked first (fewer parameters break the tie).
+        (0.9710, "lenet itself, which is also the smallest model compared (61,990 parameters)"),
+    ],
+)
+def test_efficiency_sentence(small_val, expected):
+    said = conclusions([quick("resnet", 0.9710), quick("lenet", small_val)])
+    text = one(said, "Most accurate per parameter")
+    assert expected in text
+    if "no smaller" in expected:
+        assert "(0.20 points lower)" in text
+
+
+def times(seconds: dict[str, float]) -> list[dict]:
+    out = []
+    for model, secs in seconds.items():
+        rec = quick(model, 0.97)
+        rec["result"]["total_seconds"] = secs
+        out.append(rec)
+    return out
+
+
+@pytest.mark.parametrize(
+    "seconds, start",
+    [
+        ({"lenet": 100, "wrn": 400, "resnet": 900}, "Running time grew with parameter count"),
+        ({"lenet": 900, "wrn": 400, "resnet": 100}, "Running time fell as parameter count grew"),
+        ({"lenet": 200, "wrn": 100, "resnet": 100, "vgg": 200}, "Running time showed no clear"),
+    ],
+)
+def test_time_sentence_follows_the_sign_of_the_correlation(seconds, start):
+    text = one(conclusions(times(seconds)), "Pearson")
+    assert text.startswith(start)
+
+
+# ---------------------------------------------------------------- dropout
+def gaps(model: str, values: dict[float, float], lrs=(1e-3, 5e-3)) -> list[dict]:
+    return [
+        quick(model, 0.97, lr=lr, dropout=d, hist=history(4, gap=g))
+        for d, g in values.items()
+        for lr in lrs
+    ]
+
+
+def test_dropout_gap_growing_below_zero_is_said_to_grow():
+    # The bug this replaces: -0.019 -> -0.094 was called "narrowed".
+    text = one(conclusions(gaps("lenet", {0.25: -0.019, 0.5: -0.094})), "lenet: the train")
+    assert text.startswith(
+        "lenet: the train-validation gap grew as dropout rose: 0.019 at dropout 0.25, 0.094 at "
+        "dropout 0.5 in size (4.9x between the lowest and highest dropout); validation loss was "
+        "below training loss at every dropout value"
+    )
+    assert "narrow" not in text and "shrank" not in text
+
+
+def test_dropout_gap_shrinking_above_zero_is_said_to_shrink():
+    text = one(conclusions(gaps("lenet", {0.25: 0.06, 0.5: 0.02})), "lenet: the train")
+    assert "gap shrank as dropout rose: 0.060 at dropout 0.25, 0.020 at dropout 0.5" in text
+    assert "validation loss was above training loss at every dropout value" in text
+
+
+def test_dropout_gap_crossing_zero_says_the_sign_changed():
+    # The H200 report's lenet: 0.005, 0.001, -0.016, -0.149.
+    values = {0.25: 0.005, 0.3: 0.001, 0.5: -0.016, 0.75: -0.149}
+    text = one(conclusions(gaps("lenet", values)), "train-validation gap did not")
+    assert text.startswith(
+        "lenet: the size of the train-validation gap did not change consistently with dropout: "
+        "0.005 at dropout 0.25, 0.001 at dropout 0.3, 0.016 at dropout 0.5, 0.149 at dropout 0.75"
+    )
+    assert (
+        "the sign changed: validation loss was above training loss at dropout 0.25, 0.3 and "
+        "below it at 0.5, 0.75"
+    ) in text
+    # Symmetric crossing: same size on both sides of zero.
+    text = one(conclusions(gaps("lenet", {0.25: 0.02, 0.5: -0.02})), "gap was the same")
+    assert "the same size at every dropout value" in text and "the sign changed" in text
+
+
+def test_dropout_pooled_over_models_only_when_every_model_saw_every_value():
+    balanced = gaps("lenet", {0.25: 0.02, 0.5: 0.06}) + gaps("m5", {0.25: 0.01, 0.5: 0.03})
+    one(
+        conclusions(balanced),
+        "Across the 2 models, each run at every dropout value, the size of the gap grew in 2.",
+    )
+    unbalanced = gaps("lenet", {0.25: 0.02, 0.5: 0.06}) + gaps("m5", {0.25: 0.01, 0.3: 0.03})
+    none(conclusions(unbalanced), "Across the")
+
+
+def test_no_dropout_claim_with_one_dropout_value():
+    none(conclusions(gaps("lenet", {0.25: 0.02})), "train-validation gap")
+
+
+# ---------------------------------------------------------------- learning rate
+def wobbly(model: str, lr: float, wobble: float, dropout: float = 0.25) -> dict:
+    return quick(model, 0.97, lr=lr, dropout=dropout, hist=history(5, wobble=wobble))
+
+
+@pytest.mark.parametrize(
+    "wobbles, summary",
+    [
+        ((0.0, 0.2), "larger learning rates gave less stable loss curves"),
+        ((0.2, 0.0), "larger learning rates gave steadier loss curves"),
+        ((0.2, 0.2), "the share of rising epochs was the same at every learning rate"),
+    ],
+)
+def test_lr_stability_per_model(wobbles, summary):
+    records = [wobbly("lenet", lr, w) for lr, w in zip((1e-3, 1e-2), wobbles, strict=True)]
+    text = one(conclusions(records), "Learning rate and stability, lenet:")
+    assert text.endswith(summary + ".")
+
+
+def test_lr_effect_is_not_pooled_when_the_lr_goes_with_the_model():
+    # lr 5e-4 only for alexnet, 1e-3 / 1e-2 only for lenet: a pooled "effect" would be the
+    # model's. Per-model sentences only.
+    records = [
+        wobbly("lenet", 1e-3, 0.0),
+        wobbly("lenet", 1e-2, 0.2),
+        wobbly("alexnet", 5e-4, 0.0),
+        wobbly("alexnet", 1e-3, 0.0),
+    ]
+    said = conclusions(records)
+    one(said, "Learning rate and stability, lenet:")
+    one(said, "Learning rate and stability, alexnet:")
+    none(said, "all 2 models together")
+    balanced = records[:2] + [wobbly("alexnet", 1e-3, 0.0), wobbly("alexnet", 1e-2, 0.2)]
+    one(conclusions(balanced), "Learning rate and stability, all 2 models together")
+
+
+# ---------------------------------------------------------------- statuses
+def test_pruned_runs_are_counted_as_not_finished():
+    records = [quick("lenet", 0.97), record("lenet", 5e-3, status="pruned", hist=history(2))]
+    records[1]["result"]["status"] = "pruned"
+    said = conclusions(records)
+    assert "1 run has not finished (1 pruned); it is not ranked." in said
+
+
+# ---------------------------------------------------------------- Chinese
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_every_sentence_kind_has_a_chinese_version():
+    a, b = pair(30, 5)
+    records = [
+        *gaps("lenet", {0.25: 0.005, 0.3: 0.001, 0.5: -0.016, 0.75: -0.149}),
+        quick("m5", 0.99, predictions=a),
+        quick("wrn", 0.98, predictions=b),
+        quick("vgg", 0.11),
+        quick("alexnet", 0.93, train_subset=3000),
+        record("lenet", 9e-3, status="diverged", hist=history(2) + [{"epoch": 3}]),
+        record("lenet", 8e-3, status="failed", hist=[], error="boom"),
+    ]
+    english = conclusions(records)
+    chinese = conclusions(records, lang="zh")
+    assert len(chinese) == len(english)
+    for text in chinese:
+        assert CJK.search(text), text
+        # Only names, numbers and config notation stay in Latin letters.
+        words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", text)}
+        assert words <= {"lenet", "dropout", "mcnemar", "alexnet", "pearson", "boom"}, (words, text)
