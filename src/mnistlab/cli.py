@@ -486,14 +486,27 @@ def add_report_parser(sub) -> None:
     p = sub.add_parser("report", help="write a sweep's lab report (tables, figures, HTML)")
     p.add_argument("sweep_dir", help="a sweep folder (the one holding runs/)")
     p.add_argument("--out", default=None, help="output folder (default SWEEP_DIR/report)")
+    p.add_argument(
+        "--lang",
+        default="en",
+        choices=["en", "zh"],
+        help="language of the whole report: en (default) or zh (Chinese)",
+    )
+    p.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print it to report.pdf (A4; needs playwright and Debian's chromium)",
+    )
     p.set_defaults(handler=cmd_report)
 
 
 def cmd_report(args) -> int:
     from .report import build_report
 
-    index = build_report(args.sweep_dir, args.out)
+    index = build_report(args.sweep_dir, args.out, lang=args.lang, pdf=args.pdf)
     print(f"report: {index}")
+    if args.pdf:
+        print(f"pdf: {index.with_name('report.pdf')}")
     return 0
 
 
