@@ -173,9 +173,7 @@ def test_a_rerun_does_only_the_runs_not_finished(ray_instance, tmp_path):
 
 
 @pytest.mark.slow
-def test_lost_workers_are_retried_and_errors_recorded_at_once(
-    ray_instance, tmp_path, monkeypatch
-):
+def test_lost_workers_are_retried_and_errors_recorded_at_once(ray_instance, tmp_path, monkeypatch):
     sweep = tiny_sweep(tmp_path, "s")
     attempts_dir = tmp_path / "attempts"
     attempts_dir.mkdir()
