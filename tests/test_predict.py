@@ -568,3 +568,32 @@ def test_release_memory_gives_a_large_decode_back():
     assert done.returncode == 0, done.stderr[-2000:]
     held, kept = map(int, done.stdout.split())
     assert kept < 20, (held, kept)
+
+
+def test_large_pictures_are_shrunk_first_and_give_the_same_digit():
+    # Issue 13: the pipeline after decoding (grey, levels, a float32 crop) ran at full size,
+    # ~20 bytes a pixel; now at most WORK_PIXELS. The digit must not change.
+    from mnistlab.preprocess import WORK_PIXELS
+
+    def drawing(side: int) -> bytes:
+        image = Image.new("RGB", (side, side), "white")
+        s = side / 100
+        ImageDraw.Draw(image).line([(30 * s, 20 * s), (70 * s, 20 * s), (40 * s, 85 * s)],
+                                   fill="black", width=round(7 * s))  # fmt: skip
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    small = preprocess_image(drawing(300))
+    assert WORK_PIXELS < 2500**2
+    assert correlation(preprocess_image(drawing(2500)), small) > 0.97
+    jpeg = io.BytesIO()
+    Image.open(io.BytesIO(drawing(2500))).save(jpeg, format="JPEG")  # decoded at 1/2 scale
+    assert correlation(preprocess_image(jpeg.getvalue()), small) > 0.97
+
+
+def test_a_side_longer_than_the_cap_is_refused():
+    # 1 x 39,999,999 is under the pixel cap, but Pillow's row table alone would be 320 MB.
+    with pytest.raises(ImageError, match="the limit is 20,000 pixels a side") as info:
+        preprocess_image(png_with_header(1, 39_999_999))
+    assert info.value.reason == "too_many_pixels"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -37,6 +38,14 @@ BOX_SIZE = 20  # the digit's longer side after scaling (MNIST's box)
 # greyscale is 40 MB, and a file past either cap is far more likely a mistake or an attack.
 MAX_FILE_BYTES = 32 * 2**20
 MAX_PIXELS = 40_000_000
+# Pillow keeps a pointer per row, so a 1x40,000,000 picture costs 320 MB before its 40 MB
+# of pixels: a side is capped too (the widest phone panoramas are ~16,000 px).
+MAX_SIDE = 20_000
+# The result is 20x20 pixels of ink, so a larger picture is shrunk (box-averaged, or decoded
+# at 1/2 to 1/8 scale for JPEG) to at most this many pixels right after decoding: the steps
+# after it (greyscale, levels, crop in float32) then cost ~20 bytes a pixel of 4 megapixels,
+# not of 40 (a 1x40M-pixel PNG header over a few bytes of data cost 760 MB before).
+WORK_PIXELS = 4_000_000
 
 # Formats that hold a single picture of a digit. Others (PSD, EPS, ICO, ...) are refused
 # before their decoders run, which keeps the attack surface to well-worn code.
@@ -93,9 +102,11 @@ def open_image(
     *,
     max_bytes: int = MAX_FILE_BYTES,
     max_pixels: int = MAX_PIXELS,
+    work_pixels: int | None = None,
 ):
     """Decode a path, bytes or PIL image fully (so truncation shows here), with the caps
-    applied. Returns a loaded `PIL.Image.Image`, upright per its EXIF orientation."""
+    applied. Returns a loaded `PIL.Image.Image`, upright per its EXIF orientation, and (with
+    `work_pixels`) shrunk by a whole factor to at most that many pixels."""
     from PIL import Image, ImageOps
 
     if isinstance(source, Image.Image):
@@ -117,10 +128,13 @@ def open_image(
             raise TypeError(f"expected a path, bytes or a PIL image, got {type(source).__name__}")
         if not data:
             raise ImageError(f"{label}: empty file", "not_an_image")
-        image = _decode(data, label, max_pixels)
+        image = _decode(data, label, max_pixels, work_pixels)
+    if work_pixels is not None:
+        image = _shrink(image, work_pixels)
     # Phone photos are often stored sideways with an orientation tag; a malformed EXIF block
-    # should not cost the picture itself.
-    with contextlib.suppress(Exception):
+    # should not cost the picture itself (nor print Pillow's "Corrupt EXIF data" warning).
+    with contextlib.suppress(Exception), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         image = ImageOps.exif_transpose(image)
     return image
 
@@ -133,15 +147,52 @@ def _check_pixels(size: tuple[int, int], label: str, max_pixels: int) -> None:
             f"the limit is {max_pixels / 1e6:g} megapixels",
             "too_many_pixels",
         )
+    if max(width, height) > MAX_SIDE:
+        raise ImageError(
+            f"{label}: image is {width}x{height} pixels; the limit is {MAX_SIDE:,} pixels a side",
+            "too_many_pixels",
+        )
     if width < 1 or height < 1:
         raise ImageError(f"{label}: image has no pixels ({width}x{height})", "not_an_image")
 
 
-def _decode(data: bytes, label: str, max_pixels: int):
+def _shrink_factor(size: tuple[int, int], work_pixels: int) -> int:
+    width, height = size
+    factor = max(1, math.ceil(math.sqrt(width * height / work_pixels)))
+    while math.ceil(width / factor) * math.ceil(height / factor) > work_pixels:
+        factor += 1  # a long thin picture: its short side cannot shrink below 1
+    return factor
+
+
+def _shrink(image, work_pixels: int):
+    """`image` box-averaged by a whole factor to at most `work_pixels` pixels."""
+    factor = _shrink_factor(image.size, work_pixels)
+    if factor == 1:
+        return image
+    try:
+        return image.reduce(factor)
+    except (ValueError, OSError):  # a mode reduce() does not take (1, P, I;16, LAB...)
+        pass
+    if image.mode.startswith("I;16"):
+        target = "I"
+    elif _has_alpha(image):
+        target = "RGBA"
+    else:
+        target = "L"
+    try:
+        return image.convert(target).reduce(factor)
+    except (ValueError, OSError):
+        return image  # the grey conversion will say what is wrong with it
+
+
+def _decode(data: bytes, label: str, max_pixels: int, work_pixels: int | None = None):
     from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():
-        # Pillow only warns below twice its own limit; a bomb must not slip through as a warning.
+        # Pillow's other warnings about a damaged file (EXIF, palettes...) are noise beside the
+        # one-line error or the result. Pillow only warns below twice its own limit; a bomb
+        # must not slip through as a warning.
+        warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data), formats=FORMATS)
@@ -160,6 +211,12 @@ def _decode(data: bytes, label: str, max_pixels: int):
             ) from None
         # The header is all Pillow has read so far: check the size before decoding pixels.
         _check_pixels(image.size, label, max_pixels)
+        if work_pixels is not None and image.format == "JPEG":
+            factor = _shrink_factor(image.size, work_pixels)
+            if factor > 1:  # libjpeg decodes at 1/2, 1/4 or 1/8 scale for a fraction of the cost
+                with contextlib.suppress(Exception):
+                    w, h = image.size
+                    image.draft(image.mode, (math.ceil(w / factor), math.ceil(h / factor)))
         try:
             image.load()
         except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, zlib.error...
@@ -228,9 +285,11 @@ def preprocess_image(
     levels in [0, 255]. Raises `ImageError` (a `UserError`) for anything unusable."""
     box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
-    if isinstance(source, np.ndarray):
-        return _digit_from_grey(_grey_from_array(source, label), label, size, box)
-    image = open_image(source, label, max_bytes=max_bytes, max_pixels=max_pixels)
+    if isinstance(source, np.ndarray | np.generic):  # a numpy scalar is a 0-d array
+        return _digit_from_grey(_grey_from_array(np.asarray(source), label), label, size, box)
+    image = open_image(
+        source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
+    )
     try:
         return _digit_from_grey(_to_grey(image, 255, label), label, size, box)
     except ImageError as exc:
@@ -245,8 +304,12 @@ def _grey_from_array(array: np.ndarray, label: str) -> np.ndarray:
         raise ImageError(
             f"{label}: expected a 2-D array of grey levels, got shape {array.shape}", "bad_array"
         )
-    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.number)):
-        raise ImageError(f"{label}: expected numbers, got {array.dtype}", "bad_array")
+    if (
+        array.dtype == np.bool_
+        or not np.issubdtype(array.dtype, np.number)
+        or np.issubdtype(array.dtype, np.complexfloating)
+    ):
+        raise ImageError(f"{label}: expected real numbers, got {array.dtype}", "bad_array")
     arr = array.astype(np.float64)
     if not np.isfinite(arr).all():
         raise ImageError(f"{label}: pixel values must be finite numbers", "bad_array")
