@@ -363,8 +363,8 @@ def _size_blocks(analysis, files, tr: Tr, ftr: Tr, taken: set[str]) -> list[Bloc
     blocks: list[Block] = [Heading(tr("h_size"), anchor="size")]
     figures: list[Block] = []
     for group in analysis.groups:
-        # Across budgets nothing is compared; within a mixed sweep a lone model shows nothing.
-        if not group.bests or (analysis.mixed and len(group.bests) < 2):
+        # Models are set side by side only within a budget, and one model alone shows nothing.
+        if len(group.bests) < 2:
             continue
         subtitle = _subtitle(group, analysis, ftr)
         suffix = _suffix(group, analysis)

@@ -23,8 +23,10 @@ EN: dict[str, str | tuple[str, str]] = {
     "html_title": "mnistlab report: {name}",
     "title": "Lab report: {name}",
     "intro": (
+        "{n} run in {sweep} ({tally}). Written by mnistlab report from the ledger alone: "
+        "every number comes from the runs' result.json and history.json.",
         "{n} runs in {sweep} ({tally}). Written by mnistlab report from the ledger alone: "
-        "every number comes from the runs' result.json and history.json."
+        "every number comes from the runs' result.json and history.json.",
     ),
     "recorded_with": "Recorded with {env}.",
     "env_device": "device",
@@ -54,14 +56,14 @@ EN: dict[str, str | tuple[str, str]] = {
     ),
     "h_size": "Accuracy, size and time",
     "size_none": "No finished run, so nothing to plot yet.",
-    "size_one": "Only one model per budget, so there is nothing to set side by side.",
+    "size_one": "No budget has two models that learned, so there is nothing to set side by side.",
     "h_curves": "Loss and accuracy curves per combination",
     "curves_note": (
         "Rows: learning rate, each as a loss row with the accuracy row beneath it; columns: "
         "dropout. Train solid, validation dashed; the dotted grey line marks the epoch chosen by "
         "validation accuracy. Diverged runs are drawn as far as they went and marked in red."
     ),
-    "curves_none": "No run has recorded an epoch yet.",
+    "curves_none": "No run in this ledger has a recorded history (history.json), so there are no curves.",
     "h_best_model": "Best model: {label}",
     "best_model_line": (
         "Run {run}: {val}% validation, {test}% test accuracy (95% interval {ci}%) at epoch {epoch}."
@@ -157,6 +159,10 @@ EN: dict[str, str | tuple[str, str]] = {
     "tie_break_time": "tied exactly on validation accuracy and size and chosen for the shorter running time",
     "tie_break_id": "tied exactly on validation accuracy, size and time and chosen by run id",
     "efficiency_definition": (
+        "the smallest model whose best validation accuracy is not distinguishable from the top's "
+        "({model}, {val}%; inside its 95% interval {ci}% for {n} validation images)"
+    ),
+    "efficiency_definition_points": (
         "the smallest model whose best validation accuracy is within {points} points of the top "
         "({model}, {val}%)"
     ),
@@ -396,13 +402,13 @@ ZH: dict[str, str | tuple[str, str]] = {
     "overlay_intro": "把每个模型最佳组合的逐轮验证损失和验证准确率画在同一张图上；训练曲线以浅色点线表示。",
     "h_size": "准确率、模型大小与运行时间",
     "size_none": "还没有完成的运行，暂无可画的图。",
-    "size_one": "每种预算下只有一个模型，没有可以并列比较的内容。",
+    "size_one": "没有哪种预算下有两个学到东西的模型，没有可以并列比较的内容。",
     "h_curves": "各参数组合的损失曲线与准确率曲线",
     "curves_note": (
         "行：学习率，每个学习率一行损失、其下一行准确率；列：dropout。实线为训练，虚线为验证；"
         "灰色点线标出按验证准确率选中的轮次。发散的运行画到其停止处并以红色标出。"
     ),
-    "curves_none": "还没有运行记录到任何一轮。",
+    "curves_none": "实验记录中没有任何运行的逐轮历史（history.json），因此没有曲线。",
     "h_best_model": "最佳模型：{label}",
     "best_model_line": "运行 {run}：验证准确率 {val}%，测试准确率 {test}%（95% 置信区间 {ci}%），取自第 {epoch} 轮。",
     "confusion_title": "混淆矩阵：{model}，测试集（{n} 张图像，错 {wrong} 张）",
@@ -481,7 +487,10 @@ ZH: dict[str, str | tuple[str, str]] = {
     "tie_break_params": "验证准确率完全相同，参数更少",
     "tie_break_time": "验证准确率和参数量完全相同，运行时间更短",
     "tie_break_id": "验证准确率、参数量和时间完全相同，按运行 ID 选取",
-    "efficiency_definition": "最佳验证准确率与第一名（{model}，{val}%）相差不超过 {points} 个百分点的最小模型",
+    "efficiency_definition": (
+        "最佳验证准确率与第一名（{model}，{val}%）无法区分（落在其 {n} 张验证图像的 95% 置信区间 {ci}% 之内）的最小模型"
+    ),
+    "efficiency_definition_points": "最佳验证准确率与第一名（{model}，{val}%）相差不超过 {points} 个百分点的最小模型",
     "efficiency_smaller": (
         "按参数计最高效的模型（定义为{definition}）：{model}，参数量 {params}（比 {top} 少 {times}），"
         "验证准确率 {val}%，测试准确率 {test}%。"
