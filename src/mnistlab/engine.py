@@ -61,8 +61,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 # Below this many multiply-accumulates per image, bf16 and channels_last slow a model down on
-# the CPU (measured on the 2-core development CPU: LeNet, 0.4M MACs, 10,750 img/s in fp32 and
-# the plain layout, 9,540 with both; a plain 3x3 CNN of 7.8M MACs, 1,820 -> 4,540 with both).
+# the CPU (docs/NOTES.md has the measurements).
 SMALL_MODEL_MACS = 1_000_000
 
 
@@ -280,9 +279,8 @@ class WeightEMA:
     """An exponential moving average of a model's weights and batch-norm statistics.
 
     The decay warms up as min(decay, (1 + n) / (10 + n)) over the first updates, as in
-    TensorFlow's ExponentialMovingAverage: with a fixed 0.999 from the first step, the random
-    initial weights still make up two thirds of the average after 400 steps (measured on an
-    H200: m5's EMA weights stayed at 10-50% validation accuracy for three epochs).
+    TensorFlow's ExponentialMovingAverage: a fixed decay keeps the random initial weights in
+    the average for hundreds of steps (docs/NOTES.md).
     """
 
     def __init__(self, model: nn.Module, decay: float):
@@ -680,7 +678,21 @@ def one_epoch(s: Session, state: TrainState, epoch: int, progress: bool) -> str 
 def run_epochs(s: Session, state: TrainState, folder, *, log, progress, on_epoch):
     """The epoch loop. Returns (status, why): finished, diverged, pruned or interrupted."""
     config = s.config
-    board = open_tensorboard(folder, len(state.history)) if config.tensorboard else None
+    board = open_tensorboard(folder, len(state.history), config) if config.tensorboard else None
+    status, why = "interrupted", None
+    try:
+        status, why = _epoch_loop(
+            s, state, folder, board, log=log, progress=progress, on_epoch=on_epoch
+        )
+        return status, why
+    finally:
+        if board is not None:
+            # A finished run that did not learn is recorded as diverged (see train()).
+            close_tensorboard(board, "diverged" if status == "finished" and why else status)
+
+
+def _epoch_loop(s: Session, state: TrainState, folder, board, *, log, progress, on_epoch):
+    config = s.config
     try:
         for epoch in range(len(state.history) + 1, config.epochs + 1):
             why = one_epoch(s, state, epoch, progress)
@@ -696,6 +708,8 @@ def run_epochs(s: Session, state: TrainState, folder, *, log, progress, on_epoch
             if board is not None:
                 for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
                     board.add_scalar(key.replace("_", "/", 1), row[key], epoch)
+                # What the run is chosen by: the HParams table shows its last value.
+                board.add_scalar("val/best_acc", state.best_val_acc, epoch)
                 board.flush()
             if folder is not None:
                 # Epochs shorter than this are cheaper to redo than to save (VGG's optimiser
@@ -707,19 +721,32 @@ def run_epochs(s: Session, state: TrainState, folder, *, log, progress, on_epoch
     except KeyboardInterrupt:
         log(f"interrupted after {len(state.history)} finished epoch(s); history kept")
         return "interrupted", None
-    finally:
-        if board is not None:
-            board.close()
     return "finished", why_not_learned(state, s)
 
 
-def open_tensorboard(folder, epochs_done: int):
+def open_tensorboard(folder, epochs_done: int, config: TrainConfig | None = None):
+    """The run's TensorBoard writer, its settings written as an HParams session start (so
+    TensorBoard's HParams table and parallel-coordinates view list the run)."""
     if folder is None:
         return None
     from torch.utils.tensorboard import SummaryWriter
 
+    from .tracking import hparams_start
+
     # purge_step drops events a killed attempt wrote past the epoch we resume from.
-    return SummaryWriter(str(folder.tensorboard_dir()), purge_step=epochs_done + 1)
+    board = SummaryWriter(str(folder.tensorboard_dir()), purge_step=epochs_done + 1)
+    if config is not None:
+        board.file_writer.add_summary(hparams_start(config.to_dict()))
+    return board
+
+
+def close_tensorboard(board, status: str) -> None:
+    """End the run's HParams session (not for an interrupted run: it goes on later)."""
+    if status != "interrupted":
+        from .tracking import hparams_end
+
+        board.file_writer.add_summary(hparams_end(status))
+    board.close()
 
 
 def blank_metrics() -> dict[str, float | None]:

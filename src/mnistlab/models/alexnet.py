@@ -1,18 +1,10 @@
 """AlexNet adapted to 28x28 digits, as in the user's report: Krizhevsky, Sutskever and
 Hinton, "ImageNet classification with deep convolutional neural networks", NeurIPS 2012.
 
-The paper's 11x11/5x5 kernels, stride 4 and 3x3 overlapping pools would shrink a 28x28 image
-to nothing (the user hit "Output size is too small"), so, like the user, every convolution is
-3x3 (padding 1) and every pool is 2x2. The filter counts are the paper's two GPU halves added
-together: 96, 256, 384, 384, 256. Pools sit where the paper's do (after convolutions 1, 2
-and 5), which gives 28 -> 14 -> 7 -> 3 and the user's 256 x 3 x 3 = 2304 flattened features.
-No local response normalisation (later work found it does not help) and no batch norm (the
-seed had none).
-
-Parameters with 1 input channel and 10 classes: 29,583,562. The user's table says 28,514,378,
-1,069,184 fewer; the report does not show its AlexNet code and no layout built from the
-described layers (3x3 kernels, these filter counts, 2304 -> 4096 -> 4096 -> 10, with or
-without biases or batch norm) gives that number, so the difference is stated, not explained.
+Every convolution is 3x3 and every pool 2x2 (the paper's kernels and strides would shrink a
+28x28 image to nothing); the filter counts are the paper's: 96, 256, 384, 384, 256, pooled
+after convolutions 1, 2 and 5 (28 -> 14 -> 7 -> 3). 29,583,562 parameters; why that is not
+the user's 28,514,378 is in docs/NOTES.md.
 """
 
 from __future__ import annotations

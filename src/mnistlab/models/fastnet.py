@@ -6,13 +6,9 @@ first three max-pooled *before* their batch norm and ReLU (as airbench does), a 
 pool instead of a big flattened layer, and (in training, not here) AdamW with a one-cycle
 schedule, label smoothing and bf16.
 
-Why this shape, measured on the 2-core development CPU: pooling straight after the first
-convolution keeps every later convolution at 14x14 or smaller (2.6M multiply-accumulates per
-image; the earlier fastnet, 16-32-48-64 wide with its first pool after the second
-convolution, needed 7.8M and reached 99.2-99.3% after one epoch against 99.3-99.4% for this
-one), and pooling before BN and ReLU hands those memory-bound layers a quarter of the values.
-Widths are multiples of 16: a 12-24-48-96 variant, with fewer than 60% of these MACs, trained
-slower in one measurement (5,300 images/s against 9,500): oneDNN's bf16 kernels favour them.
+Pooling straight after the first convolution keeps later convolutions small (2.6M
+multiply-accumulates per image), and pooling before BN and ReLU hands those memory-bound
+layers a quarter of the values; the measurements behind the shape are in docs/NOTES.md.
 
 Layout: conv 16@28 -> pool 14 -> conv 32@14 -> pool 7 -> conv 64@7 -> pool 3 -> conv 128@3
 -> global max -> linear. 98,682 parameters with 1 input channel and 10 classes.
