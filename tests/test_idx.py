@@ -281,3 +281,11 @@ def test_concatenated_gzip_members_are_one_stream(images_path):
     raw = images_path.read_bytes()
     images_path.write_bytes(gzip.compress(raw[:7]) + gzip.compress(raw[7:]))
     assert read_images(images_path).shape == (5, 4, 3)
+
+
+def test_empty_shape_numpy_cannot_represent(tmp_path):
+    # Found by the long fuzz run: 0 data bytes are right for (0, 6, 81, 97408876, 97414797)
+    # int16, but numpy refuses the shape (its non-zero dimensions overflow) with a ValueError.
+    path = tmp_path / "odd"
+    path.write_bytes(struct.pack(">HBB5I", 0, 0x0B, 5, 0, 6, 81, 0x05CE576C, 0x05CE6E8D))
+    expect_error(path, read_idx, "numpy cannot hold")

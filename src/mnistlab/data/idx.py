@@ -185,7 +185,12 @@ def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = No
             f"{source}: {what}: header declares shape {tuple(shape)} = {expected} data bytes, "
             f"file has {actual}"
         )
-    data = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(shape)
+    try:
+        data = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(shape)
+    except ValueError:  # e.g. (0, 2**31, 2**31, 2**31): no data, but beyond numpy's sizes
+        raise IDXError(
+            f"{source}: header declares shape {tuple(shape)}, which numpy cannot hold"
+        ) from None
     return data.astype(dtype.newbyteorder("="), copy=True)
 
 
