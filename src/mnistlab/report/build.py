@@ -29,6 +29,7 @@ from .conclusions import (
     label,
     mixed_budget_note,
     pct,
+    status_tally,
 )
 from .document import Block, Bullets, Heading, Image, Paragraph, TableBlock, render_markdown
 from .html import render_html
@@ -198,11 +199,7 @@ def assemble(analysis: Analysis, sweep: Path, files: dict[str, bytes], tr: Tr) -
     """The report's blocks; figures and table files are added to `files` (name -> bytes)."""
     runs = analysis.runs
     ftr = plots.figure_language(tr)  # English figure labels when no CJK font is installed
-    statuses = sorted({r.status for r in runs})
-    tally = (
-        tr.join([f"{sum(r.status == s for r in runs)} {tr(f'status_{s}')}" for s in statuses])
-        or "—"
-    )
+    tally = status_tally(runs, tr) or "—"
     blocks: list[Block] = [
         Heading(tr("title", name=sweep.resolve().name), level=1),
         Paragraph(tr("intro", n=len(runs), sweep=sweep, tally=tally)),

@@ -620,6 +620,17 @@ def exclusion_sentences(group: Group, excluded: dict[str, Exclusion], tr: Tr) ->
     return [tr("excluded", n=len(items), items=tr.join(items, strong=True))]
 
 
+def status_tally(runs: list[Run], tr: Tr) -> str:
+    """'24 finished, 10 partial' / '已完成 24 次、部分完成 10 次'."""
+    statuses = sorted({r.status for r in runs})
+    return tr.join(
+        [
+            tr("open_item", n=sum(r.status == s for r in runs), status=tr(f"status_{s}"))
+            for s in statuses
+        ]
+    )
+
+
 def status_sentences(runs: list[Run], tr: Tr) -> list[str]:
     fields = combo_fields(runs)
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from .analysis import Analysis, Group
-from .conclusions import budget_label, exclusion_text, interval_text, pct
+from .conclusions import budget_label, exclusion_text, interval_text, pct, status_tally
 from .i18n import Tr
 from .runs import (
     DROPOUT,
@@ -398,12 +398,8 @@ def all_runs_tables(analysis: Analysis, tr: Tr) -> tuple[Table, Table]:
         detail_rows.append(detail)
         bad.append(run.status in ("diverged", "failed") or run.run_id in excluded)
     notes = [tr("all_note")]
-    statuses = sorted({r.status for r in runs})
-    if statuses:
-        tally = tr.join(
-            [f"{sum(r.status == s for r in runs)} {tr(f'status_{s}')}" for s in statuses]
-        )
-        notes.append(tr("all_tally", n=len(runs), tally=tally))
+    if runs:
+        notes.append(tr("all_tally", n=len(runs), tally=status_tally(runs, tr)))
     notes.append(tr("ci_note"))
     key = Table(key_cols, key_rows, notes=notes, bad=bad)
     detail = Table(detail_cols, detail_rows, notes=[tr("detail_note")], bad=list(bad))
