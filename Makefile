@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
-EXTRAS := onnx,serve,ray,tensorboard,test
+EXTRAS := onnx,serve,ray,tensorboard,mlflow,optuna,data,test
 
 .PHONY: run test lint browser clean
 

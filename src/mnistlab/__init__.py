@@ -4,6 +4,10 @@
     result = train(TrainConfig(model="lenet", epochs=2))
     print(result.metrics["test_acc"])
 
+    from mnistlab import read_runs, runs_frame
+    runs = read_runs("runs/quick")         # every run: config, history, result (plain dicts)
+    frame = runs_frame("runs/quick")       # the same as a pandas DataFrame (the data extra)
+
 Names are imported on first use, so `import mnistlab` (and the CLI's --help) stays fast.
 """
 
@@ -23,6 +27,8 @@ _EXPORTS = {
     "evaluate_checkpoint": "mnistlab.evaluate",
     "load_sweep": "mnistlab.sweep",
     "read_runs": "mnistlab.ledger",
+    "runs_frame": "mnistlab.tracking",
+    "epochs_frame": "mnistlab.tracking",
     "build_report": "mnistlab.report",
 }
 

@@ -280,7 +280,17 @@ def add_sweep_parser(sub) -> None:
     p.add_argument(
         "--tensorboard",
         action="store_true",
-        help="also write TensorBoard event files per run (the tensorboard extra)",
+        help="also write TensorBoard event files per run (the tensorboard extra); "
+        "`tensorboard --logdir SWEEP_DIR/tensorboard` shows them by readable names",
+    )
+    p.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URI",
+        help="also log each ended run to MLflow (the mlflow extra): a tracking URI, a folder, "
+        "or nothing for SWEEP_DIR/mlruns (SQLite)",
     )
     p.add_argument(
         "--workers",
@@ -312,6 +322,8 @@ def cmd_sweep(args) -> int:
     sweep = load_sweep(
         args.config, args.out, settings, check=not args.status, check_device=args.backend != "ray"
     )
+    if sweep.search is not None:
+        return _cmd_search(args, sweep)
     if args.status:
         states = statuses(sweep)
         for run in sweep.runs:
@@ -337,6 +349,7 @@ def cmd_sweep(args) -> int:
         f"writing to {sweep.out_dir}",
         flush=True,
     )
+    _start_tracking(args, sweep)
     if args.backend == "ray":
         from .backends.ray import run_ray
 
@@ -353,6 +366,7 @@ def cmd_sweep(args) -> int:
         from .backends.local import run_local
 
         outcomes = run_local(sweep, todo, workers=args.workers)
+    _stop_tracking()
     failed = [o for o in outcomes if o["status"] == "failed"]
     elsewhere = [o for o in outcomes if o["status"] == "claimed"]
     print("\n".join(["", *summary_lines(sweep)]))
@@ -403,6 +417,84 @@ def _sweep_settings(args) -> dict:
         )
     settings = check_settings(settings, source="--set")
     return settings | ({"tensorboard": True} if args.tensorboard else {})
+
+
+def _start_tracking(args, sweep) -> None:
+    """--tensorboard: readable run names; --mlflow: log runs as they end (a background sync
+    from the ledger, so runs trained by worker processes or Ray nodes are logged too; a last
+    sync when this process exits, Ctrl-C included)."""
+    bases = [p.config for p in sweep.search.points] if sweep.search is not None else []
+    if any(c.tensorboard for c in [r.config for r in sweep.runs] + bases):
+        from .tracking import TENSORBOARD_VIEW, link_tensorboard
+
+        # A search links its trials as they start; a grid's runs are all known now.
+        view = link_tensorboard(sweep.out_dir, {r.run_id: r.label for r in sweep.runs})
+        print(f"tensorboard: tensorboard --logdir {view or sweep.out_dir / TENSORBOARD_VIEW}")
+    if args.mlflow is not None:
+        import atexit
+
+        from .tracking import MlflowLogger, MlflowSync
+
+        logger = MlflowLogger(sweep.out_dir, args.mlflow or None, experiment=sweep.name)
+        sync = MlflowSync(logger).__enter__()  # opens the store now: a bad URI fails here
+        atexit.register(sync.close)  # Ctrl-C or an error: still log what ended
+        _MLFLOW_SYNCS.append(sync)
+        print(f"mlflow: experiment {logger.experiment_name!r} in {logger.where()}", flush=True)
+
+
+_MLFLOW_SYNCS: list = []
+
+
+def _stop_tracking() -> None:
+    """The last MLflow sync, once the runs are over (before the summary and report)."""
+    import atexit
+
+    while _MLFLOW_SYNCS:
+        sync = _MLFLOW_SYNCS.pop()
+        sync.close()
+        atexit.unregister(sync.close)
+
+
+def _cmd_search(args, sweep) -> int:
+    """A sweep file with [search]: trials one after the other in this process (Optuna asks
+    for each trial's settings and may stop it early), each a normal run in the ledger."""
+    from .search import run_search, search_summary, status_lines
+    from .sweep import summary_lines
+
+    if args.status:
+        print("\n".join(status_lines(sweep)))
+        return 0
+    if args.backend != "local" or args.workers != 1:
+        raise UserError(
+            "a [search] runs its trials one after the other in this process: "
+            "leave out --backend ray and --workers"
+        )
+    spec = sweep.search.spec
+    print(
+        f"search {sweep.name}: {spec.trials} trial(s) x {len(sweep.search.points)} "
+        f"({spec.sampler} sampler, {spec.pruner} pruner) over "
+        + ", ".join(d.describe() for d in spec.space.values())
+        + f"; writing to {sweep.out_dir}",
+        flush=True,
+    )
+    _start_tracking(args, sweep)
+    outcomes = run_search(sweep, progress=sys.stdout.isatty())
+    _stop_tracking()
+    summary = search_summary(sweep.out_dir)
+    print(
+        f"\nsearch: {summary['finished']} finished, {summary['pruned']} pruned, "
+        f"{summary['diverged']} diverged; {summary['epochs_trained']} epochs trained of "
+        f"{summary['epochs_if_unpruned']} without pruning"
+    )
+    print("\n".join(summary_lines(sweep)))
+    if not args.no_report:
+        from .report import build_report
+
+        print(f"report: {build_report(sweep.out_dir)}")
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    if failed:
+        print(f"{len(failed)} trial run(s) failed; rerun to go on", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------- models
@@ -649,6 +741,38 @@ def cmd_serve(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- mlflow-import
+def add_mlflow_import_parser(sub) -> None:
+    p = sub.add_parser(
+        "mlflow-import",
+        help="log a sweep's ended runs to MLflow (skips those already there)",
+        description="Log every ended run (finished, diverged, pruned) of a sweep folder to "
+        "MLflow, as `mnistlab sweep --mlflow` does while it trains: params, per-epoch "
+        "metrics, final metrics, tags and the run folder's small files. Runs already logged "
+        "(tagged with their ledger run id) are skipped, so it can be rerun at any time.",
+    )
+    p.add_argument("sweep_dir", help="a sweep folder (the one holding runs/)")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI or a folder (default SWEEP_DIR/mlruns, SQLite)",
+    )
+    p.add_argument("--experiment", default=None, help="experiment name (default the sweep's name)")
+    p.set_defaults(handler=cmd_mlflow_import)
+
+
+def cmd_mlflow_import(args) -> int:
+    from .tracking import import_to_mlflow
+
+    logger, logged = import_to_mlflow(args.sweep_dir, args.tracking_uri, args.experiment)
+    print(
+        f"mlflow: logged {len(logged)} run(s), {len(logger.logged()) - len(logged)} were "
+        f"there already; experiment {logger.experiment_name!r} in {logger.where()}"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- main
 PARSER_BUILDERS = [
     add_data_parser,
@@ -657,6 +781,7 @@ PARSER_BUILDERS = [
     add_sweep_parser,
     add_models_parser,
     add_report_parser,
+    add_mlflow_import_parser,
     add_predict_parser,
     add_export_parser,
     add_serve_parser,

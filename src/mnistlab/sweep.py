@@ -30,7 +30,7 @@ from .config import IDENTITY_FIELDS, ConfigError, TrainConfig, load_toml
 from .errors import UserError
 from .ledger import DONE_STATUSES, RunFolder
 
-SECTIONS = ("sweep", "base", "grid", "overrides")
+SECTIONS = ("sweep", "base", "grid", "overrides", "search")
 SWEEP_KEYS = ("name", "out_dir", "description", "checkpoints")
 DEFAULT_SWEEP = "quick"
 # A sweep's name is a folder under runs/: one plain name, nothing that climbs out of it.
@@ -54,6 +54,7 @@ class Sweep:
     checkpoints: bool = True  # False: no checkpoint.pt per run (the seed grid's VGG is 0.5 GB)
     description: str = ""
     axes: dict[str, list] = field(default_factory=dict)
+    search: Any = None  # a search.SearchPlan when the file has [search]; runs are its trials
 
     def folder(self, run: SweepRun, log=print) -> RunFolder:
         return RunFolder(self.out_dir / "runs" / run.run_id, log=log)
@@ -123,6 +124,12 @@ def load_sweep(
             )
     if settings and "out_dir" in settings:
         raise ConfigError("out_dir cannot be set per run: use --out to choose the sweep folder")
+    search = None
+    if "search" in spec:  # [search]: each grid combination is the base of a search
+        from .search import parse_search
+
+        search = parse_search(spec["search"], str(path))
+    points: list[tuple[dict, TrainConfig, str]] = []
     runs: dict[str, SweepRun] = {}
     for grid in grids:
         for key, values in grid.items():
@@ -141,9 +148,12 @@ def load_sweep(
                     message if message.startswith(str(path)) else f"{path}: {message}"
                 ) from None
             run_id = ledger.run_id_for(config)
+            if search is not None and run_id not in runs:  # as written: trials add the rest
+                points.append(({**base, **dict(zip(grid, combo, strict=True))}, config, run_id))
             runs.setdefault(run_id, SweepRun(run_id, config))  # identical combinations run once
+    searched = search.space["model"].choices if search and "model" in search.space else ()
     for model in overrides:
-        if model not in {r.config.model for r in runs.values()}:
+        if model not in {r.config.model for r in runs.values()} | set(searched or ()):
             raise ConfigError(f"{path}: [overrides.{model}] names a model that is not in the grid")
     name = meta.get("name", path.stem)
     if not isinstance(name, str) or not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
@@ -155,6 +165,16 @@ def load_sweep(
     label_runs(list(runs.values()))
     if check:
         check_runs(path, list(runs.values()), check_device)
+    plan = None
+    if search is not None:
+        from .search import plan_search
+
+        # The combinations are the searches' bases, not runs: the runs are the trials.
+        labels = {run_id: runs[run_id].label for _, _, run_id in points}
+        points = [(values, config, labels[run_id]) for values, config, run_id in points]
+        axes = {k for g in grids for k in g}
+        plan = plan_search(search, points, overrides, settings or {}, str(path), axes)
+        runs = {}
     return Sweep(
         name=name,
         out_dir=root,
@@ -163,6 +183,7 @@ def load_sweep(
         checkpoints=_boolean(meta.get("checkpoints", True), f"{path}: [sweep] checkpoints"),
         description=meta.get("description", ""),
         axes={k: v for g in grids for k, v in g.items()},
+        search=plan,
     )
 
 

@@ -1,0 +1,550 @@
+"""Search: sampled configs instead of (or on top of) a full grid, with bad trials stopped
+early, using Optuna. A sweep file's [search] table:
+
+    [base]
+    epochs = 3
+    [grid]                          # optional: one search per grid combination
+    model = ["lenet", "fastnet"]
+    [search]
+    trials = 12                     # ended trials (finished + pruned) per grid combination
+    sampler = "tpe"                 # "tpe" (Bayesian), "random", or "grid" (every combination
+                                    # of choices, in a seeded random order: a grid with pruning)
+    pruner = "median"               # "median", "asha" (successive halving) or "none"
+    seed = 0                        # the sampler's seed
+    startup_trials = 3              # trials run to the end before pruning (median) / before TPE
+    min_epochs = 1                  # no trial is pruned before this many epochs
+    [search.space]                  # any config setting
+    lr = {low = 5e-4, high = 5e-3, log = true}
+    dropout = {low = 0.25, high = 0.75}
+    batch_size = {choices = [64, 128]}
+
+Every trial is a normal ledger run: the sampled settings make a TrainConfig, its run id and
+its folder, trained by `sweep.execute_run` like every other run. The pruner reads each epoch's
+validation accuracy through `on_epoch` and may stop the run: the ledger records it as
+"pruned" with the epochs it trained. So `--status`, the report and MLflow see ordinary runs.
+
+The study lives beside the ledger (SWEEP_DIR/search.db, SQLite), one study per grid
+combination, so a killed search resumes: a trial that was training when the process died is
+run again with the same settings (its run folder resumes where it stopped), and the search
+goes on until `trials` trials have ended. A grid combination's runs and its study share the
+combination's base settings: change them (or --set) and a new study starts.
+
+Why Optuna and not Ray Tune: the ledger already records, resumes and reports runs; Optuna's
+ask/tell interface needs nothing else from us (no trainable wrapper, no second results
+folder), and its samplers and pruners run in this process with a SQLite file as memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import ledger
+from .config import FIELD_TYPES, IDENTITY_FIELDS, ConfigError, TrainConfig
+from .errors import UserError
+
+SEARCH_KEYS = (
+    "space",
+    "trials",
+    "sampler",
+    "pruner",
+    "seed",
+    "startup_trials",
+    "min_epochs",
+    "reduction_factor",
+)
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "asha", "none")
+STUDY_FILE = "search.db"
+MAX_TRIALS = 10_000
+# Consecutive trials that fail with an error before the search gives up (a config that
+# cannot train fails every time; a flaky machine does not).
+MAX_FAILURES_IN_A_ROW = 3
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched setting: a range (floats or ints, optionally log-uniform) or choices."""
+
+    name: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    choices: tuple | None = None
+
+    def suggest(self, trial):
+        if self.choices is not None:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if isinstance(self.low, int) and isinstance(self.high, int):
+            return trial.suggest_int(self.name, self.low, self.high, log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+    def corners(self) -> list:
+        """Values that every sample lies between or among: what validation checks."""
+        return list(self.choices) if self.choices is not None else [self.low, self.high]
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return f"{self.name} in {list(self.choices)}"
+        return f"{self.name} in [{self.low:g}, {self.high:g}]" + (" (log)" if self.log else "")
+
+
+@dataclass
+class SearchSpec:
+    space: dict[str, Dimension]
+    trials: int
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    startup_trials: int = 5
+    min_epochs: int = 1
+    reduction_factor: int = 3
+
+
+@dataclass
+class SearchPoint:
+    """One grid combination searched over: its own study, its runs' shared settings."""
+
+    values: dict[str, Any]  # base and grid settings as written, before defaults
+    config: TrainConfig  # those settings validated (searched ones at their defaults)
+    study: str = ""  # the study's name in search.db: the run id of `config`
+    label: str = ""  # the grid settings that tell it from the other points
+
+
+@dataclass
+class SearchPlan:
+    spec: SearchSpec
+    points: list[SearchPoint]
+    overrides: dict[str, dict] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    source: str = "sweep"
+
+    def config_for(self, point: SearchPoint, params: dict[str, Any]) -> TrainConfig:
+        """The trial's config: base and grid settings, then the sampled ones, then the
+        model's [overrides] and --set (neither may name a searched setting)."""
+        values = {**point.values, **params}
+        values.update(self.overrides.get(values.get("model", TrainConfig.model), {}))
+        values.update(self.settings)
+        values["out_dir"] = None
+        return TrainConfig.from_dict(values, source=self.source)
+
+
+# ---------------------------------------------------------------- reading the [search] table
+def parse_search(table: Any, source: str) -> SearchSpec:
+    """The [search] table, checked: one-line errors naming the key and the sweep file."""
+    where = f"{source}: [search]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {table!r}")
+    unknown = sorted(set(table) - set(SEARCH_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(SEARCH_KEYS)}"
+        )
+    space_table = table.get("space")
+    if not isinstance(space_table, dict) or not space_table:
+        raise ConfigError(
+            f"{where} needs a [search.space] table with at least one setting, e.g. "
+            "lr = {low = 1e-4, high = 1e-2, log = true}"
+        )
+    space = {name: _dimension(name, spec, where) for name, spec in space_table.items()}
+
+    def integer(key: str, default: int, low: int, high: int) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(
+                f"{where} {key} must be a whole number in [{low}, {high}], got {value!r}"
+            )
+        return value
+
+    def choice(key: str, default: str, valid: tuple[str, ...]) -> str:
+        value = table.get(key, default)
+        if value not in valid:
+            raise ConfigError(f"{where} {key} must be one of {', '.join(valid)}, got {value!r}")
+        return value
+
+    sampler = choice("sampler", "tpe", SAMPLERS)
+    combinations = math.prod(len(d.choices or ()) for d in space.values())
+    if sampler == "grid":
+        ranges = [d.name for d in space.values() if d.choices is None]
+        if ranges:
+            raise ConfigError(
+                f"{where}: the grid sampler needs choices for every setting; "
+                f"{', '.join(ranges)} {'is a range' if len(ranges) == 1 else 'are ranges'}"
+            )
+    elif "trials" not in table:
+        raise ConfigError(f"{where} needs trials = N (how many trials to end)")
+    trials = integer("trials", combinations if sampler == "grid" else 0, 1, MAX_TRIALS)
+    if sampler == "grid" and trials > combinations:
+        raise ConfigError(
+            f"{where}: trials = {trials} but the grid has only {combinations} combination(s)"
+        )
+    return SearchSpec(
+        space=space,
+        trials=trials,
+        sampler=sampler,
+        pruner=choice("pruner", "median", PRUNERS),
+        seed=integer("seed", 0, 0, 2**32 - 1),
+        startup_trials=integer("startup_trials", 5, 0, MAX_TRIALS),
+        min_epochs=integer("min_epochs", 1, 1, 10_000),
+        reduction_factor=integer("reduction_factor", 3, 2, 100),
+    )
+
+
+def _dimension(name: str, spec: Any, where: str) -> Dimension:
+    what = f"{where} space.{name}"
+    if name not in FIELD_TYPES:
+        from .config import suggest
+
+        close = suggest(name, FIELD_TYPES)
+        raise ConfigError(f"{what}: not a setting" + (f"; did you mean {close}?" if close else ""))
+    if name not in IDENTITY_FIELDS:
+        raise ConfigError(f"{what}: does not change what a run computes, so it cannot be searched")
+    if not isinstance(spec, dict):
+        raise ConfigError(
+            f"{what} must be a table: {{low = ..., high = ..., log = true}} or {{choices = [...]}}"
+            f", got {spec!r}"
+        )
+    if "choices" in spec:
+        extra = sorted(set(spec) - {"choices"})
+        choices = spec["choices"]
+        if extra:
+            raise ConfigError(f"{what}: choices cannot be combined with {', '.join(extra)}")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{what}: choices must be a non-empty list, got {choices!r}")
+        if not all(c is None or isinstance(c, bool | int | float | str) for c in choices):
+            raise ConfigError(f"{what}: choices must be numbers, strings or booleans")
+        return Dimension(name, choices=tuple(choices))
+    extra = sorted(set(spec) - {"low", "high", "log"})
+    if extra:
+        raise ConfigError(
+            f"{what}: unknown key(s) {', '.join(extra)}; valid: low, high, log, choices"
+        )
+    low, high, log = spec.get("low"), spec.get("high"), spec.get("log", False)
+    numbers = all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        for v in (low, high)
+    )
+    if not numbers:
+        raise ConfigError(f"{what} needs low and high numbers, got low={low!r} high={high!r}")
+    if not low < high:
+        raise ConfigError(f"{what}: low must be below high, got low={low!r} high={high!r}")
+    if not isinstance(log, bool):
+        raise ConfigError(f"{what}: log must be true or false, got {log!r}")
+    if log and low <= 0:
+        raise ConfigError(f"{what}: a log range needs low > 0, got {low!r}")
+    if FIELD_TYPES[name] in (int, int | None) and not (
+        isinstance(low, int) and isinstance(high, int)
+    ):
+        raise ConfigError(f"{what}: {name} is a whole number, so low and high must be too")
+    return Dimension(name, low=low, high=high, log=log)
+
+
+def plan_search(
+    spec: SearchSpec,
+    points: list[tuple[dict, TrainConfig, str]],
+    overrides: dict[str, dict],
+    settings: dict[str, Any],
+    source: str,
+    axes: set[str] = frozenset(),
+) -> SearchPlan:
+    """Check the space against every grid combination and build the plan: a searched
+    setting that is also a grid axis, set by [overrides] or by --set is refused (one of them
+    would silently lose), and each range's ends and each choice must make a valid config."""
+    both = sorted(set(axes) & set(spec.space))
+    if both:
+        raise ConfigError(
+            f"{source}: {', '.join(both)} is both a [grid] axis and searched in "
+            "[search.space]; keep one"
+        )
+    for model, table in overrides.items():
+        both = sorted(set(table) & set(spec.space))
+        if both:
+            raise ConfigError(
+                f"{source}: [overrides.{model}] sets {', '.join(both)}, which [search.space] "
+                "searches; remove one of them"
+            )
+    both = sorted(set(settings) & set(spec.space))
+    if both:
+        raise ConfigError(
+            f"{source}: --set {', '.join(both)}: the sweep's [search.space] searches "
+            f"{'it' if len(both) == 1 else 'them'}"
+        )
+    plan = SearchPlan(spec, [], overrides, settings, source)
+    for values, config, label in points:
+        point = SearchPoint(values, config, ledger.run_id_for(config), label)
+        for dim in spec.space.values():
+            for value in dim.corners():
+                try:
+                    plan.config_for(point, {dim.name: value})
+                except ConfigError as exc:
+                    raise ConfigError(
+                        f"{source}: [search] space.{dim.name} = {value!r}: "
+                        f"{str(exc).removeprefix(source + ': ')}"
+                    ) from None
+        plan.points.append(point)
+    return plan
+
+
+# ---------------------------------------------------------------- running a search
+def _import_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise UserError(
+            "a [search] needs the optuna extra: pip install 'mnistlab[optuna]'"
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we say what happens, in our words
+    return optuna
+
+
+def storage_url(sweep_dir: str | os.PathLike) -> str:
+    return f"sqlite:///{(Path(sweep_dir) / STUDY_FILE).resolve()}"
+
+
+def make_sampler(optuna, spec: SearchSpec, trials_so_far: int):
+    # A sampler's random state does not survive a restart: seed it by the trials so far, so a
+    # resumed random search does not draw the first trials' settings again.
+    seed = (spec.seed + trials_so_far) % 2**32
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "grid":
+        # Seeded by spec.seed alone: the order is fixed, and the sampler skips the
+        # combinations that earlier trials (before a restart too) already took.
+        space = {d.name: list(d.choices) for d in spec.space.values()}
+        return _GridSampler(optuna)(space, seed=spec.seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(spec.startup_trials, 1))
+
+
+def _GridSampler(optuna):
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler, without its study.stop() when the grid runs out: that only
+        works inside study.optimize(), and our ask/tell loop counts the trials itself."""
+
+        def after_trial(self, study, trial, state, values) -> None:
+            pass
+
+    return GridSampler
+
+
+def make_pruner(optuna, spec: SearchSpec):
+    if spec.pruner == "median":
+        # n_warmup_steps: steps are epochs (1-based) and the pruner skips step < warmup.
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=spec.startup_trials, n_warmup_steps=spec.min_epochs
+        )
+    if spec.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=spec.min_epochs, reduction_factor=spec.reduction_factor
+        )
+    return optuna.pruners.NopPruner()
+
+
+def open_study(optuna, sweep, point: SearchPoint):
+    storage = optuna.storages.RDBStorage(
+        storage_url(sweep.out_dir),
+        # Several processes may read the file (a --status, a report): wait for the lock.
+        engine_kwargs={"connect_args": {"timeout": 60}},
+    )
+    spec = sweep.search.spec
+    study = optuna.create_study(
+        storage=storage,
+        study_name=point.study,
+        direction="maximize",
+        pruner=make_pruner(optuna, spec),
+        load_if_exists=True,
+    )
+    study.sampler = make_sampler(optuna, spec, len(study.get_trials(deepcopy=False)))
+    if not study.user_attrs.get("space"):
+        study.set_user_attr("space", [d.describe() for d in spec.space.values()])
+        study.set_user_attr("base", point.label or point.config.model)
+    return study
+
+
+def recover(optuna, study, log) -> int:
+    """Trials left RUNNING by a killed search: mark them failed and queue their settings
+    again, so the next trial retrains (and the ledger resumes) the same run."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        study.enqueue_trial(trial.params, user_attrs={"resumes_trial": trial.number})
+    if stale:
+        log(f"search: {len(stale)} trial(s) cut short earlier will be run again")
+    return len(stale)
+
+
+def ended(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def trial_runs(sweep, study, point: SearchPoint) -> list:
+    """The ledger runs of a study's trials (one per distinct config), in trial order."""
+    from .sweep import SweepRun
+
+    runs = {}
+    for trial in study.get_trials(deepcopy=False):
+        if not trial.params:
+            continue
+        config = sweep.search.config_for(point, trial.params)
+        run_id = ledger.run_id_for(config)
+        runs.setdefault(run_id, SweepRun(run_id, config))
+    return list(runs.values())
+
+
+def run_search(sweep, *, log=print, progress: bool = False) -> list[dict]:
+    """Run the sweep's search until every grid combination has `trials` ended trials
+    (finished, pruned or diverged); returns one outcome per trial trained now (see
+    `execute_run`). Trials run one after the other in this process."""
+    from .sweep import SweepRun, execute_run, label_runs, prepare
+
+    optuna = _import_optuna()
+    from optuna.trial import TrialState
+
+    spec = sweep.search.spec
+    ledger.make_dirs(sweep.out_dir)
+    studies = [(point, open_study(optuna, sweep, point)) for point in sweep.search.points]
+    known: dict[str, SweepRun] = {}
+    for point, study in studies:
+        recover(optuna, study, log)
+        for run in trial_runs(sweep, study, point):
+            known.setdefault(run.run_id, run)
+
+    def record(run: SweepRun) -> None:
+        """Put the run in the sweep's manifest (what --status and the report read)."""
+        if run.run_id not in known:
+            known[run.run_id] = run
+        sweep.runs = list(known.values())
+        label_runs(sweep.runs)
+        prepare(sweep)
+        if any(r.config.tensorboard for r in sweep.runs):
+            from .tracking import link_tensorboard
+
+            link_tensorboard(sweep.out_dir, {r.run_id: r.label for r in sweep.runs}, log=log)
+
+    sweep.runs = list(known.values())
+    label_runs(sweep.runs)
+    prepare(sweep)
+    outcomes: list[dict] = []
+    for point, study in studies:
+        where = f" ({point.label})" if len(studies) > 1 and point.label else ""
+        failures = 0
+        while ended(study) < spec.trials:
+            trial = study.ask()
+            params = {dim.name: dim.suggest(trial) for dim in spec.space.values()}
+            config = sweep.search.config_for(point, params)
+            run = known.get(ledger.run_id_for(config)) or SweepRun(
+                ledger.run_id_for(config), config
+            )
+            trial.set_user_attr("run_id", run.run_id)
+            record(run)
+            log(f"[trial {ended(study) + 1}/{spec.trials}{where}] {trial_label(config, params)}")
+            folder = sweep.folder(run, log=log)
+            outcome = execute_run(
+                run.config,
+                folder,
+                checkpoints=sweep.checkpoints,
+                log=log,
+                progress=progress,
+                on_epoch=_reporter(trial, run.config.epochs),
+            )
+            outcomes.append(outcome)
+            result = folder.read_result() or {}
+            status = result.get("status")
+            if status == "pruned":
+                study.tell(trial, state=TrialState.PRUNED)
+            elif status in ("finished", "diverged"):
+                # A diverged run is a real outcome (too high a learning rate): the sampler
+                # should learn from it, so it ends with its best accuracy (or 0).
+                study.tell(trial, result.get("val_acc") or 0.0)
+            else:  # failed, or trained by another process meanwhile: not counted
+                study.tell(trial, state=TrialState.FAIL)
+            failures = failures + 1 if outcome["status"] == "failed" else 0
+            if outcome.get("permanent") or failures >= MAX_FAILURES_IN_A_ROW:
+                raise UserError(
+                    f"search stopped: trial run {run.run_id} failed: {outcome.get('error')}"
+                )
+            log(f"  -> {_describe(status, result, outcome)}")
+    return outcomes
+
+
+def trial_label(config: TrainConfig, params: dict[str, Any]) -> str:
+    """The model and the sampled settings: "lenet lr=0.00123 dropout=0.4"."""
+    parts = [config.model]
+    for key, value in params.items():
+        if key != "model":
+            parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
+
+
+def _reporter(trial, epochs: int):
+    """on_epoch for `execute_run`: report val accuracy; True (stop) when the pruner says so.
+    Never at the last epoch: there is nothing left to save, and the run is a finished one."""
+
+    def on_epoch(row: dict) -> bool:
+        if row.get("val_acc") is None:
+            return False
+        trial.report(row["val_acc"], row["epoch"])
+        return row["epoch"] < epochs and trial.should_prune()
+
+    return on_epoch
+
+
+def _describe(status: str | None, result: dict, outcome: dict) -> str:
+    if status in ("finished", "diverged", "pruned"):
+        acc = result.get("val_acc")
+        text = f"{status} after {result.get('epochs_run')} epoch(s)"
+        return text + (f", best val acc {acc:.4f}" if acc is not None else "")
+    if outcome["status"] == "claimed":
+        return f"trained by another process ({outcome.get('holder')}); not counted"
+    return f"failed: {outcome.get('error')}; not counted"
+
+
+def status_lines(sweep) -> list[str]:
+    """--status for a search: each trial run's status from the ledger, and the trials ended
+    against those asked for. Reads no study (works without optuna)."""
+    from collections import Counter
+
+    from .tracking import run_labels
+
+    records = ledger.read_runs(sweep.out_dir, log=lambda *_: None)
+    labels = run_labels(records)
+    lines = [f"{r['status']:<11} {r['run_id']}  {labels[r['run_id']]}" for r in records]
+    counts = Counter(r["status"] for r in records)
+    done = sum(counts[s] for s in ledger.DONE_STATUSES)
+    target = sweep.search.spec.trials * len(sweep.search.points)
+    lines.append(
+        f"{sweep.name}: search, {done}/{target} trials ended "
+        + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        + f"  ({sweep.out_dir})"
+    )
+    return lines
+
+
+def search_summary(sweep_dir: str | os.PathLike) -> dict[str, Any]:
+    """What a search cost and found, from the ledger: trials by status, epochs trained, and
+    the best validation accuracy (what the search chooses by) with its run."""
+    records = ledger.read_runs(sweep_dir, log=lambda *_: None)
+    ended_runs = [r for r in records if r["result"] and r["status"] in ledger.DONE_STATUSES]
+    best = max(
+        (r for r in ended_runs if r["result"].get("val_acc") is not None),
+        key=lambda r: r["result"]["val_acc"],
+        default=None,
+    )
+    return {
+        "runs": len(records),
+        "finished": sum(r["status"] == "finished" for r in records),
+        "pruned": sum(r["status"] == "pruned" for r in records),
+        "diverged": sum(r["status"] == "diverged" for r in records),
+        "epochs_trained": sum(len(r["history"]) for r in records),
+        "epochs_if_unpruned": sum(r["config"]["epochs"] for r in records),
+        "best_val_acc": best["result"]["val_acc"] if best else None,
+        "best_test_acc": best["result"].get("test_acc") if best else None,
+        "best_run": best["run_id"] if best else None,
+        "train_seconds": sum(r["result"].get("train_seconds") or 0 for r in ended_runs),
+    }

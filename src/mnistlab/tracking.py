@@ -1,0 +1,640 @@
+"""The ledger seen from the tools people already use: pandas, MLflow and TensorBoard.
+
+    runs_frame(SWEEP_DIR)           one row per run (pandas); epochs_frame: one per epoch
+    MlflowLogger(SWEEP_DIR, uri)    each ended run as an MLflow run, once (sync() is idempotent)
+    link_tensorboard(SWEEP_DIR, ..) SWEEP_DIR/tensorboard/<readable name> -> the run's events
+
+Everything here reads the ledger; nothing here trains or writes a run folder. So a run trained
+anywhere (this process, worker processes, a Ray node) reaches MLflow the same way: the driver
+logs it from the ledger once its result.json is there. pandas, mlflow and tensorboard are
+optional extras, imported only when used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from .errors import UserError
+from .ledger import DONE_STATUSES, MANIFEST, RESULT, read_json, read_runs
+
+# ---------------------------------------------------------------- results as data
+# Ledger result key -> column name: snake_case with the unit in the name where there is one.
+# Accuracies and losses are as the ledger stores them (fractions in [0, 1], mean cross-entropy).
+RESULT_COLUMNS = {
+    "val_acc": "val_acc",
+    "test_acc": "test_acc",
+    "train_acc": "train_acc",
+    "val_loss": "val_loss",
+    "test_loss": "test_loss",
+    "train_loss": "train_loss",
+    "best_epoch": "best_epoch",
+    "epochs_run": "epochs_run",
+    "params": "params",
+    "total_seconds": "time_s",
+    "train_seconds": "train_time_s",
+    "images_per_second": "images_per_s",
+    "device": "device",
+    "precision": "precision",
+    "git_commit": "git_commit",
+    "torch_version": "torch_version",
+    "error": "error",
+}
+SPLIT_COLUMNS = {"train_used": "train_images", "val_used": "val_images", "test_used": "test_images"}
+EPOCH_COLUMNS = {
+    "epoch": "epoch",
+    "train_loss": "train_loss",
+    "train_acc": "train_acc",
+    "val_loss": "val_loss",
+    "val_acc": "val_acc",
+    "lr": "epoch_lr",  # the schedule's rate at the epoch's end (not the config's peak lr)
+    "seconds": "epoch_time_s",
+    "images_per_second": "images_per_s",
+}
+# Config fields that say where or how a run was stored, not what it computed.
+NOT_A_SETTING = ("out_dir",)
+
+
+def run_labels(records: list[dict]) -> dict[str, str]:
+    """run_id -> the sweep's label for it ("lenet lr=0.001 dropout=0.25"): the model and the
+    settings that differ between these runs, exactly as `mnistlab sweep` prints them."""
+    from .config import TrainConfig
+    from .sweep import label_runs
+
+    defaults = TrainConfig().to_dict()
+    runs = [
+        SimpleNamespace(
+            run_id=r["run_id"], config=SimpleNamespace(**(defaults | r["config"])), label=""
+        )
+        for r in records
+    ]
+    label_runs(runs)
+    return {r.run_id: r.label for r in runs}
+
+
+def _setting_value(value):
+    # A DataFrame cell (and an MLflow param) wants a scalar: model_kwargs becomes its JSON.
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+
+
+def run_row(record: dict, label: str = "") -> dict[str, Any]:
+    """One ledger record (from `read_runs`) as a flat dict of the runs table's columns."""
+    result = record["result"] or {}
+    row: dict[str, Any] = {
+        "run_id": record["run_id"],
+        "label": label,
+        "model": record["config"].get("model"),
+        "status": record["status"],
+    }
+    for key, column in RESULT_COLUMNS.items():
+        row[column] = result.get(key)
+    if not result:  # not ended: what the history says so far
+        row["epochs_run"] = len(record["history"])
+    split = result.get("split") or {}
+    for key, column in SPLIT_COLUMNS.items():
+        row[column] = split.get(key)
+    for key, value in record["config"].items():
+        if key not in NOT_A_SETTING and key not in row:
+            row[key] = _setting_value(value)
+    return row
+
+
+def _pandas(what: str):
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(
+            f"{what} needs pandas: pip install 'mnistlab[data]' (or pip install pandas)"
+        ) from None
+    return pandas
+
+
+def runs_frame(sweep_dir: str | os.PathLike):
+    """A pandas DataFrame of a sweep's runs, one row per run (ended or not), sorted by run id.
+
+    Columns: run_id, label (the model and its differing settings), model, status, then the
+    results at the epoch chosen by validation accuracy -- val_acc, test_acc, train_acc (fractions
+    in [0, 1]), val_loss, test_loss, train_loss, best_epoch, epochs_run, params, time_s (the
+    run's wall time), train_time_s, images_per_s, device, precision, git_commit,
+    torch_version, error, train_images, val_images, test_images -- then every config setting
+    (lr, dropout, epochs, ...; model_kwargs as JSON). Results are empty (NaN/None) for runs
+    that have not ended.
+    """
+    pandas = _pandas("runs_frame")
+    records = read_runs(sweep_dir, log=_quiet)
+    labels = run_labels(records)
+    rows = [run_row(r, labels[r["run_id"]]) for r in records]
+    columns = (
+        list(rows[0]) if rows else ["run_id", "label", "model", "status", *RESULT_COLUMNS.values()]
+    )
+    return pandas.DataFrame(rows, columns=columns)
+
+
+def epochs_frame(sweep_dir: str | os.PathLike):
+    """A pandas DataFrame of every recorded epoch of every run: run_id, model, status, epoch,
+    train_loss, train_acc, val_loss, val_acc (fractions), epoch_lr (the schedule's learning
+    rate at the epoch's end), epoch_time_s, images_per_s.
+    Join it to `runs_frame` on run_id for the settings:
+    `epochs_frame(d).merge(runs_frame(d)[["run_id", "lr", "dropout"]], on="run_id")`."""
+    pandas = _pandas("epochs_frame")
+    rows = []
+    for record in read_runs(sweep_dir, log=_quiet):
+        for epoch in record["history"]:
+            row = {
+                "run_id": record["run_id"],
+                "model": record["config"].get("model"),
+                "status": record["status"],
+            }
+            row.update({column: epoch.get(key) for key, column in EPOCH_COLUMNS.items()})
+            rows.append(row)
+    columns = ["run_id", "model", "status", *EPOCH_COLUMNS.values()]
+    return pandas.DataFrame(rows, columns=columns)
+
+
+def _quiet(*_args) -> None:
+    pass
+
+
+# ---------------------------------------------------------------- MLflow
+MLFLOW_FOLDER = "mlruns"  # SWEEP_DIR/mlruns/{mlflow.db, artifacts/}: the default store
+RUN_ID_TAG = (
+    "mnistlab.run_id"  # the ledger run an MLflow run records: what makes logging idempotent
+)
+# The run folder's files that travel as artifacts: small and self-describing. Not the
+# checkpoint (megabytes to a gigabyte; `mnistlab export` is for that) nor resume.pt.
+ARTIFACT_FILES = ("config.json", "history.json", "result.json", "predictions.json", "error.txt")
+ARTIFACT_MAX_BYTES = 5 * 2**20
+# Ledger status -> MLflow run status. A pruned run was stopped on purpose: KILLED.
+MLFLOW_STATUS = {"finished": "FINISHED", "pruned": "KILLED", "diverged": "FAILED"}
+# Per-epoch history -> metric keys (logged with step = epoch).
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+# result.json -> the run's final metrics (train/val at the chosen epoch, test once on it).
+FINAL_METRICS = {
+    "val_acc": "best_val_acc",
+    "val_loss": "best_val_loss",
+    "train_acc": "best_train_acc",
+    "train_loss": "best_train_loss",
+    "test_acc": "test_acc",
+    "test_loss": "test_loss",
+    "best_epoch": "best_epoch",
+    "epochs_run": "epochs_run",
+    "params": "params",
+    "total_seconds": "time_s",
+    "train_seconds": "train_time_s",
+    "images_per_second": "images_per_s",
+}
+
+
+def default_tracking_uri(sweep_dir: str | os.PathLike) -> str:
+    """The store used when --mlflow is given no URI: SQLite beside the sweep. (MLflow 3 refuses
+    its old ./mlruns file store unless told otherwise; SQLite is its offline default now.)"""
+    return store_uri(Path(sweep_dir) / MLFLOW_FOLDER)
+
+
+def store_uri(folder: str | os.PathLike) -> str:
+    return f"sqlite:///{(Path(folder) / 'mlflow.db').resolve()}"
+
+
+def resolve_tracking_uri(value: str | None, sweep_dir: str | os.PathLike) -> str:
+    """A tracking URI as given (sqlite:///..., http://..., databricks, ...), or a plain folder
+    (an MLflow store is made in it, as for the default), or None: SWEEP_DIR/mlruns."""
+    if not value:
+        return default_tracking_uri(sweep_dir)
+    if "://" in value or value.startswith(("databricks", "file:")):
+        return value
+    if value.endswith(".toml"):
+        raise UserError(
+            f"--mlflow {value}: that is a sweep file, not a tracking URI; put the sweep file "
+            "before --mlflow, or write --mlflow=URI"
+        )
+    return store_uri(value)
+
+
+def _import_mlflow():
+    # An offline lab tool: no usage reports to MLflow's servers unless the user asks for them.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        import mlflow  # noqa: F401
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise UserError(
+            "MLflow logging needs the mlflow extra: pip install 'mnistlab[mlflow]'"
+        ) from None
+    # "Creating initial MLflow database tables..." and alembic's migrations: not our news.
+    for name in ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return MlflowClient
+
+
+def sweep_name(sweep_dir: str | os.PathLike) -> str:
+    manifest = Path(sweep_dir) / MANIFEST
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        name = read_json(manifest)["name"]
+        if isinstance(name, str) and name:
+            return name
+    return Path(sweep_dir).resolve().name
+
+
+class MlflowLogger:
+    """Logs a sweep's ended runs (finished, diverged, pruned) to MLflow, each once.
+
+    An MLflow run carries the ledger run id in the tag `mnistlab.run_id`, so `sync()` can be
+    called any number of times (after every run, at the end, from `mnistlab mlflow-import`
+    on an old sweep) and logs only what is not there yet. A run whose logging was cut short
+    (still RUNNING in MLflow) is deleted and logged again. Failed runs are not logged: the
+    next sweep retries them.
+    """
+
+    def __init__(
+        self,
+        sweep_dir: str | os.PathLike,
+        tracking_uri: str | None = None,
+        experiment: str | None = None,
+        log=print,
+    ):
+        self.sweep_dir = Path(sweep_dir)
+        self.tracking_uri = resolve_tracking_uri(tracking_uri, sweep_dir)
+        self.experiment_name = experiment or sweep_name(sweep_dir)
+        self.log = log
+        self._client = None
+        self._experiment_id: str | None = None
+        self._logged: dict[str, str] | None = None  # ledger run id -> MLflow run id
+
+    @property
+    def client(self):
+        if self._client is None:
+            client_class = _import_mlflow()
+            if self.tracking_uri.startswith("sqlite:///"):
+                Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+                    parents=True, exist_ok=True
+                )
+            self._client = client_class(tracking_uri=self.tracking_uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            found = self.client.get_experiment_by_name(self.experiment_name)
+            if found is not None:
+                self._experiment_id = found.experiment_id
+            else:
+                location = None
+                if self.tracking_uri.startswith("sqlite:///"):
+                    # Beside the database, not in ./mlartifacts of whatever folder we run in.
+                    folder = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
+                    location = (folder / "artifacts" / self.experiment_name).resolve().as_uri()
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment_name,
+                    artifact_location=location,
+                    tags={"mnistlab.sweep_dir": str(self.sweep_dir.resolve())},
+                )
+        return self._experiment_id
+
+    def logged(self) -> dict[str, str]:
+        """Ledger run id -> MLflow run id of the runs already logged (and complete)."""
+        if self._logged is None:
+            from mlflow.entities import ViewType
+
+            self._logged = {}
+            token = None
+            while True:
+                page = self.client.search_runs(
+                    [self.experiment_id],
+                    run_view_type=ViewType.ACTIVE_ONLY,
+                    max_results=1000,
+                    page_token=token,
+                )
+                for run in page:
+                    ledger_id = run.data.tags.get(RUN_ID_TAG)
+                    # RUNNING: being logged now, or cut short (then `_find` redoes it).
+                    if ledger_id is not None and run.info.status != "RUNNING":
+                        self._logged[ledger_id] = run.info.run_id
+                token = page.token
+                if not token:
+                    break
+        return self._logged
+
+    def sync(self) -> list[str]:
+        """Log every ended run of the sweep not logged yet; returns their ledger run ids."""
+        pending = [d.name for d in _ended_run_dirs(self.sweep_dir) if d.name not in self.logged()]
+        if not pending:
+            return []
+        records = read_runs(self.sweep_dir, log=_quiet)
+        labels = run_labels(records)
+        done = []
+        # Two processes syncing one sweep (a sweep and an mlflow-import, two drivers) take
+        # turns, and each asks the store again before logging a run: no run is logged twice.
+        with _sweep_lock(self.sweep_dir):
+            for record in records:
+                if record["run_id"] not in pending or record["status"] not in DONE_STATUSES:
+                    continue
+                if self._find(record["run_id"]) is None:
+                    self.log_run(record, labels.get(record["run_id"], ""))
+                    done.append(record["run_id"])
+        return done
+
+    def _find(self, ledger_id: str) -> str | None:
+        """The MLflow run already logged for a ledger run (asking the store), or None."""
+        from mlflow.entities import ViewType
+
+        found = None
+        for run in self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{RUN_ID_TAG}` = '{ledger_id}'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+        ):
+            if run.info.status == "RUNNING" or found is not None:  # cut short, or a double
+                self.client.delete_run(run.info.run_id)
+            else:
+                found = run.info.run_id
+        if found is not None:
+            self.logged()[ledger_id] = found
+        return found
+
+    def log_run(self, record: dict, label: str = "") -> str:
+        """Log one ended ledger record as an MLflow run; returns the MLflow run id."""
+        from mlflow.entities import Metric, Param
+
+        if record["run_id"] in self.logged():
+            return self.logged()[record["run_id"]]
+        result, config = record["result"], record["config"]
+        end = _mtime_ms(Path(record["dir"]) / RESULT)
+        start = end - int(1000 * (result.get("total_seconds") or 0))
+        tags = {
+            RUN_ID_TAG: record["run_id"],
+            "mnistlab.sweep": self.experiment_name,
+            "model": config.get("model"),
+            "status": result["status"],
+            "seed": config.get("seed"),
+            "device": result.get("device"),
+            "precision": result.get("precision"),
+            "torch_version": result.get("torch_version"),
+            "git_commit": result.get("git_commit"),
+            "mlflow.source.git.commit": result.get("git_commit"),
+            "mlflow.source.name": "mnistlab",
+            "error": result.get("error"),
+        }
+        run = self.client.create_run(
+            self.experiment_id,
+            start_time=start,
+            tags={k: str(v) for k, v in tags.items() if v is not None},
+            run_name=label or record["run_id"],
+        )
+        mlflow_id = run.info.run_id
+        params = [
+            Param(k, str(_setting_value(v))) for k, v in config.items() if k not in NOT_A_SETTING
+        ]
+        metrics = []
+        for row in record["history"]:
+            # Spread the epochs over the run's time, so MLflow's time axis means something.
+            stamp = start + int(
+                1000 * sum(h.get("seconds") or 0 for h in record["history"][: row["epoch"]])
+            )
+            metrics += [
+                Metric(key, float(row[key]), stamp, int(row["epoch"]))
+                for key in EPOCH_METRICS
+                if _finite(row.get(key))
+            ]
+        step = len(record["history"])
+        metrics += [
+            Metric(name, float(result[key]), end, step)
+            for key, name in FINAL_METRICS.items()
+            if _finite(result.get(key))
+        ]
+        for i in range(0, len(params), 100):  # MLflow's limits per batch call
+            self.client.log_batch(mlflow_id, params=params[i : i + 100])
+        for i in range(0, len(metrics), 1000):
+            self.client.log_batch(mlflow_id, metrics=metrics[i : i + 1000])
+        for name in ARTIFACT_FILES:
+            path = Path(record["dir"]) / name
+            if path.is_file() and path.stat().st_size <= ARTIFACT_MAX_BYTES:
+                self.client.log_artifact(mlflow_id, str(path))
+        # Last: a run that is not RUNNING any more is complete (see `logged`).
+        self.client.set_terminated(mlflow_id, MLFLOW_STATUS.get(result["status"], "FAILED"), end)
+        self.logged()[record["run_id"]] = mlflow_id
+        return mlflow_id
+
+    def where(self) -> str:
+        uri = self.tracking_uri
+        if uri.startswith("sqlite:///"):
+            return f"{uri} (browse: mlflow ui --backend-store-uri {uri})"
+        return uri
+
+
+@contextlib.contextmanager
+def _sweep_lock(sweep_dir: Path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock (one process per sweep there)
+        yield
+        return
+    with open(sweep_dir / ".mlflow-sync.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ended_run_dirs(sweep_dir: Path) -> list[Path]:
+    """Run folders whose result.json says the run is over: cheap enough to poll often."""
+    ended = []
+    for result in sorted((sweep_dir / "runs").glob(f"*/{RESULT}")):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads(result.read_bytes()).get("status") in DONE_STATUSES:
+                ended.append(result.parent)
+    return ended
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _mtime_ms(path: Path) -> int:
+    try:
+        return int(path.stat().st_mtime * 1000)
+    except OSError:
+        return int(time.time() * 1000)
+
+
+class MlflowSync:
+    """Logs a sweep's runs to MLflow while it trains: a background thread syncs the ledger
+    every `every` seconds, and `close()` syncs once more. Whatever backend trains the runs,
+    they reach MLflow from the ledger, in this process. An MLflow error is reported and
+    logging stops; it never stops the sweep (`mnistlab mlflow-import` can catch up)."""
+
+    def __init__(self, logger: MlflowLogger, every: float = 10.0, log=print):
+        self.logger, self.every, self.log = logger, every, log
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._broken = False
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="mlflow-sync")
+
+    def __enter__(self) -> MlflowSync:
+        # The store opens here: a bad URI or a missing extra shows before any training.
+        try:
+            self.logger.experiment_id  # noqa: B018  (opens the store, makes the experiment)
+            self.logger.sync()
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(
+                f"mlflow: cannot log to {self.logger.tracking_uri}: {type(exc).__name__}: {exc}"
+            ) from None
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sync()
+
+    def sync(self) -> int:
+        with self._lock:
+            if self._broken:
+                return 0
+            try:
+                return len(self.logger.sync())
+            except Exception as exc:  # the store (or a damaged record), not the sweep's fault
+                self._broken = True
+                self.log(
+                    f"mlflow: logging stopped: {type(exc).__name__}: {exc} "
+                    f"(rerun with `mnistlab mlflow-import {self.logger.sweep_dir}`)"
+                )
+                return 0
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.sync()
+
+
+def import_to_mlflow(
+    sweep_dir: str | os.PathLike,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    log=print,
+) -> tuple[MlflowLogger, list[str]]:
+    """Backfill: log every ended run of an existing sweep folder that MLflow lacks."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "runs").is_dir():
+        raise UserError(f"{sweep_dir}: not a sweep folder (no runs/ in it)")
+    logger = MlflowLogger(sweep_dir, tracking_uri, experiment, log=log)
+    return logger, logger.sync()
+
+
+# ---------------------------------------------------------------- TensorBoard
+TENSORBOARD_VIEW = "tensorboard"  # SWEEP_DIR/tensorboard/<label> -> runs/<run_id>/tensorboard
+HPARAM_STATUS = {"finished": "STATUS_SUCCESS", "pruned": "STATUS_SUCCESS"}
+
+
+def tensorboard_hparams(config: dict) -> dict[str, float | str | bool]:
+    """The settings that decide what a run computes, as HParams values (number, string or
+    bool; None and dicts as text)."""
+    from .config import IDENTITY_FIELDS
+
+    values: dict[str, float | str | bool] = {}
+    for key in sorted(IDENTITY_FIELDS & set(config)):
+        value = config[key]
+        if isinstance(value, bool | str):
+            values[key] = value
+        elif isinstance(value, int | float):
+            values[key] = float(value)
+        else:
+            values[key] = json.dumps(value, sort_keys=True) if value is not None else "none"
+    return values
+
+
+def _hparams_summary(tag: str, **data):
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams.metadata import PLUGIN_DATA_VERSION, PLUGIN_NAME
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    content = HParamsPluginData(version=PLUGIN_DATA_VERSION, **data)
+    metadata = SummaryMetadata(
+        plugin_data=SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=content.SerializeToString()
+        )
+    )
+    return Summary(value=[Summary.Value(tag=tag, metadata=metadata)])
+
+
+def hparams_start(config: dict, group: str = ""):
+    """A run's HParams session start: its settings. Written into the run's own event files
+    (the same TensorBoard run as its scalars), so the HParams table pairs each run's settings
+    with its metrics (val/acc, val/best_acc, ...). No experiment summary is written: TensorBoard
+    then builds the table's columns from every run's session, whatever each one searched."""
+    from tensorboard.plugins.hparams.metadata import SESSION_START_INFO_TAG
+    from tensorboard.plugins.hparams.plugin_data_pb2 import SessionStartInfo
+
+    start = SessionStartInfo(group_name=group, start_time_secs=time.time())
+    for key, value in tensorboard_hparams(config).items():
+        if isinstance(value, bool):
+            start.hparams[key].bool_value = value
+        elif isinstance(value, float):
+            start.hparams[key].number_value = value
+        else:
+            start.hparams[key].string_value = value
+    return _hparams_summary(SESSION_START_INFO_TAG, session_start_info=start)
+
+
+def hparams_end(status: str):
+    """A run's HParams session end: success for finished and pruned runs, failure otherwise."""
+    from tensorboard.plugins.hparams.api_pb2 import Status
+    from tensorboard.plugins.hparams.metadata import SESSION_END_INFO_TAG
+    from tensorboard.plugins.hparams.plugin_data_pb2 import SessionEndInfo
+
+    end = SessionEndInfo(
+        status=Status.Value(HPARAM_STATUS.get(status, "STATUS_FAILURE")), end_time_secs=time.time()
+    )
+    return _hparams_summary(SESSION_END_INFO_TAG, session_end_info=end)
+
+
+def safe_name(label: str) -> str:
+    """A label as one folder name: no path separators, nothing hidden, not too long."""
+    name = label.replace(os.sep, "_").replace("/", "_").replace("\0", "").strip()
+    name = name.lstrip(".") or "run"
+    return name[:200]
+
+
+def link_tensorboard(
+    sweep_dir: str | os.PathLike, labels: dict[str, str], log=print
+) -> Path | None:
+    """SWEEP_DIR/tensorboard/<label> -> ../runs/<run_id>/tensorboard for each run, so
+    `tensorboard --logdir SWEEP_DIR/tensorboard` names the runs "lenet lr=0.001 dropout=0.25"
+    instead of run ids. The event files stay in the run folders (the ledger owns them: a
+    retried run starts its events afresh). Links are remade from `labels` every time (labels
+    change as a sweep or a search grows); anything in the folder that is not a link is left
+    alone. Returns the folder, or None where links cannot be made (then point TensorBoard at
+    SWEEP_DIR/runs)."""
+    view = Path(sweep_dir) / TENSORBOARD_VIEW
+    try:
+        view.mkdir(parents=True, exist_ok=True)
+        for entry in view.iterdir():
+            if entry.is_symlink():
+                entry.unlink()
+        used: set[str] = set()
+        for run_id, label in sorted(labels.items(), key=lambda kv: kv[1]):
+            name = safe_name(label or run_id)
+            if name in used:  # two labels that read the same: keep both, told apart by id
+                name = f"{name} ({run_id})"
+            used.add(name)
+            (view / name).symlink_to(Path("..") / "runs" / run_id / "tensorboard")
+    except (OSError, NotImplementedError) as exc:
+        log(
+            f"tensorboard: cannot link readable run names in {view} ({exc}); use --logdir "
+            f"{Path(sweep_dir) / 'runs'}"
+        )
+        return None
+    return view

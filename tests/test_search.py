@@ -1,0 +1,276 @@
+"""Search sweeps ([search] with Optuna): the table is checked like the rest of a sweep file,
+every trial is a normal ledger run (pruned ones recorded as "pruned" with the epochs they
+trained), and a search killed part-way resumes to exactly the trials it was asked for.
+
+The search trains LeNet for at most 2 epochs on 300 images: seconds per trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from mnistlab import ledger, search
+from mnistlab import sweep as sweep_module
+from mnistlab.cli import main
+from mnistlab.config import ConfigError
+from mnistlab.sweep import load_sweep
+
+BASE = """\
+[sweep]
+name = "tiny_search"
+
+[base]
+model = "lenet"
+epochs = 2
+train_subset = 300
+eval_subset = 200
+batch_size = 16
+device = "cpu"
+precision = "fp32"
+"""
+
+# A space with hopeless corners (lr 1e-5 learns nothing in two epochs) so the median pruner,
+# once one trial has finished, has trials to stop after their first epoch.
+SEARCH = """
+[search]
+trials = 5
+sampler = "random"
+pruner = "median"
+startup_trials = 1
+seed = 3
+
+[search.space]
+lr = { low = 1e-5, high = 3e-3, log = true }
+dropout = { low = 0.0, high = 0.5 }
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "search.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def cli(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+# ---------------------------------------------------------------- the [search] table
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("[search]\ntrials = 3\n", "needs a [search.space] table"),
+        ("[search]\n[search.space]\nlr = {low = 1e-3, high = 1e-2}\n", "needs trials = N"),
+        ("[search]\ntrials = 3\nsampel = 'tpe'\n[search.space]\nlr = {choices = [1]}\n", "sampel"),
+        ("[search]\ntrials = 0\n[search.space]\nlr = {choices = [1e-3]}\n", "trials must be"),
+        (
+            "[search]\ntrials = 2\nsampler = 'bayes'\n[search.space]\nlr = {choices = [1e-3]}\n",
+            "sampler must be one of tpe, random, grid",
+        ),
+        (
+            "[search]\ntrials = 2\npruner = 'hyper'\n[search.space]\nlr = {choices = [1e-3]}\n",
+            "pruner must be one of median, asha, none",
+        ),
+        (
+            "[search]\ntrials = 2\n[search.space]\nlrr = {low = 1e-4, high = 1e-2}\n",
+            "did you mean lr?",
+        ),
+        (
+            "[search]\ntrials = 2\n[search.space]\ndevice = {choices = ['cpu']}\n",
+            "cannot be searched",
+        ),
+        ("[search]\ntrials = 2\n[search.space]\nlr = [1e-3, 1e-2]\n", "must be a table"),
+        (
+            "[search]\ntrials = 2\n[search.space]\nlr = {low = 1e-2, high = 1e-3}\n",
+            "low must be below high",
+        ),
+        (
+            "[search]\ntrials = 2\n[search.space]\nlr = {low = 0, high = 1e-3, log = true}\n",
+            "a log range needs low > 0",
+        ),
+        ("[search]\ntrials = 2\n[search.space]\nepochs = {low = 1, high = 2.5}\n", "whole number"),
+        (
+            "[search]\ntrials = 2\n[search.space]\ndropout = {low = 0.1, high = 1.0}\n",
+            "space.dropout = 1.0: dropout must be in [0, 1)",
+        ),
+        (
+            "[search]\ntrials = 2\n[search.space]\nmodel = {choices = ['lenet', 'lenett']}\n",
+            "space.model = 'lenett'",
+        ),
+        (
+            "[search]\nsampler = 'grid'\n[search.space]\nlr = {low = 1e-4, high = 1e-2}\n",
+            "grid sampler needs choices",
+        ),
+        (
+            "[search]\nsampler = 'grid'\ntrials = 3\n[search.space]\nlr = {choices = [1e-3, 1e-2]}\n",
+            "only 2 combination",
+        ),
+        (
+            "[grid]\nlr = [1e-3]\n[search]\ntrials = 2\n[search.space]\nlr = {low = 1e-4, high = 1e-2}\n",
+            "both a [grid] axis and searched",
+        ),
+        (
+            "[overrides.lenet]\nlr = 1e-3\n[search]\ntrials = 2\n[search.space]\nlr = {low = 1e-4, high = 1e-2}\n",
+            "[overrides.lenet] sets lr",
+        ),
+    ],
+)
+def test_bad_search_tables_are_one_line(tmp_path, table, message):
+    path = write(tmp_path, BASE + table)
+    with pytest.raises(ConfigError, match=re.escape(message)) as exc:
+        load_sweep(path, str(tmp_path / "out"), check=False)
+    assert len(str(exc.value).splitlines()) == 1 and str(path) in str(exc.value)
+    code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--status")
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_set_cannot_fight_the_search(tmp_path):
+    path = write(tmp_path, BASE + SEARCH)
+    code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--set", "lr=0.01")
+    assert code == 2 and "--set lr: the sweep's [search.space] searches it" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_search_table_becomes_a_plan_with_one_study_per_grid_combination(tmp_path):
+    text = BASE + '[grid]\nmodel = ["lenet", "mlp"]\n' + SEARCH
+    sweep = load_sweep(write(tmp_path, text), str(tmp_path / "out"), check=False)
+    assert sweep.runs == []  # the runs are the trials, made as the search goes
+    plan = sweep.search
+    assert [p.label for p in plan.points] == ["lenet", "mlp"]
+    assert len({p.study for p in plan.points}) == 2
+    assert plan.spec.trials == 5 and plan.spec.pruner == "median"
+    config = plan.config_for(plan.points[1], {"lr": 2e-3, "dropout": 0.1})
+    assert (config.model, config.lr, config.dropout, config.epochs) == ("mlp", 2e-3, 0.1, 2)
+
+
+def test_without_optuna_a_search_says_which_extra(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    path = write(tmp_path, BASE + SEARCH)
+    code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--no-report")
+    assert code == 2 and "pip install 'mnistlab[optuna]'" in err
+
+
+def test_a_search_refuses_the_ray_backend(tmp_path):
+    path = write(tmp_path, BASE + SEARCH)
+    code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--backend", "ray")
+    assert code == 2 and "one after the other" in err
+
+
+# ---------------------------------------------------------------- running, killing, resuming
+class Killed(KeyboardInterrupt):
+    pass
+
+
+@pytest.fixture
+def killed_then_resumed(tmp_path, monkeypatch, mnist):
+    """The search killed (Ctrl-C) during the first epoch of its third trial, then rerun."""
+    pytest.importorskip("optuna")
+    path = write(tmp_path, BASE + SEARCH)
+    out = tmp_path / "out"
+    real = sweep_module.execute_run  # run_search looks it up there at each call
+    calls: list[str] = []
+
+    def execute_run(config, folder, **kwargs):
+        calls.append(folder.run_id)
+        if len(calls) == 3:
+
+            def interrupt(row):
+                raise Killed  # what Ctrl-C does mid-run: train() keeps the epoch, then stops
+
+            kwargs["on_epoch"] = interrupt
+        return real(config, folder, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "execute_run", execute_run)
+    code, stdout, stderr = cli("sweep", path, "--out", out, "--no-report")
+    assert code == 130, stderr  # interrupted
+    killed_run = calls[2]
+    before = {r["run_id"]: r["status"] for r in ledger.read_runs(out)}
+    assert before[killed_run] == "partial" and len(before) == 3
+    code, stdout, stderr = cli("sweep", path, "--out", out, "--no-report")
+    assert code == 0, stderr
+    return out, calls, killed_run, stdout
+
+
+def test_a_killed_search_resumes_to_the_trials_asked_for(killed_then_resumed):
+    import optuna
+    from optuna.trial import TrialState
+
+    out, calls, killed_run, stdout = killed_then_resumed
+    records = ledger.read_runs(out)
+    statuses = [r["status"] for r in records]
+    # Five trials ended, each a run of its own (a continuous space: no config twice).
+    assert len(records) == 5 and set(statuses) <= {"finished", "pruned", "diverged"}
+    assert "pruned" in statuses and "finished" in statuses
+    # The killed trial was trained again (same config, same run folder), not lost or doubled.
+    assert calls.count(killed_run) == 2 and killed_run in {r["run_id"] for r in records}
+    assert len(calls) == 6
+    assert sorted(ledger.read_json(out / "sweep.json")["run_ids"]) == sorted(
+        r["run_id"] for r in records
+    )
+    # Optuna agrees with the ledger, trial for trial.
+    [summary] = optuna.get_all_study_summaries(search.storage_url(out))
+    study = optuna.load_study(study_name=summary.study_name, storage=search.storage_url(out))
+    by_state = {
+        s: sorted(t.user_attrs["run_id"] for t in study.get_trials(states=(s,)))
+        for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
+    ended = {r["run_id"]: r["status"] for r in records}
+    assert by_state[TrialState.PRUNED] == sorted(i for i, s in ended.items() if s == "pruned")
+    assert by_state[TrialState.COMPLETE] == sorted(i for i, s in ended.items() if s != "pruned")
+    assert by_state[TrialState.FAIL] == [killed_run]  # the cut-short attempt, not counted
+    assert "search: " in stdout and "pruned" in stdout
+
+
+def test_pruned_trials_are_normal_ledger_runs(killed_then_resumed):
+    out, *_ = killed_then_resumed
+    for record in ledger.read_runs(out):
+        result = record["result"]
+        assert result["epochs_run"] == len(record["history"])
+        if record["status"] == "pruned":
+            epochs = result["epochs_run"]
+            assert epochs < 2
+            assert result["error"] == f"stopped after epoch {epochs} of 2 by the pruner"
+            assert result["test_acc"] is not None  # judged once, like every ended run
+        else:
+            assert result["epochs_run"] == 2
+    summary = search.search_summary(out)
+    assert summary["finished"] + summary["pruned"] + summary["diverged"] == 5
+    assert summary["epochs_trained"] < summary["epochs_if_unpruned"] == 10
+    assert summary["best_val_acc"] == max(r["result"]["val_acc"] for r in ledger.read_runs(out))
+
+
+def test_status_and_a_rerun_of_a_finished_search(killed_then_resumed, monkeypatch):
+    out, calls, *_ = killed_then_resumed
+    path = out.parent / "search.toml"
+    code, stdout, _ = cli("sweep", path, "--out", out, "--status")
+    assert code == 0 and "tiny_search: search, 5/5 trials ended" in stdout
+    assert stdout.count("lenet-") == 5 and "lr=" in stdout
+    before = len(calls)
+    code, _, err = cli("sweep", path, "--out", out, "--no-report")
+    assert code == 0, err
+    assert len(calls) == before  # nothing trained again
+
+
+def test_a_grid_sampler_tries_every_combination_once(tmp_path, mnist):
+    pytest.importorskip("optuna")
+    text = BASE.replace("epochs = 2", "epochs = 1") + (
+        '[search]\nsampler = "grid"\npruner = "none"\n'
+        "[search.space]\nlr = { choices = [1e-3, 2e-3] }\ndropout = { choices = [0.0, 0.5] }\n"
+    )
+    sweep = load_sweep(write(tmp_path, text), str(tmp_path / "out"))
+    assert sweep.search.spec.trials == 4
+    search.run_search(sweep, log=lambda *a: None)
+    records = ledger.read_runs(tmp_path / "out")
+    combos = sorted((r["config"]["lr"], r["config"]["dropout"]) for r in records)
+    assert combos == [(1e-3, 0.0), (1e-3, 0.5), (2e-3, 0.0), (2e-3, 0.5)]
+    assert {r["status"] for r in records} == {"finished"}
