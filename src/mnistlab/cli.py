@@ -416,6 +416,10 @@ def _sweep_settings(args) -> dict:
             "choose the sweep folder with --out DIR"
         )
     settings = check_settings(settings, source="--set")
+    if args.mlflow:  # before any folder is made: `--mlflow seed` is a misplaced sweep name
+        from .tracking import resolve_tracking_uri
+
+        resolve_tracking_uri(args.mlflow, ".")
     return settings | ({"tensorboard": True} if args.tensorboard else {})
 
 

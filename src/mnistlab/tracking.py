@@ -210,10 +210,13 @@ def resolve_tracking_uri(value: str | None, sweep_dir: str | os.PathLike) -> str
         return default_tracking_uri(sweep_dir)
     if "://" in value or value.startswith(("databricks", "file:")):
         return value
-    if value.endswith(".toml"):
+    from .sweep import bundled_config
+
+    # `mnistlab sweep --mlflow seed` would otherwise run the default sweep, logging to ./seed.
+    if value.endswith(".toml") or ("/" not in value and bundled_config(value).is_file()):
         raise UserError(
-            f"--mlflow {value}: that is a sweep file, not a tracking URI; put the sweep file "
-            "before --mlflow, or write --mlflow=URI"
+            f"--mlflow {value}: that is a sweep, not a tracking URI; put the sweep before "
+            f"--mlflow (mnistlab sweep {value} --mlflow), or write a folder as ./{value}"
         )
     return store_uri(value)
 
