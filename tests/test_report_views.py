@@ -52,6 +52,10 @@ def test_lr_dropout_table_and_heatmap_per_model(tmp_path):
     # The best cell is marked; rows follow the learning rate in numeric order.
     assert "| 0.0005 | 96.00 / 95.90 | 96.20 / 96.10 | 95.80 / 95.70 | 96.40 / 96.30 * |" in report
     assert "| 0.01 | diverged | — | — | — |" in report
+    assert (
+        "Test accuracies judged on 1,000 images: each has a 95% interval of about ±1.18 points "
+        "(e.g. 96.30%: 94.94–97.30%)"
+    ) in report
     assert "![lenet: validation / test accuracy (%)](heatmap_lenet.png)" in report
     assert (out / "heatmap_lenet.png").stat().st_size > 5000
 

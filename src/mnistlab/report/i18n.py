@@ -311,6 +311,10 @@ EN: dict[str, str | tuple[str, str]] = {
     ),
     "grid_note_others": "Where {fields} also varied, each cell shows its best run by validation accuracy.",
     "grid_note_seeds": "Cells repeated over seeds show the mean.",
+    "grid_note_ci": (
+        "Test accuracies judged on {n} images: each has a 95% interval of about ±{half} points "
+        "(e.g. {test}%: {ci}%); the table of all runs gives every run's own interval."
+    ),
     "cell_diverged": "diverged",
     "cell_failed": "failed",
     "cell_pruned": "pruned",
@@ -598,6 +602,7 @@ ZH: dict[str, str | tuple[str, str]] = {
     "grid_note": "每格：验证 / 测试准确率（%）。* 为按验证准确率选中的组合；† 为未学到（不参与排名）。",
     "grid_note_others": "{fields} 也有变化时，每格显示其中验证准确率最高的运行。",
     "grid_note_seeds": "重复多个种子的格子显示均值。",
+    "grid_note_ci": "测试准确率在 {n} 张图像上评估：每个值的 95% 置信区间约为 ±{half} 个百分点（例如 {test}%：{ci}%）；每次运行各自的区间见全部运行表。",
     "cell_diverged": "发散",
     "cell_failed": "失败",
     "cell_pruned": "被提前终止",

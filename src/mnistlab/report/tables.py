@@ -311,6 +311,25 @@ def grid_table(model: str, group: Group, excluded: set[str], tr: Tr) -> Table | 
         notes.append(tr("grid_note_others", fields=", ".join(others)))
     if any(b.n > 1 for b in cells.values()):
         notes.append(tr("grid_note_seeds"))
+    # Every test accuracy comes with its noise: one interval stands for the cells' (they were
+    # judged on the same images); each run's own is in the table of all runs.
+    example = (
+        chosen.run
+        if chosen is not None
+        else max((b.run for b in cells.values()), key=lambda r: r.metric("val_acc") or 0)
+    )
+    interval = example.test_interval()
+    if interval is not None:
+        half = (interval[1] - interval[0]) / 2 * 100
+        notes.append(
+            tr(
+                "grid_note_ci",
+                n=count(example.test_images),
+                half=f"{half:.2f}",
+                test=pct(example.metric("test_acc")),
+                ci=interval_text(interval),
+            )
+        )
     return Table(columns, rows, notes=notes, caption=tr("grid_caption", model=model))
 
 
