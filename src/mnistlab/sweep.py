@@ -90,14 +90,53 @@ def load_sweep(
     `check`, every run is also checked against its data and device (`engine.check_runnable`:
     split sizes, architecture options on the meta device, a GPU where one is asked for)."""
     path = resolve_sweep_path(path_or_name)
+    meta, base, grids, overrides, search = _read_sections(path)
+    if settings and "out_dir" in settings:
+        raise ConfigError("out_dir cannot be set per run: use --out to choose the sweep folder")
+    runs, points = _expand(path, base, grids, overrides, settings or {}, search is not None)
+    searched = search.space["model"].choices if search and "model" in search.space else ()
+    for model in overrides:
+        if model not in {r.config.model for r in runs.values()} | set(searched or ()):
+            raise ConfigError(f"{path}: [overrides.{model}] names a model that is not in the grid")
+    name = meta.get("name", path.stem)
+    if not isinstance(name, str) or not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(
+            f"{path}: [sweep] name must be a plain folder name (letters, digits, '.', '_', '-'), "
+            f"got {name!r}"
+        )
+    label_runs(list(runs.values()))
+    if check:
+        check_runs(path, list(runs.values()), check_device)
+    plan = None
+    if search is not None:
+        from .search import plan_search
+
+        # The combinations are the searches' bases, not runs: the runs are the trials.
+        points = [(values, config, runs[run_id].label) for values, config, run_id in points]
+        axes = {k for g in grids for k in g}
+        plan = plan_search(search, points, overrides, settings or {}, str(path), axes)
+        runs = {}
+    return Sweep(
+        name=name,
+        out_dir=Path(out_dir or meta.get("out_dir") or Path("runs") / name),
+        source=path,
+        runs=list(runs.values()),
+        checkpoints=_boolean(meta.get("checkpoints", True), f"{path}: [sweep] checkpoints"),
+        description=meta.get("description", ""),
+        axes={k: v for g in grids for k, v in g.items()},
+        search=plan,
+    )
+
+
+def _read_sections(path: Path):
+    """The sweep file's sections, each checked for shape: (meta, base, grids, overrides,
+    search). A section written as a plain value (`base = 3`) is one line, not a traceback."""
     spec = load_toml(path)
     unknown = sorted(set(spec) - set(SECTIONS))
     if unknown:
         raise ConfigError(
             f"{path}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}"
         )
-    # A section written as a plain value (`base = 3`) would otherwise crash below with a
-    # traceback instead of a one-line error.
     for section in ("sweep", "base", "overrides"):
         if not isinstance(spec.get(section, {}), dict):
             raise ConfigError(
@@ -109,37 +148,40 @@ def load_sweep(
         raise ConfigError(
             f"{path}: unknown [sweep] key(s) {', '.join(bad)}; valid: {', '.join(SWEEP_KEYS)}"
         )
-    base = spec.get("base", {})
     # [grid] is one grid; [[grid]] is several, whose runs are pooled (a big model can get a
     # smaller grid than a small one in the same sweep).
     grids = spec.get("grid", {})
     grids = grids if isinstance(grids, list) else [grids]
     if not all(isinstance(g, dict) for g in grids):
         raise ConfigError(f"{path}: grid must be a [grid] table or [[grid]] tables")
+    for grid in grids:
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{path}: [grid] {key} must be a non-empty list, got {values!r}")
     overrides = spec.get("overrides", {})
     for model, table in overrides.items():
         if not isinstance(table, dict):
             raise ConfigError(
                 f"{path}: [overrides.{model}] must be a table of settings, got {table!r}"
             )
-    if settings and "out_dir" in settings:
-        raise ConfigError("out_dir cannot be set per run: use --out to choose the sweep folder")
     search = None
     if "search" in spec:  # [search]: each grid combination is the base of a search
         from .search import parse_search
 
         search = parse_search(spec["search"], str(path))
+    return meta, spec.get("base", {}), grids, overrides, search
+
+
+def _expand(path: Path, base, grids, overrides, settings, searching: bool):
+    """Every grid combination as a validated run (identical ones once), and, for a search,
+    the combinations as written: (values, config, run_id)."""
     points: list[tuple[dict, TrainConfig, str]] = []
     runs: dict[str, SweepRun] = {}
     for grid in grids:
-        for key, values in grid.items():
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"{path}: [grid] {key} must be a non-empty list, got {values!r}")
         for combo in itertools.product(*grid.values()):
-            values = {**base, **dict(zip(grid, combo, strict=True))}
-            values.update(overrides.get(values.get("model", TrainConfig.model), {}))
-            values.update(settings or {})
-            values["out_dir"] = None  # the ledger decides where a run lives
+            written = {**base, **dict(zip(grid, combo, strict=True))}
+            values = written | overrides.get(written.get("model", TrainConfig.model), {})
+            values |= settings | {"out_dir": None}  # the ledger decides where a run lives
             try:
                 config = TrainConfig.from_dict(values, source=str(path)).validate()
             except ConfigError as exc:
@@ -148,43 +190,10 @@ def load_sweep(
                     message if message.startswith(str(path)) else f"{path}: {message}"
                 ) from None
             run_id = ledger.run_id_for(config)
-            if search is not None and run_id not in runs:  # as written: trials add the rest
-                points.append(({**base, **dict(zip(grid, combo, strict=True))}, config, run_id))
+            if searching and run_id not in runs:  # as written: trials add the rest
+                points.append((written, config, run_id))
             runs.setdefault(run_id, SweepRun(run_id, config))  # identical combinations run once
-    searched = search.space["model"].choices if search and "model" in search.space else ()
-    for model in overrides:
-        if model not in {r.config.model for r in runs.values()} | set(searched or ()):
-            raise ConfigError(f"{path}: [overrides.{model}] names a model that is not in the grid")
-    name = meta.get("name", path.stem)
-    if not isinstance(name, str) or not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
-        raise ConfigError(
-            f"{path}: [sweep] name must be a plain folder name (letters, digits, '.', '_', '-'), "
-            f"got {name!r}"
-        )
-    root = Path(out_dir or meta.get("out_dir") or Path("runs") / name)
-    label_runs(list(runs.values()))
-    if check:
-        check_runs(path, list(runs.values()), check_device)
-    plan = None
-    if search is not None:
-        from .search import plan_search
-
-        # The combinations are the searches' bases, not runs: the runs are the trials.
-        labels = {run_id: runs[run_id].label for _, _, run_id in points}
-        points = [(values, config, labels[run_id]) for values, config, run_id in points]
-        axes = {k for g in grids for k in g}
-        plan = plan_search(search, points, overrides, settings or {}, str(path), axes)
-        runs = {}
-    return Sweep(
-        name=name,
-        out_dir=root,
-        source=path,
-        runs=list(runs.values()),
-        checkpoints=_boolean(meta.get("checkpoints", True), f"{path}: [sweep] checkpoints"),
-        description=meta.get("description", ""),
-        axes={k: v for g in grids for k, v in g.items()},
-        search=plan,
-    )
+    return runs, points
 
 
 def _boolean(value, what: str) -> bool:
