@@ -22,11 +22,17 @@ $(VENV)/.all: $(VENV)/.core
 run: $(VENV)/.core
 	$(PY) -m mnistlab sweep
 
-# Debian's chromium for the browser tests (never a browser download); skipped without root/apt.
+# Debian's chromium for the browser tests (never a browser download) and a CJK font for the
+# Chinese report; each installed only when missing; without root/apt those tests are skipped.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
-	  echo "chromium not installed: browser tests will be skipped"; }
+	@need=""; command -v chromium >/dev/null 2>&1 || need="chromium chromium-driver"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || need="$$need fonts-noto-cjk"; \
+	if [ -n "$$need" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq $$need >/dev/null) || \
+	      echo "could not install$$need: the tests that need them will be skipped"; \
+	  else echo "not installed:$$need: the tests that need them will be skipped"; fi; \
+	fi
 
 lint: $(VENV)/.all
 	$(PY) -m ruff check src tests benchmarks scripts
