@@ -305,7 +305,14 @@ def add_sweep_parser(sub) -> None:
         "--gpus-per-run", type=float, default=0.0, help="ray: GPU fraction each run gets"
     )
     p.add_argument("--max-concurrent", type=int, default=None, help="ray: runs at once")
-    p.add_argument("--retries", type=int, default=2, help="ray: retries of a failed run")
+    p.add_argument("--retries", type=int, default=2, help="ray: retries of a lost run")
+    p.add_argument(
+        "--storage",
+        default=None,
+        metavar="URI",
+        help="ray: where runs keep resume state for retries on other nodes "
+        "(a shared path, s3://bucket/prefix, gs://...)",
+    )
     p.set_defaults(handler=cmd_sweep)
 
 
@@ -341,7 +348,12 @@ def cmd_sweep(args) -> int:
 
         # Before prepare(): a bad flag must not leave a sweep folder behind.
         check_options(
-            sweep.runs, args.cpus_per_run, args.gpus_per_run, args.max_concurrent, args.retries
+            sweep.runs,
+            args.cpus_per_run,
+            args.gpus_per_run,
+            args.max_concurrent,
+            args.retries,
+            args.storage,
         )
     todo = prepare(sweep)
     print(
@@ -361,6 +373,7 @@ def cmd_sweep(args) -> int:
             gpus_per_run=args.gpus_per_run,
             max_concurrent=args.max_concurrent,
             retries=args.retries,
+            storage=args.storage,
         )
     else:
         from .backends.local import run_local

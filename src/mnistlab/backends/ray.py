@@ -14,22 +14,38 @@ the run's files back through Ray, and the driver writes them into the run folder
 nodes need no shared disk, and a node with a stale copy of the sweep folder cannot swallow
 a result. The driver claims each run before sending it out, as the local backend does, so
 several drivers (or a local sweep) on one folder still divide the runs between them.
+
+With `storage` (a path or URI every node can reach, as Ray Tune's `storage_path`), a worker
+also pushes the resume state of each long epoch there, and a run retried on another node (or
+by the next sweep, after the driver died) resumes from its last stored epoch. Per-epoch lines
+reach the driver through a small actor: Ray's own forwarding of worker output merges lines
+that differ only in numbers ("[repeated 3x across cluster]"), which is every epoch line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
 import re
 import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..ledger import RunFolder
+from ..fileio import atomic_write_bytes
+from ..ledger import CONFIG, HISTORY, RESUME, RunFolder
 from ..sweep import Sweep, SweepProgress, SweepRun
+
+# How long the driver waits for results before it prints the workers' epoch lines.
+PROGRESS_POLL_SECONDS = 1.0
+# How long each node gets to answer the storage check (a cold worker imports mnistlab).
+STORAGE_CHECK_SECONDS = 120.0
+# What a worker pushes to storage after a long epoch: enough to resume on another node.
+STORED_FILES = (CONFIG, HISTORY, RESUME)
 
 
 def run_ray(
@@ -41,18 +57,21 @@ def run_ray(
     gpus_per_run: float = 0.0,
     max_concurrent: int | None = None,
     retries: int = 2,
+    storage: str | None = None,
     log=print,
 ) -> list[dict]:
     """Run `todo` (from `prepare(sweep)`) as Ray tasks; return one outcome per run, as
-    `run_local` does (see `sweep.execute_run`), plus "node".
+    `run_local` does (see `sweep.execute_run`), plus "node" (its host) and "node_id".
 
     `address` None starts a private Ray instance sized to this machine (or uses the one this
     process already started with `ray.init`); "auto" or "HOST:PORT" joins a running cluster.
     A run whose worker or node dies is retried up to `retries` times (Ray places the retry
     where resources are free); a run that fails with an error is recorded as failed at once,
-    since running the same config again fails the same way.
+    since running the same config again fails the same way. `storage` (a path or a URI such
+    as s3://bucket/sweeps) keeps each run's resume state where a retry on another node finds
+    it; it is checked from every node that can take a run before any run starts.
     """
-    check_options(todo, cpus_per_run, gpus_per_run, max_concurrent, retries)
+    check_options(todo, cpus_per_run, gpus_per_run, max_concurrent, retries, storage)
     if not todo:
         return []
     try:
@@ -64,21 +83,44 @@ def run_ray(
 
     started = _connect(ray, address or os.environ.get("RAY_ADDRESS"), log)
     try:
-        nodes = _describe_cluster(ray, cpus_per_run, gpus_per_run, max_concurrent, started, log)
+        nodes, usable = _describe_cluster(
+            ray, cpus_per_run, gpus_per_run, max_concurrent, started, log
+        )
+        store = None
+        if storage:
+            store = Storage(storage)
+            _check_storage_on_nodes(ray, store, usable, nodes, log)
+            log(f"ray: resume state of long epochs goes to {store.describe(sweep.name)}")
         log(f"ray: results come back to {sweep.out_dir.resolve()} (written by this process)")
         # Options given to ray.remote itself, not .options(): only there does a GPU task get
         # max_calls=1, a fresh worker per run, so no CUDA state leaks from one run to the next.
         # retry_exceptions stays off: an error in training recurs; a lost worker may not.
-        task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=retries)(
-            _train_one
-        )
-        return _schedule(ray, task, sweep, todo, cpus_per_run, max_concurrent, retries, nodes, log)
+        # (The per-run .options(name=...) below keeps max_calls: Ray applies it per function.)
+        task = ray.remote(
+            num_cpus=cpus_per_run,
+            num_gpus=gpus_per_run,
+            max_retries=retries,
+        )(_train_one)
+        sink = _start_progress_sink(ray)
+        try:
+            return _schedule(
+                ray, task, sweep, todo, cpus_per_run, max_concurrent, retries, nodes, store,
+                sink, log,
+            )  # fmt: skip
+        finally:
+            if sink is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(sink)
     finally:
         if started:
             ray.shutdown()
 
 
-def check_options(todo, cpus_per_run, gpus_per_run, max_concurrent, retries) -> None:
+def check_options(
+    todo, cpus_per_run, gpus_per_run, max_concurrent, retries, storage: str | None = None
+) -> None:
+    """The flags, checked before anything is created; with `storage`, also that this machine
+    can write, read and delete there (the nodes are checked once Ray is up)."""
     if not cpus_per_run > 0:
         raise UserError(f"--cpus-per-run must be > 0, got {cpus_per_run:g}")
     if not gpus_per_run >= 0:
@@ -96,13 +138,17 @@ def check_options(todo, cpus_per_run, gpus_per_run, max_concurrent, retries) -> 
                 f"run {wants_gpu[0]} asks for device 'cuda' but --gpus-per-run is 0; give each "
                 "run a share of a GPU, e.g. --gpus-per-run 1 (or 0.25 for four runs per GPU)"
             )
+    if storage and todo:
+        Storage(storage).check("this machine")
 
 
+# ---------------------------------------------------------------- joining the cluster
 def _connect(ray, address: str | None, log) -> bool:
     """Join or start Ray; True when this call started it (and so must shut it down)."""
     if ray.is_initialized():
         log(f"ray: using this process's Ray instance at {_gcs_address(ray)}")
         return False
+    how = _how_auto_finds(ray) if address == "auto" else ""
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
@@ -117,19 +163,31 @@ def _connect(ray, address: str | None, log) -> bool:
     except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
         # A wrong or missing token also shows up as "failed to connect".
         raise UserError(
-            f"cannot reach a Ray cluster at {address!r}: {str(exc).strip()} (start one with "
-            "`ray start --head`; if it uses token authentication, set RAY_AUTH_MODE=token and "
-            "give this machine its token; or leave out --address for a local instance)"
+            f"cannot reach a Ray cluster at {address!r}: {_plain(str(exc)).strip()} (start one "
+            "with `ray start --head`; if it uses token authentication, set RAY_AUTH_MODE=token "
+            "and give this machine its token; or leave out --address for a local instance)"
         ) from None
     if not address:
         log(f"ray: started a private instance at {_gcs_address(ray)} (stops with this sweep)")
     elif address == "auto":
-        # "auto" finds whatever instance this machine knows of (RAY_ADDRESS, or the newest
-        # `ray start` here): say which, so joining someone else's never goes unnoticed.
-        log(f"ray: --address auto joined the instance at {_gcs_address(ray)}")
+        # "auto" finds whatever instance this machine knows of: say which, and how, so that
+        # joining someone else's never goes unnoticed.
+        log(f"ray: --address auto joined the instance at {_gcs_address(ray)} ({how})")
     else:
         log(f"ray: joined the cluster at {_gcs_address(ray)}")
     return True
+
+
+def _how_auto_finds(ray) -> str:
+    if os.environ.get("RAY_ADDRESS"):
+        return f"from RAY_ADDRESS={os.environ['RAY_ADDRESS']}"
+    try:
+        from ray._common.utils import get_ray_address_file
+
+        where = get_ray_address_file(None)
+    except Exception:  # another Ray version: the file lives elsewhere
+        where = "Ray's address file"
+    return f"the last `ray start` on this machine, recorded in {where}"
 
 
 def _gcs_address(ray) -> str:
@@ -147,49 +205,322 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _describe_cluster(ray, cpus_per_run, gpus_per_run, max_concurrent, started, log) -> int:
-    """Say what the runs get; refuse runs that no node can ever take (they would wait forever)."""
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+def _describe_cluster(
+    ray, cpus_per_run, gpus_per_run, max_concurrent, started, log
+) -> tuple[dict[str, str], list[str]]:
+    """Say what the runs get; refuse runs that no node can take (they would wait forever).
+    Returns each alive node's id -> how to name it, and the ids of nodes that can take a run."""
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    nodes = [n["Resources"] for n in alive]
     cpus = sum(n.get("CPU", 0) for n in nodes)
     gpus = sum(n.get("GPU", 0) for n in nodes)
-    fits = [n for n in nodes if n.get("CPU", 0) >= cpus_per_run and n.get("GPU", 0) >= gpus_per_run]
-    at_once = sum(
-        min(
-            math.floor(n.get("CPU", 0) / cpus_per_run),
-            math.floor(n.get("GPU", 0) / gpus_per_run) if gpus_per_run else math.inf,
-        )
-        for n in fits
-    )
+    need = {"CPU": cpus_per_run, "GPU": gpus_per_run}
+
+    def runs_on(res: dict) -> float:
+        return min(math.floor(res.get(k, 0) / v) if v else math.inf for k, v in need.items())
+
+    at_once = sum(runs_on(n) for n in nodes)
     if max_concurrent:
         at_once = min(at_once, max_concurrent)
-    for node in (n for n in ray.nodes() if n.get("Alive")):
+    hosts = [n.get("NodeManagerHostname", "?") for n in alive]
+    names = {}
+    for node, host in zip(alive, hosts, strict=True):
         res = node["Resources"]
+        # Several nodes on one host (containers, a test cluster): tell them apart by id.
+        names[node["NodeID"]] = host if hosts.count(host) == 1 else f"{host}/{node['NodeID'][:8]}"
         log(
-            f"ray:   node {node.get('NodeManagerHostname', '?')} ({node.get('NodeManagerAddress', '?')}): "
+            f"ray:   node {names[node['NodeID']]} ({node.get('NodeManagerAddress', '?')}): "
             f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs"
         )
     log(
         f"ray: {len(nodes)} node(s), {cpus:g} CPUs, {gpus:g} GPUs; each run gets "
         f"{cpus_per_run:g} CPU(s), {gpus_per_run:g} GPU(s): up to {at_once} runs at once"
     )
-    if not fits:
-        need = f"{cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s)"
-        if started:
+    if at_once == 0:
+        wanted = ", ".join(f"{v:g} {k}" for k, v in need.items() if v)
+        if gpus_per_run and not gpus and not _may_add_nodes_with(ray, "GPU"):
             raise UserError(
-                f"no run can start: each needs {need} but this machine has "
-                f"{cpus:g} CPU(s) and {gpus:g} GPU(s); lower --cpus-per-run/--gpus-per-run"
+                f"--gpus-per-run {gpus_per_run:g} but no node of this cluster has a GPU; "
+                "use --gpus-per-run 0 to train on CPUs, or add a GPU node"
+            )
+        if started or not _may_add_nodes_with(ray, *need):
+            raise UserError(
+                f"no run can start: each needs {wanted} but no node has that much "
+                f"({len(nodes)} node(s), {cpus:g} CPUs, {gpus:g} GPUs in all); lower "
+                "--cpus-per-run/--gpus-per-run or add a bigger node"
             )
         # An autoscaling cluster may still add such a node; say so rather than hang silently.
-        log(f"ray: warning: no node has {need} for one run; the runs wait until one joins")
-    return len(nodes)
+        log(f"ray: warning: no node has {wanted} for one run; the runs wait until one joins")
+    return names, [n["NodeID"] for n in alive if runs_on(n["Resources"]) > 0]
 
 
+def _may_add_nodes_with(ray, *keys: str) -> bool:
+    """True when this cluster's autoscaler may add nodes with all of `keys` (an autoscaling
+    cluster with no GPU node up yet is not a mistake)."""
+    try:
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+        groups = config.node_group_configs if config is not None else []
+        return any(
+            g.max_count != 0 and all(g.resources.get(k, 0) > 0 for k in keys) for g in groups
+        )
+    except Exception:  # another Ray version: no autoscaler information
+        return False
+
+
+# ---------------------------------------------------------------- storage
+class Storage:
+    """A folder for resume state on any file system `pyarrow.fs` knows (a local path,
+    file://, s3://, gs://, hdfs://, abfs://) or `fsspec` does (wrapped for pyarrow), named by
+    a URI as Ray Tune's `storage_path` is. Each node opens it from the URI with its own
+    credentials (environment, ~/.aws, an instance role); none travel with the tasks."""
+
+    def __init__(self, uri: str):
+        if "://" not in uri:  # a plain path: absolute, so every node reads it the same way
+            uri = str(Path(uri).expanduser().resolve())
+        self.uri = uri.rstrip("/") or "/"
+        try:
+            import pyarrow.fs as pafs
+        except ImportError:
+            raise UserError(
+                f"--storage {uri}: needs pyarrow (part of the ray extra): "
+                "pip install 'mnistlab[ray]'"
+            ) from None
+        try:
+            self.fs, root = pafs.FileSystem.from_uri(self.uri)
+        except OSError as exc:  # s3:// looks up the bucket's region here
+            raise UserError(f"--storage {self.uri} cannot be opened: {_one_line(exc)}") from None
+        except ValueError as exc:  # ArrowInvalid: a scheme pyarrow does not know
+            try:
+                import fsspec
+
+                fs, root = fsspec.core.url_to_fs(self.uri)
+            except (ImportError, ValueError) as fsspec_exc:
+                raise UserError(
+                    f"--storage {uri}: not a file system pyarrow or fsspec can open ({exc}; "
+                    f"{fsspec_exc})"
+                ) from None
+            self.fs = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+        self.root = root.rstrip("/")
+        self.local = self.fs.type_name == "local"
+
+    def __repr__(self) -> str:
+        return f"Storage({self.uri!r})"
+
+    def describe(self, key: str) -> str:
+        return key_uri(self.uri, key)
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}" if self.root else key
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        if self.local:  # a kill mid-write must not leave half a resume state
+            atomic_write_bytes(path, data)
+            return
+        if self.fs.type_name not in ("s3", "gcs"):  # object stores have no folders
+            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with self.fs.open_output_stream(path) as out:
+            out.write(data)
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(self._path(key)) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return None
+
+    def delete(self, key: str) -> None:
+        """Remove a folder of keys; nothing there is fine."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_dir(self._path(key))
+
+    def check(self, where: str, probe: str | None = None) -> str:
+        """Write, read back and delete a probe object from this process; one clear error if
+        that fails. With `probe`, also read the probe object that key names (written by
+        another machine: proves both see the same storage). Returns this check's key."""
+        key = f".mnistlab-probe-{uuid.uuid4().hex}"
+        try:
+            seen = self.read(f"{probe}/driver") if probe is not None else None
+            self.write(f"{key}/probe", key.encode())
+            if self.read(f"{key}/probe") != key.encode():
+                raise OSError("a probe object written there read back differently")
+            self.delete(key)
+        except Exception as exc:  # OSError from pyarrow, anything from an fsspec backend
+            # (a UserError too: the local writer's one-line message, without the flag)
+            kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
+            raise UserError(
+                f"--storage {self.uri} cannot be used from {where}: {kind}{_one_line(exc)}"
+            ) from None
+        if probe is not None and seen != probe.encode():
+            raise UserError(
+                f"--storage {self.uri} is not the same storage on {where} as on the driver "
+                "(a probe object the driver wrote is not there): give a location every node "
+                "shares, e.g. s3://bucket/sweeps or a shared mount"
+            )
+        return key
+
+
+def key_uri(uri: str, key: str) -> str:
+    """The URI of `key` under storage `uri`, for messages (?options stay last)."""
+    base, sep, query = uri.partition("?")
+    return f"{base.rstrip('/')}/{key}{sep}{query}"
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    return " ".join(_plain(str(exc)).split())[:limit]
+
+
+def _probe_storage(uri: str, probe: str, where: str) -> bool:
+    """On one node: check the storage (a Ray task)."""
+    Storage(uri).check(where, probe)
+    return True
+
+
+def _check_storage_on_nodes(ray, store: Storage, usable: list[str], names, log) -> None:
+    """Every node that may take a run must reach the same storage, or a retry there would
+    lose its state: a probe written here is read on each node, which writes and deletes its
+    own."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = f".mnistlab-probe-{uuid.uuid4().hex}"
+    store.write(f"{probe}/driver", probe.encode())
+    try:
+        checks = {}
+        for node_id in usable:
+            where = f"node {names.get(node_id, node_id[:8])}"
+            task = ray.remote(num_cpus=0, max_retries=0)(_probe_storage).options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+            )
+            checks[task.remote(store.uri, probe, where)] = where
+        ready, late = ray.wait(list(checks), num_returns=len(checks), timeout=STORAGE_CHECK_SECONDS)
+        for ref in late:
+            ray.cancel(ref, force=True)
+        if late:
+            raise UserError(
+                f"--storage {store.uri}: {checks[late[0]]} did not answer the storage check in "
+                f"{STORAGE_CHECK_SECONDS:g} s"
+            )
+        for ref in ready:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.cause
+                if isinstance(cause, UserError):
+                    raise UserError(str(cause)) from None
+                raise UserError(
+                    f"--storage {store.uri}: the check failed on {checks[ref]}: "
+                    f"{type(cause).__name__}: {cause} (is mnistlab[ray] installed there?)"
+                ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            store.delete(probe)
+    log(f"ray: storage {store.uri} checked from this machine and {len(checks)} node(s)")
+
+
+class StoredRunFolder(RunFolder):
+    """A worker's scratch run folder that also pushes each saved resume state to storage,
+    so the run resumes from there if its node is lost. Writes go through `RunFolder` first:
+    the ledger's format has one writer."""
+
+    def __init__(self, path, store: Storage, key: str, log=print):
+        super().__init__(path, log=log)
+        self.store, self.key = store, key
+
+    def epoch_done(self, history: list[dict], resume_state: dict | None = None) -> None:
+        super().epoch_done(history, resume_state)
+        if resume_state is None:  # a short epoch: cheaper to redo than to store
+            return
+        try:  # resume.pt before history.json: a reader takes the state, never a newer history
+            for name in STORED_FILES[::-1]:
+                self.store.write(f"{self.key}/{name}", (self.path / name).read_bytes())
+        except Exception as exc:  # storage trouble costs resilience, never the run
+            self.log(f"could not store the resume state in {self.store.uri}: {exc}")
+
+    def fetch(self, shipped: dict[str, bytes]) -> dict[str, bytes]:
+        """Of the resume state shipped by the driver and the one in storage, the one with
+        more finished epochs."""
+        try:
+            stored = {n: b for n in STORED_FILES if (b := self.store.read(f"{self.key}/{n}"))}
+        except Exception as exc:
+            self.log(f"could not read the stored resume state in {self.store.uri}: {exc}")
+            return shipped
+        if RESUME not in stored or _epochs(stored) <= _epochs(shipped):
+            return shipped
+        return stored
+
+
+def _epochs(files: dict[str, bytes]) -> int:
+    if RESUME not in files:
+        return -1
+    try:
+        return len(json.loads(files.get(HISTORY, b"[]")))
+    except ValueError:
+        return -1
+
+
+def _storage_key(sweep: Sweep, run: SweepRun) -> str:
+    return f"{sweep.name}/{run.run_id}"
+
+
+# ---------------------------------------------------------------- progress lines
+class _ProgressSink:
+    """Lines from the workers (one per epoch), held until the driver takes them."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def put(self, run_id: str, line: str) -> None:
+        self.lines.append((run_id, line))
+
+    def take(self) -> list[tuple[str, str]]:
+        lines, self.lines = self.lines, []
+        return lines
+
+
+def _start_progress_sink(ray):
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    try:
+        # On the driver's own node, which lives as long as the sweep does; "soft" placement
+        # would put it on any node with free CPUs, one that may be lost mid-sweep.
+        here = ray.get_runtime_context().get_node_id()
+        return (
+            ray.remote(num_cpus=0, max_restarts=0)(_ProgressSink)
+            .options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
+            .remote()
+        )
+    except Exception:  # progress lines are a convenience: the sweep runs without them
+        return None
+
+
+def _drain(ray, sink, runs: dict[str, SweepRun], log):
+    """Print the workers' lines; returns the sink, or None once it is gone."""
+    if sink is None:
+        return None
+    try:
+        lines = ray.get(sink.take.remote(), timeout=30)
+    except Exception as exc:
+        log(
+            f"ray: per-epoch lines from the workers stop here ({type(exc).__name__}); "
+            "each run's history.json still has every epoch"
+        )
+        return None
+    for run_id, line in lines:
+        run = runs.get(run_id)
+        log(f"    {run.label if run else run_id}: {line}")
+    return sink
+
+
+# ---------------------------------------------------------------- running
 def _schedule(
-    ray, task, sweep, todo, cpus_per_run, max_concurrent, retries, nodes, log
+    ray, task, sweep, todo, cpus_per_run, max_concurrent, retries, nodes, store, sink, log
 ) -> list[dict]:
     progress = SweepProgress(sweep, todo, parallel=max_concurrent or len(todo), log=log)
     limit = max_concurrent or len(todo)
     waiting = list(todo)
+    by_id = {run.run_id: run for run in todo}
     in_flight: dict[Any, tuple[SweepRun, RunFolder]] = {}
     outcomes: list[dict] = []
     try:
@@ -202,27 +533,36 @@ def _schedule(
                     progress.finish(run, outcome | {"holder": folder.claimed_by()}, announce=True)
                     outcomes.append(outcome)
                     continue
-                ref = task.remote(
+                ref = task.options(name=run.label).remote(
                     run.config,
                     _absolute(run.config.data_dir),
                     run.run_id,
                     sweep.checkpoints,
                     cpus_per_run,
                     _resume_files(folder),
+                    (store.uri, _storage_key(sweep, run)) if store else None,
+                    sink,
                 )
                 in_flight[ref] = (run, folder)
             if not in_flight:
                 break
-            [ref], _ = ray.wait(list(in_flight), num_returns=1)
-            run, folder = in_flight.pop(ref)
-            try:
-                outcome = _collect(ray, ref, run, folder, retries)
-            finally:
-                folder.release()
-            if nodes > 1 and outcome.get("node"):
-                outcome["where"] = f" on {outcome['node']}"
-            progress.finish(run, outcome, announce=True)
-            outcomes.append(outcome)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=PROGRESS_POLL_SECONDS)
+            # The finished run's last epoch lines before its result line.
+            sink = _drain(ray, sink, by_id, log)
+            for ref in ready:
+                run, folder = in_flight.pop(ref)
+                try:
+                    outcome = _collect(ray, ref, run, folder, retries)
+                finally:
+                    folder.release()
+                if store is not None and not outcome.pop("lost", False):
+                    # Recorded for good (or to start afresh): its resume state is spent. A
+                    # run whose nodes were all lost keeps it, for the next sweep to resume.
+                    _forget(store, _storage_key(sweep, run), log)
+                if len(nodes) > 1 and outcome.get("node_id") in nodes:
+                    outcome["where"] = f" on {nodes[outcome['node_id']]}"
+                progress.finish(run, outcome, announce=True)
+                outcomes.append(outcome)
     finally:
         # Ctrl-C or an error in this loop: stop what still runs; those runs have no
         # result.json, so the next `mnistlab sweep` starts them again.
@@ -231,6 +571,13 @@ def _schedule(
                 ray.cancel(ref, force=True)
             folder.release()
     return outcomes
+
+
+def _forget(store: Storage, key: str, log) -> None:
+    try:
+        store.delete(key)
+    except Exception as exc:
+        log(f"ray: could not delete {store.describe(key)} (a stale resume state): {exc}")
 
 
 def _resume_files(folder: RunFolder) -> dict[str, bytes]:
@@ -246,7 +593,8 @@ def _collect(ray, ref, run: SweepRun, folder: RunFolder, retries: int) -> dict:
         outcome, files = ray.get(ref)
     except ray.exceptions.RayTaskError as exc:  # it raised: a second attempt would too
         cause = exc.cause
-        error = f"{type(cause).__name__}: {cause}"
+        # A UserError (a data_dir missing on that node, say) is one line that says it all.
+        error = str(cause) if isinstance(cause, UserError) else f"{type(cause).__name__}: {cause}"
         folder.fail(run.config, error, _plain(str(exc)))
         return {"run_id": run.run_id, "status": "failed", "error": error, "permanent": True}
     except ray.exceptions.RayError as exc:  # the worker or its node died on every attempt
@@ -254,7 +602,12 @@ def _collect(ray, ref, run: SweepRun, folder: RunFolder, retries: int) -> dict:
         error = f"{type(exc).__name__}: {details.splitlines()[0] if details else 'no details'}"
         attempts = f"failed on all {retries + 1} attempts" if retries else "failed (no retries)"
         folder.fail(run.config, f"{error} ({attempts})", f"{attempts}\n\n{details}")
-        return {"run_id": run.run_id, "status": "failed", "error": f"{error} ({attempts})"}
+        return {
+            "run_id": run.run_id,
+            "status": "failed",
+            "error": f"{error} ({attempts})",
+            "lost": True,
+        }
     if outcome["status"] == "failed":
         folder.reset()
     folder.import_files(files, config=run.config)
@@ -279,16 +632,30 @@ def _train_one(
     checkpoints: bool,
     cpus: float,
     resume_files: dict[str, bytes],
+    storage: tuple[str, str] | None = None,
+    sink=None,
 ) -> tuple[dict, dict[str, bytes]]:
     """One run inside a Ray worker, in a scratch folder on the worker's own node: the same
-    `execute_run` as every backend. Returns the outcome and the run's files for the driver."""
+    `execute_run` as every backend. Returns the outcome and the run's files for the driver;
+    with `storage` (uri, key), the resume state of long epochs also goes there."""
     import shutil
     import tempfile
 
+    import ray
     import torch
 
     from ..data import load_dataset_cached
     from ..sweep import execute_run
+
+    sent = []
+
+    def log(*parts) -> None:
+        line = " ".join(str(p) for p in parts)
+        if sink is not None:
+            with contextlib.suppress(Exception):
+                sent.append(sink.put.remote(run_id, line))
+                return
+        print(line, flush=True)
 
     if not ray_task_has_gpu():
         # Ray leaves CUDA_VISIBLE_DEVICES alone for tasks without GPUs, so device "auto"
@@ -300,14 +667,26 @@ def _train_one(
     torch.set_num_threads(max(1, int(cpus)))
     scratch = Path(tempfile.mkdtemp(prefix="mnistlab-ray-"))
     try:
-        folder = RunFolder(scratch / run_id)
+        folder = RunFolder(scratch / run_id, log=log)
+        if storage is not None:
+            uri, key = storage
+            try:
+                folder = StoredRunFolder(scratch / run_id, Storage(uri), key, log=log)
+            except UserError as exc:  # checked at the start; trouble now costs resilience only
+                log(f"{exc}; this attempt keeps its resume state on this node only")
+            else:
+                resume_files = folder.fetch(resume_files)
         folder.import_files(resume_files)
         dataset = load_dataset_cached(config.dataset, data_dir)
-        outcome = execute_run(config, folder, checkpoints=checkpoints, dataset=dataset, log=print)
+        outcome = execute_run(config, folder, checkpoints=checkpoints, dataset=dataset, log=log)
         outcome["node"] = socket.gethostname()
+        outcome["node_id"] = ray.get_runtime_context().get_node_id()
         return outcome, folder.export_files()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if sent:  # the lines reach the driver before the result does
+            with contextlib.suppress(Exception):
+                ray.wait(sent, num_returns=len(sent), timeout=10)
 
 
 def ray_task_has_gpu() -> bool:
