@@ -6,8 +6,10 @@ the time is Ray starting its workers.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -116,6 +118,85 @@ def test_cuda_runs_need_a_gpu_share(tmp_path):
 
 def test_nothing_to_do_starts_nothing(tmp_path):
     assert run_ray(tiny_sweep(tmp_path, "s"), []) == []
+
+
+# ---------------------------------------------------------------- storage, without a cluster
+def test_storage_on_a_local_path(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow", reason="--storage needs pyarrow (the ray extra)")
+    monkeypatch.chdir(tmp_path)
+    store = ray_backend.Storage("store/")  # relative: made absolute for the nodes
+    assert store.uri == str(tmp_path / "store") and store.local
+    assert store.read("a/b") is None
+    store.write("a/b", b"one")
+    store.write("a/b", b"two")
+    assert store.read("a/b") == b"two"
+    assert [p.name for p in (tmp_path / "store" / "a").iterdir()] == ["b"]  # no temporaries
+    store.delete("a")
+    store.delete("a")  # nothing there is fine
+    assert store.read("a/b") is None and not (tmp_path / "store" / "a").exists()
+    assert store.check("this machine").startswith(".mnistlab-probe-")
+    assert list((tmp_path / "store").iterdir()) == []  # the probe cleaned up after itself
+    assert ray_backend.key_uri("s3://b/p/?scheme=http", "k/r") == "s3://b/p/k/r?scheme=http"
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("nosuch://x/y", r"^--storage nosuch://x/y: not a file system pyarrow or fsspec can open"),
+        ("{file}/sub", r"^--storage .*/file/sub cannot be used from this machine: "),
+    ],
+)
+def test_storage_that_cannot_work_stops_the_cli_before_the_sweep_folder(
+    tmp_path, capsys, uri, message
+):
+    pytest.importorskip("pyarrow", reason="--storage needs pyarrow (the ray extra)")
+    (tmp_path / "file").write_text("a file, not a folder")
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY.format(extra=""))
+    out = tmp_path / "out"
+    storage = uri.format(file=tmp_path / "file")
+    argv = ["sweep", str(config), "--backend", "ray", "--out", str(out), "--storage", storage]
+
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and re.match(
+        message, error.removeprefix("mnistlab: error: ")
+    ), error
+    assert not out.exists()
+
+
+def test_a_stored_run_folder_pushes_long_epochs_and_resumes_from_the_longer_state(tmp_path):
+    pytest.importorskip("pyarrow", reason="--storage needs pyarrow (the ray extra)")
+    import torch
+
+    sweep = tiny_sweep(tmp_path, "s")
+    config = sweep.runs[0].config
+    store = ray_backend.Storage(str(tmp_path / "store"))
+    lines: list[str] = []
+    folder = ray_backend.StoredRunFolder(tmp_path / "scratch" / "r", store, "s/r", log=lines.append)
+    folder.start(config)
+    folder.epoch_done([{"epoch": 1}])  # a short epoch: no resume state, nothing stored
+    assert store.read("s/r/resume.pt") is None
+    folder.epoch_done([{"epoch": 1}, {"epoch": 2}], {"weights": torch.zeros(2)})
+    stored = {n: store.read(f"s/r/{n}") for n in ("config.json", "history.json", "resume.pt")}
+    assert all(stored.values()) and json.loads(stored["history.json"])[-1] == {"epoch": 2}
+
+    shorter = {"history.json": b'[{"epoch": 1}]', "resume.pt": b"x", "config.json": b"{}"}
+    longer = shorter | {"history.json": b'[{"epoch": 1}, {"epoch": 2}, {"epoch": 3}]'}
+    fresh = ray_backend.StoredRunFolder(tmp_path / "elsewhere" / "r", store, "s/r")
+    assert fresh.fetch({}) == stored
+    assert fresh.fetch(shorter) == stored
+    assert fresh.fetch(longer) == longer  # the driver's own copy is further on
+
+    # Storage trouble after the start costs the resume state, never the run.
+    def broken(*_args):
+        raise OSError("the bucket went away")
+
+    store.write = broken
+    folder.epoch_done([{"epoch": 1}, {"epoch": 2}, {"epoch": 3}], {"weights": torch.ones(2)})
+    assert lines == [f"could not store the resume state in {store.uri}: the bucket went away"]
+    store.read = broken
+    assert fresh.fetch(shorter) == shorter
 
 
 # ---------------------------------------------------------------- on a Ray instance
