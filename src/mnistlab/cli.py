@@ -317,9 +317,7 @@ def add_sweep_parser(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from collections import Counter
-
-    from .sweep import load_sweep, prepare, statuses, summary_lines
+    from .sweep import load_sweep, prepare, summary_lines
 
     _check_sweep_name(args.config)
     settings = _sweep_settings(args)
@@ -332,17 +330,7 @@ def cmd_sweep(args) -> int:
     if sweep.search is not None:
         return _cmd_search(args, sweep)
     if args.status:
-        states = statuses(sweep)
-        for run in sweep.runs:
-            print(f"{states[run.run_id]:<11} {run.run_id}  {run.label}")
-        counts = Counter(states.values())
-        done = sum(counts[s] for s in ("finished", "diverged", "pruned"))
-        print(
-            f"{sweep.name}: {done}/{len(sweep.runs)} done "
-            + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-            + f"  ({sweep.out_dir})"
-        )
-        return 0
+        return _print_status(sweep)
     if args.backend == "ray":
         from .backends.ray import check_options
 
@@ -362,23 +350,7 @@ def cmd_sweep(args) -> int:
         flush=True,
     )
     _start_tracking(args, sweep)
-    if args.backend == "ray":
-        from .backends.ray import run_ray
-
-        outcomes = run_ray(
-            sweep,
-            todo,
-            address=args.address,
-            cpus_per_run=args.cpus_per_run,
-            gpus_per_run=args.gpus_per_run,
-            max_concurrent=args.max_concurrent,
-            retries=args.retries,
-            storage=args.storage,
-        )
-    else:
-        from .backends.local import run_local
-
-        outcomes = run_local(sweep, todo, workers=args.workers)
+    outcomes = _run_backend(args, sweep, todo)
     _stop_tracking()
     failed = [o for o in outcomes if o["status"] == "failed"]
     elsewhere = [o for o in outcomes if o["status"] == "claimed"]
@@ -397,6 +369,43 @@ def cmd_sweep(args) -> int:
     if failed:
         print(f"{len(failed)} run(s) failed; rerun the same command to retry them", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _print_status(sweep) -> int:
+    from collections import Counter
+
+    from .sweep import statuses
+
+    states = statuses(sweep)
+    for run in sweep.runs:
+        print(f"{states[run.run_id]:<11} {run.run_id}  {run.label}")
+    counts = Counter(states.values())
+    done = sum(counts[s] for s in ("finished", "diverged", "pruned"))
+    print(
+        f"{sweep.name}: {done}/{len(sweep.runs)} done "
+        + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        + f"  ({sweep.out_dir})"
+    )
+    return 0
+
+
+def _run_backend(args, sweep, todo) -> list[dict]:
+    if args.backend == "ray":
+        from .backends.ray import run_ray
+
+        return run_ray(
+            sweep,
+            todo,
+            address=args.address,
+            cpus_per_run=args.cpus_per_run,
+            gpus_per_run=args.gpus_per_run,
+            max_concurrent=args.max_concurrent,
+            retries=args.retries,
+            storage=args.storage,
+        )
+    from .backends.local import run_local
+
+    return run_local(sweep, todo, workers=args.workers)
 
 
 def _check_sweep_name(name: str | None) -> None:
