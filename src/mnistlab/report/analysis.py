@@ -5,6 +5,7 @@
                     biggest first; each with its models' best combinations, ranked
         .excluded   run_id -> Exclusion: finished runs that did not learn, with the reason
         .mixed      True when the sweep mixes budgets (the report says so at the top)
+        .search     a trials.SearchInfo when the sweep is a [search] (its runs are trials)
 
 Only runs of one budget are ranked, fitted or compared with each other; a run that did not
 learn is named and left out of rankings and fits, so that it cannot decide a conclusion.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .runs import Best, Budget, Run, best_per_model, budget_key, combo_fields
 
@@ -22,6 +24,9 @@ from .runs import Best, Budget, Run, best_per_model, budget_key, combo_fields
 # other runs of the same budget, or, for a model with no other run, the budget's best run).
 NEAR_CHANCE = 0.10
 HALF_WAY = 0.5
+
+if TYPE_CHECKING:
+    from .trials import SearchInfo
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Analysis:
     runs: list[Run]
     groups: list[Group]
     excluded: dict[str, Exclusion]
+    search: SearchInfo | None = None  # the sweep is a search: views and sentences for trials
 
     @property
     def mixed(self) -> bool:
@@ -101,7 +107,7 @@ def learning_failures(runs: list[Run]) -> dict[str, Exclusion]:
     return out
 
 
-def analyse(runs: list[Run]) -> Analysis:
+def analyse(runs: list[Run], search: SearchInfo | None = None) -> Analysis:
     by_key: dict[tuple, list[Run]] = {}
     for run in runs:
         by_key.setdefault(budget_key(run), []).append(run)
@@ -125,4 +131,4 @@ def analyse(runs: list[Run]) -> Analysis:
                 fields=fields,
             )
         )
-    return Analysis(runs=runs, groups=groups, excluded=excluded)
+    return Analysis(runs=runs, groups=groups, excluded=excluded, search=search)

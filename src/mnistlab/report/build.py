@@ -1,6 +1,10 @@
 """`build_report(sweep_dir)`: read the ledger, write tables, figures, report.md and index.html
 (and report.pdf with `pdf=True`), in English or Chinese.
 
+A sweep whose copied sweep file holds a [search] table is a search: its trials' settings were
+sampled, so instead of the lr x dropout views the report draws accuracy against each searched
+setting, every trial's validation curves and a table of the best trials (see trials.py).
+
 The report is built aside, in a temporary folder next to the output folder, and moved into
 place in one rename: a build that fails (a bad ledger, a full disk, Chromium crashing) leaves
 the previous report as it was. An output folder that also holds files the report did not write
@@ -36,17 +40,20 @@ from .html import render_html
 from .i18n import Tr
 from .runs import DROPOUT, LR, Best, Run, to_runs
 from .tables import (
+    Table,
     _values,
     all_runs_csv,
     all_runs_tables,
     best_csv,
     best_tables,
+    best_trials_table,
     count,
     fit_page,
     grid_cells,
     grid_table,
     user_table,
 )
+from .trials import points, ranked, read_search
 
 MAX_GALLERY = 48
 # Names this module writes. In a folder holding only these, the whole folder is replaced; stale
@@ -54,7 +61,8 @@ MAX_GALLERY = 48
 # that is no longer in the sweep.
 OWN_FILES = re.compile(
     r"^(index\.html|report\.md|report\.pdf|best_per_model\.(md|csv)|all_runs\.(md|csv)|"
-    r"(curves|heatmap)_.+\.png|(best_runs|acc_vs_params|acc_vs_time|time_vs_params)(_[A-Z?])?\.png|"
+    r"best_trials\.(md|csv)|(curves|heatmap|search|trials)_.+\.png|"
+    r"(best_runs|acc_vs_params|acc_vs_time|time_vs_params)(_[A-Z?])?\.png|"
     r"confusion\.png|misclassified\.png)$"
 )
 
@@ -90,7 +98,8 @@ def build_report(
     records = _read_ledger(sweep)
 
     files: dict[str, bytes] = {}
-    analysis = analyse(to_runs(records))
+    runs = to_runs(records)
+    analysis = analyse(runs, read_search(sweep, runs))
     blocks = assemble(analysis, sweep, files, tr)
     files["report.md"] = render_markdown(blocks, tr.raw("also_as")).encode()
     title = tr("html_title", name=sweep.resolve().name)
@@ -220,10 +229,14 @@ def assemble(analysis: Analysis, sweep: Path, files: dict[str, bytes], tr: Tr) -
     blocks += _best_blocks(analysis, files, tr)
     blocks += _user_blocks(analysis, tr)
     taken = set(files)
-    blocks += _grid_blocks(analysis, files, tr, ftr, taken)
+    if analysis.search is not None:
+        blocks += _search_blocks(analysis, files, tr, ftr, taken)
+    if _grid_views(analysis):
+        blocks += _grid_blocks(analysis, files, tr, ftr, taken)
     blocks += _overlay_blocks(analysis, files, tr, ftr, taken)
     blocks += _size_blocks(analysis, files, tr, ftr, taken)
-    blocks += _curve_blocks(analysis, files, tr, ftr, taken)
+    if _grid_views(analysis):
+        blocks += _curve_blocks(analysis, files, tr, ftr, taken)
     for group in analysis.groups:
         if group.bests:
             blocks += _best_model_blocks(group, files, tr, ftr)
@@ -289,6 +302,80 @@ def _user_blocks(analysis: Analysis, tr: Tr) -> list[Block]:
         Paragraph(tr("user_intro")),
         *_tables(table, 2, tr),
     ]
+
+
+def _grid_views(analysis: Analysis) -> bool:
+    """The lr x dropout views (grid tables, heatmaps, per-combination curves) fit a grid, and a
+    search whose every searched setting is a list of lr or dropout choices (a grid with
+    pruning); never sampled values."""
+    search = analysis.search
+    if search is None:
+        return True
+    return search.discrete and set(search.names) - {"model"} <= {LR, DROPOUT}
+
+
+def _search_blocks(analysis, files, tr: Tr, ftr: Tr, taken: set[str]) -> list[Block]:
+    """A search: its best trials, then per model (and grid combination) accuracy against each
+    searched setting and every trial's validation curves."""
+    info = analysis.search
+    blocks: list[Block] = [
+        Heading(tr("h_search"), anchor="search"),
+        Paragraph(tr("search_intro"), note=True),
+        Heading(tr("h_best_trials"), level=3, anchor="best-trials"),
+    ]
+    markdown: list[Block] = []
+    csv_rows: list[list[str]] = []
+    table = None
+    for group in analysis.groups:
+        table = best_trials_table(group, info, tr)
+        if analysis.mixed:
+            table.caption = budget_title(group, tr)
+        markdown.append(TableBlock(table))
+        csv_rows += table.csv_rows
+        blocks += _tables(table, 2, tr, ["best_trials.csv", "best_trials.md"])
+    if table is not None:
+        files["best_trials.csv"] = Table(table.csv_columns, csv_rows).csv().encode()
+        files["best_trials.md"] = render_markdown(markdown).encode()
+    else:
+        blocks.append(Paragraph(tr("size_none"), note=True))
+    scatters: list[Block] = []
+    curves: list[Block] = []
+    for group in analysis.groups:
+        usable = frozenset(r.run_id for r in group.usable)
+        subtitle = _subtitle(group, analysis, ftr)
+        suffix = _suffix(group, analysis)
+        for point in points(group, info):
+            best = _best_of(point, usable)
+            png = plots.search_scatter(
+                point.label, point.runs, info.axes, tr=ftr, usable=usable, best=best,
+                subtitle=subtitle,
+            )  # fmt: skip
+            if png is not None:
+                name = _unique(f"search_{_stem(point.stem)}{suffix}.png", taken)
+                files[name] = png
+                scatters.append(Image(name, tr("fig_search_title", label=point.label), png))
+            png = plots.trial_curves(
+                point.label, point.runs, tr=ftr, usable=usable, best=best, subtitle=subtitle
+            )
+            if png is not None:
+                name = _unique(f"trials_{_stem(point.stem)}{suffix}.png", taken)
+                files[name] = png
+                n = sum(1 for r in point.runs if r.history)
+                curves.append(Image(name, tr("fig_trials_title", label=point.label, n=n), png))
+    blocks += scatters
+    if curves:
+        blocks += [
+            Heading(tr("h_trials"), level=3, anchor="trials"),
+            Paragraph(tr("trials_intro"), note=True),
+            *curves,
+        ]
+    return blocks
+
+
+def _best_of(point, usable: frozenset[str]) -> str | None:
+    """The run id of the point's best finished trial that learned (None if there is none)."""
+    trials = ranked(point.runs, set(usable))
+    return trials[0].run_id if trials else None
 
 
 def _grid_blocks(analysis, files, tr: Tr, ftr: Tr, taken: set[str]) -> list[Block]:

@@ -10,7 +10,10 @@ data can support it:
   best model against the runner-up by an exact McNemar test on the same test images;
 * gaps are compared by size, and their sign is said separately;
 * learning-rate and dropout effects are stated per model, and pooled over models only where
-  every model was run at every value (otherwise the pooled effect would be a model effect).
+  every model was run at every value (otherwise the pooled effect would be a model effect);
+* a search's trials are sampled, not laid on a grid: its best trials are finished ones only
+  (a pruned trial trained fewer epochs), and a searched setting is said to matter only when
+  its rank correlation with validation accuracy passes a stated threshold.
 
 All wording comes from the catalogue in i18n.py, so `--lang zh` changes every sentence.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Iterable
 
 from .analysis import NEAR_CHANCE, Analysis, Exclusion, Group, analyse
@@ -39,7 +43,19 @@ from .runs import (
     to_runs,
     value_key,
 )
-from .stats import ALPHA, mcnemar
+from .stats import ALPHA, mcnemar, spearman
+from .trials import (
+    MIN_TREND_TRIALS,
+    SearchInfo,
+    epochs_trained,
+    is_ordered,
+    points,
+    ranked,
+    setting_trend,
+    trial_label,
+    value_text,
+    within_noise,
+)
 from .user_results import user_entry
 
 # "As good as the best" when the validation images do not say how many there were: within
@@ -48,10 +64,11 @@ from .user_results import user_entry
 NEAR_BEST_POINTS = 0.1
 
 
-def conclusions(records: Iterable, lang: str = "en") -> list[str]:
-    """All conclusion sentences for a sweep, most important first (sections flattened)."""
+def conclusions(records: Iterable, lang: str = "en", search: SearchInfo | None = None) -> list[str]:
+    """All conclusion sentences for a sweep, most important first (sections flattened).
+    `search`: the sweep is a search (see trials.read_search), so its runs are trials."""
     tr = Tr(lang)
-    analysis = analyse(to_runs(records))
+    analysis = analyse(to_runs(records), search)
     out = []
     for title, sentences in conclusion_sections(analysis, tr):
         if title:
@@ -66,10 +83,19 @@ def conclusion_sections(analysis: Analysis, tr: Tr) -> list[tuple[str | None, li
     if not runs:
         return [(None, [tr("no_runs")])]
     sections: list[tuple[str | None, list[str]]] = []
+    search = analysis.search
+    lead = search_overview(analysis, tr) if search is not None else []
     if not analysis.bests and not analysis.excluded:
-        sections.append((None, [tr("no_finished", n=len(runs))]))
+        pruned = pruned_sentences(runs, search, tr) if search else []
+        sections.append((None, [*lead, tr("no_finished", n=len(runs)), *pruned]))
     else:
         for group in analysis.groups:
+            if search is not None:
+                sentences = search_sentences(group, analysis, tr)
+                title = budget_title(group, tr) if analysis.mixed else None
+                if sentences:
+                    sections.append((title, sentences))
+                continue
             sentences = [
                 *best_model_sentences(group, tr),
                 *runner_up_sentences(group, tr),
@@ -84,7 +110,11 @@ def conclusion_sections(analysis: Analysis, tr: Tr) -> list[tuple[str | None, li
             title = budget_title(group, tr) if analysis.mixed else None
             if sentences:
                 sections.append((title, sentences))
-    status = status_sentences(runs, tr)
+        if lead and sections and sections[0][0] is None:
+            sections[0] = (None, [*lead, *sections[0][1]])
+        elif lead:
+            sections.insert(0, (None, lead))
+    status = status_sentences(runs, tr, search)
     if status and analysis.mixed:
         sections.append((tr("other_runs_heading"), status))
     elif status and sections:
@@ -113,12 +143,12 @@ def _times(ratio: float, tr: Tr) -> str:
     return tr("times", x=f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}")
 
 
-def p_text(p: float) -> str:
-    """'p=0.41', 'p=0.0031', 'p<0.001': enough digits that the text agrees with p < ALPHA."""
-    if p < 0.001:
+def p_text(p: float, alpha: float = ALPHA) -> str:
+    """'p=0.41', 'p=0.0031', 'p<0.001': enough digits that the text agrees with p < alpha."""
+    if p < 0.001 and alpha > 0.001:
         return "p<0.001"
     text = f"{p:.2g}"
-    if (float(text) < ALPHA) != (p < ALPHA):
+    if (float(text) < alpha) != (p < alpha):
         text = f"{p:.4g}"
     return f"p={text}"
 
@@ -210,6 +240,17 @@ def best_model_sentences(group: Group, tr: Tr) -> list[str]:
             seconds=f"{top.seconds or 0:.0f}",
         )
     ]
+    return sentences + ranking_sentences(group, tr)
+
+
+def ranking_sentences(group: Group, tr: Tr) -> list[str]:
+    """Models by their best combination's validation accuracy, ties within noise said; and
+    a model that scores higher on test, with why the ranking does not follow it."""
+    bests = group.bests
+    if not bests:
+        return []
+    top = bests[0]
+    sentences = []
     by_test = [b for b in bests if b.mean("test_acc") is not None]
     if by_test and top.mean("test_acc") is not None:
         test_top = max(by_test, key=lambda b: b.mean("test_acc"))
@@ -631,10 +672,15 @@ def status_tally(runs: list[Run], tr: Tr) -> str:
     )
 
 
-def status_sentences(runs: list[Run], tr: Tr) -> list[str]:
+def status_sentences(runs: list[Run], tr: Tr, search: SearchInfo | None = None) -> list[str]:
+    """Diverged, failed and unfinished runs. In a search, pruned trials have their own
+    sentence (see pruned_sentences) and diverged ones are not counted per learning rate:
+    sampled rates rarely repeat."""
     fields = combo_fields(runs)
 
     def name(run: Run) -> str:
+        if search is not None:
+            return trial_label(run, search)
         return f"{run.model} ({describe(run, fields) if fields else tr('default_settings')})"
 
     sentences = []
@@ -646,7 +692,7 @@ def status_sentences(runs: list[Run], tr: Tr) -> list[str]:
         )
         sentences.append(tr("diverged", n=len(diverged), which=which))
         by_lr = _by_value(diverged, LR)
-        if any(finite(v) is not None for v, _ in by_lr.values()):
+        if search is None and any(finite(v) is not None for v, _ in by_lr.values()):
             counts = tr.join(
                 [tr("diverged_lr_item", n=len(g), lr=fmt_value(v)) for v, g in by_lr.values()]
             )
@@ -658,14 +704,220 @@ def status_sentences(runs: list[Run], tr: Tr) -> list[str]:
             error = (r.result or {}).get("error")
             items.append(name(r) + (f" ({' '.join(str(error).split())[:120]})" if error else ""))
         sentences.append(tr("failed", n=len(failed), which=tr.join(items, strong=True)))
-    open_runs = [r for r in runs if r.status in UNFINISHED]
+    waiting = [s for s in UNFINISHED if search is None or s != "pruned"]
+    open_runs = [r for r in runs if r.status in waiting]
     if open_runs:
         tally = tr.join(
             [
                 tr("open_item", n=sum(r.status == s for r in open_runs), status=tr(f"status_{s}"))
-                for s in UNFINISHED
+                for s in waiting
                 if any(r.status == s for r in open_runs)
             ]
         )
         sentences.append(tr("unfinished", n=len(open_runs), tally=tally))
     return sentences
+
+
+# ---------------------------------------------------------------- searches
+def space_text(info: SearchInfo, tr: Tr) -> str:
+    """'lr log-uniform in [0.0001, 0.01]; dropout uniform in [0.1, 0.7]'."""
+    items = []
+    for dim in info.space:
+        if dim.choices is not None:
+            choices = "{" + ", ".join(fmt_value(c) for c in dim.choices) + "}"
+            items.append(tr("space_choices", name=dim.name, choices=choices))
+            continue
+        key = "space_int" if isinstance(dim.low, int) and isinstance(dim.high, int) else "space"
+        if info.spec is None:
+            key = "space_observed"
+        elif dim.log:
+            key += "_log"
+        items.append(tr(key, name=dim.name, low=value_text(dim.low), high=value_text(dim.high)))
+    return tr.join(items, strong=True)
+
+
+def search_overview(analysis: Analysis, tr: Tr) -> list[str]:
+    """What was searched, how, and how much of the planned training the trials did."""
+    info, runs = analysis.search, analysis.runs
+    trials = tr("search_trials", n=len(runs), tally=status_tally(runs, tr))
+    if info.spec is None:
+        first = tr("search_overview_inferred", trials=trials, space=space_text(info, tr))
+    else:
+        first = tr(
+            "search_overview",
+            trials=trials,
+            sampler=tr(f"sampler_{info.spec.sampler}"),
+            space=space_text(info, tr),
+            pruner=tr(f"pruner_{info.spec.pruner}"),
+        )
+    trained, planned = epochs_trained(runs)
+    if planned and trained < planned:
+        first += tr(
+            "search_epochs",
+            trained=num(trained),
+            planned=num(planned),
+            saved=f"{100 * (planned - trained) / planned:.0f}",
+        )
+    return [first]
+
+
+def search_sentences(group: Group, analysis: Analysis, tr: Tr) -> list[str]:
+    """A search's conclusions for one budget: its best trials, the models' ranking where
+    several were searched, each searched setting's trend, and the pruned trials."""
+    info = analysis.search
+    sentences = best_trial_sentences(group, info, tr)
+    if len(group.bests) > 1:
+        sentences += ranking_sentences(group, tr)
+        sentences += runner_up_sentences(group, tr)
+    return [
+        *sentences,
+        *user_choice_sentences(group, tr),
+        *efficiency_sentences(group, tr),
+        *time_sentences(group, tr),
+        *trend_sentences(group, info, tr),
+        *pruned_sentences(group.runs, info, tr),
+        *exclusion_sentences(group, analysis.excluded, tr),
+    ]
+
+
+NEAR_LISTED = 5  # trials named in the "within noise of the best" sentence
+
+
+def best_trial_sentences(group: Group, info: SearchInfo, tr: Tr) -> list[str]:
+    trials = ranked(group.runs, {r.run_id for r in group.usable})
+    if not trials:
+        return [tr("no_usable")] if group.runs else []
+    top = trials[0]
+    n = top.test_images
+    ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=num(n)) if n else ""
+    sentences = [
+        tr(
+            "search_best",
+            label=trial_label(top, info),
+            val=pct(top.metric("val_acc")),
+            test=pct(top.metric("test_acc")),
+            ci=ci,
+            epoch=fmt_value((top.result or {}).get("best_epoch")),
+            epochs=top.planned_epochs or top.epochs_run,
+        )
+    ]
+    interval = top.val_interval()
+    if len(trials) < 2 or interval is None:
+        return sentences
+    near = [r for r in trials[1:] if within_noise(top, r)]
+    noise = {"ci": interval_text(interval), "images": num(top.val_images)}
+    if near:
+        items = [f"{trial_label(r, info)} {pct(r.metric('val_acc'))}%" for r in near]
+        listed = tr.join(items[:NEAR_LISTED], strong=True)
+        if len(items) > NEAR_LISTED:
+            listed += tr("search_near_more", n=len(items) - NEAR_LISTED)
+        sentences.append(tr("search_near", n=len(near), items=listed, **noise))
+    else:
+        runner = trials[1]
+        sentences.append(
+            tr(
+                "search_clear",
+                label=trial_label(runner, info),
+                val=pct(runner.metric("val_acc")),
+                **noise,
+            )
+        )
+    return sentences
+
+
+def trend_sentences(group: Group, info: SearchInfo, tr: Tr) -> list[str]:
+    """Per point and searched setting: Spearman's rho with validation accuracy over the
+    finished trials that learned; a trend is said only at p < info.alpha()."""
+    usable = {r.run_id for r in group.usable}
+    alpha = info.alpha()
+    sentences = []
+    for point in points(group, info):
+        if not any(r.run_id in usable for r in point.runs):
+            continue
+        claimed = []
+        for dim in info.axes:
+            if not is_ordered(dim):
+                sentences.append(_choice_sentence(point, dim, usable, tr))
+                continue
+            n, test = setting_trend(point.runs, usable, dim)
+            names = {"label": point.label, "setting": dim.name, "n": n}
+            if test is None:
+                key = "trend_few" if n < MIN_TREND_TRIALS else "trend_flat"
+                sentences.append(tr(key, least=MIN_TREND_TRIALS, **names))
+                continue
+            key = "trend_none"
+            if test.p < alpha:
+                key = "trend_up" if test.rho > 0 else "trend_down"
+                claimed.append(dim)
+            sentences.append(tr(key, rho=f"{test.rho:.2f}", p=p_text(test.p, alpha), **names))
+        sentences += _entangled(point, claimed, info, usable, alpha, tr)
+    if not sentences:
+        return []
+    k = len(info.ordered)
+    shared = tr("trend_shared", n=k) if k > 1 else ""
+    intro = tr("trend_intro", alpha=f"{alpha:.3g}", shared=shared, least=MIN_TREND_TRIALS)
+    return [intro, *sentences] if k else sentences
+
+
+def _entangled(point, claimed, info: SearchInfo, usable: set[str], alpha: float, tr: Tr):
+    """A claimed trend whose setting moved together with another searched setting over the
+    same trials (a sampler that narrowed in on a corner does this): the two trends cannot be
+    told apart, and the sentence says so."""
+    trials = [r for r in point.runs if r.run_id in usable]
+    sentences = []
+    for dim in claimed:
+        for other in info.ordered:
+            if other is dim or (
+                other in claimed and info.ordered.index(other) < info.ordered.index(dim)
+            ):
+                continue
+            pairs = [
+                (finite(r.fields.get(dim.name)), finite(r.fields.get(other.name))) for r in trials
+            ]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            test = spearman(*zip(*pairs, strict=True)) if len(pairs) >= MIN_TREND_TRIALS else None
+            if test is not None and test.p < alpha:
+                sentences.append(
+                    tr(
+                        "trend_entangled",
+                        label=point.label,
+                        a=dim.name,
+                        b=other.name,
+                        rho=f"{test.rho:.2f}",
+                        p=p_text(test.p, alpha),
+                        n=len(pairs),
+                    )
+                )
+    return sentences
+
+
+def _choice_sentence(point, dim, usable: set[str], tr: Tr) -> str:
+    items = []
+    for choice in dim.choices:
+        members = [
+            r
+            for r in point.runs
+            if r.run_id in usable and value_key(r.fields.get(dim.name)) == value_key(choice)
+        ]
+        if not members:
+            items.append(tr("choice_item_none", value=fmt_value(choice)))
+            continue
+        best = max(r.metric("val_acc") or 0.0 for r in members)
+        items.append(tr("choice_item", value=fmt_value(choice), val=pct(best), n=len(members)))
+    return tr("trend_choices", label=point.label, setting=dim.name, items=tr.join(items))
+
+
+def pruned_sentences(runs: list[Run], info: SearchInfo, tr: Tr) -> list[str]:
+    """How many trials were pruned and after which epoch, and why they are not ranked."""
+    pruned = [r for r in runs if r.status == "pruned"]
+    if not pruned:
+        if info.spec is not None and info.spec.pruner != "none":
+            return [tr("pruned_none")]
+        return []
+    by_epoch = Counter(r.epochs_run for r in pruned)
+    items = tr.join(
+        [tr("pruned_item", n=by_epoch[e], epoch=e) for e in sorted(by_epoch)], strong=False
+    )
+    planned = {r.planned_epochs for r in pruned}
+    of = tr("pruned_of", planned=planned.pop()) if len(planned) == 1 and None not in planned else ""
+    return [tr("pruned", n=len(pruned), items=items, of=of)]

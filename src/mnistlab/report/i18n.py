@@ -375,6 +375,155 @@ EN: dict[str, str | tuple[str, str]] = {
     "fig_time_title": "Running time vs parameters\n(no correlation: {n} model(s), need 3)",
     "fig_predicted": "predicted",
     "fig_true": "true",
+    # ------------------------------------------------------------ searches
+    "h_search": "Search: accuracy against each searched setting",
+    "search_intro": (
+        "This sweep is a search: each trial's settings were sampled, not laid on a grid, so "
+        "accuracy is drawn against each searched setting instead of an lr x dropout table. "
+        "Filled circles: validation accuracy (what the search chooses by) of finished trials; "
+        "crosses: their test accuracy; hollow triangles: pruned trials, at the best validation "
+        "accuracy they reached, labelled with the epochs they trained — fewer than the finished "
+        "trials, so not comparable with them. Panel titles give Spearman's rank correlation over "
+        "the finished trials that learned."
+    ),
+    "h_best_trials": "Best trials",
+    "col_rank": "#",
+    "best_trials_note": (
+        "Finished trials that learned, by validation accuracy; test accuracy is measured once "
+        "and never used to choose."
+    ),
+    "best_trials_note_noise": (
+        "≈: inside the best trial's 95% interval for {images} validation images ({ci}%), so not "
+        "distinguishable from it."
+    ),
+    "best_trials_pruned": (
+        "{n} pruned trial trained fewer epochs, so it is not ranked here; see the figures and "
+        "the table of all runs.",
+        "{n} pruned trials trained fewer epochs, so they are not ranked here; see the figures "
+        "and the table of all runs.",
+    ),
+    "h_trials": "Every trial's validation curves",
+    "trials_intro": (
+        "Validation loss and accuracy per epoch of every trial: the best finished trial bold, "
+        "pruned trials dashed up to the epoch they were stopped (cross)."
+    ),
+    "search_trials": ("{n} trial ({tally})", "{n} trials ({tally})"),
+    "search_overview": (
+        "This sweep is a search, not a grid: {trials}, their settings drawn by the {sampler} "
+        "sampler from {space}; pruning: {pruner}."
+    ),
+    "search_overview_inferred": (
+        "This sweep is a search, not a grid: {trials}. Its sweep file's [search] table could not "
+        "be read, so the searched settings are taken to be those that vary: {space}."
+    ),
+    "search_epochs": (
+        " The trials that ended trained {trained} of their {planned} planned epochs ({saved}% "
+        "not trained)."
+    ),
+    "sampler_tpe": "TPE (Bayesian)",
+    "sampler_random": "random",
+    "sampler_grid": "grid (every combination, in a seeded order)",
+    "pruner_median": (
+        "the median pruner (a trial is stopped when its validation accuracy falls below the "
+        "median of earlier trials at the same epoch)"
+    ),
+    "pruner_asha": (
+        "the ASHA pruner (successive halving: at each rung of epochs only the best share of "
+        "trials goes on)"
+    ),
+    "pruner_none": "none (every trial trains all its epochs)",
+    "space": "{name} uniform in [{low}, {high}]",
+    "space_log": "{name} log-uniform in [{low}, {high}]",
+    "space_int": "{name} a whole number in [{low}, {high}]",
+    "space_int_log": "{name} a whole number, log-uniform in [{low}, {high}]",
+    "space_choices": "{name} one of {choices}",
+    "space_observed": "{name} from {low} to {high}",
+    "search_best": (
+        "Best trial by validation accuracy, among finished trials only: {label} with {val}% "
+        "validation and {test}% test accuracy ({ci}), at epoch {epoch} of {epochs}."
+    ),
+    "search_near": (
+        "One other finished trial lies inside the best's 95% interval ({ci}% for {images} "
+        "validation images), so the search does not tell the two apart: {items}.",
+        "{n} other finished trials lie inside the best's 95% interval ({ci}% for {images} "
+        "validation images), so the search does not tell them apart: {items}.",
+    ),
+    "search_near_more": "; and {n} more",
+    "search_clear": (
+        "No other finished trial lies inside the best's 95% interval ({ci}% for {images} "
+        "validation images); the next best, {label}, reached {val}%."
+    ),
+    "trend_intro": (
+        "Trends: Spearman's rank correlation between a searched setting and validation accuracy "
+        "over a model's finished trials that learned (pruned trials are left out: they trained "
+        "fewer epochs), given at least {least} of them; a trend is said only when the two-sided "
+        "p < {alpha}{shared}. It describes these trials, in which every searched setting varied "
+        "at once: it is not a controlled experiment."
+    ),
+    "trend_shared": " (0.05 shared among the {n} settings tested, Bonferroni)",
+    "trend_up": (
+        "{label}: validation accuracy rose with {setting} (Spearman ρ = {rho} over {n} finished "
+        "trials, {p})."
+    ),
+    "trend_down": (
+        "{label}: validation accuracy fell as {setting} rose (Spearman ρ = {rho} over {n} "
+        "finished trials, {p})."
+    ),
+    "trend_none": (
+        "{label}, {setting}: no clear trend (Spearman ρ = {rho} over {n} finished trials, {p})."
+    ),
+    "trend_few": (
+        "{label}, {setting}: {n} finished trial that learned, too few to judge a trend (at "
+        "least {least} needed).",
+        "{label}, {setting}: {n} finished trials that learned, too few to judge a trend (at "
+        "least {least} needed).",
+    ),
+    "trend_entangled": (
+        "{label}: {a} and {b} moved together in these {n} trials (Spearman ρ = {rho}, {p}), so "
+        "they cannot tell which of the two the validation accuracy followed."
+    ),
+    "trend_flat": (
+        "{label}, {setting}: no trend can be measured: the {n} finished trials share one value "
+        "of {setting} or one validation accuracy."
+    ),
+    "trend_choices": (
+        "{label}, {setting} (unordered choices, so no trend test): best validation accuracy per "
+        "choice: {items}."
+    ),
+    "choice_item": ("{value} {val}% ({n} trial)", "{value} {val}% ({n} trials)"),
+    "choice_item_none": "{value}: no finished trial",
+    "pruned": (
+        "{n} trial was pruned, {items}{of}. It trained fewer epochs than the finished trials, so "
+        "its accuracy is not comparable with theirs: it is left out of the best trials, the "
+        "ranking and the trends, and drawn apart in the figures; how it would have ended, "
+        "these runs cannot tell.",
+        "{n} trials were pruned, {items}{of}. They trained fewer epochs than the finished "
+        "trials, so their accuracies are not comparable with those: they are left out of the "
+        "best trials, the ranking and the trends, and drawn apart in the figures; how they "
+        "would have ended, these runs cannot tell.",
+    ),
+    "pruned_item": "{n} after epoch {epoch}",
+    "pruned_of": " (of {planned} planned)",
+    "pruned_none": "No trial was pruned.",
+    "diff_search": "a search of {n} trials instead of the {full} lr x dropout combinations",
+    "fig_setting_log": "{name} (log scale)",
+    "fig_rho": "Spearman ρ = {rho} (n = {n})",
+    "fig_rho_none": "ρ not computed (n = {n} finished)",
+    "fig_search_title": "{label}: accuracy against each searched setting",
+    "fig_search_val": "validation (finished)",
+    "fig_search_test": "test (finished)",
+    "fig_search_best": "best trial",
+    "fig_search_pruned": "pruned: best validation before it stopped (number = epochs trained)",
+    "fig_not_learned_key": "did not learn",
+    "fig_search_diverged": "diverged",
+    "fig_search_below": "below the axis (value written)",
+    "fig_trials_title": (
+        "{label}: validation curves of {n} trial",
+        "{label}: validation curves of {n} trials",
+    ),
+    "fig_trials_finished": "finished trial",
+    "fig_trials_pruned": "pruned trial (× where stopped)",
+    "fig_off_axis": " (off the axis)",
 }
 
 ZH: dict[str, str | tuple[str, str]] = {
@@ -659,6 +808,93 @@ ZH: dict[str, str | tuple[str, str]] = {
     "fig_time_title": "运行时间与参数量\n（无相关性分析：{n} 个模型，至少需要 3 个）",
     "fig_predicted": "预测",
     "fig_true": "真实",
+    # ------------------------------------------------------------ searches
+    "h_search": "搜索：准确率与各搜索参数的关系",
+    "search_intro": (
+        "本次实验是一次搜索：每次试验的参数是采样得到的，并没有排成网格，因此这里画出准确率与每个被搜索参数的关系，"
+        "而不是 lr × dropout 表格。实心圆：已完成试验的验证准确率（搜索据此选择）；十字：它们的测试准确率；"
+        "空心三角：被提前终止的试验，位置为其达到的最佳验证准确率，旁边的数字是它训练的轮数——少于已完成的试验，"
+        "因此不能与之比较。各小图标题给出在学到东西的已完成试验上计算的 Spearman 秩相关系数。"
+    ),
+    "h_best_trials": "最佳试验",
+    "col_rank": "名次",
+    "best_trials_note": "学到东西的已完成试验，按验证准确率排序；测试准确率只测一次，从不用于选择。",
+    "best_trials_note_noise": "≈：落在最佳试验 {images} 张验证图像的 95% 置信区间（{ci}%）之内，与之无法区分。",
+    "best_trials_pruned": "{n} 次被提前终止的试验训练轮数更少，因此不在此排名；见图和全部运行表。",
+    "h_trials": "每次试验的验证曲线",
+    "trials_intro": "每次试验逐轮的验证损失和验证准确率：最佳的已完成试验以粗线表示，被提前终止的试验以虚线画到其停止的轮次（叉号）。",
+    "search_trials": "{n} 次试验（{tally}）",
+    "search_overview": (
+        "本次实验是一次搜索而不是网格：{trials}，其参数由{sampler}采样器抽取（{space}）；剪枝：{pruner}。"
+    ),
+    "search_overview_inferred": (
+        "本次实验是一次搜索而不是网格：{trials}。其实验文件中的 [search] 表已无法读取，"
+        "因此把有变化的参数视为被搜索的参数：{space}。"
+    ),
+    "search_epochs": "已结束的试验共训练 {trained} 轮，原计划 {planned} 轮（{saved}% 未训练）。",
+    "sampler_tpe": " TPE（贝叶斯）",
+    "sampler_random": "随机",
+    "sampler_grid": "网格（全部组合，按固定种子的顺序）",
+    "pruner_median": "中位数剪枝器（某轮验证准确率低于先前试验同一轮的中位数时即停止该试验）",
+    "pruner_asha": "ASHA 剪枝器（连续减半：每一级轮次只让最好的一部分试验继续）",
+    "pruner_none": "无（每次试验都训练完全部轮数）",
+    "space": "{name} 在 [{low}, {high}] 上均匀分布",
+    "space_log": "{name} 在 [{low}, {high}] 上对数均匀分布",
+    "space_int": "{name} 取 [{low}, {high}] 中的整数",
+    "space_int_log": "{name} 取 [{low}, {high}] 中的整数（对数均匀）",
+    "space_choices": "{name} 取 {choices} 之一",
+    "space_observed": "{name} 从 {low} 到 {high}",
+    "search_best": (
+        "按验证准确率（只在已完成的试验中）的最佳试验：{label}，验证准确率 {val}%，测试准确率 {test}%"
+        "（{ci}），取自第 {epoch} 轮（共 {epochs} 轮）。"
+    ),
+    "search_near": (
+        "另有 {n} 次已完成的试验落在最佳试验的 95% 置信区间内（{images} 张验证图像，{ci}%），"
+        "搜索无法区分它们：{items}。"
+    ),
+    "search_near_more": "；另有 {n} 次",
+    "search_clear": (
+        "没有其他已完成的试验落在最佳试验的 95% 置信区间内（{images} 张验证图像，{ci}%）；"
+        "次佳的 {label} 为 {val}%。"
+    ),
+    "trend_intro": (
+        "趋势：在某个模型学到东西的已完成试验上（被提前终止的试验训练轮数更少，不计入），计算被搜索参数与验证准确率的 "
+        "Spearman 秩相关，至少需要 {least} 次试验；只有双侧 p < {alpha}{shared} 时才称为趋势。它描述的是这些试验，"
+        "其中所有被搜索的参数同时在变化，并非受控实验。"
+    ),
+    "trend_shared": "（0.05 由所检验的 {n} 个参数分摊，Bonferroni 校正）",
+    "trend_up": "{label}：验证准确率随 {setting} 增大而上升（在 {n} 次已完成试验上 Spearman ρ = {rho}，{p}）。",
+    "trend_down": "{label}：验证准确率随 {setting} 增大而下降（在 {n} 次已完成试验上 Spearman ρ = {rho}，{p}）。",
+    "trend_none": "{label}，{setting}：没有明显趋势（在 {n} 次已完成试验上 Spearman ρ = {rho}，{p}）。",
+    "trend_few": "{label}，{setting}：学到东西的已完成试验只有 {n} 次，太少，无法判断趋势（至少需要 {least} 次）。",
+    "trend_entangled": "{label}：在这 {n} 次试验中 {a} 与 {b} 同步变化（Spearman ρ = {rho}，{p}），因此无法判断验证准确率随的是两者中的哪一个。",
+    "trend_flat": "{label}，{setting}：无法度量趋势：这 {n} 次已完成试验的 {setting} 取值相同或验证准确率相同。",
+    "trend_choices": "{label}，{setting}（无序的选项，不做趋势检验）：各选项已完成试验的最佳验证准确率：{items}。",
+    "choice_item": "{value} {val}%（{n} 次试验）",
+    "choice_item_none": "{value}：没有已完成的试验",
+    "pruned": (
+        "{n} 次试验被提前终止：{items}{of}。它们训练的轮数少于已完成的试验，准确率不能与之比较："
+        "不参与最佳试验、排名和趋势分析，在图中单独标出；它们若训练完会怎样，这些运行无法说明。"
+    ),
+    "pruned_item": "第 {epoch} 轮后 {n} 次",
+    "pruned_of": "（原计划 {planned} 轮）",
+    "pruned_none": "没有试验被提前终止。",
+    "diff_search": "{n} 次搜索试验而不是 {full} 种 lr × dropout 组合",
+    "fig_setting_log": "{name}（对数坐标）",
+    "fig_rho": "Spearman ρ = {rho}（n = {n}）",
+    "fig_rho_none": "未计算 ρ（已完成 {n} 次）",
+    "fig_search_title": "{label}：准确率与各搜索参数",
+    "fig_search_val": "验证（已完成）",
+    "fig_search_test": "测试（已完成）",
+    "fig_search_best": "最佳试验",
+    "fig_search_pruned": "被提前终止：停止前的最佳验证准确率（数字为训练轮数）",
+    "fig_not_learned_key": "未学到",
+    "fig_search_diverged": "发散",
+    "fig_search_below": "低于坐标轴（标出数值）",
+    "fig_trials_title": "{label}：{n} 次试验的验证曲线",
+    "fig_trials_finished": "已完成的试验",
+    "fig_trials_pruned": "被提前终止的试验（× 为停止处）",
+    "fig_off_axis": "（超出坐标轴）",
 }
 
 CATALOGUES = {"en": EN, "zh": ZH}

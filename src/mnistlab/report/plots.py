@@ -617,3 +617,329 @@ def draw_misclassified(images: np.ndarray, items: list[tuple[int, int, int]], ti
 
 def misclassified(images, items, title: str, tr: Tr | None = None) -> bytes:
     return render(draw_misclassified, images, items, title, tr=tr or Tr("en"))
+
+
+# ---------------------------------------------------------------- a search's trials
+PRUNED_COLOR, TEST_COLOR, MUTED_COLOR = "0.35", "0.15", "0.62"
+
+
+def _title_lines(text: str, width_in: float, fontsize: float) -> str:
+    """A title that fits the figure's width: broken after its "label:" and then wrapped, a
+    Chinese character counted as two Latin ones (model names can be long)."""
+    import textwrap
+
+    fits = int(width_in * 72 / (fontsize * 0.62))
+
+    def size(line: str) -> int:
+        return sum(2 if "\u2e80" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef" else 1 for c in line)
+
+    if size(text) <= fits:
+        return text
+    for mark in (": ", "："):
+        head, sep, tail = text.partition(mark)
+        if sep:
+            text = f"{head}{sep.strip()}\n{tail}"
+            break
+    lines = []
+    for line in text.split("\n"):
+        if size(line) <= fits:
+            lines.append(line)
+        else:
+            budget = fits if size(line) == len(line) else fits // 2
+            lines += textwrap.wrap(line, budget, break_long_words=True) or [line]
+    return "\n".join(lines)
+
+
+def _search_position(run: Run, dim) -> float | None:
+    """Where a trial sits on a setting's axis: its value, or the index of its choice for
+    choices that are not numbers (with a small fixed offset so equal choices do not hide
+    each other)."""
+    import zlib
+
+    from .trials import is_ordered
+
+    value = run.fields.get(dim.name)
+    if is_ordered(dim):
+        from .runs import finite
+
+        return finite(value)
+    keys = [value_key(c) for c in dim.choices]
+    if value_key(value) not in keys:
+        return None
+    jitter = (zlib.crc32(run.run_id.encode()) % 9 - 4) * 0.035
+    return keys.index(value_key(value)) + jitter
+
+
+def _search_x_axis(ax, dim, tr: Tr) -> None:
+    from .trials import is_log, is_ordered
+
+    if not is_ordered(dim):
+        names = [plain(fmt_value(c)) for c in dim.choices]
+        # Long choice names would run into each other: slant them.
+        slant = {"rotation": 25, "ha": "right"} if max(map(len, names)) > 6 else {}
+        ax.set_xticks(range(len(dim.choices)), names, **slant)
+        ax.set_xlim(-0.6, len(dim.choices) - 0.4)
+        ax.set_xlabel(plain(dim.name))
+        return
+    log = is_log(dim)
+    if log:
+        ax.set_xscale("log")
+    values = [float(c) for c in dim.choices] if dim.choices is not None else None
+    low, high = (min(values), max(values)) if values else (float(dim.low), float(dim.high))
+    if high > low:  # the searched range, whole, with a little room on both sides
+        if log:
+            pad = (high / low) ** 0.05
+            ax.set_xlim(low / pad, high * pad)
+        else:
+            pad = 0.05 * (high - low)
+            ax.set_xlim(low - pad, high + pad)
+    if values is not None:
+        ax.set_xticks(values, [fmt_value(c) for c in dim.choices])
+        ax.minorticks_off()
+    ax.set_xlabel(plain(tr("fig_setting_log", name=dim.name) if log else dim.name))
+
+
+def draw_search_scatter(
+    label: str,
+    runs: list[Run],
+    dims: list,
+    tr: Tr,
+    usable: frozenset[str],
+    best: str | None = None,
+    subtitle: str = "",
+):
+    """Accuracy against each searched setting, one panel per setting: every finished trial's
+    validation accuracy (the selection metric) and its test accuracy; pruned trials apart,
+    as hollow triangles labelled with the epochs they trained; diverged trials on the floor.
+    Trials far below the others are drawn on the floor with their value written, so that one
+    failed trial cannot flatten the rest."""
+    from matplotlib.lines import Line2D
+
+    from .analysis import NEAR_CHANCE
+    from .trials import is_ordered, setting_trend
+
+    if not dims:
+        return None
+    ncols = min(len(dims), 3)
+    nrows = math.ceil(len(dims) / ncols)
+    width = min(9.4, max(5.8, 0.9 + 3.0 * ncols))
+    fig = _figure(width, 1.4 + 2.9 * nrows)
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(len(dims))]
+
+    learned = [r for r in runs if r.run_id in usable and r.metric("val_acc") is not None]
+    failed = [
+        r for r in runs if r.finished and r.run_id not in usable and r.metric("val_acc") is not None
+    ]
+    pruned = [r for r in runs if r.status == "pruned" and r.metric("val_acc") is not None]
+    diverged = [r for r in runs if r.status == "diverged"]
+    # The scale spans the finished trials that learned and the pruned trials that got past
+    # guessing (they are the search's story, only shorter); trials near chance or that did
+    # not learn would flatten the rest, so they go on the floor with their value written.
+    core = [
+        100 * v for r in learned for k in ("val_acc", "test_acc") if (v := r.metric(k)) is not None
+    ]
+    core += [
+        100 * r.metric("val_acc")
+        for r in pruned
+        if r.metric("val_acc") >= 1 / r.num_classes + NEAR_CHANCE
+    ]
+    others = [100 * r.metric("val_acc") for r in failed + pruned]
+    low, high = _limits(core or others or [0.0, 100.0], ceiling=100.5)
+    if others and min(others) < low and min(others) >= low - 1.5 * (high - low):
+        low, high = _limits(core + others, ceiling=100.5)  # close enough: show them all
+    floor = low + 0.04 * (high - low)
+    below = False
+
+    def place(ax, run, x, y, **style_):
+        """Scatter one point, or put it on the floor with its value if it lies below."""
+        nonlocal below
+        if y >= low:
+            ax.scatter([x], [y], **style_)
+            return y
+        below = True
+        ax.scatter([x], [floor], **(style_ | {"marker": "v"}))
+        ax.annotate(f"{y:.1f}", (x, floor), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        return floor
+
+    for ax, dim in zip(axes, dims, strict=True):
+        ax.grid(True, which="both", alpha=0.3)
+        for run in learned:
+            x = _search_position(run, dim)
+            if x is None:
+                continue
+            y = place(ax, run, x, 100 * run.metric("val_acc"), color=VAL_COLOR, s=30, zorder=3)
+            if run.run_id == best:
+                ax.scatter(
+                    [x], [y], s=150, facecolors="none", edgecolors="black", linewidths=1.3,
+                    zorder=4,
+                )  # fmt: skip
+            test = run.metric("test_acc")
+            if test is not None:
+                place(ax, run, x, 100 * test, color=TEST_COLOR, marker="+", s=45, zorder=3)
+        for run in failed:
+            x = _search_position(run, dim)
+            if x is not None:
+                place(ax, run, x, 100 * run.metric("val_acc"), color=MUTED_COLOR, s=26, zorder=2)
+        for run in pruned:
+            x = _search_position(run, dim)
+            if x is None:
+                continue
+            y = place(
+                ax, run, x, 100 * run.metric("val_acc"), marker="^", s=44,
+                facecolors="none", edgecolors=PRUNED_COLOR, linewidths=1.1, zorder=3,
+            )  # fmt: skip
+            ax.annotate(
+                str(run.epochs_run),
+                (x, y),
+                xytext=(-4, -2),
+                textcoords="offset points",
+                ha="right",
+                va="top",
+                fontsize=7.5,
+                color=PRUNED_COLOR,
+            )
+        for run in diverged:
+            x = _search_position(run, dim)
+            if x is not None:
+                ax.scatter([x], [floor], color=BAD_COLOR, marker="x", s=40, zorder=3)
+        _search_x_axis(ax, dim, tr)
+        ax.set_ylim(low, high)
+        if is_ordered(dim):
+            n, test = setting_trend(runs, usable, dim)
+            title = tr("fig_rho", rho=f"{test.rho:.2f}", n=n) if test else tr("fig_rho_none", n=n)
+            ax.set_title(title, fontsize=9)
+    for i, ax in enumerate(axes):
+        if i % ncols == 0:
+            ax.set_ylabel(tr("fig_accuracy"))
+    title = _title_lines(tr("fig_search_title", label=label) + subtitle, width, 11)
+    fig.suptitle(plain(title), fontsize=11)
+
+    handles, labels = [], []
+
+    def key(handle, text):
+        handles.append(handle)
+        labels.append(text)
+
+    if learned:
+        key(Line2D([], [], color=VAL_COLOR, marker="o", linestyle=""), tr("fig_search_val"))
+        key(Line2D([], [], color=TEST_COLOR, marker="+", linestyle=""), tr("fig_search_test"))
+    if best is not None and learned:
+        key(
+            Line2D([], [], marker="o", markersize=10, markerfacecolor="none",
+                   markeredgecolor="black", linestyle=""),
+            tr("fig_search_best"),
+        )  # fmt: skip
+    if pruned:
+        key(
+            Line2D([], [], marker="^", markerfacecolor="none", markeredgecolor=PRUNED_COLOR,
+                   linestyle=""),
+            tr("fig_search_pruned"),
+        )  # fmt: skip
+    if failed:
+        key(Line2D([], [], color=MUTED_COLOR, marker="o", linestyle=""), tr("fig_not_learned_key"))
+    if diverged:
+        key(Line2D([], [], color=BAD_COLOR, marker="x", linestyle=""), tr("fig_search_diverged"))
+    if below:
+        key(Line2D([], [], color="0.3", marker="v", linestyle=""), tr("fig_search_below"))
+    if handles:
+        fit_legend(fig, handles, labels, fontsize=8.5)
+    return fig
+
+
+def search_scatter(label: str, runs: list[Run], dims: list, tr: Tr | None = None, **kw):
+    return render(draw_search_scatter, label, runs, dims, tr=tr or Tr("en"), **kw)
+
+
+def draw_trial_curves(
+    label: str,
+    runs: list[Run],
+    tr: Tr,
+    usable: frozenset[str],
+    best: str | None = None,
+    subtitle: str = "",
+):
+    """Validation loss and accuracy per epoch of every trial of a search on one figure: the
+    best finished trial bold, pruned trials dashed and ending in a cross where they were
+    stopped, diverged ones red."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    with_history = [r for r in runs if r.history]
+    if not with_history:
+        return None
+    fig = _figure(8.6, 3.9)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    kinds = set()
+    drawn: dict[str, list[float]] = {}  # kind -> its finite values on the accuracy axis
+    max_epoch = 1
+    healthy_loss, healthy_acc = [], []
+    # Draw order: muted lines first, the best trial last (on top).
+    order = sorted(with_history, key=lambda r: (r.run_id == best, r.run_id in usable))
+    for run in order:
+        epochs, loss = run.series("val_loss")
+        _, acc = run.series("val_acc")
+        acc = [100 * v for v in acc]
+        max_epoch = max(max_epoch, max(epochs, default=1))
+        if run.run_id == best:
+            kind, style_ = "best", {"color": "black", "linewidth": 2.2, "zorder": 5}
+        elif run.run_id in usable:
+            kind, style_ = "finished", {"color": VAL_COLOR, "linewidth": 1.1, "alpha": 0.75}
+        elif run.status == "pruned":
+            kind, style_ = "pruned", {"color": PRUNED_COLOR, "linewidth": 1.0, "linestyle": "--"}
+        elif run.status == "diverged":
+            kind, style_ = "diverged", {"color": BAD_COLOR, "linewidth": 1.0}
+        elif run.finished:
+            kind, style_ = "failed", {"color": MUTED_COLOR, "linewidth": 1.0, "linestyle": ":"}
+        else:
+            continue
+        kinds.add(kind)
+        drawn.setdefault(kind, []).extend(v for v in acc if math.isfinite(v))
+        marker = {"marker": "o", "markersize": 2.5} if len(epochs) <= 30 else {}
+        for ax, values, bucket in ((loss_ax, loss, healthy_loss), (acc_ax, acc, healthy_acc)):
+            ax.plot(epochs, values, **style_, **marker)
+            if kind == "pruned" and epochs and math.isfinite(values[-1]):
+                ax.plot(
+                    [epochs[-1]], [values[-1]], marker="x", color=PRUNED_COLOR, markersize=7,
+                    linestyle="",
+                )  # fmt: skip
+            if kind in ("best", "finished", "pruned"):
+                bucket += [v for v in values if math.isfinite(v)]
+    if healthy_loss:
+        loss_ax.set_ylim(*_limits(healthy_loss, floor=0.0 if min(healthy_loss) >= 0 else None))
+    if healthy_acc:
+        acc_ax.set_ylim(*_limits(healthy_acc, ceiling=100.5))
+    loss_ax.set_ylabel(tr("fig_val_loss"))
+    acc_ax.set_ylabel(tr("fig_val_accuracy"))
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel(tr("fig_epoch"))
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if max_epoch <= 1:
+            ax.set_xlim(0.5, 1.5)
+    title = tr("fig_trials_title", label=label, n=len(with_history)) + subtitle
+    fig.suptitle(plain(_title_lines(title, 8.6, 11)), fontsize=11)
+    legend = {
+        "best": (Line2D([], [], color="black", linewidth=2.2), "fig_search_best"),
+        "finished": (Line2D([], [], color=VAL_COLOR), "fig_trials_finished"),
+        "pruned": (
+            Line2D([], [], color=PRUNED_COLOR, linestyle="--", marker="x"),
+            "fig_trials_pruned",
+        ),
+        "failed": (Line2D([], [], color=MUTED_COLOR, linestyle=":"), "fig_not_learned_key"),
+        "diverged": (Line2D([], [], color=BAD_COLOR), "fig_search_diverged"),
+    }
+    shown = [k for k in legend if k in kinds]
+    low, high = acc_ax.get_ylim()
+
+    def text(kind: str) -> str:
+        # Trials that did not learn or diverged lie off the scale of the others: say so.
+        values = drawn.get(kind, [])
+        hidden = not any(low <= v <= high for v in values)
+        return tr(legend[kind][1]) + (tr("fig_off_axis") if hidden else "")
+
+    fit_legend(fig, [legend[k][0] for k in shown], [text(k) for k in shown], 8.5)
+    return fig
+
+
+def trial_curves(label: str, runs: list[Run], tr: Tr | None = None, **kw) -> bytes | None:
+    return render(draw_trial_curves, label, runs, tr=tr or Tr("en"), **kw)

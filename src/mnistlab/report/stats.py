@@ -4,6 +4,7 @@
     mcnemar(a_right, b_right)     exact McNemar test on paired per-image correctness
     mean_std(values)              mean, sample standard deviation (None for n < 2), n
     t_interval(values)            95% t interval of a mean accuracy over repeated seeds
+    spearman(xs, ys)              rank correlation and its two-sided p-value (a search's trends)
 
 An accuracy of 99.2% on 1,000 images is 992 right answers: one image is 0.1 points, and the
 95% interval is about 98.4-99.6%. Two models judged on the same images are compared on the
@@ -125,3 +126,109 @@ def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
     t = T95[n - 2] if n - 1 <= len(T95) else Z95
     half = t * std / math.sqrt(n)
     return max(0.0, mean - half), min(1.0, mean + half)  # accuracies: never past 0% or 100%
+
+
+# ---------------------------------------------------------------- rank correlation
+EXACT_UP_TO = 8  # exact permutation p-values up to this many points (8! = 40,320 orderings)
+
+
+@dataclass(frozen=True)
+class Spearman:
+    rho: float  # Spearman's rank correlation, in [-1, 1]
+    p: float  # two-sided p-value under "no association"
+    n: int
+    exact: bool  # p from every ordering of the ranks (else Student's t approximation)
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties sharing the mean of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def _pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> Spearman | None:
+    """Spearman's rho of paired values and its two-sided p-value: exact (every ordering of
+    the ranks counted) for up to EXACT_UP_TO points, else Student's t with n - 2 degrees of
+    freedom (what scipy.stats.spearmanr uses). None with fewer than 3 points, or when either
+    side is constant (no ranking to correlate)."""
+    if len(xs) != len(ys):
+        raise ValueError(f"spearman needs pairs: {len(xs)} x values, {len(ys)} y values")
+    n = len(xs)
+    if n < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return None
+    rx, ry = ranks(xs), ranks(ys)
+    rho = _pearson(rx, ry)
+    if n <= EXACT_UP_TO:
+        import itertools
+
+        mx = statistics.fmean(rx)
+        cx = [x - mx for x in rx]
+        sxx = sum(c * c for c in cx)
+        syy = sum((y - statistics.fmean(ry)) ** 2 for y in ry)
+        scale = math.sqrt(sxx * syy)
+        target = abs(rho) * scale - 1e-9  # the covariance as extreme as the one observed
+        extreme = total = 0
+        for perm in itertools.permutations(ry):
+            total += 1
+            if abs(sum(c * y for c, y in zip(cx, perm, strict=True))) >= target:
+                extreme += 1
+        return Spearman(rho, extreme / total, n, exact=True)
+    if abs(rho) >= 1.0:
+        return Spearman(rho, 0.0, n, exact=False)
+    df = n - 2
+    t = rho * math.sqrt(df / (1 - rho * rho))
+    return Spearman(rho, student_t_two_sided(t, df), n, exact=False)
+
+
+def student_t_two_sided(t: float, df: int) -> float:
+    """P(|T| >= |t|) for Student's t with `df` degrees of freedom: I_x(df/2, 1/2), x = df/(df+t²)."""
+    return min(1.0, max(0.0, _betainc(df / 2, 0.5, df / (df + t * t))))
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction
+    (Numerical Recipes, betacf), accurate to ~1e-12 for the arguments used here."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast on this side only
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for num in (
+            m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+            -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return math.exp(log_front) * h / a

@@ -1,5 +1,6 @@
 """The report's tables: the best combination per model (the user's table), the lr x dropout
-grid of each model, every run, and the user's reported results beside ours.
+grid of each model (or, for a search, its best trials), every run, and the user's reported
+results beside ours.
 
 A `Table` holds display strings once, and renders them as Markdown, CSV or (in html.py) HTML,
 so the three never disagree. Accuracies are percentages with 2 decimals everywhere; every test
@@ -34,6 +35,7 @@ from .runs import (
     value_key,
 )
 from .stats import accuracy_interval
+from .trials import BEST_TRIALS, SearchInfo, best_trials, value_text, within_noise
 from .user_results import user_results
 
 ACCURACIES = ("train_acc", "val_acc", "test_acc")
@@ -346,10 +348,74 @@ def _cell_status(runs: list[Run], lr, dropout) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- a search's best trials
+def best_trials_table(group: Group, info: SearchInfo, tr: Tr, k: int = BEST_TRIALS) -> Table:
+    """The group's best finished trials (that learned), best first: rank, model, the searched
+    values, accuracies, interval, chosen epoch and time. Rows within noise of the best are
+    marked; pruned trials are never ranked here (they trained fewer epochs)."""
+    trials = best_trials(group, k)
+    axes = info.axes
+    columns = [tr("col_rank"), tr("col_model"), *(_field_header(d.name, tr) for d in axes)]
+    columns += [tr("col_val"), tr("col_test"), tr("col_ci"), tr("col_best_epoch"), tr("col_time")]
+    csv_columns = ["rank", "model", *(d.name for d in axes), "val_acc_pct", "test_acc_pct"]
+    csv_columns += ["test_ci_low_pct", "test_ci_high_pct", "best_epoch", "total_seconds"]
+    csv_columns += ["within_noise_of_best", *_budget_columns(), "run_id"]
+    rows, csv_rows = [], []
+    for i, run in enumerate(trials, start=1):
+        tied = i > 1 and within_noise(trials[0], run)
+        values = [value_text(run.fields.get(d.name)) for d in axes]
+        interval = run.test_interval()
+        epoch = fmt_value((run.result or {}).get("best_epoch"))
+        rows.append(
+            [
+                f"{i} ≈" if tied else str(i),
+                run.model,
+                *values,
+                pct(run.metric("val_acc")),
+                pct(run.metric("test_acc")),
+                interval_text(interval),
+                epoch,
+                seconds(run.seconds),
+            ]
+        )
+        csv_rows.append(
+            [
+                str(i),
+                run.model,
+                *(fmt_value(run.fields.get(d.name)) for d in axes),
+                pct(run.metric("val_acc")),
+                pct(run.metric("test_acc")) if run.metric("test_acc") is not None else "",
+                *([_raw(interval[0], 3), _raw(interval[1], 3)] if interval else ["", ""]),
+                epoch,
+                seconds(run.seconds) if run.seconds is not None else "",
+                "yes" if tied else ("" if i == 1 else "no"),
+                *_budget_values(group),
+                run.run_id,
+            ]
+        )
+    notes = [tr("best_trials_note")]
+    interval = trials[0].val_interval() if trials else None
+    if interval is not None and len(trials) > 1:
+        notes.append(
+            tr(
+                "best_trials_note_noise",
+                images=count(trials[0].val_images),
+                ci=interval_text(interval),
+            )
+        )
+    pruned = sum(r.status == "pruned" for r in group.runs)
+    if pruned:
+        notes.append(tr("best_trials_pruned", n=pruned))
+    notes.append(tr("budget_note", budget=budget_label(group, tr)))
+    return Table(columns, rows, csv_columns=csv_columns, csv_rows=csv_rows, notes=notes)
+
+
 # ---------------------------------------------------------------- every run
 def _order(run: Run):
+    """By model, then validation accuracy; a search's pruned trials after the model's other
+    runs: they trained fewer epochs, so they are not ranked among the finished ones."""
     val = run.metric("val_acc")
-    return (run.model, -val if val is not None else math.inf, run.run_id)
+    return (run.model, run.status == "pruned", -val if val is not None else math.inf, run.run_id)
 
 
 def run_status(run: Run, excluded: set[str], tr: Tr) -> str:
@@ -510,7 +576,7 @@ def user_table(analysis: Analysis, tr: Tr) -> Table | None:
                 seconds(ours.seconds),
             ]
         )
-        gap = budget_difference(group, ours.model, results["protocol"], tr)
+        gap = budget_difference(group, ours.model, results["protocol"], tr, analysis.search)
         if gap:
             differences.append(tr("user_budget_item", model=ours.model, gap=gap))
     if not rows:
@@ -533,8 +599,11 @@ def user_table(analysis: Analysis, tr: Tr) -> Table | None:
     return Table(columns, rows, notes=notes)
 
 
-def budget_difference(group: Group, model: str, protocol: dict, tr: Tr) -> str:
-    """How our budget for `model` differs from the user's full 8-epoch grid ('' if it doesn't)."""
+def budget_difference(
+    group: Group, model: str, protocol: dict, tr: Tr, search: SearchInfo | None = None
+) -> str:
+    """How our budget for `model` differs from the user's full 8-epoch grid ('' if it doesn't).
+    A search with sampled (not listed) values is said to be a search, not a partial grid."""
     b = group.budget
     parts = []
     if b.train_subset:
@@ -544,6 +613,10 @@ def budget_difference(group: Group, model: str, protocol: dict, tr: Tr) -> str:
     if b.test_images is not None and b.test_images < protocol["test_images"]:
         parts.append(tr("diff_test", n=count(b.test_images), user=count(protocol["test_images"])))
     full = len(protocol["lr"]) * len(protocol["dropout"])
+    if search is not None and not search.discrete:
+        trials = sum(r.model == model for r in group.runs)
+        parts.append(tr("diff_search", n=trials, full=full))
+        return tr.join(parts)
     done = {
         (value_key(finite(r.fields.get(LR))), value_key(finite(r.fields.get(DROPOUT))))
         for r in group.runs
