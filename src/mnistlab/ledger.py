@@ -73,6 +73,10 @@ CLAIM_STALE_SECONDS = 300.0
 NOT_IDENTITY_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - IDENTITY_FIELDS
 
 
+def silent(*_args) -> None:
+    """A `log` that drops its lines: for readers and workers whose output nobody reads."""
+
+
 def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text())
 

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .errors import UserError
-from .ledger import DONE_STATUSES, MANIFEST, RESULT, read_json, read_runs
+from .ledger import DONE_STATUSES, MANIFEST, RESULT, read_json, read_runs, silent
 
 # ---------------------------------------------------------------- results as data
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
@@ -129,7 +129,7 @@ def runs_frame(sweep_dir: str | os.PathLike):
     that have not ended.
     """
     pandas = _pandas("runs_frame")
-    records = read_runs(sweep_dir, log=_quiet)
+    records = read_runs(sweep_dir, log=silent)
     labels = run_labels(records)
     rows = [run_row(r, labels[r["run_id"]]) for r in records]
     columns = (
@@ -146,7 +146,7 @@ def epochs_frame(sweep_dir: str | os.PathLike):
     `epochs_frame(d).merge(runs_frame(d)[["run_id", "lr", "dropout"]], on="run_id")`."""
     pandas = _pandas("epochs_frame")
     rows = []
-    for record in read_runs(sweep_dir, log=_quiet):
+    for record in read_runs(sweep_dir, log=silent):
         for epoch in record["history"]:
             row = {
                 "run_id": record["run_id"],
@@ -157,10 +157,6 @@ def epochs_frame(sweep_dir: str | os.PathLike):
             rows.append(row)
     columns = ["run_id", "model", "status", *EPOCH_COLUMNS.values()]
     return pandas.DataFrame(rows, columns=columns)
-
-
-def _quiet(*_args) -> None:
-    pass
 
 
 # ---------------------------------------------------------------- MLflow
@@ -330,7 +326,7 @@ class MlflowLogger:
         pending = [d.name for d in _ended_run_dirs(self.sweep_dir) if d.name not in self.logged()]
         if not pending:
             return []
-        records = read_runs(self.sweep_dir, log=_quiet)
+        records = read_runs(self.sweep_dir, log=silent)
         labels = run_labels(records)
         done = []
         # Two processes syncing one sweep (a sweep and an mlflow-import, two drivers) take

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ..ledger import silent
 from ..sweep import Sweep, SweepProgress, SweepRun, execute_run
 
 
@@ -39,9 +40,9 @@ def _run_in_processes(sweep: Sweep, todo: list[SweepRun], workers: int, progress
             pool.submit(
                 execute_run,
                 run.config,
-                sweep.folder(run, log=_silent),
+                sweep.folder(run, log=silent),
                 checkpoints=sweep.checkpoints,
-                log=_silent,
+                log=silent,
             ): run
             for run in todo
         }
@@ -50,7 +51,3 @@ def _run_in_processes(sweep: Sweep, todo: list[SweepRun], workers: int, progress
             progress.finish(futures[future], outcome, announce=True)
             outcomes.append(outcome)
     return outcomes
-
-
-def _silent(*_args) -> None:
-    pass
