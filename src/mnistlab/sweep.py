@@ -203,20 +203,24 @@ def _boolean(value, what: str) -> bool:
 
 
 def label_runs(runs: list[SweepRun]) -> None:
-    """Label each run by its model and the settings that differ between the runs."""
-    varying = sorted(
-        k
-        for k in IDENTITY_FIELDS - {"model"}
-        if len({ledger_value(getattr(r.config, k)) for r in runs}) > 1
-    )
+    """Label each run by its model and the settings that tell it from the same model's other
+    runs: unique within the sweep, and short."""
+    by_model: dict[str, list[SweepRun]] = {}
     for run in runs:
-        parts = [run.config.model]
-        for key in varying:
-            value = getattr(run.config, key)
-            parts.append(
-                f"{key}={value:g}" if isinstance(value, float) else f"{key}={ledger_value(value)}"
-            )
-        run.label = " ".join(parts)
+        by_model.setdefault(run.config.model, []).append(run)
+    for group in by_model.values():
+        varying = sorted(
+            k
+            for k in IDENTITY_FIELDS - {"model"}
+            if len({ledger_value(getattr(r.config, k)) for r in group}) > 1
+        )
+        for run in group:
+            parts = [run.config.model]
+            for key in varying:
+                value = getattr(run.config, key)
+                shown = f"{value:g}" if isinstance(value, float) else ledger_value(value)
+                parts.append(f"{key}={shown}")
+            run.label = " ".join(parts)
 
 
 def ledger_value(value) -> str:
