@@ -169,3 +169,72 @@ def test_hostile_checkpoint_metadata_is_refused(tmp_path, checkpoint, capsys):
     assert cli.main(["export", str(tmp_path / "bad.pt")]) == 2
     assert "std must be a finite number > 0" in capsys.readouterr().err
     assert not (tmp_path / "bad.onnx").exists()
+
+
+# ---------------------------------------------------------------- torch-free consumers (issue 14)
+TORCH_FREE = r"""
+import json, sys
+sys.modules["torch"] = None  # `import torch` now raises ImportError: nothing here may need it
+import numpy as np
+import onnxruntime as ort
+from mnistlab.preprocess import preprocess_image
+
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+meta = session.get_modelmeta().custom_metadata_map
+temperature = float(meta["mnistlab.temperature"])
+results = []
+for path in sys.argv[2:]:
+    x = preprocess_image(path)[None, None].astype(np.float32)  # (1, 1, 28, 28), 0-255
+    (logits,) = session.run(["logits"], {"image": x})
+    z = logits[0].astype(np.float64) / temperature
+    p = np.exp(z - z.max())
+    results.append({"label": int(p.argmax()), "probabilities": (p / p.sum()).tolist()})
+loaded = sorted({m.split(".")[0] for m, mod in sys.modules.items() if mod is not None})
+print(json.dumps({"results": results, "torch_loaded": "torch" in loaded}))
+"""
+
+
+def test_onnx_with_numpy_pillow_and_onnxruntime_alone_matches_predict(
+    tmp_path, checkpoint, mnist, capsys
+):
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from PIL import Image
+
+    out = tmp_path / "model.onnx"
+    export_onnx(checkpoint, out, dynamic_batch=True, check_images=16)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert "mnistlab.preprocess.preprocess_image" in meta["mnistlab.preprocessing"]
+    assert "numpy and Pillow" in meta["mnistlab.preprocessing"]
+    assert "centre of mass" in meta["mnistlab.preprocessing"]
+    assert float(meta["mnistlab.temperature"]) == pytest.approx(
+        torch.load(checkpoint, weights_only=True)["temperature"]
+    )
+    # Raw picture files, as a user has them: photographed dark on light, JPEG and PNG.
+    files = []
+    for i in range(6):
+        digit = mnist.test_images[i].numpy()
+        picture = Image.fromarray(255 - digit).resize((140, 140), Image.Resampling.BICUBIC)
+        files.append(tmp_path / f"d{i}.{'jpg' if i % 2 else 'png'}")
+        picture.convert("RGB").save(files[-1])
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE, str(out), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout)
+    assert answer["torch_loaded"] is False
+
+    assert cli.main(["predict", str(checkpoint), *map(str, files), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    for mine, theirs in zip(answer["results"], expected, strict=True):
+        assert mine["label"] == theirs["label"]
+        assert np.abs(np.array(mine["probabilities"]) - theirs["probabilities"]).max() < 1e-4

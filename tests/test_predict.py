@@ -597,3 +597,68 @@ def test_a_side_longer_than_the_cap_is_refused():
     with pytest.raises(ImageError, match="the limit is 20,000 pixels a side") as info:
         preprocess_image(png_with_header(1, 39_999_999))
     assert info.value.reason == "too_many_pixels"
+
+
+# ------------------------------------------------------------------ "probably not one digit" (issue 14)
+def _side_by_side(images: np.ndarray) -> Image.Image:
+    """Several MNIST digits in a row, dark on light, as a photo of a number would be."""
+    row = np.concatenate([np.pad(d, ((0, 0), (2, 2))) for d in images], 1)
+    return Image.fromarray(255 - row).resize((row.shape[1] * 8, row.shape[0] * 8))
+
+
+def test_warning_fires_on_several_digits(predictor, mnist):
+    images = mnist.test_images[:4].numpy()
+    for count in (2, 3, 4):
+        result = predictor.predict(_side_by_side(images[:count]), f"{count} digits")
+        assert result["warning"] and "probably" in result["warning"], (count, result["warning"])
+    drawn = Image.new("L", (420, 200), 255)
+    pen = ImageDraw.Draw(drawn)
+    pen.line([(60, 30), (60, 170)], fill=0, width=12)  # 1
+    pen.arc((130, 30, 230, 120), 180, 45, fill=0, width=12)  # 2
+    pen.line([(215, 95), (130, 170), (240, 170)], fill=0, width=12)
+    pen.ellipse((290, 30, 390, 170), outline=0, width=12)  # 0
+    assert "side by side" in predictor.predict(drawn, "120.png")["warning"]
+
+
+def test_warning_fires_on_blank_ish_pictures(predictor):
+    rng = np.random.default_rng(0)
+    grain = Image.fromarray(rng.integers(170, 256, (300, 300)).astype(np.uint8))  # paper, no ink
+    specks = np.full((300, 300), 255, np.uint8)
+    for y, x in rng.integers(20, 280, (12, 2)):
+        specks[y : y + 4, x : x + 4] = 60  # dust on a scan
+    dot = Image.new("L", (300, 300), 255)
+    ImageDraw.Draw(dot).ellipse((140, 140, 160, 160), fill=0)  # a blot
+    line = Image.new("L", (300, 300), 255)
+    ImageDraw.Draw(line).line([(20, 150), (280, 150)], fill=0, width=6)  # a dash, not a digit
+    for name, picture in [("grain", grain), ("specks", Image.fromarray(specks)), ("dot", dot),
+                          ("dash", line)]:  # fmt: skip
+        result = predictor.predict(picture, name)
+        assert result["warning"], (name, result["top3"])
+
+
+def test_no_warning_on_ordinary_digits(predictor, digits, mnist):
+    images, _ = digits
+    for make in VARIANTS:
+        for digit in images:
+            assert predictor.predict(make(digit))["warning"] is None, make.__name__
+    # Shapes alone (no model): MNIST's test digits almost never look like several digits.
+    from mnistlab.preprocess import shape_warning
+
+    flagged = sum(
+        shape_warning(preprocess_image(d)) is not None for d in mnist.test_images[:1000].numpy()
+    )
+    assert flagged <= 5, flagged
+
+
+def test_warning_is_in_text_and_json(checkpoint, mnist, tmp_path, capsys):
+    two = tmp_path / "two.png"
+    _side_by_side(mnist.test_images[:2].numpy()).save(two)
+    one = tmp_path / "one.png"
+    dark_on_light(mnist.test_images[0].numpy()).save(one)
+    assert cli.main(["predict", str(checkpoint), str(two), str(one)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "warning: " in lines[0] and "side by side" in lines[0]
+    assert "  warning: " not in lines[1]
+    assert cli.main(["predict", str(checkpoint), str(two), str(one), "--json"]) == 0
+    first, second = json.loads(capsys.readouterr().out)
+    assert "side by side" in first["warning"] and second["warning"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import socket
 import sys
@@ -417,3 +418,115 @@ def test_server_memory_is_bounded_and_given_back(checkpoint):
     grew, kept = map(int, done.stdout.split())
     assert grew < 200, (grew, kept)
     assert kept < 20, (grew, kept)
+
+
+# ------------------------------------------------------------------ photos, warnings, the default model (issue 14)
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _two_digits(mnist) -> bytes:
+    row = np.concatenate([np.pad(d, ((0, 0), (2, 2))) for d in mnist.test_images[:2].numpy()], 1)
+    return _png(Image.fromarray(255 - row).resize((row.shape[1] * 6, row.shape[0] * 6)))
+
+
+def test_answers_carry_calibration_and_warnings(client, digit, mnist):
+    _, label, png = digit
+    body = client.post("/api/predict", files={"image": ("seven.png", png, "image/png")}).json()
+    assert body["label"] == label and body["warning"] is None and body["calibrated"] is True
+    two = client.post("/api/predict", files={"image": ("72.png", _two_digits(mnist), "image/png")})
+    assert two.status_code == 200 and "side by side" in two.json()["warning"]
+    info = client.get("/api/model").json()
+    assert info["calibrated"] is True and info["default_model"] is False
+
+
+def test_without_a_checkpoint_the_default_model_is_served(digit):
+    _, label, png = digit
+    with TestClient(create_app()) as default:
+        info = default.get("/api/model").json()
+        assert info["default_model"] is True and info["model"] == "fastnet"
+        assert info["realworld"]["accuracy"] >= 0.95
+        response = default.post("/api/predict", content=png, headers={"Content-Type": "image/png"})
+        assert response.json()["label"] == label
+
+
+def test_serve_without_a_checkpoint_says_so(monkeypatch):
+    import uvicorn
+
+    from mnistlab.serve import app as serve_app
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    lines = []
+    serve_app.run_server(None, "127.0.0.1", 0, log=lines.append)
+    assert "serving the default model, fastnet" in lines[0]
+    assert "mnistlab serve CHECKPOINT" in lines[1]
+
+
+@pytest.mark.browser
+def test_uploading_a_photo_in_the_browser(browser, live_server, digit, mnist, tmp_path):
+    _, label, png = digit
+    photo = tmp_path / "seven.png"
+    photo.write_bytes(png)
+    two = tmp_path / "seventy-two.png"
+    two.write_bytes(_two_digits(mnist))
+    from playwright.sync_api import expect
+
+    problems = []
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    try:
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server)
+        expect(page.locator("#model")).to_contain_text("lenet")
+        assert "calibrated probabilities" in page.locator("#model").inner_text()
+
+        # Waits by Playwright's own locators: polling page JavaScript would need eval, which
+        # the page's Content-Security-Policy refuses.
+        page.set_input_files("#file", str(photo))
+        expect(page.locator("#prediction")).to_have_attribute("data-label", re.compile("^[0-9]$"))
+        assert page.locator("#prediction").inner_text() == str(label)
+        assert "% sure (calibrated)" in page.locator("#confidence").inner_text()
+        assert page.locator("#warning").inner_text() == ""
+        assert page.locator("#photo-preview").is_visible()
+        assert "seven.png" in page.locator("#drop-text").inner_text()
+        # What the model saw, drawn from the server's 28x28: a 7's stem crosses the middle row.
+        row = page.evaluate(
+            "() => Array.from(document.getElementById('seen').getContext('2d')"
+            ".getImageData(0, 14, 28, 1).data.filter((_, i) => i % 4 === 0))"
+        )
+        assert max(row) > 128 and min(row) == 0
+
+        # Two digits in one photo: answered, with the warning shown.
+        page.set_input_files("#file", str(two))
+        expect(page.locator("#warning")).to_contain_text("probably")
+        assert "side by side" in page.locator("#warning").inner_text()
+        assert page.locator("#warning").is_visible()
+
+        # Dropping a file on the drop zone does the same as choosing it.
+        data = list(photo.read_bytes())
+        page.evaluate(
+            """bytes => {
+                const file = new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"});
+                const transfer = new DataTransfer();
+                transfer.items.add(file);
+                document.getElementById("drop").dispatchEvent(
+                    new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+            }""",
+            data,
+        )
+        expect(page.locator("#drop-text")).to_contain_text("dropped.png")
+        expect(page.locator("#warning")).to_have_text("")
+        assert page.locator("#prediction").inner_text() == str(label)
+
+        # Drawing afterwards still works, and clears the photo's warning.
+        page.click("#clear")
+        assert page.locator("#warning").inner_text() == ""
+        if os.environ.get("MNISTLAB_SCREENSHOT"):  # for a person to look at the page
+            page.set_input_files("#file", str(two))
+            expect(page.locator("#warning")).to_contain_text("probably")
+            page.screenshot(path=os.environ["MNISTLAB_SCREENSHOT"], full_page=True)
+    finally:
+        page.close()
+    assert problems == []

@@ -1,8 +1,11 @@
 """mnistlab: train, compare and tune CNNs on MNIST-format digits, and write the lab report.
 
-    from mnistlab import TrainConfig, train
+    from mnistlab import TrainConfig, train, predict, save_model, load_model
     result = train(TrainConfig(model="lenet", epochs=2))
     print(result.metrics["test_acc"])
+    print(predict(result.model, "digit.png")["label"])    # paths, arrays, PIL images
+    save_model(result.model, "lenet.pt")                  # load_model("lenet.pt") reads it
+    print(predict(load_model(), "digit.png")["label"])    # the default model, shipped
 
     from mnistlab import read_runs, runs_frame
     runs = read_runs("runs/quick")         # every run: config, history, result (plain dicts)
@@ -24,6 +27,9 @@ _EXPORTS = {
     "train": "mnistlab.engine",
     "TrainResult": "mnistlab.engine",
     "load_checkpoint": "mnistlab.checkpoint",
+    "save_model": "mnistlab.checkpoint",
+    "load_model": "mnistlab.predict",
+    "predict": "mnistlab.predict",
     "evaluate_checkpoint": "mnistlab.evaluate",
     "load_sweep": "mnistlab.sweep",
     "read_runs": "mnistlab.ledger",

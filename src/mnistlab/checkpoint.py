@@ -32,6 +32,12 @@ CHECKPOINT_FORMAT = "mnistlab-checkpoint/1"
 MAX_IMAGE_SIDE = 512  # pixels; MNIST-format images are 28, a checkpoint claiming more is refused
 MAX_CLASSES = 100_000
 MAX_IN_CHANNELS = 64
+# Temperature scaling (mnistlab.calibrate) divides the logits by this; fitted values on MNIST
+# are near 1, and anything outside this range is damage, not calibration.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
+# Where a model built by mnistlab carries its checkpoint metadata (without the weights), so
+# `predict(model, ...)` and `save_model(model, ...)` know its normalisation and temperature.
+META_ATTRIBUTE = "mnistlab_meta"
 
 # Magic numbers of image files: a picture passed where a checkpoint goes (swapped arguments).
 _IMAGE_SIGNATURES = {
@@ -224,6 +230,17 @@ def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") 
     ):
         if meta.get(key) is not None and not isinstance(meta[key], kinds):
             raise bad(key, wanted, meta[key])
+    temperature = meta.get("temperature")
+    if temperature is not None and not (
+        _is_real(temperature)
+        and math.isfinite(temperature)
+        and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE
+    ):
+        raise bad(
+            "temperature", f"a number from {MIN_TEMPERATURE} to {MAX_TEMPERATURE:g}", temperature
+        )
+    if meta.get("calibration") is not None and not isinstance(meta["calibration"], dict):
+        raise bad("calibration", "a table", meta["calibration"])
     if meta.get("epoch") is not None and not _is_int(meta["epoch"]):
         raise bad("epoch", "an integer", meta["epoch"])
     config = meta.get("config") or {}
@@ -369,6 +386,33 @@ def check_weights_fit(meta: dict[str, Any], path: str | os.PathLike = "checkpoin
         )
 
 
+def attach_meta(model: nn.Module, meta: dict[str, Any]) -> nn.Module:
+    """Give `model` its checkpoint metadata (everything but the weights) as an attribute."""
+    setattr(unwrap(model), META_ATTRIBUTE, {k: v for k, v in meta.items() if k != "state_dict"})
+    return model
+
+
+def model_meta(model: nn.Module) -> dict[str, Any] | None:
+    """The metadata `attach_meta` gave `model` (train() results and loaded models have it)."""
+    return getattr(unwrap(model), META_ATTRIBUTE, None)
+
+
+def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Write `model` (a `train()` result's `.model`, or one from `load_model`) as a checkpoint
+    that `load_model`, `mnistlab predict`, `evaluate`, `export` and `serve` read. Atomic."""
+    from .fileio import write_torch
+
+    meta = model_meta(model)
+    if meta is None:
+        raise UserError(
+            "this model has no mnistlab metadata (normalisation, architecture); save the "
+            "`.model` of a train() result, or a model from mnistlab.load_model()"
+        )
+    state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
+    write_torch(path, dict(meta, format=CHECKPOINT_FORMAT, state_dict=state))
+    return Path(path)
+
+
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Rebuild the model a checkpoint describes. Returns (model in eval mode, metadata)."""
     from .models import create_model
@@ -382,4 +426,5 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise CheckpointError(
             f"{path}: weights do not fit model {meta['model']!r} ({_first_line(exc)})"
         ) from None
+    attach_meta(model, meta)
     return model.to(device).eval(), meta

@@ -246,6 +246,12 @@ def cmd_evaluate(args) -> int:
         f"{out['model']} on {out['split']} ({out['images']} images): acc {out['acc']:.4f}, "
         f"loss {out['loss']:.4f}"
     )
+    if out.get("ece") is not None:
+        print(
+            f"calibration: expected calibration error {out['ece']:.4f} before, "
+            f"{out['ece_calibrated']:.4f} after temperature scaling (T = {out['temperature']:.3f}"
+            + (", fitted on val)" if out["calibrated"] else "; this checkpoint has none)")
+        )
     for cls, acc in enumerate(out["per_class_accuracy"]):
         print(f"  class {cls}: {acc:.4f}")
     if out["recorded_test_acc"] is not None:
@@ -633,15 +639,22 @@ def add_predict_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="classify pictures of digits (PNG, JPEG, BMP, GIF, TIFF; any size or colour)",
-        description="Classify pictures of digits with a trained checkpoint. Exit status: 0 when "
+        description="Classify pictures of digits with a trained checkpoint, or with the default "
+        "model shipped in the package when the first argument is an image. Probabilities are "
+        "calibrated (temperature scaling); a picture that is probably not one digit gets a "
+        "warning. Exit status: 0 when "
         "every image was classified; 1 when some files exist but are not usable pictures (not "
         "an image, corrupt, blank, too large: each gets a line on stderr, the others are still "
         "classified); 2 for bad input found before anything runs: a missing or unreadable file, "
         "a bad checkpoint, the arguments the wrong way round, or an output that would "
         "overwrite something.",
     )
-    p.add_argument("checkpoint", help="a checkpoint.pt")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="[CHECKPOINT] IMAGE",
+        help="a checkpoint.pt (optional: the default model without it), then image files",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON list, errors included")
     p.add_argument(
         "--save-preprocessed",
@@ -659,13 +672,39 @@ def add_predict_parser(sub) -> None:
     p.set_defaults(handler=cmd_predict)
 
 
+def _default_model_line(predictor) -> str:
+    """What `predict` and `serve` say when they use the model shipped in the package."""
+    info = predictor.describe()
+    test = info["test_accuracy"]
+    real = (info.get("realworld") or {}).get("accuracy")
+    numbers = ", ".join(
+        part
+        for part in (
+            f"MNIST test {test:.2%}" if test is not None else "",
+            f"real-world digits {real:.1%}" if real is not None else "",
+        )
+        if part
+    )
+    return (
+        f"default model ({info['model']}, {info['parameters']:,} parameters"
+        + (f"; {numbers}" if numbers else "")
+        + "); give a checkpoint first to use your own"
+    )
+
+
 def cmd_predict(args) -> int:
     """Exit 0 when every file was classified, 1 when any could not be (each gets a line)."""
-    from .predict import format_result, predict_files, results_to_json
+    from .predict import Predictor, format_result, predict_files, results_to_json, split_arguments
 
+    checkpoint, images = split_arguments(args.images)
+    predictor = None
+    if checkpoint is None:
+        predictor = Predictor(None, args.device)
+        print(f"using the {_default_model_line(predictor)}", file=sys.stderr)
     results = predict_files(
-        args.checkpoint,
-        args.images,
+        checkpoint,
+        images,
+        predictor=predictor,
         device=args.device,
         save_preprocessed=args.save_preprocessed,
         force=args.force,
@@ -752,7 +791,9 @@ def cmd_export(args) -> int:
 # ---------------------------------------------------------------- serve
 def add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="web demo: draw a digit, see the prediction (serve extra)")
-    p.add_argument("checkpoint", help="a checkpoint.pt")
+    p.add_argument(
+        "checkpoint", nargs="?", default=None, help="a checkpoint.pt (default: the default model)"
+    )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )

@@ -96,6 +96,14 @@ class TrainConfig:
         0.1, "augmentation shift, a fraction of the image size per axis, uniform in [-t, t]"
     )
     scale: float = setting(0.1, "augmentation zoom, uniform in [1 - s, 1 + s]")
+    robust_augment: bool = setting(
+        False,
+        "make part of each training batch look like people's digits: thicker or thinner "
+        "strokes, blur, low resolution, elastic distortion, contrast (mnistlab.augment)",
+    )
+    robust_fraction: float = setting(
+        0.5, "fraction of each batch that robust_augment changes, in [0, 1]"
+    )
     # --- weight averaging
     ema: bool = setting(False, "evaluate an exponential moving average of the weights")
     ema_decay: float = setting(0.999, "EMA decay per step; about 1/(1 - decay) steps of memory")
@@ -187,6 +195,10 @@ class TrainConfig:
         )
         need(0 <= self.translate < 1, f"translate must be in [0, 1), got {self.translate}")
         need(0 <= self.scale < 1, f"scale must be in [0, 1), got {self.scale}")
+        need(
+            0 <= self.robust_fraction <= 1,
+            f"robust_fraction must be in [0, 1], got {self.robust_fraction}",
+        )
         for name in ("seed", "split_seed"):
             value = getattr(self, name)
             need(0 <= value < MAX_SEED, f"{name} must be in [0, 2**63), got {value}")

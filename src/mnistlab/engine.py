@@ -23,8 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import random_affine
-from .checkpoint import CHECKPOINT_FORMAT, unwrap
+from .augment import augment_batch
+from .calibrate import calibration_of
+from .checkpoint import CHECKPOINT_FORMAT, attach_meta, unwrap
 from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset_cached, stratified_split
 from .ledger import RunFolder, TrainResult
@@ -143,7 +144,7 @@ def to_input(
 ) -> torch.Tensor:
     x = images.unsqueeze(1).float().div_(255)  # (B, 1, H, W) in [0, 1]
     if augment is not None:
-        x = random_affine(x, generator, **augment)
+        x = augment_batch(x, generator, **augment)
     x = (x - mean) / std
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -542,6 +543,8 @@ def setup(config: TrainConfig, dataset: Dataset) -> Session:
     if config.augment:
         augment = {"rotate_degrees": config.rotate_degrees, "translate": config.translate}
         augment["scale"] = config.scale
+    if config.robust_augment:  # thickness, blur, low resolution, elastic, contrast
+        augment = (augment or {}) | {"robust_fraction": config.robust_fraction}
     return Session(
         config=config,
         device=device,
@@ -827,8 +830,12 @@ def train(
         log(f"{config.model}: {why}: recorded as diverged")
         status = "diverged"
     metrics, extra = (blank_metrics(), {}) if status == "interrupted" else test_once(s, state, log)
+    # Temperature scaling on the validation split, for honest probabilities (calibrate.py).
+    calibration = (
+        calibration_of(s.evaluated, s.val_data, s.fmt, config.eval_batch_size) if extra else {}
+    )
     if folder is not None and save_checkpoint and extra:
-        folder.save_checkpoint(checkpoint_meta(s, state, metrics))
+        folder.save_checkpoint(checkpoint_meta(s, state, metrics) | calibration)
     trained_images = sum(h["seconds"] * (h["images_per_second"] or 0) for h in state.history)
     result = TrainResult(
         config=config.to_dict(),
@@ -851,6 +858,8 @@ def train(
         model=unwrap(s.evaluated) if state.best_epoch is not None else None,
         **extra,
     )
+    if result.model is not None:  # so predict(result.model, ...) and save_model work
+        attach_meta(result.model, checkpoint_meta(s, state, metrics) | calibration)
     if folder is not None and status != "interrupted":
         folder.finish(result)
     return result

@@ -83,9 +83,26 @@ def evaluate_checkpoint(
         "loss": out["loss"],
         "acc": out["acc"],
         "per_class_accuracy": breakdown["per_class_accuracy"],
+        # Expected calibration error before and after the checkpoint's temperature (1 when
+        # it has none): how far "90% sure" is from being right 90% of the time.
+        **calibration_summary(out["probabilities"], data.labels, meta.get("temperature")),
         "recorded_test_acc": meta.get("metrics", {}).get("test_acc"),
         # A quick run judged test on its first N images only; say so beside its number.
         "recorded_test_images": meta.get("split", {}).get("test_used"),
+    }
+
+
+def calibration_summary(probabilities, labels, temperature: float | None) -> dict[str, Any]:
+    from .calibrate import expected_calibration_error, logits_from_probabilities, softmax
+
+    logits = logits_from_probabilities(probabilities)
+    labels = labels.cpu().numpy()
+    t = float(temperature) if temperature is not None else 1.0
+    return {
+        "temperature": t,
+        "calibrated": temperature is not None,
+        "ece": expected_calibration_error(softmax(logits), labels),
+        "ece_calibrated": expected_calibration_error(softmax(logits, t), labels),
     }
 
 

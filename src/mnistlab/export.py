@@ -8,8 +8,11 @@ no mnistlab numbers to use it:
                      (or `batch_size`), or any size with `dynamic_batch=True`
     output "logits"  float32 (B, num_classes): apply softmax for probabilities
 
-The model name, normalisation, class names and this description travel in the file's
-metadata. The export is checked with onnxruntime on real test images from the checkpoint's
+The model name, normalisation, class names, the calibration temperature and this
+description travel in the file's metadata, with a pointer to the preprocessing that makes
+"MNIST form" from a picture: `mnistlab.preprocess.preprocess_image`, which needs only numpy
+and Pillow (`mnistlab.preprocessing` in the metadata lists its steps). Calibrated
+probabilities, as `mnistlab predict` prints them, are softmax(logits / T). The export is checked with onnxruntime on real test images from the checkpoint's
 dataset before it is written (atomically): the largest absolute logit difference must be at
 most `tolerance` and every prediction must agree.
 
@@ -34,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from .errors import UserError
+from .preprocess import STEPS
 
 ONNX_EXTRA = "ONNX export needs the onnx extra: pip install 'mnistlab[onnx]'"
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -45,6 +49,12 @@ INPUT_DOC = (
     "image: float32 (B, 1, H, W) grey levels in [0, 255], white digit on black, MNIST form "
     "(20x20 box, centre of mass at the centre); the graph normalises it. "
     "logits: float32 (B, num_classes); softmax gives probabilities."
+)
+
+PREPROCESSING_DOC = (
+    "pictures -> input: mnistlab.preprocess.preprocess_image(path or 2-D array) -> (28, 28) "
+    "uint8, then [None, None].astype(float32); needs only numpy and Pillow (the file "
+    "src/mnistlab/preprocess.py of mnistlab, importable without torch). Steps: " + STEPS
 )
 
 
@@ -273,6 +283,10 @@ def export_onnx(
         "mnistlab.normalization": f"mean={norm['mean']} std={norm['std']} (applied inside the graph)",
         "mnistlab.class_names": ",".join(_class_names(meta, num_classes)),
         "mnistlab.test_acc": str((meta.get("metrics") or {}).get("test_acc")),
+        "mnistlab.preprocessing": PREPROCESSING_DOC,
+        "mnistlab.temperature": str(float(meta.get("temperature") or 1.0)),
+        "mnistlab.probabilities": "softmax(logits / mnistlab.temperature): calibrated, as "
+        "`mnistlab predict` prints them",
     }.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

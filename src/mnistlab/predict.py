@@ -1,11 +1,16 @@
-"""Classify users' pictures of digits with a trained checkpoint.
+"""Classify users' pictures of digits with a trained checkpoint, or the default model.
 
+    load_model() -> the default model shipped in the package; load_model(path) -> any checkpoint
+    predict(model, images) -> one dict per image (paths, numpy arrays, PIL images, bytes)
     predict_images("runs/x/checkpoint.pt", ["a.png", "b.jpg"]) -> one dict per file, in order
     predict_files(...)  what `mnistlab predict` does: check the inputs, classify, save
 
 Each picture goes through `mnistlab.preprocess` (MNIST's own size normalisation and
-centring), then the checkpoint's normalisation, then the model. A file that cannot be used
-as a picture gives a result with `error` set; the other files are still classified.
+centring, and stroke width), then the checkpoint's normalisation, then the model; the logits
+are divided by the checkpoint's temperature (`mnistlab.calibrate`), so the probabilities are
+calibrated ones. A result carries a `warning` when the picture is probably not one digit
+(its shape, or probabilities spread over many classes). A file that cannot be used as a
+picture gives a result with `error` set; the other files are still classified.
 
 `predict_files` is stricter about what is not a picture at all: a missing or unreadable file,
 or arguments given the wrong way round, is bad input (`UserError`, exit 2) found before the
@@ -18,6 +23,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,24 +33,57 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .preprocess import MAX_PIXELS, ImageError, preprocess_image
+from .preprocess import MAX_PIXELS, ImageError, preprocess_image, shape_warning
 
 TOP_K = 3
 BATCH_SIZE = 256  # images per forward pass; a few MB of activations for the larger models
-USAGE = "usage: mnistlab predict CHECKPOINT IMAGE..."
+USAGE = "usage: mnistlab predict CHECKPOINT IMAGE... (or IMAGE... alone: the default model)"
+# Calibrated probabilities this flat mean the model cannot tell what the picture is: with ten
+# classes, a top probability under 40% (measured with the default model: 1 of MNIST's 10,000
+# test digits, 2 of the 1,797 real-world ones).
+UNSURE_TOP = 0.40
+# Checkpoint suffixes: a first argument with one of these is a checkpoint, even if missing.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
 class Predictor:
-    """A checkpoint loaded once, ready for many pictures (the CLI and the web server share it)."""
+    """A checkpoint loaded once, ready for many pictures (the CLI and the web server share it).
 
-    def __init__(self, checkpoint: str | os.PathLike, device: str = "cpu"):
-        from .checkpoint import load_checkpoint
+    `checkpoint` None: the default model shipped in the package (`is_default` is True).
+    `model`: an in-memory model instead (from `train()` or `load_model()`), with the
+    metadata mnistlab attached to it."""
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        device: str = "cpu",
+        *,
+        model: torch.nn.Module | None = None,
+    ):
+        from .checkpoint import load_checkpoint, model_meta
         from .engine import resolve_device
 
         self.device = resolve_device(device)
-        # Validated there: types, ranges, std > 0, weights that fit the model and are finite.
-        self.model, self.meta = load_checkpoint(checkpoint, self.device)
+        self.is_default = checkpoint is None and model is None
+        if model is not None:
+            meta = model_meta(model)
+            if meta is None:
+                raise UserError(
+                    "this model has no mnistlab metadata (normalisation, architecture); pass "
+                    "the `.model` of a train() result, or a model from mnistlab.load_model()"
+                )
+            self.model, self.meta = model.to(self.device).eval(), meta
+            checkpoint = f"<{meta['model']} in memory>"
+        else:
+            if checkpoint is None:
+                from .pretrained import default_checkpoint
+
+                checkpoint = default_checkpoint()
+            # Validated there: types, ranges, std > 0, weights that fit the model and are finite.
+            self.model, self.meta = load_checkpoint(checkpoint, self.device)
         self.checkpoint = str(checkpoint)
+        self.temperature = float(self.meta.get("temperature") or 1.0)
+        self.calibrated = self.meta.get("temperature") is not None
         size = list(self.meta.get("image_size") or (28, 28))
         if size[0] != size[1]:
             raise UserError(f"{checkpoint}: square images expected, the checkpoint says {size}")
@@ -71,6 +111,11 @@ class Predictor:
             "image_size": [self.image_size, self.image_size],
             "num_classes": self.num_classes,
             "class_names": self.class_names,
+            "default_model": self.is_default,
+            "calibrated": self.calibrated,
+            "temperature": self.temperature,
+            "calibration": self.meta.get("calibration"),
+            "realworld": self.meta.get("realworld"),  # the default model's measured numbers
         }
 
     @torch.inference_mode()
@@ -83,7 +128,8 @@ class Predictor:
         for start in range(0, len(digits), BATCH_SIZE):
             images = torch.from_numpy(digits[start : start + BATCH_SIZE]).to(self.device)
             x = to_input(images, self.mean, self.std, channels_last=False)  # (B, 1, H, W)
-            out.append(self.model(x).float().softmax(1).cpu().numpy())
+            logits = self.model(x).float() / self.temperature  # calibrated (calibrate.py)
+            out.append(logits.softmax(1).cpu().numpy())
         probs = np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
         if not np.isfinite(probs).all():
             # Finite weights can still overflow; a NaN must never pass for a probability.
@@ -109,6 +155,8 @@ class Predictor:
             "class_name": self.class_names[label],
             "probabilities": [float(p) for p in probs],
             "top3": [{"label": int(i), "probability": float(probs[i])} for i in top],
+            "warning": digit_warning(digit, probs),
+            "calibrated": self.calibrated,
             "preprocessed": digit,  # (H, W) uint8
             "error": None,
         }
@@ -140,6 +188,61 @@ class Predictor:
         return results  # type: ignore[return-value]
 
 
+def digit_warning(digit: np.ndarray, probs: np.ndarray) -> str | None:
+    """Why a picture is probably not one digit (its shape, then its probabilities), or None."""
+    why = shape_warning(digit)
+    if why is None and len(probs) > 2 and float(np.max(probs)) < UNSURE_TOP:
+        why = f"the model is unsure (top probability {float(np.max(probs)):.0%}): probably not one clear digit"
+    return why
+
+
+def load_model(checkpoint: str | os.PathLike | None = None, device: str = "cpu"):
+    """The model of `checkpoint` (any mnistlab checkpoint), or of the default model shipped in
+    the package when none is given: a torch module in eval mode, carrying its metadata
+    (normalisation, temperature) for `predict` and `save_model`."""
+    from .checkpoint import load_checkpoint
+    from .engine import resolve_device
+
+    if checkpoint is None:
+        from .pretrained import default_checkpoint
+
+        checkpoint = default_checkpoint()
+    return load_checkpoint(checkpoint, resolve_device(device))[0]
+
+
+def _predictor_for(model: Any, device: str) -> Predictor:
+    if isinstance(model, Predictor):
+        return model
+    if model is None or isinstance(model, str | os.PathLike):
+        return Predictor(model, device)
+    if isinstance(model, torch.nn.Module):
+        return Predictor(device=device, model=model)
+    raise TypeError(
+        f"model must be a torch module, a checkpoint path or None, got {type(model).__name__}"
+    )
+
+
+def predict(model: Any, images: Any, device: str = "cpu") -> dict[str, Any] | list[dict]:
+    """Classify pictures with `model`: a module from `train()` or `load_model()`, a checkpoint
+    path, or None for the default model. `images` is one picture (a path, a PIL image, the
+    bytes of a file, or a 2-D array of grey levels 0-255) or a list of them (a 3-D array is a
+    stack of 2-D ones). One picture gives one dict, a list gives a list: `label`,
+    `class_name`, `probabilities` (calibrated), `top3`, `warning`, `preprocessed` and `error`.
+    A picture that cannot be used raises `ImageError` alone, and sets `error` in a list."""
+    predictor = _predictor_for(model, device)
+    single = not isinstance(images, list | tuple) and not (
+        isinstance(images, np.ndarray) and images.ndim == 3
+    )
+    if single:
+        name = str(images) if isinstance(images, str | os.PathLike) else None
+        return predictor.predict(images, name)
+    sources = list(images)
+    names = [
+        str(s) if isinstance(s, str | os.PathLike) else f"image {i}" for i, s in enumerate(sources)
+    ]
+    return predictor.predict_many(sources, names)
+
+
 def _class_names(meta: dict, num_classes: int) -> list[str]:
     from .data.sources import DATASETS
 
@@ -161,11 +264,49 @@ def predict_images(
 
 
 def format_result(result: dict[str, Any]) -> str:
-    """One line per file: `digit.png: 7  (7 98.1%, 1 1.2%, 2 0.3%)`."""
+    """One line per file: `digit.png: 7  (7 98.1%, 1 1.2%, 2 0.3%)`, and the warning after
+    it when the picture is probably not one digit."""
     if result["error"]:
         return result["error"]
     top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in result["top3"])
-    return f"{result['file']}: {result['class_name']}  ({top})"
+    line = f"{result['file']}: {result['class_name']}  ({top})"
+    if result.get("warning"):
+        line += f"  warning: {result['warning']}"
+    return line
+
+
+def is_checkpoint_argument(path: str | os.PathLike) -> bool:
+    """Whether `mnistlab predict`'s first argument names a checkpoint (not an image): a
+    checkpoint suffix, or a file that is a zip (what torch.save writes) and not an image."""
+    import zipfile
+
+    from .checkpoint import image_kind
+
+    if image_kind(path):
+        return False
+    if Path(path).suffix.lower() in CHECKPOINT_SUFFIXES:
+        return True
+    try:
+        return Path(path).is_file() and zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def split_arguments(arguments: Sequence[str]) -> tuple[str | None, list[str]]:
+    """`predict [CHECKPOINT] IMAGE...` -> (checkpoint or None for the default model, images).
+    Arguments the wrong way round (an image, then a checkpoint) are bad input."""
+    from .checkpoint import image_kind
+
+    arguments = [str(a) for a in arguments]
+    if not arguments:
+        raise UserError(f"no images given; {USAGE}")
+    if len(arguments) > 1 and is_checkpoint_argument(arguments[0]):
+        return arguments[0], arguments[1:]
+    if len(arguments) == 1 and is_checkpoint_argument(arguments[0]):
+        raise UserError(f"{arguments[0]} is a checkpoint, but no images were given; {USAGE}")
+    if image_kind(arguments[0]) and any(is_checkpoint_argument(a) for a in arguments[1:]):
+        raise UserError(f"{arguments[0]} is an image, not a checkpoint; {USAGE}")
+    return None, arguments
 
 
 def results_to_json(results: Sequence[dict[str, Any]]) -> str:
@@ -188,12 +329,12 @@ def results_to_json(results: Sequence[dict[str, Any]]) -> str:
 
 
 # ---------------------------------------------------------------- what `mnistlab predict` does
-def check_inputs(checkpoint: str | os.PathLike, images: Sequence[str | os.PathLike]) -> None:
+def check_inputs(checkpoint: str | os.PathLike | None, images: Sequence[str | os.PathLike]) -> None:
     """Arguments the wrong way round, and image files that are missing or cannot be opened,
     are bad input: one line (`UserError`), before the model is loaded."""
     from .checkpoint import image_kind
 
-    if image_kind(checkpoint):
+    if checkpoint is not None and image_kind(checkpoint):
         raise UserError(f"{checkpoint} is an image, not a checkpoint; {USAGE}")
     problems = []
     for image in images:
@@ -279,26 +420,43 @@ def plan_outputs(
 
 
 def predict_files(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None,
     images: Sequence[str | os.PathLike],
     *,
     device: str = "cpu",
     save_preprocessed: str | os.PathLike | None = None,
     force: bool = False,
+    predictor: Predictor | None = None,
 ) -> list[dict[str, Any]]:
     """`mnistlab predict`: check the inputs, classify every image, and (with
     `save_preprocessed`) write each 28x28 the model saw as `DIR/<stem>.png`, recorded in the
-    result as `preprocessed_path`. Bad input raises `UserError` before anything is written."""
+    result as `preprocessed_path`. Bad input raises `UserError` before anything is written.
+    `checkpoint` None: the default model."""
     from .preprocess import save_png
 
-    checkpoint, images = str(checkpoint), [str(p) for p in images]
+    checkpoint = str(checkpoint) if checkpoint is not None else None
+    images = [str(p) for p in images]
     check_inputs(checkpoint, images)
     targets = None
     if save_preprocessed is not None:
-        targets = plan_outputs(save_preprocessed, images, [checkpoint, *images], force)
-    results = Predictor(checkpoint, device).predict_many(images, images)
+        inputs = [checkpoint, *images] if checkpoint is not None else images
+        targets = plan_outputs(save_preprocessed, images, inputs, force)
+    predictor = predictor or Predictor(checkpoint, device)
+    results = predictor.predict_many(images, images)
     if targets is not None:
         for result, target in zip(results, targets, strict=True):
             if not result["error"]:
                 result["preprocessed_path"] = str(save_png(result["preprocessed"], target))
     return results
+
+
+class _CallableModule(types.ModuleType):
+    """Once imported, this module is the package attribute `mnistlab.predict` (Python binds
+    submodules onto their package), where the API promises the function `predict`: calling
+    the module calls the function, so `mnistlab.predict(model, images)` works either way."""
+
+    def __call__(self, *args, **kwargs):
+        return predict(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

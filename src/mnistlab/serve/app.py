@@ -5,7 +5,12 @@
     GET  /api/model    model name, parameters, test accuracy, normalisation, classes
     POST /api/predict  an image (multipart field "image", or raw bytes with an image/* type),
                        or JSON {"pixels": 28x28 grey levels 0-255, "preprocess": true}
-                       -> {"label", "class_name", "probabilities", "top3", "preprocessed"}
+                       -> {"label", "class_name", "probabilities" (calibrated), "top3",
+                           "warning" (null, or why it is probably not one digit),
+                           "preprocessed"}
+
+The page takes a drawing on its canvas, or a photo or scan uploaded or dropped beside it.
+With no checkpoint, the default model shipped in the package is served.
 
 Request bodies are untrusted: at most MAX_BODY_BYTES (checked from Content-Length and from
 the bytes actually received), decoded with the caps in `mnistlab.preprocess` but a smaller
@@ -180,14 +185,14 @@ def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
 
 
 def create_app(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
     device: str = "cpu",
     max_body_bytes: int = MAX_BODY_BYTES,
     max_pixels: int = MAX_HTTP_PIXELS,
     max_concurrent_decodes: int = MAX_CONCURRENT_DECODES,
 ):
-    """The FastAPI app serving `checkpoint`; raises `UserError` for a bad checkpoint or a
-    missing `serve` extra."""
+    """The FastAPI app serving `checkpoint` (None: the default model); raises `UserError` for
+    a bad checkpoint or a missing `serve` extra."""
     try:
         from fastapi import FastAPI, HTTPException, Request
         from fastapi.responses import HTMLResponse, JSONResponse
@@ -238,6 +243,8 @@ def create_app(
             "class_name": result["class_name"],
             "probabilities": result["probabilities"],
             "top3": result["top3"],
+            "warning": result["warning"],
+            "calibrated": result["calibrated"],
             "preprocessed": result["preprocessed"].tolist(),
         }
 
@@ -348,7 +355,10 @@ def check_port(host: str, port: int) -> None:
 
 
 def run_server(
-    checkpoint: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, log=print
+    checkpoint: str | os.PathLike | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log=print,
 ) -> None:
     """Serve the demo until Ctrl-C."""
     try:
@@ -362,10 +372,13 @@ def run_server(
     info = app.state.predictor.describe()
     acc = info["test_accuracy"]
     accuracy = f", test acc {acc:.4f}" if acc is not None else ""
+    which = "the default model, " if info["default_model"] else ""
     log(
-        f"serving {info['model']} ({info['parameters']:,} parameters{accuracy}) on "
+        f"serving {which}{info['model']} ({info['parameters']:,} parameters{accuracy}) on "
         f"http://{_url_host(host)}:{port}/ (Ctrl-C stops)"
     )
+    if info["default_model"]:
+        log("no checkpoint given: `mnistlab serve CHECKPOINT` serves your own")
     if host not in ("127.0.0.1", "localhost", "::1"):
         log(f"note: bound to {host}, so other machines on the network can reach this server")
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)

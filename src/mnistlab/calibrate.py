@@ -1,0 +1,148 @@
+"""Honest confidence: temperature scaling and expected calibration error (issue 14).
+
+A network trained with cross-entropy is usually over-confident: "100.0% sure" from a model
+that is right 96% of the time. Temperature scaling (Guo et al. 2017, "On calibration of
+modern neural networks") divides the logits by one number T > 0, fitted on the validation
+split by minimising the negative log-likelihood; the predicted class never changes, only how
+sure the model says it is.
+
+    fit_temperature(logits, labels) -> T
+    expected_calibration_error(probabilities, labels) -> ECE (15 equal-width confidence bins)
+    calibration_of(model, data, fmt) -> {"temperature", "calibration": {ECE and NLL before
+                                         and after, split, images}}: what a checkpoint stores
+
+Numbers in, numbers out: numpy arrays or torch tensors of logits (or log-probabilities,
+which differ from logits by a constant per row and so calibrate the same).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+ECE_BINS = 15
+# T is searched in [1/20, 20] on a log scale; an answer at either end means the logits are
+# useless for calibration (all one class, or all ties), and T = 1 is kept instead.
+T_RANGE = (0.05, 20.0)
+SEARCH_STEPS = 80  # golden-section steps: the bracket shrinks to ~1e-15 of its log width
+
+
+def _as_numpy(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):  # a torch tensor, without importing torch here
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def log_softmax(logits: Any, temperature: float = 1.0) -> np.ndarray:
+    z = _as_numpy(logits) / temperature
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
+def softmax(logits: Any, temperature: float = 1.0) -> np.ndarray:
+    return np.exp(log_softmax(logits, temperature))
+
+
+def logits_from_probabilities(probabilities: Any) -> np.ndarray:
+    """Log-probabilities: logits up to a constant per row, so they calibrate the same. Zeros
+    (underflowed in float32) become a very negative number, not -inf."""
+    return np.log(np.clip(_as_numpy(probabilities), 1e-300, None))
+
+
+def negative_log_likelihood(logits: Any, labels: Any, temperature: float = 1.0) -> float:
+    labels = _as_numpy(labels).astype(np.int64)
+    lp = log_softmax(logits, temperature)
+    return float(-lp[np.arange(len(labels)), labels].mean()) if len(labels) else 0.0
+
+
+def fit_temperature(logits: Any, labels: Any) -> float:
+    """The T that minimises the mean negative log-likelihood of softmax(logits / T). The NLL
+    is convex in 1/T, so a golden-section search over log T finds its minimum."""
+    z = _as_numpy(logits)
+    y = _as_numpy(labels).astype(np.int64)
+    if z.ndim != 2 or len(z) != len(y) or len(y) == 0:
+        raise ValueError(f"need (N, classes) logits and N labels, got {z.shape} and {y.shape}")
+    low, high = math.log(T_RANGE[0]), math.log(T_RANGE[1])
+    ratio = (math.sqrt(5) - 1) / 2
+
+    def loss(log_t: float) -> float:
+        return negative_log_likelihood(z, y, math.exp(log_t))
+
+    a, b = low, high
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = loss(c), loss(d)
+    for _ in range(SEARCH_STEPS):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = loss(d)
+    log_t = (a + b) / 2
+    if not (low + 1e-3 < log_t < high - 1e-3) or not math.isfinite(log_t):
+        return 1.0
+    return math.exp(log_t)
+
+
+def expected_calibration_error(probabilities: Any, labels: Any, bins: int = ECE_BINS) -> float:
+    """ECE: the gap between confidence (the top probability) and accuracy, averaged over
+    `bins` equal-width confidence bins weighted by how many predictions fall in each."""
+    p = _as_numpy(probabilities)
+    y = _as_numpy(labels).astype(np.int64)
+    if len(y) == 0:
+        return 0.0
+    confidence = p.max(1)
+    correct = (p.argmax(1) == y).astype(np.float64)
+    # Bin i holds confidences in (i/bins, (i+1)/bins]; the lowest bin also takes 0.
+    index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    total = 0.0
+    for i in range(bins):
+        inside = index == i
+        if inside.any():
+            total += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total / len(y))
+
+
+def calibration_report(logits: Any, labels: Any, temperature: float) -> dict[str, float]:
+    """ECE and NLL of `logits` on `labels`, before (T = 1) and after dividing by `temperature`."""
+    return {
+        "ece_before": expected_calibration_error(softmax(logits), labels),
+        "ece_after": expected_calibration_error(softmax(logits, temperature), labels),
+        "nll_before": negative_log_likelihood(logits, labels),
+        "nll_after": negative_log_likelihood(logits, labels, temperature),
+    }
+
+
+def calibration_of(model, data, fmt, batch_size: int = 1024) -> dict[str, Any]:
+    """Fit T on `data` (the validation split, an `engine.DeviceSplit`) for `model` evaluated
+    as `fmt` says. Returns what a checkpoint stores: `temperature` and `calibration`."""
+    logits = split_logits(model, data, fmt, batch_size)
+    labels = data.labels.cpu().numpy()
+    temperature = fit_temperature(logits, labels)
+    return {
+        "temperature": temperature,
+        "calibration": {"split": "val", "images": len(labels)}
+        | calibration_report(logits, labels, temperature),
+    }
+
+
+def split_logits(model, data, fmt, batch_size: int = 1024) -> np.ndarray:
+    """(N, classes) float64 logits of `model` on `data`, in order, in eval mode: what
+    `engine.evaluate_split` computes before its softmax."""
+    import torch
+
+    from .engine import autocast_for
+
+    model.eval()
+    device = data.images.device
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            x = fmt(data.images[start : start + batch_size])
+            with autocast_for(device, fmt.precision):
+                out.append(model(x).float().cpu().numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
