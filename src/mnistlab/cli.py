@@ -246,12 +246,6 @@ def cmd_evaluate(args) -> int:
         f"{out['model']} on {out['split']} ({out['images']} images): acc {out['acc']:.4f}, "
         f"loss {out['loss']:.4f}"
     )
-    if out.get("ece") is not None:
-        print(
-            f"calibration: expected calibration error {out['ece']:.4f} before, "
-            f"{out['ece_calibrated']:.4f} after temperature scaling (T = {out['temperature']:.3f}"
-            + (", fitted on val)" if out["calibrated"] else "; this checkpoint has none)")
-        )
     for cls, acc in enumerate(out["per_class_accuracy"]):
         print(f"  class {cls}: {acc:.4f}")
     if out["recorded_test_acc"] is not None:
@@ -259,6 +253,12 @@ def cmd_evaluate(args) -> int:
         print(
             f"recorded at training: test acc {out['recorded_test_acc']:.4f}"
             + (f" (on the first {on} test images)" if on else "")
+        )
+    if out.get("ece") is not None:
+        print(
+            f"calibration: expected calibration error {out['ece']:.4f} before, "
+            f"{out['ece_calibrated']:.4f} after temperature scaling (T = {out['temperature']:.3f}"
+            + (", fitted on val)" if out["calibrated"] else "; this checkpoint has none)")
         )
     return 0
 
