@@ -20,6 +20,7 @@ import functools
 import io
 import math
 import re
+from typing import NamedTuple
 
 import numpy as np
 
@@ -174,7 +175,154 @@ def _limits(values: list[float], floor: float | None = None, ceiling: float | No
     return low, high
 
 
+# ---------------------------------------------------------------- curves over epochs
+def _finite_values(runs: list[Run], keys: tuple[str, ...], scale: float = 1) -> list[float]:
+    """Every finite value of the `keys` history series of `runs`, times `scale`."""
+    return [scale * v for r in runs for k in keys for v in r.series(k)[1] if math.isfinite(v)]
+
+
+def _loss_limits(losses: list[float]):
+    """y-limits that fit the losses, starting at 0 unless a loss is negative; None if none."""
+    return _limits(losses, floor=0.0 if min(losses) >= 0 else None) if losses else None
+
+
+def _accuracy_limits(accs: list[float]):
+    """y-limits that fit accuracies in percent, never far past 100; None if there are none."""
+    return _limits(accs, ceiling=100.5) if accs else None
+
+
+def _integer_epochs(ax, max_epoch: int) -> None:
+    """Whole epochs on the x axis; a run of one epoch centred rather than at the edge."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if max_epoch <= 1:
+        ax.set_xlim(0.5, 1.5)
+
+
+def _epoch_axes(axes, max_epoch: int, tr: Tr) -> None:
+    """Side-by-side panels over epochs: each labelled, gridded, with whole-epoch ticks."""
+    for ax in axes:
+        ax.set_xlabel(tr("fig_epoch"))
+        ax.grid(True, alpha=0.3)
+        _integer_epochs(ax, max_epoch)
+
+
+def _note(ax, text: str, **kwargs) -> None:
+    """A grey message in the middle of a panel that has nothing to plot."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.5", **kwargs)
+
+
 # ---------------------------------------------------------------- per-combination curves
+def _cell_runs(runs: list[Run], lr, dropout) -> list[Run]:
+    """The runs at one (lr, dropout) of the grid."""
+    return [
+        r
+        for r in runs
+        if value_key(r.fields.get(LR)) == value_key(lr)
+        and value_key(r.fields.get(DROPOUT)) == value_key(dropout)
+    ]
+
+
+def _run_title(run: Run, title: str, others: list[str], excluded: frozenset[str], tr: Tr):
+    """A panel's title and its colour: the other grid fields of the run shown, then what went
+    wrong with it, if anything (in red)."""
+    extra = ", ".join(f"{f}={fmt_value(run.fields.get(f))}" for f in others)
+    if extra:
+        title += f"\n{extra}"
+    color = "black"
+    if run.status == "diverged":
+        title += "\n" + tr("fig_diverged", epoch=run.diverged_epoch)
+        color = BAD_COLOR
+    elif run.run_id in excluded:
+        title += "\n" + tr("fig_not_learned")
+        color = BAD_COLOR
+    elif not run.finished:
+        title += f"\n({tr('status_' + run.status).upper()})"
+        color = BAD_COLOR if run.status == "failed" else "0.35"
+    return title, color
+
+
+def _draw_run_curves(loss_ax, acc_ax, run: Run, tr: Tr) -> bool:
+    """Train (solid) and validation (dashed) loss and accuracy of one run, the chosen epoch
+    marked; True if anything was drawn."""
+    epochs, train = run.series("train_loss")
+    _, val = run.series("val_loss")
+    _, train_acc = run.series("train_acc")
+    _, val_acc = run.series("val_acc")
+    # Markers keep a one-epoch run (a line of one point) visible.
+    style_ = {"marker": "o", "markersize": 5 if len(epochs) == 1 else 3}
+    if len(epochs) > 30:
+        style_ = {}
+    drawn = False
+    for ax, (t, v) in (
+        (loss_ax, (train, val)),
+        (acc_ax, ([100 * x for x in train_acc], [100 * x for x in val_acc])),
+    ):
+        if not any(math.isfinite(x) for x in t + v):
+            _note(ax, tr("fig_nothing"), fontsize=8)
+            continue
+        ax.plot(epochs, t, color=TRAIN_COLOR, **style_)
+        ax.plot(epochs, v, color=VAL_COLOR, linestyle="--", **style_)
+        drawn = True
+        best_epoch = run.metric("best_epoch")
+        if run.finished and best_epoch is not None:
+            ax.axvline(best_epoch, color="0.6", linestyle=":", linewidth=1)
+    return drawn
+
+
+def _draw_cell(loss_ax, acc_ax, cell: list[Run], title: str, others, excluded, tr: Tr) -> bool:
+    """One (lr, dropout) of the grid: its best run's curves, or a note that no run has it;
+    True if anything was drawn."""
+    for ax in (loss_ax, acc_ax):
+        ax.grid(True, alpha=0.3)
+    if not cell:
+        loss_ax.set_title(title, fontsize=8.5)
+        for ax in (loss_ax, acc_ax):
+            _note(ax, tr("fig_no_run"))
+        return False
+    run = _pick(cell)
+    title, color = _run_title(run, title, others, excluded, tr)
+    if run.status == "diverged":
+        for ax in (loss_ax, acc_ax):
+            ax.axvline(run.diverged_epoch, color=BAD_COLOR, linestyle=":", linewidth=1)
+    loss_ax.set_title(plain(title), fontsize=8.5, color=color)
+    return _draw_run_curves(loss_ax, acc_ax, run, tr)
+
+
+def _format_curve_axes(axes, loss_limits, acc_limits, max_epoch: int, tr: Tr) -> None:
+    """The grid of panels: one y scale per row kind, labelled only on the left; epochs on
+    the bottom row."""
+    for loss_row, acc_row in zip(axes[0::2], axes[1::2], strict=True):
+        for j, (loss_ax, acc_ax) in enumerate(zip(loss_row, acc_row, strict=True)):
+            for ax, limits in ((loss_ax, loss_limits), (acc_ax, acc_limits)):
+                if limits:
+                    ax.set_ylim(*limits)
+                if j > 0:
+                    ax.tick_params(labelleft=False)
+        loss_row[0].set_ylabel(tr("fig_loss"))
+        acc_row[0].set_ylabel(tr("fig_accuracy"))
+    for ax in axes[-1]:
+        ax.set_xlabel(tr("fig_epoch"))
+    for ax in axes.ravel():
+        _integer_epochs(ax, max_epoch)
+
+
+def _curves_legend(fig, runs: list[Run], tr: Tr) -> None:
+    """Train, validation and (when a run finished) the chosen epoch's key."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=TRAIN_COLOR),
+        Line2D([], [], color=VAL_COLOR, linestyle="--"),
+    ]
+    labels = [tr("fig_train"), tr("fig_val")]
+    if any(r.finished for r in runs):
+        handles.append(Line2D([], [], color="0.6", linestyle=":"))
+        labels.append(tr("fig_chosen_epoch"))
+    fit_legend(fig, handles, labels)
+
+
 def draw_curves(
     model: str,
     runs: list[Run],
@@ -184,141 +332,33 @@ def draw_curves(
 ):
     """Loss and accuracy per epoch for each (lr, dropout): rows lr (a loss row, then an
     accuracy row beneath it), columns dropout. Train solid, validation dashed."""
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
     lrs, dropouts = _values(runs, LR), _values(runs, DROPOUT)
     others = [f for f in grid_fields(runs) if f not in (LR, DROPOUT)]
     nrows, ncols = 2 * len(lrs), len(dropouts)
     fig = _figure(min(9.4, max(5.6, 1.1 + 2.1 * ncols)), 1.2 + 1.45 * nrows)
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
 
+    shared = drawn = False
+    for i, lr in enumerate(lrs):
+        for j, dropout in enumerate(dropouts):
+            cell = _cell_runs(runs, lr, dropout)
+            shared = shared or len(cell) > 1
+            title = f"lr={fmt_value(lr)}, dropout={fmt_value(dropout)}"
+            if _draw_cell(axes[2 * i][j], axes[2 * i + 1][j], cell, title, others, excluded, tr):
+                drawn = True
     # A diverged run's exploding loss (or a run that never learned) would flatten every other
     # panel: scale to the healthy runs and let the others run off the edge.
     healthy = [r for r in runs if r.status != "diverged" and r.run_id not in excluded]
-    losses = [
-        v
-        for r in healthy
-        for k in ("train_loss", "val_loss")
-        for v in r.series(k)[1]
-        if math.isfinite(v)
-    ]
-    accs = [
-        100 * v
-        for r in healthy
-        for k in ("train_acc", "val_acc")
-        for v in r.series(k)[1]
-        if math.isfinite(v)
-    ]
+    loss_limits = _loss_limits(_finite_values(healthy, ("train_loss", "val_loss")))
+    acc_limits = _accuracy_limits(_finite_values(healthy, ("train_acc", "val_acc"), 100))
     max_epoch = max((max(r.series("val_loss")[0], default=1) for r in runs), default=1)
-    shared = False
-    drawn = False
-    for i, lr in enumerate(lrs):
-        for j, dropout in enumerate(dropouts):
-            loss_ax, acc_ax = axes[2 * i][j], axes[2 * i + 1][j]
-            cell = [
-                r
-                for r in runs
-                if value_key(r.fields.get(LR)) == value_key(lr)
-                and value_key(r.fields.get(DROPOUT)) == value_key(dropout)
-            ]
-            title = f"lr={fmt_value(lr)}, dropout={fmt_value(dropout)}"
-            for ax in (loss_ax, acc_ax):
-                ax.grid(True, alpha=0.3)
-            if not cell:
-                loss_ax.set_title(title, fontsize=8.5)
-                for ax in (loss_ax, acc_ax):
-                    ax.text(
-                        0.5,
-                        0.5,
-                        tr("fig_no_run"),
-                        ha="center",
-                        va="center",
-                        transform=ax.transAxes,
-                        color="0.5",
-                    )
-                continue
-            run = _pick(cell)
-            shared = shared or len(cell) > 1
-            extra = ", ".join(f"{f}={fmt_value(run.fields.get(f))}" for f in others)
-            if extra:
-                title += f"\n{extra}"
-            color = "black"
-            if run.status == "diverged":
-                title += "\n" + tr("fig_diverged", epoch=run.diverged_epoch)
-                color = BAD_COLOR
-                for ax in (loss_ax, acc_ax):
-                    ax.axvline(run.diverged_epoch, color=BAD_COLOR, linestyle=":", linewidth=1)
-            elif run.run_id in excluded:
-                title += "\n" + tr("fig_not_learned")
-                color = BAD_COLOR
-            elif not run.finished:
-                title += f"\n({tr('status_' + run.status).upper()})"
-                color = BAD_COLOR if run.status == "failed" else "0.35"
-            loss_ax.set_title(plain(title), fontsize=8.5, color=color)
-            epochs, train = run.series("train_loss")
-            _, val = run.series("val_loss")
-            _, train_acc = run.series("train_acc")
-            _, val_acc = run.series("val_acc")
-            # Markers keep a one-epoch run (a line of one point) visible.
-            style_ = {"marker": "o", "markersize": 5 if len(epochs) == 1 else 3}
-            if len(epochs) > 30:
-                style_ = {}
-            for ax, (t, v) in (
-                (loss_ax, (train, val)),
-                (acc_ax, ([100 * x for x in train_acc], [100 * x for x in val_acc])),
-            ):
-                if not any(math.isfinite(x) for x in t + v):
-                    ax.text(
-                        0.5,
-                        0.5,
-                        tr("fig_nothing"),
-                        ha="center",
-                        va="center",
-                        transform=ax.transAxes,
-                        color="0.5",
-                        fontsize=8,
-                    )
-                    continue
-                ax.plot(epochs, t, color=TRAIN_COLOR, **style_)
-                ax.plot(epochs, v, color=VAL_COLOR, linestyle="--", **style_)
-                drawn = True
-                best_epoch = run.metric("best_epoch")
-                if run.finished and best_epoch is not None:
-                    ax.axvline(best_epoch, color="0.6", linestyle=":", linewidth=1)
-    loss_limits = (
-        _limits(losses, floor=0.0 if losses and min(losses) >= 0 else None) if losses else None
-    )
-    acc_limits = _limits(accs, ceiling=100.5) if accs else None
-    for i in range(len(lrs)):
-        for j in range(ncols):
-            for ax, limits in ((axes[2 * i][j], loss_limits), (axes[2 * i + 1][j], acc_limits)):
-                if limits:
-                    ax.set_ylim(*limits)
-                if j > 0:
-                    ax.tick_params(labelleft=False)
-        axes[2 * i][0].set_ylabel(tr("fig_loss"))
-        axes[2 * i + 1][0].set_ylabel(tr("fig_accuracy"))
-    for ax in axes[-1]:
-        ax.set_xlabel(tr("fig_epoch"))
-    if max_epoch <= 1:
-        axes[0][0].set_xlim(0.5, 1.5)
-    for ax in axes.ravel():
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    _format_curve_axes(axes, loss_limits, acc_limits, max_epoch, tr)
     title = tr("fig_curves_title", model=model) + subtitle
     if others and shared:
         title += "\n" + tr("fig_curves_shared", fields=", ".join(others))
     fig.suptitle(plain(title), fontsize=11.5)
     if drawn:
-        handles = [
-            Line2D([], [], color=TRAIN_COLOR),
-            Line2D([], [], color=VAL_COLOR, linestyle="--"),
-        ]
-        labels = [tr("fig_train"), tr("fig_val")]
-        if any(r.finished for r in runs):
-            handles.append(Line2D([], [], color="0.6", linestyle=":"))
-            labels.append(tr("fig_chosen_epoch"))
-        fit_legend(fig, handles, labels)
+        _curves_legend(fig, runs, tr)
     return fig
 
 
@@ -433,25 +473,12 @@ def draw_best_runs(bests: list[Best], tr: Tr, subtitle: str = ""):
         labels.append(plain(best.model))
     handles.append(Line2D([], [], color="0.4", linestyle=":", alpha=0.6))
     labels.append(tr("fig_train_faint"))
-    accs = [
-        100 * v
-        for b in with_history
-        for k in ("val_acc", "train_acc")
-        for v in b.run.series(k)[1]
-        if math.isfinite(v)
-    ]
+    accs = _finite_values([b.run for b in with_history], ("val_acc", "train_acc"), 100)
     if accs:
-        acc_ax.set_ylim(*_limits(accs, ceiling=100.5))
+        acc_ax.set_ylim(*_accuracy_limits(accs))
     loss_ax.set_ylabel(tr("fig_val_loss"))
     acc_ax.set_ylabel(tr("fig_val_accuracy"))
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (loss_ax, acc_ax):
-        ax.set_xlabel(tr("fig_epoch"))
-        ax.grid(True, alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        if max_epoch <= 1:
-            ax.set_xlim(0.5, 1.5)
+    _epoch_axes((loss_ax, acc_ax), max_epoch, tr)
     fig.suptitle(plain(tr("fig_best_runs_title") + subtitle), fontsize=11)
     fit_legend(fig, handles, labels, fontsize=8.5)
     return fig
@@ -699,6 +726,149 @@ def _search_x_axis(ax, dim, tr: Tr) -> None:
     ax.set_xlabel(plain(tr("fig_setting_log", name=dim.name) if log else dim.name))
 
 
+class _Trials(NamedTuple):
+    """A search's trials, sorted by how the scatter draws them."""
+
+    learned: list[Run]  # finished and learned: validation and test accuracy
+    failed: list[Run]  # finished but did not learn: muted dots
+    pruned: list[Run]  # stopped by the pruner: hollow triangles with the epochs they trained
+    diverged: list[Run]  # crosses on the floor
+
+    @classmethod
+    def sort(cls, runs: list[Run], usable: frozenset[str]) -> _Trials:
+        scored = [r for r in runs if r.metric("val_acc") is not None]
+        return cls(
+            learned=[r for r in scored if r.run_id in usable],
+            failed=[r for r in scored if r.finished and r.run_id not in usable],
+            pruned=[r for r in scored if r.status == "pruned"],
+            diverged=[r for r in runs if r.status == "diverged"],
+        )
+
+
+class _AccuracyScale:
+    """The scatter's accuracy axis, low to high (percent). A point below it is drawn on a
+    floor just above `low` with its value written, so that one failed trial cannot flatten
+    the rest; `below` says whether any was."""
+
+    def __init__(self, low: float, high: float):
+        self.low, self.high = low, high
+        self.floor = low + 0.04 * (high - low)
+        self.below = False
+
+    def place(self, ax, x: float, y: float, **style_) -> float:
+        """Scatter one point, or put it on the floor with its value if it lies below; returns
+        the height it was drawn at."""
+        if y >= self.low:
+            ax.scatter([x], [y], **style_)
+            return y
+        self.below = True
+        ax.scatter([x], [self.floor], **(style_ | {"marker": "v"}))
+        ax.annotate(
+            f"{y:.1f}", (x, self.floor), xytext=(4, 3), textcoords="offset points", fontsize=7
+        )
+        return self.floor
+
+
+def _search_scale(trials: _Trials) -> _AccuracyScale:
+    """The scale spans the finished trials that learned and the pruned trials that got past
+    guessing (they are the search's story, only shorter); trials near chance or that did not
+    learn would flatten the rest, so they go on the floor, unless they lie close enough."""
+    from .analysis import NEAR_CHANCE
+
+    core = [
+        100 * v
+        for r in trials.learned
+        for k in ("val_acc", "test_acc")
+        if (v := r.metric(k)) is not None
+    ]
+    core += [
+        100 * r.metric("val_acc")
+        for r in trials.pruned
+        if r.metric("val_acc") >= 1 / r.num_classes + NEAR_CHANCE
+    ]
+    others = [100 * r.metric("val_acc") for r in trials.failed + trials.pruned]
+    low, high = _limits(core or others or [0.0, 100.0], ceiling=100.5)
+    if others and min(others) < low and min(others) >= low - 1.5 * (high - low):
+        low, high = _limits(core + others, ceiling=100.5)  # close enough: show them all
+    return _AccuracyScale(low, high)
+
+
+def _positioned(runs: list[Run], dim):
+    """(run, x) for each of `runs` that has a place on the setting's axis."""
+    for run in runs:
+        x = _search_position(run, dim)
+        if x is not None:
+            yield run, x
+
+
+def _draw_search_panel(ax, dim, trials: _Trials, best: str | None, scale: _AccuracyScale):
+    """Every trial's accuracy against one searched setting."""
+    ax.grid(True, which="both", alpha=0.3)
+    for run, x in _positioned(trials.learned, dim):
+        y = scale.place(ax, x, 100 * run.metric("val_acc"), color=VAL_COLOR, s=30, zorder=3)
+        if run.run_id == best:
+            ax.scatter(
+                [x], [y], s=150, facecolors="none", edgecolors="black", linewidths=1.3, zorder=4
+            )
+        test = run.metric("test_acc")
+        if test is not None:
+            scale.place(ax, x, 100 * test, color=TEST_COLOR, marker="+", s=45, zorder=3)
+    for run, x in _positioned(trials.failed, dim):
+        scale.place(ax, x, 100 * run.metric("val_acc"), color=MUTED_COLOR, s=26, zorder=2)
+    for run, x in _positioned(trials.pruned, dim):
+        y = scale.place(
+            ax, x, 100 * run.metric("val_acc"), marker="^", s=44,
+            facecolors="none", edgecolors=PRUNED_COLOR, linewidths=1.1, zorder=3,
+        )  # fmt: skip
+        ax.annotate(
+            str(run.epochs_run),
+            (x, y),
+            xytext=(-4, -2),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize=7.5,
+            color=PRUNED_COLOR,
+        )
+    for _, x in _positioned(trials.diverged, dim):
+        ax.scatter([x], [scale.floor], color=BAD_COLOR, marker="x", s=40, zorder=3)
+
+
+def _trend_title(runs: list[Run], usable: frozenset[str], dim, tr: Tr) -> str:
+    """Spearman's rho of accuracy against an ordered setting, over the trials it counts."""
+    from .trials import setting_trend
+
+    n, test = setting_trend(runs, usable, dim)
+    return tr("fig_rho", rho=f"{test.rho:.2f}", n=n) if test else tr("fig_rho_none", n=n)
+
+
+def _search_legend(fig, trials: _Trials, best: str | None, below: bool, tr: Tr) -> None:
+    """A key for each kind of point the panels show."""
+    from matplotlib.lines import Line2D
+
+    def dot(**kw):
+        return Line2D([], [], linestyle="", **kw)
+
+    keys = []
+    if trials.learned:
+        keys.append((dot(color=VAL_COLOR, marker="o"), "fig_search_val"))
+        keys.append((dot(color=TEST_COLOR, marker="+"), "fig_search_test"))
+    if best is not None and trials.learned:
+        ring = dot(marker="o", markersize=10, markerfacecolor="none", markeredgecolor="black")
+        keys.append((ring, "fig_search_best"))
+    if trials.pruned:
+        triangle = dot(marker="^", markerfacecolor="none", markeredgecolor=PRUNED_COLOR)
+        keys.append((triangle, "fig_search_pruned"))
+    if trials.failed:
+        keys.append((dot(color=MUTED_COLOR, marker="o"), "fig_not_learned_key"))
+    if trials.diverged:
+        keys.append((dot(color=BAD_COLOR, marker="x"), "fig_search_diverged"))
+    if below:
+        keys.append((dot(color="0.3", marker="v"), "fig_search_below"))
+    if keys:
+        fit_legend(fig, [h for h, _ in keys], [tr(k) for _, k in keys], fontsize=8.5)
+
+
 def draw_search_scatter(
     label: str,
     runs: list[Run],
@@ -713,10 +883,7 @@ def draw_search_scatter(
     as hollow triangles labelled with the epochs they trained; diverged trials on the floor.
     Trials far below the others are drawn on the floor with their value written, so that one
     failed trial cannot flatten the rest."""
-    from matplotlib.lines import Line2D
-
-    from .analysis import NEAR_CHANCE
-    from .trials import is_ordered, setting_trend
+    from .trials import is_ordered
 
     if not dims:
         return None
@@ -725,129 +892,80 @@ def draw_search_scatter(
     width = min(9.4, max(5.8, 0.9 + 3.0 * ncols))
     fig = _figure(width, 1.4 + 2.9 * nrows)
     axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(len(dims))]
-
-    learned = [r for r in runs if r.run_id in usable and r.metric("val_acc") is not None]
-    failed = [
-        r for r in runs if r.finished and r.run_id not in usable and r.metric("val_acc") is not None
-    ]
-    pruned = [r for r in runs if r.status == "pruned" and r.metric("val_acc") is not None]
-    diverged = [r for r in runs if r.status == "diverged"]
-    # The scale spans the finished trials that learned and the pruned trials that got past
-    # guessing (they are the search's story, only shorter); trials near chance or that did
-    # not learn would flatten the rest, so they go on the floor with their value written.
-    core = [
-        100 * v for r in learned for k in ("val_acc", "test_acc") if (v := r.metric(k)) is not None
-    ]
-    core += [
-        100 * r.metric("val_acc")
-        for r in pruned
-        if r.metric("val_acc") >= 1 / r.num_classes + NEAR_CHANCE
-    ]
-    others = [100 * r.metric("val_acc") for r in failed + pruned]
-    low, high = _limits(core or others or [0.0, 100.0], ceiling=100.5)
-    if others and min(others) < low and min(others) >= low - 1.5 * (high - low):
-        low, high = _limits(core + others, ceiling=100.5)  # close enough: show them all
-    floor = low + 0.04 * (high - low)
-    below = False
-
-    def place(ax, run, x, y, **style_):
-        """Scatter one point, or put it on the floor with its value if it lies below."""
-        nonlocal below
-        if y >= low:
-            ax.scatter([x], [y], **style_)
-            return y
-        below = True
-        ax.scatter([x], [floor], **(style_ | {"marker": "v"}))
-        ax.annotate(f"{y:.1f}", (x, floor), xytext=(4, 3), textcoords="offset points", fontsize=7)
-        return floor
-
+    trials = _Trials.sort(runs, usable)
+    scale = _search_scale(trials)
     for ax, dim in zip(axes, dims, strict=True):
-        ax.grid(True, which="both", alpha=0.3)
-        for run in learned:
-            x = _search_position(run, dim)
-            if x is None:
-                continue
-            y = place(ax, run, x, 100 * run.metric("val_acc"), color=VAL_COLOR, s=30, zorder=3)
-            if run.run_id == best:
-                ax.scatter(
-                    [x], [y], s=150, facecolors="none", edgecolors="black", linewidths=1.3,
-                    zorder=4,
-                )  # fmt: skip
-            test = run.metric("test_acc")
-            if test is not None:
-                place(ax, run, x, 100 * test, color=TEST_COLOR, marker="+", s=45, zorder=3)
-        for run in failed:
-            x = _search_position(run, dim)
-            if x is not None:
-                place(ax, run, x, 100 * run.metric("val_acc"), color=MUTED_COLOR, s=26, zorder=2)
-        for run in pruned:
-            x = _search_position(run, dim)
-            if x is None:
-                continue
-            y = place(
-                ax, run, x, 100 * run.metric("val_acc"), marker="^", s=44,
-                facecolors="none", edgecolors=PRUNED_COLOR, linewidths=1.1, zorder=3,
-            )  # fmt: skip
-            ax.annotate(
-                str(run.epochs_run),
-                (x, y),
-                xytext=(-4, -2),
-                textcoords="offset points",
-                ha="right",
-                va="top",
-                fontsize=7.5,
-                color=PRUNED_COLOR,
-            )
-        for run in diverged:
-            x = _search_position(run, dim)
-            if x is not None:
-                ax.scatter([x], [floor], color=BAD_COLOR, marker="x", s=40, zorder=3)
+        _draw_search_panel(ax, dim, trials, best, scale)
         _search_x_axis(ax, dim, tr)
-        ax.set_ylim(low, high)
+        ax.set_ylim(scale.low, scale.high)
         if is_ordered(dim):
-            n, test = setting_trend(runs, usable, dim)
-            title = tr("fig_rho", rho=f"{test.rho:.2f}", n=n) if test else tr("fig_rho_none", n=n)
-            ax.set_title(title, fontsize=9)
-    for i, ax in enumerate(axes):
-        if i % ncols == 0:
-            ax.set_ylabel(tr("fig_accuracy"))
+            ax.set_title(_trend_title(runs, usable, dim, tr), fontsize=9)
+    for ax in axes[::ncols]:  # the first column
+        ax.set_ylabel(tr("fig_accuracy"))
     title = _title_lines(tr("fig_search_title", label=label) + subtitle, width, 11)
     fig.suptitle(plain(title), fontsize=11)
-
-    handles, labels = [], []
-
-    def key(handle, text):
-        handles.append(handle)
-        labels.append(text)
-
-    if learned:
-        key(Line2D([], [], color=VAL_COLOR, marker="o", linestyle=""), tr("fig_search_val"))
-        key(Line2D([], [], color=TEST_COLOR, marker="+", linestyle=""), tr("fig_search_test"))
-    if best is not None and learned:
-        key(
-            Line2D([], [], marker="o", markersize=10, markerfacecolor="none",
-                   markeredgecolor="black", linestyle=""),
-            tr("fig_search_best"),
-        )  # fmt: skip
-    if pruned:
-        key(
-            Line2D([], [], marker="^", markerfacecolor="none", markeredgecolor=PRUNED_COLOR,
-                   linestyle=""),
-            tr("fig_search_pruned"),
-        )  # fmt: skip
-    if failed:
-        key(Line2D([], [], color=MUTED_COLOR, marker="o", linestyle=""), tr("fig_not_learned_key"))
-    if diverged:
-        key(Line2D([], [], color=BAD_COLOR, marker="x", linestyle=""), tr("fig_search_diverged"))
-    if below:
-        key(Line2D([], [], color="0.3", marker="v", linestyle=""), tr("fig_search_below"))
-    if handles:
-        fit_legend(fig, handles, labels, fontsize=8.5)
+    _search_legend(fig, trials, best, scale.below, tr)
     return fig
 
 
 def search_scatter(label: str, runs: list[Run], dims: list, tr: Tr | None = None, **kw):
     return render(draw_search_scatter, label, runs, dims, tr=tr or Tr("en"), **kw)
+
+
+def _trial_kind(run: Run, best: str | None, usable: frozenset[str]):
+    """How a trial's curves are drawn: (kind, line style), or None for a trial still running."""
+    if run.run_id == best:
+        return "best", {"color": "black", "linewidth": 2.2, "zorder": 5}
+    if run.run_id in usable:
+        return "finished", {"color": VAL_COLOR, "linewidth": 1.1, "alpha": 0.75}
+    if run.status == "pruned":
+        return "pruned", {"color": PRUNED_COLOR, "linewidth": 1.0, "linestyle": "--"}
+    if run.status == "diverged":
+        return "diverged", {"color": BAD_COLOR, "linewidth": 1.0}
+    if run.finished:
+        return "failed", {"color": MUTED_COLOR, "linewidth": 1.0, "linestyle": ":"}
+    return None
+
+
+def _draw_trial(loss_ax, acc_ax, run: Run, kind: str, style_: dict):
+    """One trial's validation loss and accuracy (%) curves, a pruned trial's ending in a
+    cross where it was stopped; returns the two series drawn."""
+    epochs, loss = run.series("val_loss")
+    acc = [100 * v for v in run.series("val_acc")[1]]
+    marker = {"marker": "o", "markersize": 2.5} if len(epochs) <= 30 else {}
+    for ax, values in ((loss_ax, loss), (acc_ax, acc)):
+        ax.plot(epochs, values, **style_, **marker)
+        if kind == "pruned" and epochs and math.isfinite(values[-1]):
+            ax.plot(
+                [epochs[-1]], [values[-1]], marker="x", color=PRUNED_COLOR, markersize=7,
+                linestyle="",
+            )  # fmt: skip
+    return loss, acc
+
+
+def _trials_legend(fig, acc_ax, drawn: dict[str, list[float]], tr: Tr) -> None:
+    """A key for each kind of trial drawn; a kind whose accuracies all lie off the axis
+    (trials that did not learn or diverged) says so."""
+    from matplotlib.lines import Line2D
+
+    keys = {
+        "best": (Line2D([], [], color="black", linewidth=2.2), "fig_search_best"),
+        "finished": (Line2D([], [], color=VAL_COLOR), "fig_trials_finished"),
+        "pruned": (
+            Line2D([], [], color=PRUNED_COLOR, linestyle="--", marker="x"),
+            "fig_trials_pruned",
+        ),
+        "failed": (Line2D([], [], color=MUTED_COLOR, linestyle=":"), "fig_not_learned_key"),
+        "diverged": (Line2D([], [], color=BAD_COLOR), "fig_search_diverged"),
+    }
+    shown = [k for k in keys if k in drawn]
+    low, high = acc_ax.get_ylim()
+
+    def text(kind: str) -> str:
+        hidden = not any(low <= v <= high for v in drawn[kind])
+        return tr(keys[kind][1]) + (tr("fig_off_axis") if hidden else "")
+
+    fit_legend(fig, [keys[k][0] for k in shown], [text(k) for k in shown], 8.5)
 
 
 def draw_trial_curves(
@@ -861,83 +979,38 @@ def draw_trial_curves(
     """Validation loss and accuracy per epoch of every trial of a search on one figure: the
     best finished trial bold, pruned trials dashed and ending in a cross where they were
     stopped, diverged ones red."""
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
     with_history = [r for r in runs if r.history]
     if not with_history:
         return None
     fig = _figure(8.6, 3.9)
     loss_ax, acc_ax = fig.subplots(1, 2)
-    kinds = set()
     drawn: dict[str, list[float]] = {}  # kind -> its finite values on the accuracy axis
-    max_epoch = 1
     healthy_loss, healthy_acc = [], []
+    max_epoch = 1
     # Draw order: muted lines first, the best trial last (on top).
-    order = sorted(with_history, key=lambda r: (r.run_id == best, r.run_id in usable))
-    for run in order:
-        epochs, loss = run.series("val_loss")
-        _, acc = run.series("val_acc")
-        acc = [100 * v for v in acc]
-        max_epoch = max(max_epoch, max(epochs, default=1))
-        if run.run_id == best:
-            kind, style_ = "best", {"color": "black", "linewidth": 2.2, "zorder": 5}
-        elif run.run_id in usable:
-            kind, style_ = "finished", {"color": VAL_COLOR, "linewidth": 1.1, "alpha": 0.75}
-        elif run.status == "pruned":
-            kind, style_ = "pruned", {"color": PRUNED_COLOR, "linewidth": 1.0, "linestyle": "--"}
-        elif run.status == "diverged":
-            kind, style_ = "diverged", {"color": BAD_COLOR, "linewidth": 1.0}
-        elif run.finished:
-            kind, style_ = "failed", {"color": MUTED_COLOR, "linewidth": 1.0, "linestyle": ":"}
-        else:
+    for run in sorted(with_history, key=lambda r: (r.run_id == best, r.run_id in usable)):
+        max_epoch = max(max_epoch, max(run.series("val_loss")[0], default=1))
+        styled = _trial_kind(run, best, usable)
+        if styled is None:
             continue
-        kinds.add(kind)
+        kind, style_ = styled
+        loss, acc = _draw_trial(loss_ax, acc_ax, run, kind, style_)
         drawn.setdefault(kind, []).extend(v for v in acc if math.isfinite(v))
-        marker = {"marker": "o", "markersize": 2.5} if len(epochs) <= 30 else {}
-        for ax, values, bucket in ((loss_ax, loss, healthy_loss), (acc_ax, acc, healthy_acc)):
-            ax.plot(epochs, values, **style_, **marker)
-            if kind == "pruned" and epochs and math.isfinite(values[-1]):
-                ax.plot(
-                    [epochs[-1]], [values[-1]], marker="x", color=PRUNED_COLOR, markersize=7,
-                    linestyle="",
-                )  # fmt: skip
-            if kind in ("best", "finished", "pruned"):
-                bucket += [v for v in values if math.isfinite(v)]
-    if healthy_loss:
-        loss_ax.set_ylim(*_limits(healthy_loss, floor=0.0 if min(healthy_loss) >= 0 else None))
-    if healthy_acc:
-        acc_ax.set_ylim(*_limits(healthy_acc, ceiling=100.5))
+        if kind in ("best", "finished", "pruned"):
+            healthy_loss += [v for v in loss if math.isfinite(v)]
+            healthy_acc += [v for v in acc if math.isfinite(v)]
+    for ax, limits in (
+        (loss_ax, _loss_limits(healthy_loss)),
+        (acc_ax, _accuracy_limits(healthy_acc)),
+    ):
+        if limits:
+            ax.set_ylim(*limits)
     loss_ax.set_ylabel(tr("fig_val_loss"))
     acc_ax.set_ylabel(tr("fig_val_accuracy"))
-    for ax in (loss_ax, acc_ax):
-        ax.set_xlabel(tr("fig_epoch"))
-        ax.grid(True, alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        if max_epoch <= 1:
-            ax.set_xlim(0.5, 1.5)
+    _epoch_axes((loss_ax, acc_ax), max_epoch, tr)
     title = tr("fig_trials_title", label=label, n=len(with_history)) + subtitle
     fig.suptitle(plain(_title_lines(title, 8.6, 11)), fontsize=11)
-    legend = {
-        "best": (Line2D([], [], color="black", linewidth=2.2), "fig_search_best"),
-        "finished": (Line2D([], [], color=VAL_COLOR), "fig_trials_finished"),
-        "pruned": (
-            Line2D([], [], color=PRUNED_COLOR, linestyle="--", marker="x"),
-            "fig_trials_pruned",
-        ),
-        "failed": (Line2D([], [], color=MUTED_COLOR, linestyle=":"), "fig_not_learned_key"),
-        "diverged": (Line2D([], [], color=BAD_COLOR), "fig_search_diverged"),
-    }
-    shown = [k for k in legend if k in kinds]
-    low, high = acc_ax.get_ylim()
-
-    def text(kind: str) -> str:
-        # Trials that did not learn or diverged lie off the scale of the others: say so.
-        values = drawn.get(kind, [])
-        hidden = not any(low <= v <= high for v in values)
-        return tr(legend[kind][1]) + (tr("fig_off_axis") if hidden else "")
-
-    fit_legend(fig, [legend[k][0] for k in shown], [text(k) for k in shown], 8.5)
+    _trials_legend(fig, acc_ax, drawn, tr)
     return fig
 
 

@@ -426,13 +426,25 @@ def run_status(run: Run, excluded: set[str], tr: Tr) -> str:
     return tr(f"status_{run.status}")
 
 
+def _run_fields(analysis: Analysis, runs: list[Run]) -> list[str]:
+    """The settings every-run tables show: the grid's (lr and dropout when there is none),
+    and the seed when it varies."""
+    fields = [*(analysis.groups[0].fields if analysis.groups else [LR, DROPOUT])]
+    if SEED in grid_fields(runs):
+        fields.append(SEED)
+    return fields
+
+
+def _error_note(error) -> str:
+    """A run's error on one line, cut to fit a table cell."""
+    return " ".join(str(error).split())[:160]
+
+
 def all_runs_tables(analysis: Analysis, tr: Tr) -> tuple[Table, Table]:
     """(key table, detail table) of every run, sorted by model then validation accuracy."""
     runs = sorted(analysis.runs, key=_order)
     excluded = set(analysis.excluded)
-    fields = [*(analysis.groups[0].fields if analysis.groups else [LR, DROPOUT])]
-    if SEED in grid_fields(runs):
-        fields.append(SEED)
+    fields = _run_fields(analysis, runs)
     extra = [f for f in fields if f not in (LR, DROPOUT)]
     key_cols = [tr("col_model"), tr("col_lr"), tr("col_dropout")]
     key_cols += [tr("col_val"), tr("col_test"), tr("col_ci"), tr("col_time"), tr("col_status")]
@@ -467,7 +479,7 @@ def all_runs_tables(analysis: Analysis, tr: Tr) -> tuple[Table, Table]:
         if run.status == "diverged":
             note = tr("note_diverged", epoch=run.diverged_epoch)
         elif result.get("error"):
-            note = " ".join(str(result["error"]).split())[:160]
+            note = _error_note(result["error"])
         elif run.run_id in excluded:
             note = exclusion_text(analysis.excluded[run.run_id], analysis.group_of(run), tr)
         detail = [run.model, run.run_id]
@@ -494,9 +506,7 @@ def all_runs_tables(analysis: Analysis, tr: Tr) -> tuple[Table, Table]:
 def all_runs_csv(analysis: Analysis) -> Table:
     runs = sorted(analysis.runs, key=_order)
     excluded = set(analysis.excluded)
-    fields = [*(analysis.groups[0].fields if analysis.groups else [LR, DROPOUT])]
-    if SEED in grid_fields(runs):
-        fields.append(SEED)
+    fields = _run_fields(analysis, runs)
     columns = ["model", "status", *fields, "params", "epochs_run", "best_epoch"]
     columns += [f"{k}_pct" for k in ACCURACIES]
     columns += ["test_ci_low_pct", "test_ci_high_pct", "total_seconds", "learned"]
@@ -509,7 +519,7 @@ def all_runs_csv(analysis: Analysis) -> Table:
         if run.status == "diverged":
             note = f"diverged (non-finite loss) at epoch {run.diverged_epoch}"
         elif result.get("error"):
-            note = " ".join(str(result["error"]).split())[:160]
+            note = _error_note(result["error"])
         learned = "" if not run.finished else ("no" if run.run_id in excluded else "yes")
         rows.append(
             [
