@@ -26,8 +26,8 @@ the machine shared with other work; 531 s of training, 563 s wall):
     471 KB
 Each run prints these numbers as JSON and stores them in the checkpoint (`realworld`,
 `calibration`, `trained_by`). One seed: a rebuild on another machine or thread count will
-differ within the noise of a single run (another seed of a narrower fastnet gave 99.50% and
-98.39%).
+differ within the noise of a single run (the narrower fastnet, 16-32-64-128, with the same
+recipe and seed gave 99.50% and 98.39%).
 
 The checkpoint is written atomically; with --install it replaces the shipped model and its
 pinned SHA-256 (in pretrained/__init__.py and fastnet-robust.pt.sha256).
