@@ -520,6 +520,18 @@ def test_uploading_a_photo_in_the_browser(browser, live_server, digit, mnist, tm
         expect(page.locator("#warning")).to_have_text("")
         assert page.locator("#prediction").inner_text() == str(label)
 
+        # A phone-sized photo over the server's 2 MB limit is shrunk by the page first.
+        rng = np.random.default_rng(0)
+        big = np.asarray(Image.open(photo).convert("L").resize((1400, 1400)), np.int16)
+        noisy = np.clip(big[..., None] + rng.integers(-25, 25, (1400, 1400, 3)), 0, 255)
+        large = tmp_path / "phone.png"
+        Image.fromarray(noisy.astype(np.uint8), "RGB").save(large)
+        assert large.stat().st_size > MAX_BODY_BYTES
+        page.set_input_files("#file", str(large))
+        expect(page.locator("#drop-text")).to_contain_text("phone.png")
+        expect(page.locator("#prediction")).to_have_text(str(label))
+        assert page.locator("#status").inner_text() == ""
+
         # Drawing afterwards still works, and clears the photo's warning.
         page.click("#clear")
         assert page.locator("#warning").inner_text() == ""
