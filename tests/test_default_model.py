@@ -108,6 +108,7 @@ def test_load_model_loads_any_checkpoint(checkpoint, tmp_path):
         mnistlab.save_model(torch.nn.Linear(2, 2), tmp_path / "x.pt")
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(mnist, tmp_path):
     """The README's Python example, exactly as printed there, in a fresh interpreter."""
     readme = (ROOT / "README.md").read_text()

@@ -348,6 +348,12 @@ HOSTILE_METADATA = {
     "model_kwargs is a list": (_set("model_kwargs", [1]), "model_kwargs"),
     "metrics is text": (_set("metrics", "great"), "metrics"),
     "config is a number": (_set("config", 7), "config"),
+    "temperature is text": (_set("temperature", "hot"), "temperature must be"),
+    "calibration holds a tensor": (
+        _set("calibration", {"ece": __import__("torch").ones(3)}),
+        "calibration",
+    ),
+    "realworld holds NaN": (_set("realworld", {"accuracy": float("nan")}), "realworld"),
 }
 
 

@@ -239,8 +239,15 @@ def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") 
         raise bad(
             "temperature", f"a number from {MIN_TEMPERATURE} to {MAX_TEMPERATURE:g}", temperature
         )
-    if meta.get("calibration") is not None and not isinstance(meta["calibration"], dict):
-        raise bad("calibration", "a table", meta["calibration"])
+    # Shown as they are by `serve`'s /api/model: plain data only (no tensors, no NaN).
+    for key in ("calibration", "realworld", "trained_by"):
+        value = meta.get(key)
+        if value is not None and not (
+            isinstance(value, dict)
+            and len(value) <= 64
+            and all(isinstance(k, str) and _plain(v) for k, v in value.items())
+        ):
+            raise bad(key, "a table of numbers and text", value)
     if meta.get("epoch") is not None and not _is_int(meta["epoch"]):
         raise bad("epoch", "an integer", meta["epoch"])
     config = meta.get("config") or {}
