@@ -287,3 +287,18 @@ def test_prepare_does_not_delete_a_failed_run_before_it_is_claimed(finished_swee
     todo = prepare(sweep)
     assert [r.run_id for r in todo] == [sweep.runs[0].run_id]
     assert (folder.path / ledger.ERROR).read_text() == "boom"  # kept until the retry starts
+
+
+# ------------------------------------------------------------------ ids survive new settings
+def test_runs_recorded_before_a_setting_existed_keep_their_ids():
+    # Four run folders written by an earlier version (before robust_augment existed): a new
+    # setting at its default must not change the id, or every old sweep would retrain.
+    root = Path(__file__).resolve().parents[1] / "docs/results/cpu_fastnet_best/run_files"
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    assert len(folders) == 4
+    for folder in folders:
+        recorded = ledger.read_json(folder / ledger.CONFIG)
+        assert "robust_augment" not in recorded
+        assert ledger.run_id_for(TrainConfig.from_dict(recorded)) == folder.name
+    changed = TrainConfig.from_dict(recorded | {"robust_augment": True})
+    assert ledger.run_id_for(changed) != folders[-1].name

@@ -48,14 +48,17 @@ def setting(
     *,
     identity: bool = True,
     choices: tuple[str, ...] | None = None,
+    added_later: bool = False,
 ) -> Any:
     """A TrainConfig field with its one-line help (units or intent) in the metadata.
 
     identity=False: the field does not change what a run computes, so it is left out of the
     run's id (where a run is stored, which device runs it, its threads, TensorBoard logging).
     choices: the only valid values; validate() refuses others and `--help` lists them.
+    added_later: a field added after runs were recorded; at its default it is left out of
+    the run's id, so the ledgers written before it existed keep their ids.
     """
-    metadata = {"help": help, "identity": identity, "choices": choices}
+    metadata = {"help": help, "identity": identity, "choices": choices, "added_later": added_later}
     if isinstance(default, dict | list):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -100,9 +103,10 @@ class TrainConfig:
         False,
         "make part of each training batch look like people's digits: thicker or thinner "
         "strokes, blur, low resolution, elastic distortion, contrast (mnistlab.augment)",
+        added_later=True,
     )
     robust_fraction: float = setting(
-        0.5, "fraction of each batch that robust_augment changes, in [0, 1]"
+        0.5, "fraction of each batch that robust_augment changes, in [0, 1]", added_later=True
     )
     # --- weight averaging
     ema: bool = setting(False, "evaluate an exponential moving average of the weights")
@@ -239,6 +243,10 @@ class TrainConfig:
 IDENTITY_FIELDS = frozenset(
     f.name for f in dataclasses.fields(TrainConfig) if f.metadata["identity"]
 )
+# Fields added after ledgers were written, with the default that leaves them out of an id.
+LATER_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(TrainConfig) if f.metadata["added_later"]
+}
 # Resolved once from the annotations (strings under `from __future__ import annotations`).
 FIELD_TYPES: dict[str, Any] = typing.get_type_hints(TrainConfig)
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import IDENTITY_FIELDS, ConfigError, TrainConfig
+from .config import IDENTITY_FIELDS, LATER_DEFAULTS, ConfigError, TrainConfig
 from .errors import UserError
 from .fileio import (
     TMP_SUFFIX,
@@ -84,7 +84,11 @@ def read_json(path: str | os.PathLike):
 def run_id_for(config: TrainConfig | dict) -> str:
     """Same resolved config -> same id; any change to what the run computes -> a new id."""
     values = config.to_dict() if isinstance(config, TrainConfig) else config
-    identity = {k: v for k, v in values.items() if k not in NOT_IDENTITY_FIELDS}
+    identity = {
+        k: v
+        for k, v in values.items()
+        if k not in NOT_IDENTITY_FIELDS and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])
+    }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return f"{values['model']}-{digest}"
 
