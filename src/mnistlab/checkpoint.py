@@ -181,9 +181,25 @@ def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") 
     for key in ("model", "model_kwargs", "normalization", "state_dict"):
         if key not in meta:
             raise bad(key, "")
+    _check_model_fields(meta, bad)
+    _check_input_fields(meta, bad)
+    _check_optional_fields(meta, bad)
+    metrics = meta.get("metrics")
+    if metrics:
+        if not all(isinstance(k, str) and (v is None or _is_real(v)) for k, v in metrics.items()):
+            raise bad("metrics", "a table of numbers", metrics)
+        # NaN is not JSON: a metric that is not a number is unknown.
+        meta["metrics"] = {
+            k: (float(v) if v is not None and math.isfinite(v) else None)
+            for k, v in metrics.items()
+        }
+    return meta
+
+
+def _check_model_fields(meta: dict[str, Any], bad) -> None:
+    """The architecture and its weights: what building the model reads."""
     if not isinstance(meta["model"], str) or not meta["model"]:
         raise bad("'model'", "a model name", meta["model"])
-
     kwargs = meta["model_kwargs"]
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise bad("model_kwargs", "a table of architecture options", kwargs)
@@ -194,24 +210,6 @@ def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") 
     for key, value in kwargs.items():
         if not _plain(value):
             raise bad(f"model_kwargs.{key}", "a number, text or a list of them", value)
-
-    norm = meta["normalization"]
-    if not isinstance(norm, dict):
-        raise bad("normalization", "a table with mean and std", norm)
-    mean, std = norm.get("mean", ...), norm.get("std", ...)
-    if not (_is_real(mean) and math.isfinite(mean)):
-        raise bad("normalization mean", "a finite number", mean)
-    if not (_is_real(std) and math.isfinite(std) and std > 0):
-        raise bad("normalization std", "a finite number > 0", std)
-
-    size = meta.get("image_size")
-    if size is not None and not (
-        isinstance(size, list | tuple)
-        and len(size) == 2
-        and all(_is_int(s) and 1 <= s <= MAX_IMAGE_SIDE for s in size)
-    ):
-        raise bad("image_size", f"[height, width], each 1 to {MAX_IMAGE_SIDE} pixels", size)
-
     state = meta["state_dict"]
     if (
         not isinstance(state, dict)
@@ -220,6 +218,28 @@ def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") 
     ):
         raise bad("state_dict", "a table of named tensors", state)
 
+
+def _check_input_fields(meta: dict[str, Any], bad) -> None:
+    """What turns a picture into the model's input: normalisation and image size."""
+    norm = meta["normalization"]
+    if not isinstance(norm, dict):
+        raise bad("normalization", "a table with mean and std", norm)
+    mean, std = norm.get("mean", ...), norm.get("std", ...)
+    if not (_is_real(mean) and math.isfinite(mean)):
+        raise bad("normalization mean", "a finite number", mean)
+    if not (_is_real(std) and math.isfinite(std) and std > 0):
+        raise bad("normalization std", "a finite number > 0", std)
+    size = meta.get("image_size")
+    if size is not None and not (
+        isinstance(size, list | tuple)
+        and len(size) == 2
+        and all(_is_int(s) and 1 <= s <= MAX_IMAGE_SIDE for s in size)
+    ):
+        raise bad("image_size", f"[height, width], each 1 to {MAX_IMAGE_SIDE} pixels", size)
+
+
+def _check_optional_fields(meta: dict[str, Any], bad) -> None:
+    """Fields a checkpoint may lack (older ones do), checked when present."""
     for key, kinds, wanted in (
         ("config", dict, "a table"),
         ("metrics", dict, "a table of numbers"),
@@ -259,16 +279,6 @@ def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") 
     ):
         if key in config and not check(config[key]):
             raise bad(f"config.{key}", wanted, config[key])
-    metrics = meta.get("metrics")
-    if metrics:
-        if not all(isinstance(k, str) and (v is None or _is_real(v)) for k, v in metrics.items()):
-            raise bad("metrics", "a table of numbers", metrics)
-        # NaN is not JSON: a metric that is not a number is unknown.
-        meta["metrics"] = {
-            k: (float(v) if v is not None and math.isfinite(v) else None)
-            for k, v in metrics.items()
-        }
-    return meta
 
 
 # ---------------------------------------------------------------- building the model

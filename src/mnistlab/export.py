@@ -238,6 +238,50 @@ def _check_images(meta: dict, data_dir: str | None, n: int) -> tuple[np.ndarray,
     return dataset.test_images[:n].numpy(), f"{name} test"
 
 
+def _describe_graph(proto, meta: dict[str, Any], num_classes: int) -> None:
+    """Everything a consumer of the file needs, in its metadata: input, preprocessing, classes,
+    normalisation and the temperature that calibrates its probabilities."""
+    from .predict import class_names_of
+
+    norm = meta["normalization"]
+    proto.doc_string = f"mnistlab {meta['model']}. {INPUT_DOC}"
+    for key, value in {
+        "mnistlab.model": meta["model"],
+        "mnistlab.input": INPUT_DOC,
+        "mnistlab.normalization": f"mean={norm['mean']} std={norm['std']} (applied inside the graph)",
+        "mnistlab.class_names": ",".join(class_names_of(meta, num_classes)),
+        "mnistlab.test_acc": str((meta.get("metrics") or {}).get("test_acc")),
+        "mnistlab.preprocessing": PREPROCESSING_DOC,
+        "mnistlab.temperature": str(float(meta.get("temperature") or 1.0)),
+        "mnistlab.probabilities": "softmax(logits / mnistlab.temperature): calibrated, as "
+        "`mnistlab predict` prints them",
+    }.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _compare(ort, payload: bytes, wrapper, images, dynamic_batch: bool, batch_size: int):
+    """The same pixels through torch and through onnxruntime: (inputs, max |logit
+    difference|, fraction of identical predictions)."""
+    if not dynamic_batch:
+        usable = max(batch_size, len(images) // batch_size * batch_size)
+        images = np.resize(images, (usable, *images.shape[1:]))  # repeats if too few
+    x = images[:, None].astype(np.float32)  # (N, 1, H, W) in [0, 255]
+    session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    step = len(x) if dynamic_batch else batch_size
+    onnx_logits = np.concatenate(
+        [
+            session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + step]})[0]
+            for i in range(0, len(x), step)
+        ]
+    )
+    with torch.inference_mode():
+        torch_logits = wrapper(torch.from_numpy(x)).float().numpy()
+    max_abs_diff = float(np.abs(onnx_logits - torch_logits).max())
+    agreement = float((onnx_logits.argmax(1) == torch_logits.argmax(1)).mean())
+    return x, max_abs_diff, agreement
+
+
 def export_onnx(
     checkpoint: str | os.PathLike,
     out: str | os.PathLike | None = None,
@@ -273,23 +317,8 @@ def export_onnx(
     example = torch.zeros(2 if dynamic_batch else batch_size, in_channels, height, width)
     proto, exporter = _export_proto(wrapper, example, dynamic_batch)
 
-    proto.doc_string = f"mnistlab {meta['model']}. {INPUT_DOC}"
-    from .predict import _class_names
-
     num_classes = int(meta["model_kwargs"].get("num_classes", 10))
-    for key, value in {
-        "mnistlab.model": meta["model"],
-        "mnistlab.input": INPUT_DOC,
-        "mnistlab.normalization": f"mean={norm['mean']} std={norm['std']} (applied inside the graph)",
-        "mnistlab.class_names": ",".join(_class_names(meta, num_classes)),
-        "mnistlab.test_acc": str((meta.get("metrics") or {}).get("test_acc")),
-        "mnistlab.preprocessing": PREPROCESSING_DOC,
-        "mnistlab.temperature": str(float(meta.get("temperature") or 1.0)),
-        "mnistlab.probabilities": "softmax(logits / mnistlab.temperature): calibrated, as "
-        "`mnistlab predict` prints them",
-    }.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    _describe_graph(proto, meta, num_classes)
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
@@ -298,22 +327,7 @@ def export_onnx(
 
     # The check: the same pixels through torch and through onnxruntime.
     images, source = _check_images(meta, data_dir, max(check_images, 1))
-    if not dynamic_batch:
-        usable = max(batch_size, len(images) // batch_size * batch_size)
-        images = np.resize(images, (usable, *images.shape[1:]))  # repeats if too few
-    x = images[:, None].astype(np.float32)  # (N, 1, H, W) in [0, 255]
-    session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
-    step = len(x) if dynamic_batch else batch_size
-    onnx_logits = np.concatenate(
-        [
-            session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + step]})[0]
-            for i in range(0, len(x), step)
-        ]
-    )
-    with torch.inference_mode():
-        torch_logits = wrapper(torch.from_numpy(x)).float().numpy()
-    max_abs_diff = float(np.abs(onnx_logits - torch_logits).max())
-    agreement = float((onnx_logits.argmax(1) == torch_logits.argmax(1)).mean())
+    x, max_abs_diff, agreement = _compare(ort, payload, wrapper, images, dynamic_batch, batch_size)
     report = {
         "path": str(out),
         "exporter": exporter,

@@ -93,7 +93,7 @@ class Predictor:
         self.num_classes = int(self.meta["model_kwargs"].get("num_classes", 10))
         norm = self.meta["normalization"]
         self.mean, self.std = float(norm["mean"]), float(norm["std"])
-        self.class_names = _class_names(self.meta, self.num_classes)
+        self.class_names = class_names_of(self.meta, self.num_classes)
 
     def describe(self) -> dict[str, Any]:
         """What the web page and `GET /api/model` show about the model."""
@@ -243,7 +243,7 @@ def predict(model: Any, images: Any, device: str = "cpu") -> dict[str, Any] | li
     return predictor.predict_many(sources, names)
 
 
-def _class_names(meta: dict, num_classes: int) -> list[str]:
+def class_names_of(meta: dict, num_classes: int) -> list[str]:
     from .data.sources import DATASETS
 
     spec = DATASETS.get(str((meta.get("config") or {}).get("dataset", "")).lower())

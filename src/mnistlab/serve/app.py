@@ -184,6 +184,105 @@ def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
     return np.asarray(pixels, dtype=np.float64)
 
 
+class _Service:
+    """One prediction per request, with image decodes bounded and their memory given back."""
+
+    def __init__(self, predictor, slots: DecodeSlots, max_pixels: int):
+        self.predictor, self.slots, self.max_pixels = predictor, slots, max_pixels
+
+    @staticmethod
+    def respond(result: dict) -> dict:
+        keys = ("label", "class_name", "probabilities", "top3", "warning", "calibrated")
+        return {k: result[k] for k in keys} | {"preprocessed": result["preprocessed"].tolist()}
+
+    def run(self, source, name):
+        from fastapi import HTTPException
+
+        from ..preprocess import ImageError
+
+        try:
+            return self.respond(self.predictor.predict(source, name, self.max_pixels))
+        except ImageError as exc:
+            raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
+        except UserError as exc:  # the model's fault (e.g. outputs that are not numbers)
+            raise HTTPException(500, str(exc)) from None
+
+    def run_and_release(self, source, name):
+        from ..preprocess import release_memory
+
+        try:
+            return self.run(source, name)
+        finally:
+            release_memory()
+
+    async def decode(self, data: bytes, name: str):
+        """One image decode in a worker thread, once a slot is free."""
+        from fastapi import HTTPException
+        from starlette.concurrency import run_in_threadpool
+
+        semaphore = self.slots.semaphore()
+        try:
+            async with asyncio.timeout(DECODE_WAIT_S):
+                await semaphore.acquire()
+        except TimeoutError:
+            raise HTTPException(
+                503, "the server is busy decoding other images; try again shortly"
+            ) from None
+        try:
+            return await run_in_threadpool(self.run_and_release, data, name)
+        finally:
+            semaphore.release()
+
+    def run_as_is(self, pixels: np.ndarray):
+        # The client says the digit is already in MNIST form: no cropping or centring.
+        digit = np.rint(pixels).astype(np.uint8)
+        probabilities = self.predictor.probabilities(digit[None])[0]
+        return self.respond(self.predictor.result(digit, probabilities, "pixels"))
+
+
+async def _read_upload(request, max_body_bytes: int) -> tuple[bytes, str]:
+    """The file field 'image' of a multipart body: (its bytes, its file name)."""
+    from fastapi import HTTPException
+
+    try:
+        form = await request.form(max_files=1, max_fields=8, max_part_size=max_body_bytes)
+    except _BodyTooLarge:
+        raise
+    except Exception as exc:  # malformed multipart, too many parts
+        detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+        raise HTTPException(400, f"bad multipart body: {detail}") from None
+    upload = form.get("image")
+    if upload is None or isinstance(upload, str):
+        raise HTTPException(400, "multipart body needs a file field named 'image'")
+    data = await upload.read()
+    if not data:
+        raise HTTPException(400, "the uploaded image is empty")
+    name = upload.filename or "upload"
+    await upload.close()
+    return data, name
+
+
+async def _read_pixels(request, size) -> tuple[np.ndarray, bool]:
+    """A JSON body {"pixels": [[...]], "preprocess": bool}: (the pixels, whether to
+    preprocess them)."""
+    from fastapi import HTTPException
+
+    body = await request.body()
+    if not body.strip():
+        raise HTTPException(400, 'empty request body: send {"pixels": [[...], ...]}')
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise HTTPException(400, "request body is not valid JSON") from None
+    if not isinstance(payload, dict) or "pixels" not in payload:
+        raise HTTPException(422, 'JSON body must be an object with "pixels"')
+    try:
+        pixels = pixels_to_array(payload["pixels"], size)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return pixels, payload.get("preprocess", True) is not False
+
+
 def create_app(
     checkpoint: str | os.PathLike | None = None,
     device: str = "cpu",
@@ -208,10 +307,9 @@ def create_app(
             raise UserError(SERVE_EXTRA) from None
 
     from ..predict import Predictor
-    from ..preprocess import ImageError, release_memory
 
     predictor = Predictor(checkpoint, device)
-    slots = DecodeSlots(max_concurrent_decodes)
+    service = _Service(predictor, DecodeSlots(max_concurrent_decodes), max_pixels)
     model_info = predictor.describe()
     page = _page()
     size = predictor.image_size
@@ -237,93 +335,21 @@ def create_app(
     def model():
         return model_info
 
-    def respond(result: dict) -> dict:
-        return {
-            "label": result["label"],
-            "class_name": result["class_name"],
-            "probabilities": result["probabilities"],
-            "top3": result["top3"],
-            "warning": result["warning"],
-            "calibrated": result["calibrated"],
-            "preprocessed": result["preprocessed"].tolist(),
-        }
-
-    def run(source, name):
-        try:
-            return respond(predictor.predict(source, name, max_pixels))
-        except ImageError as exc:
-            raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
-        except UserError as exc:  # the model's fault (e.g. outputs that are not numbers)
-            raise HTTPException(500, str(exc)) from None
-
-    def run_and_release(source, name):
-        try:
-            return run(source, name)
-        finally:
-            release_memory()
-
-    async def decode(data: bytes, name: str):
-        """One image decode in a worker thread, once a slot is free."""
-        semaphore = slots.semaphore()
-        try:
-            async with asyncio.timeout(DECODE_WAIT_S):
-                await semaphore.acquire()
-        except TimeoutError:
-            raise HTTPException(
-                503, "the server is busy decoding other images; try again shortly"
-            ) from None
-        try:
-            return await run_in_threadpool(run_and_release, data, name)
-        finally:
-            semaphore.release()
-
-    def run_as_is(pixels: np.ndarray):
-        # The client says the digit is already in MNIST form: no cropping or centring.
-        digit = np.rint(pixels).astype(np.uint8)
-        return respond(predictor.result(digit, predictor.probabilities(digit[None])[0], "pixels"))
-
     @app.post("/api/predict")
     async def predict(request: Request):
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
-            try:
-                form = await request.form(max_files=1, max_fields=8, max_part_size=max_body_bytes)
-            except _BodyTooLarge:
-                raise
-            except Exception as exc:  # malformed multipart, too many parts
-                detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-                raise HTTPException(400, f"bad multipart body: {detail}") from None
-            upload = form.get("image")
-            if upload is None or isinstance(upload, str):
-                raise HTTPException(400, "multipart body needs a file field named 'image'")
-            data = await upload.read()
-            if not data:
-                raise HTTPException(400, "the uploaded image is empty")
-            name = upload.filename or "upload"
-            await upload.close()
-            return await decode(data, name)
+            return await service.decode(*await _read_upload(request, max_body_bytes))
         if ctype.startswith("image/"):
             data = await request.body()
             if not data:
                 raise HTTPException(400, "empty request body: send the image's bytes")
-            return await decode(data, "upload")
+            return await service.decode(data, "upload")
         if ctype == "application/json" or ctype.endswith("+json"):
-            body = await request.body()
-            if not body.strip():
-                raise HTTPException(400, 'empty request body: send {"pixels": [[...], ...]}')
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError):
-                raise HTTPException(400, "request body is not valid JSON") from None
-            if not isinstance(payload, dict) or "pixels" not in payload:
-                raise HTTPException(422, 'JSON body must be an object with "pixels"')
-            try:
-                pixels = pixels_to_array(payload["pixels"], size)
-            except ValueError as exc:
-                raise HTTPException(422, str(exc)) from None
-            if payload.get("preprocess", True) is False:
-                return await run_in_threadpool(run_as_is, pixels)
-            return await run_in_threadpool(run, pixels, "pixels")
+            pixels, preprocess = await _read_pixels(request, size)
+            if not preprocess:
+                return await run_in_threadpool(service.run_as_is, pixels)
+            return await run_in_threadpool(service.run, pixels, "pixels")
         if not ctype:
             raise HTTPException(
                 415, "missing Content-Type: send multipart/form-data, image/*, or application/json"
