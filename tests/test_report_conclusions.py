@@ -263,6 +263,97 @@ def test_best_against_the_users_choice():
     none(conclusions(records[:1]), "user's")
 
 
+# ---------------------------------------------------------------- the MLP baseline
+BASELINE = "Convolution against none"
+
+
+def baseline(only_cnn: int, only_mlp: int, both: int = 20, **mlp_kw) -> list[dict]:
+    """resnet (the best CNN by validation), lenet (higher on test, lower on validation) and
+    the mlp baseline on the same 1,000 test images; the test accuracies agree with the
+    predictions: resnet is wrong on both + only_mlp images, mlp on both + only_cnn."""
+    cnn, mlp = pair(only_cnn, only_mlp, both)
+    return [
+        quick("resnet", 0.99, test=(1000 - both - only_mlp) / 1000, predictions=cnn),
+        quick("lenet", 0.985, test=0.999, predictions=preds(set())),
+        quick(
+            "mlp", mlp_kw.pop("val", 0.95), test=(1000 - both - only_cnn) / 1000, predictions=mlp
+        ),
+    ]
+
+
+def test_baseline_where_convolution_clearly_helped():
+    text = one(conclusions(baseline(60, 10)), BASELINE)
+    assert text == (
+        "Convolution against none: mlp, the baseline multilayer perceptron with no convolutions, "
+        "reached a test accuracy of 92.00% (95% interval 90.15–93.53%, 1,000 test images); "
+        "resnet, the best convolutional network by validation accuracy, 97.00% (95% interval "
+        "95.75–97.89%): resnet 5.00 points higher. On the same 1,000 test images only resnet was "
+        "right on 60, only mlp on 10; exact McNemar test: the difference is significant "
+        "(p<0.001). So convolution bought 5.00 points on this budget, and mlp's lower accuracy "
+        "is the expected finding for a baseline, not a failed run."
+    )
+
+
+@pytest.mark.parametrize(
+    "only_cnn, only_mlp, diff, p",
+    [
+        (12, 8, "resnet 0.40 points higher", "p=0.5"),  # CNN ahead, within noise
+        (10, 10, "the same accuracy", "p=1"),  # exactly zero
+        (8, 12, "mlp 0.40 points higher", "p=0.5"),  # the sign crossed: MLP ahead, within noise
+    ],
+)
+def test_baseline_within_noise_claims_nothing_for_convolution(only_cnn, only_mlp, diff, p):
+    text = one(conclusions(baseline(only_cnn, only_mlp)), BASELINE)
+    assert f"by validation accuracy, {(980 - only_mlp) / 10:.2f}% " in text
+    assert f": {diff}. On the same 1,000 test images only resnet was right on {only_cnn}, " in text
+    assert f"exact McNemar test: the two are not distinguishable ({p})." in text
+    assert text.endswith(
+        "So on this budget the baseline without convolutions was as accurate as the best "
+        "convolutional network, as far as these test images can tell."
+    )
+    assert "bought" not in text and "failed run" not in text
+
+
+def test_baseline_that_beat_every_cnn_is_said_plainly():
+    # The MLP is even first on validation: the comparison is still with the best CNN.
+    said = conclusions(baseline(10, 60, val=0.995))
+    assert said[0].startswith("Best model by validation accuracy: mlp")
+    text = one(said, BASELINE)
+    assert "resnet, the best convolutional network by validation accuracy, 92.00%" in text
+    assert (
+        ": mlp 5.00 points higher. On the same 1,000 test images only resnet was right on 10"
+        in text
+    )
+    assert "the difference is significant (p<0.001)" in text
+    assert text.endswith(
+        "So on this budget the baseline without convolutions was more accurate than the best "
+        "convolutional network."
+    )
+    assert "bought" not in text and "failed run" not in text
+
+
+def test_baseline_without_predictions_gives_the_numbers_and_no_verdict():
+    records = [quick("resnet", 0.99, test=0.97), quick("mlp", 0.95, test=0.92)]
+    text = one(conclusions(records), BASELINE)
+    assert text.endswith(
+        "95.75–97.89%): resnet 5.00 points higher; no paired test, because per-image test "
+        "predictions were not recorded for both runs."
+    )
+    assert "bought" not in text
+
+
+def test_baseline_needs_the_mlp_and_a_cnn_that_learned_on_one_budget():
+    none(conclusions([quick("resnet", 0.99), quick("lenet", 0.98)]), BASELINE)  # no MLP
+    none(conclusions([quick("mlp", 0.95)]), BASELINE)  # no CNN
+    said = conclusions([quick("mlp", 0.95), quick("vgg", 0.11)])  # the CNN did not learn
+    one(said, "Did not learn")
+    none(said, BASELINE)
+    said = conclusions([quick("resnet", 0.99), quick("mlp", 0.11)])  # the MLP did not learn
+    none(said, BASELINE)
+    records = [quick("resnet", 0.99), quick("mlp", 0.95, train_subset=3000)]  # two budgets
+    none(conclusions(records), BASELINE)
+
+
 # ---------------------------------------------------------------- ties within one model
 def test_exact_tie_is_broken_by_time_and_said():
     fast = quick("lenet", 0.971, lr=1e-3)
@@ -447,6 +538,7 @@ def test_every_sentence_kind_has_a_chinese_version():
         *gaps("lenet", {0.25: 0.005, 0.3: 0.001, 0.5: -0.016, 0.75: -0.149}),
         quick("m5", 0.99, predictions=a),
         quick("wrn", 0.98, predictions=b),
+        quick("mlp", 0.97, predictions=b),
         quick("vgg", 0.11),
         quick("alexnet", 0.93, train_subset=3000),
         record("lenet", 9e-3, status="diverged", hist=history(2) + [{"epoch": 3}]),

@@ -8,6 +8,8 @@ data can support it:
 * a run that did not learn is named, with the reason, and left out of everything else;
 * differences come with their noise: 95% intervals, ties within noise said as ties, and the
   best model against the runner-up by an exact McNemar test on the same test images;
+* the MLP baseline (no convolutions) is set against the budget's best convolutional network
+  by the same paired test, so its lower accuracy reads as the finding it is, not a failure;
 * gaps are compared by size, and their sign is said separately;
 * learning-rate and dropout effects are stated per model, and pooled over models only where
   every model was run at every value (otherwise the pooled effect would be a model effect);
@@ -63,6 +65,10 @@ from .user_results import user_entry
 # interval decides (the same noise that makes ties in the ranking).
 NEAR_BEST_POINTS = 0.1
 
+# The multilayer-perceptron baseline (models/mlp.py): the one registered model without
+# convolutions, trained to show what convolution buys. Every other model counts as a CNN.
+BASELINE = "mlp"
+
 
 def conclusions(records: Iterable, lang: str = "en", search: SearchInfo | None = None) -> list[str]:
     """All conclusion sentences for a sweep, most important first (sections flattened).
@@ -99,6 +105,7 @@ def conclusion_sections(analysis: Analysis, tr: Tr) -> list[tuple[str | None, li
             sentences = [
                 *best_model_sentences(group, tr),
                 *runner_up_sentences(group, tr),
+                *baseline_sentences(group, tr),
                 *user_choice_sentences(group, tr),
                 *tie_sentences(group, tr),
                 *efficiency_sentences(group, tr),
@@ -324,6 +331,58 @@ def runner_up_sentences(group: Group, tr: Tr) -> list[str]:
             b=second.model,
             a_test=pct(top.run.metric("test_acc")),
             b_test=pct(second.run.metric("test_acc")),
+        )
+    ]
+
+
+def baseline_sentences(group: Group, tr: Tr) -> list[str]:
+    """What convolution bought on this budget: the MLP baseline against the best CNN by
+    validation accuracy, by an exact McNemar test on the same test images. "Bought" is said
+    only when the CNN was right on significantly more images; a tie within noise or an MLP
+    that did as well or better is said as such. Nothing is said unless both learned."""
+    mlp = next((b for b in group.bests if b.model == BASELINE), None)
+    cnn = next((b for b in group.bests if b.model != BASELINE), None)
+    if mlp is None or cnn is None:
+        return []
+    mlp_test, cnn_test = mlp.run.metric("test_acc"), cnn.run.metric("test_acc")
+    if mlp_test is None or cnn_test is None:
+        return []
+    images = mlp.run.test_images
+    mlp_acc, cnn_acc = f"{pct(mlp_test)}%", f"{pct(cnn_test)}%"
+    if images:
+        ci = tr("ci_wilson", ci=interval_text(mlp.run.test_interval()), n=num(images))
+        mlp_acc = tr("with_ci", acc=mlp_acc, ci=ci)
+    if cnn.run.test_images:
+        ci = tr("ci_only", ci=interval_text(cnn.run.test_interval()))
+        cnn_acc = tr("with_ci", acc=cnn_acc, ci=ci)
+    names = {"mlp": mlp.model, "cnn": cnn.model}
+    lead = tr("baseline_lead", mlp_acc=mlp_acc, cnn_acc=cnn_acc, **names)
+    diff = cnn_test - mlp_test  # the accuracies the sentence shows, so its arithmetic checks
+    points = _num(abs(diff) * 100, 2)
+    if float(points) == 0:
+        difference = tr("baseline_diff_none")
+    else:
+        difference = tr("baseline_diff", model=cnn.model if diff > 0 else mlp.model, points=points)
+    status, test = paired(cnn.run, mlp.run)
+    if status != "ok":
+        reason = tr(f"untested_{status}")
+        return [tr("baseline_untested", lead=lead, diff=difference, reason=reason, **names)]
+    if not test.significant:
+        key = "baseline_level"
+    else:
+        key = "baseline_bought" if test.only_a > test.only_b else "baseline_mlp_better"
+    verdict = tr("significant" if test.significant else "indistinguishable", p=p_text(test.p))
+    return [
+        tr(
+            key,
+            lead=lead,
+            diff=difference,
+            points=points,
+            n=num(test.n),
+            only_a=num(test.only_a),
+            only_b=num(test.only_b),
+            verdict=verdict,
+            **names,
         )
     ]
 
@@ -769,6 +828,7 @@ def search_sentences(group: Group, analysis: Analysis, tr: Tr) -> list[str]:
     if len(group.bests) > 1:
         sentences += ranking_sentences(group, tr)
         sentences += runner_up_sentences(group, tr)
+        sentences += baseline_sentences(group, tr)
     return [
         *sentences,
         *user_choice_sentences(group, tr),

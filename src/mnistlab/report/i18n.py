@@ -140,6 +140,33 @@ EN: dict[str, str | tuple[str, str]] = {
     "untested_different_images": "because they were judged on different test images",
     "significant": "the difference is significant ({p})",
     "indistinguishable": "the two are not distinguishable ({p})",
+    "ci_only": "95% interval {ci}%",
+    "with_ci": "{acc} ({ci})",
+    "baseline_lead": (
+        "Convolution against none: {mlp}, the baseline multilayer perceptron with no "
+        "convolutions, reached a test accuracy of {mlp_acc}; {cnn}, the best convolutional network "
+        "by validation accuracy, {cnn_acc}"
+    ),
+    "baseline_diff": "{model} {points} points higher",
+    "baseline_diff_none": "the same accuracy",
+    "baseline_bought": (
+        "{lead}: {diff}. On the same {n} test images only {cnn} was right on {only_a}, only "
+        "{mlp} on {only_b}; exact McNemar test: {verdict}. So convolution bought {points} points "
+        "on this budget, and {mlp}'s lower accuracy is the expected finding for a baseline, not "
+        "a failed run."
+    ),
+    "baseline_level": (
+        "{lead}: {diff}. On the same {n} test images only {cnn} was right on {only_a}, only "
+        "{mlp} on {only_b}; exact McNemar test: {verdict}. So on this budget the baseline "
+        "without convolutions was as accurate as the best convolutional network, as far as "
+        "these test images can tell."
+    ),
+    "baseline_mlp_better": (
+        "{lead}: {diff}. On the same {n} test images only {cnn} was right on {only_a}, only "
+        "{mlp} on {only_b}; exact McNemar test: {verdict}. So on this budget the baseline "
+        "without convolutions was more accurate than the best convolutional network."
+    ),
+    "baseline_untested": "{lead}: {diff}; no paired test, {reason}.",
     "user_choice_same": "{model}: the best combination here is the user's own choice ({combo}).",
     "user_choice": (
         "{model}: the best combination here ({ours}; {ours_test}% test) against the user's choice "
@@ -622,6 +649,29 @@ ZH: dict[str, str | tuple[str, str]] = {
     "untested_different_images": "因为两者评估所用的测试图像不同",
     "significant": "差异显著（{p}）",
     "indistinguishable": "两者无法区分（{p}）",
+    "ci_only": "95% 置信区间 {ci}%",
+    "with_ci": "{acc}（{ci}）",
+    "baseline_lead": (
+        "卷积与无卷积的对比：{mlp} 是不含卷积的多层感知机基线，测试准确率 {mlp_acc}；"
+        "按验证准确率最好的卷积网络 {cnn} 为 {cnn_acc}"
+    ),
+    "baseline_diff": "{model} 高 {points} 个百分点",
+    "baseline_diff_none": "两者准确率相同",
+    "baseline_bought": (
+        "{lead}，{diff}。在同样的 {n} 张测试图像上，只有 {cnn} 答对的有 {only_a} 张，只有 {mlp} 答对的有 "
+        "{only_b} 张；精确 McNemar 检验：{verdict}。因此在这一预算下卷积带来了 {points} 个百分点的提升，"
+        "{mlp} 准确率较低正是基线应有的结果，并非训练失败。"
+    ),
+    "baseline_level": (
+        "{lead}，{diff}。在同样的 {n} 张测试图像上，只有 {cnn} 答对的有 {only_a} 张，只有 {mlp} 答对的有 "
+        "{only_b} 张；精确 McNemar 检验：{verdict}。因此就这些测试图像所能说明的而言，在这一预算下不含卷积的"
+        "基线与最好的卷积网络一样准确。"
+    ),
+    "baseline_mlp_better": (
+        "{lead}，{diff}。在同样的 {n} 张测试图像上，只有 {cnn} 答对的有 {only_a} 张，只有 {mlp} 答对的有 "
+        "{only_b} 张；精确 McNemar 检验：{verdict}。因此在这一预算下不含卷积的基线比最好的卷积网络更准确。"
+    ),
+    "baseline_untested": "{lead}，{diff}；未做配对检验，{reason}。",
     "user_choice_same": "{model}：本次的最佳组合正是用户自己选的组合（{combo}）。",
     "user_choice": (
         "{model}：本次最佳组合（{ours}；测试 {ours_test}%）与用户所选组合（{theirs}；测试 {theirs_test}%）"
