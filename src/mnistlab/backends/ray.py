@@ -517,7 +517,9 @@ def _drain(ray, sink, runs: dict[str, SweepRun], log):
 def _schedule(
     ray, task, sweep, todo, cpus_per_run, max_concurrent, retries, nodes, store, sink, log
 ) -> list[dict]:
-    progress = SweepProgress(sweep, todo, parallel=max_concurrent or len(todo), log=log)
+    # The ETA divides the work left by the runs that fit at once, not by the runs queued.
+    fit = int(ray.cluster_resources().get("CPU", 0) // cpus_per_run) or 1
+    progress = SweepProgress(sweep, todo, parallel=min(max_concurrent or fit, fit), log=log)
     limit = max_concurrent or len(todo)
     waiting = list(todo)
     by_id = {run.run_id: run for run in todo}
