@@ -552,3 +552,18 @@ def test_every_sentence_kind_has_a_chinese_version():
         # Only names, numbers and config notation stay in Latin letters.
         words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", text)}
         assert words <= {"lenet", "dropout", "mcnemar", "alexnet", "pearson", "boom"}, (words, text)
+
+
+@pytest.mark.parametrize(
+    ("second", "named"),
+    [(0.980, True), (0.979, False), (0.981, False)],  # equal, just below, just above the top
+)
+def test_an_exact_tie_between_models_says_why_one_is_named_first(second, named):
+    said = conclusions([quick("resnet", 0.980), quick("lenet", second)])
+    if named:
+        # Equal validation accuracy: the smaller model (lenet) is named, and the reason given.
+        line = one(said, "is named first against")
+        assert line.startswith("lenet is named first against resnet: tied exactly")
+        assert "fewer parameters" in line
+    else:
+        none(said, "is named first against")

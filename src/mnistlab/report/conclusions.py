@@ -247,6 +247,16 @@ def best_model_sentences(group: Group, tr: Tr) -> list[str]:
             seconds=f"{top.seconds or 0:.0f}",
         )
     ]
+    level = [b for b in bests[1:] if b.mean("val_acc") == top.mean("val_acc")]
+    if level:  # an exact tie at the top: say why this one is named
+        sentences.append(
+            tr(
+                "best_model_tie",
+                model=top.model,
+                others=tr.join([b.model for b in level]),
+                why=tr(f"tie_break_{tie_break(top, level[0])}"),
+            )
+        )
     return sentences + ranking_sentences(group, tr)
 
 

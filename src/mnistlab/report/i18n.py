@@ -118,6 +118,7 @@ EN: dict[str, str | tuple[str, str]] = {
         "Best model by validation accuracy: {label} with {val} validation and {test} test "
         "accuracy ({ci}; {params} parameters, {seconds} s)."
     ),
+    "best_model_tie": "{model} is named first against {others}: {why}.",
     "test_higher": (
         "On test accuracy {model}'s best combination scores higher ({a}% vs {b}%), but choosing "
         "on the test set would bias the estimate, so the ranking uses validation accuracy."
@@ -632,6 +633,7 @@ ZH: dict[str, str | tuple[str, str]] = {
         "按验证准确率的最佳模型：{label}，验证准确率 {val}，测试准确率 {test}"
         "（{ci}；参数量 {params}，用时 {seconds} 秒）。"
     ),
+    "best_model_tie": "{model} 排在 {others} 之前：{why}。",
     "test_higher": (
         "按测试准确率，{model} 的最佳组合更高（{a}% 对 {b}%），但用测试集做选择会使估计产生偏差，"
         "因此排名使用验证准确率。"
