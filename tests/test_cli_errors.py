@@ -4,11 +4,10 @@ anywhere, and a setting from `--set` is blamed on `--set`."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 
 import pytest
+from cli_helper import cli
 
 from mnistlab.cli import main
 from mnistlab.config import TrainConfig
@@ -16,17 +15,6 @@ from mnistlab.models import list_models
 
 VALID_SETTINGS = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
 VALID_MODELS = ", ".join(list_models())
-
-
-def cli(*args) -> tuple[int, str, str]:
-    """Exit code, stdout, stderr; argparse's SystemExit becomes the code it carries."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,6 @@ the ledger promises."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -15,9 +13,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cli_helper import cli
 
 from mnistlab import engine, ledger
-from mnistlab.cli import main
 from mnistlab.models import list_models
 
 TINY = [
@@ -33,13 +31,6 @@ TINY = [
     "fp32",
 ]
 RUN_FILES = ("config.json", "history.json", "result.json", "checkpoint.pt")
-
-
-def cli(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -7,18 +7,16 @@ Each test names the defect it pins down. Training is tiny (MLP, a few hundred im
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_helper import cli
 
 from mnistlab import engine, ledger
-from mnistlab.cli import main
 from mnistlab.config import ConfigError, TrainConfig
 from mnistlab.ledger import RunFolder
 from mnistlab.sweep import load_sweep, prepare
@@ -43,13 +41,6 @@ def sweep_file(tmp_path: Path, name="tiny", train=128, lrs="[1e-3, 2e-3]", extra
     path = tmp_path / f"{name}.toml"
     path.write_text(SWEEP.format(name=name, train=train, lrs=lrs) + extra)
     return path
-
-
-def cli(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -7,16 +7,14 @@ The search trains LeNet for at most 2 epochs on 300 images: seconds per trial.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from pathlib import Path
 
 import pytest
+from cli_helper import cli
 
 from mnistlab import ledger, search
 from mnistlab import sweep as sweep_module
-from mnistlab.cli import main
 from mnistlab.config import ConfigError
 from mnistlab.sweep import load_sweep
 
@@ -54,13 +52,6 @@ def write(tmp_path: Path, text: str, name: str = "search.toml") -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
-
-
-def cli(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 # ---------------------------------------------------------------- the [search] table

@@ -8,9 +8,7 @@ with --tensorboard and --mlflow; each extra's tests skip when it is not installe
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import math
 import sys
@@ -18,9 +16,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cli_helper import cli
 
 from mnistlab import ledger
-from mnistlab.cli import main
 
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
@@ -40,13 +38,6 @@ precision = "fp32"
 [grid]
 lr = [1e-3, 2e-3]
 """
-
-
-def cli(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
