@@ -268,6 +268,7 @@ def test_drawing_a_one_in_the_browser(browser, live_server):
         page.mouse.move(x, box["y"] + box["height"] * 0.85, steps=25)
         page.mouse.up()
         from playwright.sync_api import expect
+
         # Live answers arrive during the stroke too; wait for the final one rather than the first.
         expect(page.locator("#prediction")).to_have_text("1")
         assert "% sure" in page.locator("#confidence").inner_text()
