@@ -39,7 +39,7 @@ lint: $(VENV)/.all
 	$(PY) -m ruff format --check src tests benchmarks scripts
 
 test: $(VENV)/.all browser lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
