@@ -120,7 +120,7 @@ def analyse(runs: list[Run], search: SearchInfo | None = None) -> Analysis:
         failures = learning_failures(members)
         excluded.update(failures)
         usable = [r for r in members if r.finished and r.run_id not in failures]
-        fields = combo_fields(runs)
+        fields = combo_fields(members)  # what varies within this budget names its runs
         groups.append(
             Group(
                 budget=budget,
