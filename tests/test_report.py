@@ -383,8 +383,9 @@ def test_correlation_needs_three_models_and_matches_the_numbers():
     ys = [math.log10(SECONDS[m]) for m in ("lenet", "wrn", "vgg")]
     r = statistics.correlation(xs, ys)
     slope = statistics.linear_regression(xs, ys).slope
-    assert said.startswith("Running time grew with parameter count")
-    assert f"Pearson r = {r:.2f}" in said and f"log-log slope is {slope:.2f}" in said
+    # r = 0.98 over three models: p = 0.13, so no direction is claimed.
+    assert said.startswith("A relation between running time and parameter count is not")
+    assert f"Pearson r = {r:.2f} (p=0.13)" in said and f"log-log slope is {slope:.2f}" in said
 
 
 def test_best_model_and_efficiency_sentences():

@@ -10,8 +10,8 @@ from test_report import history, record
 
 from mnistlab.report import conclusions
 from mnistlab.report.analysis import analyse
-from mnistlab.report.conclusions import p_text
 from mnistlab.report.runs import to_runs
+from mnistlab.report.stats import p_text
 
 TEN = [i % 10 for i in range(1000)]
 
@@ -76,6 +76,28 @@ def test_mixed_budgets_are_ranked_apart_and_said_at_the_top():
 
     note = mixed_budget_note(analysis, Tr("en"))
     assert note.startswith("This sweep mixes 3 budgets") and "never across" in note
+
+
+def test_a_budgets_runs_are_named_by_what_varies_within_that_budget():
+    # batch_size and schedule differ between the budgets only (as in configs/quick.toml): they
+    # say nothing about the choice inside a budget, so they stay out of its runs' names.
+    records = [
+        quick("lenet", v, lr=lr, dropout=d, train_subset=8000, batch_size=64)
+        for lr, d, v in [(1e-3, 0.25, 0.97), (5e-3, 0.25, 0.98), (5e-3, 0.5, 0.96)]
+    ] + [
+        quick(m, v, batch_size=32, schedule="onecycle", eval_subset=500)
+        for m, v in [("alexnet", 0.90), ("vgg", 0.93)]
+    ]
+    said = conclusions(records)
+    best_a = one(said, "Best model by validation accuracy: lenet")
+    assert "lenet (lr=0.005, dropout=0.25) with" in best_a
+    best_b = one(said, "Best model by validation accuracy: vgg")
+    assert "vgg (lr=0.001, dropout=0.25) with" in best_b
+    assert not any("batch_size=" in s or "schedule=" in s for s in said), said
+    # Within one budget a field that varies is named.
+    mixed = [quick("lenet", v, batch_size=b) for b, v in [(32, 0.97), (64, 0.98)]]
+    best = one(conclusions(mixed), "Best model by validation accuracy")
+    assert "lenet (lr=0.001, dropout=0.25, batch_size=64) with" in best
 
 
 def test_evaluation_images_alone_make_a_different_budget():
@@ -414,17 +436,35 @@ def times(seconds: dict[str, float]) -> list[dict]:
     return out
 
 
+NOT_ESTABLISHED = "A relation between running time and parameter count is not established"
+
+
 @pytest.mark.parametrize(
-    "seconds, start",
+    "seconds, start, p",
     [
-        ({"lenet": 100, "wrn": 400, "resnet": 900}, "Running time grew with parameter count"),
-        ({"lenet": 900, "wrn": 400, "resnet": 100}, "Running time fell as parameter count grew"),
-        ({"lenet": 200, "wrn": 100, "resnet": 100, "vgg": 200}, "Running time showed no clear"),
+        (
+            {"lenet": 100, "wrn": 400, "resnet": 900, "vgg": 2000},
+            "Running time grew with parameter count",
+            "p=0.017",
+        ),
+        (
+            {"lenet": 2000, "wrn": 400, "resnet": 200, "vgg": 100},
+            "Running time fell as parameter count grew",
+            "p=0.0056",
+        ),
+        # Around zero: no direction either way.
+        ({"lenet": 200, "wrn": 100, "resnet": 100, "vgg": 200}, NOT_ESTABLISHED, "p=0.69"),
+        # r = 0.99 over three models is still chance at the 5% level: no claim of growth.
+        ({"lenet": 100, "wrn": 400, "resnet": 900}, NOT_ESTABLISHED, "p=0.07"),
+        ({"lenet": 900, "wrn": 400, "resnet": 100}, NOT_ESTABLISHED, "p=0.26"),
     ],
 )
-def test_time_sentence_follows_the_sign_of_the_correlation(seconds, start):
+def test_time_sentence_claims_a_direction_only_when_the_correlation_is_significant(
+    seconds, start, p
+):
     text = one(conclusions(times(seconds)), "Pearson")
     assert text.startswith(start)
+    assert f"({p})" in text
 
 
 # ---------------------------------------------------------------- dropout

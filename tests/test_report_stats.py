@@ -11,6 +11,7 @@ from mnistlab.report.stats import (
     correctness,
     mcnemar,
     mean_std,
+    pearson_p,
     t_interval,
     wilson,
 )
@@ -97,3 +98,17 @@ def test_mean_std_and_t_interval_of_seeds():
     assert low == pytest.approx(0.992 - half) and high == pytest.approx(0.992 + half)
     assert t_interval([0.99]) is None
     assert t_interval([0.999, 1.0])[1] == 1.0  # never past 100%
+
+
+@pytest.mark.parametrize("r", [-0.99, -0.5, 0.0, 0.3, 0.9, 0.999])
+def test_pearson_p_matches_the_closed_forms_of_one_and_two_degrees_of_freedom(r):
+    t3 = r / math.sqrt(1 - r * r)  # n = 3: Cauchy, P(|T| >= t) = 1 - 2 atan(|t|) / pi
+    assert pearson_p(r, 3) == pytest.approx(1 - 2 * math.atan(abs(t3)) / math.pi, abs=1e-9)
+    t4 = r * math.sqrt(2 / (1 - r * r))  # n = 4: P(|T| >= t) = 1 - |t| / sqrt(2 + t^2)
+    assert pearson_p(r, 4) == pytest.approx(1 - abs(t4) / math.sqrt(2 + t4 * t4), abs=1e-9)
+
+
+def test_pearson_p_of_a_perfect_line_is_zero_and_needs_three_points():
+    assert pearson_p(1.0, 5) == 0.0 and pearson_p(-1.0, 3) == 0.0
+    with pytest.raises(ValueError, match="at least 3 pairs"):
+        pearson_p(0.5, 2)

@@ -45,7 +45,7 @@ from .runs import (
     to_runs,
     value_key,
 )
-from .stats import ALPHA, mcnemar, spearman
+from .stats import ALPHA, mcnemar, p_text, spearman
 from .trials import (
     MIN_TREND_TRIALS,
     SearchInfo,
@@ -148,16 +148,6 @@ def _num(value: float, digits: int) -> str:
 
 def _times(ratio: float, tr: Tr) -> str:
     return tr("times", x=f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}")
-
-
-def p_text(p: float, alpha: float = ALPHA) -> str:
-    """'p=0.41', 'p=0.0031', 'p<0.001': enough digits that the text agrees with p < alpha."""
-    if p < 0.001 and alpha > 0.001:
-        return "p<0.001"
-    text = f"{p:.2g}"
-    if (float(text) < alpha) != (p < alpha):
-        text = f"{p:.4g}"
-    return f"p={text}"
 
 
 def interval_text(interval: tuple[float, float] | None) -> str:
@@ -536,11 +526,18 @@ def time_sentences(group: Group, tr: Tr) -> list[str]:
         return []
     r, slope = fit["r"], fit["slope"]
     numbers = tr(
-        "time_numbers", r=f"{r:.2f}", n=fit["n"], slope=f"{slope:.2f}", times=_times(10**slope, tr)
+        "time_numbers",
+        r=f"{r:.2f}",
+        p=p_text(fit["p"]),
+        n=fit["n"],
+        slope=f"{slope:.2f}",
+        times=_times(10**slope, tr),
     )
-    if r >= 0.5 and slope > 0:
+    # A direction is claimed only where the correlation is significant: with 3-6 models even
+    # r = 0.8 is often chance.
+    if fit["p"] < ALPHA and slope > 0:
         return [tr("time_grew", numbers=numbers)]
-    if r <= -0.5 and slope < 0:
+    if fit["p"] < ALPHA and slope < 0:
         return [tr("time_fell", numbers=numbers)]
     return [tr("time_none", numbers=numbers)]
 

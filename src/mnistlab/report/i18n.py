@@ -208,13 +208,16 @@ EN: dict[str, str | tuple[str, str]] = {
         "reached {val}% validation ({points} points lower) and {test}% test accuracy."
     ),
     "time_numbers": (
-        "Pearson r = {r} between log10(parameters) and log10(running time) over the {n} models' "
-        "best runs; the log-log slope is {slope}, so 10x the parameters took about {times} the "
+        "Pearson r = {r} ({p}) between log10(parameters) and log10(running time) over the {n} "
+        "models' best runs; the log-log slope is {slope}, so 10x the parameters took about {times} the "
         "time (a slope of 1 would mean time proportional to parameters)"
     ),
     "time_grew": "Running time grew with parameter count: {numbers}.",
     "time_fell": "Running time fell as parameter count grew: {numbers}.",
-    "time_none": "Running time showed no clear relation to parameter count: {numbers}.",
+    "time_none": (
+        "A relation between running time and parameter count is not established with this "
+        "many models: {numbers}."
+    ),
     "dropout_intro": (
         "Dropout: the train-validation gap below is the validation loss minus the training loss "
         "at the last epoch, averaged over a model's runs at each dropout value. Its size is "
@@ -399,7 +402,7 @@ EN: dict[str, str | tuple[str, str]] = {
     "fig_acc_vs_time": "Test accuracy (95% interval) vs running time\n(best run per model, chosen by validation)",
     "fig_all_runs": "all finished runs",
     "fig_fit": "log-log fit, slope {slope}",
-    "fig_time_title_fit": "Running time vs parameters: Pearson r = {r}\n(of log10 params vs log10 time, {n} models' best runs)",
+    "fig_time_title_fit": "Running time vs parameters: Pearson r = {r} ({p})\n(of log10 params vs log10 time, {n} models' best runs)",
     "fig_time_title": "Running time vs parameters\n(no correlation: {n} model(s), need 3)",
     "fig_predicted": "predicted",
     "fig_true": "true",
@@ -707,12 +710,12 @@ ZH: dict[str, str | tuple[str, str]] = {
         "测试准确率 {test}%。"
     ),
     "time_numbers": (
-        "在 {n} 个模型的最佳运行上，log10(参数量) 与 log10(运行时间) 的 Pearson r = {r}；"
+        "在 {n} 个模型的最佳运行上，log10(参数量) 与 log10(运行时间) 的 Pearson r = {r}（{p}）；"
         "双对数斜率为 {slope}，即参数量增加 10 倍，时间约为原来的 {times}（斜率为 1 表示时间与参数量成正比）"
     ),
     "time_grew": "运行时间随参数量增加：{numbers}。",
     "time_fell": "参数量越大，运行时间反而越短：{numbers}。",
-    "time_none": "运行时间与参数量没有明显关系：{numbers}。",
+    "time_none": "模型数量有限，运行时间与参数量之间的关系未能确认：{numbers}。",
     "dropout_intro": (
         "Dropout：下文的训练-验证差距是最后一轮的验证损失减去训练损失，按每个 dropout 值对该模型的运行取平均。"
         "比较的是差距的大小，符号另行说明（dropout 只在训练时生效，因此训练损失可能高于验证损失）。"
@@ -856,7 +859,7 @@ ZH: dict[str, str | tuple[str, str]] = {
     "fig_acc_vs_time": "测试准确率（95% 区间）与运行时间\n（每个模型按验证准确率选出的最佳运行）",
     "fig_all_runs": "全部完成的运行",
     "fig_fit": "双对数拟合，斜率 {slope}",
-    "fig_time_title_fit": "运行时间与参数量：Pearson r = {r}\n（log10 参数量与 log10 时间，{n} 个模型的最佳运行）",
+    "fig_time_title_fit": "运行时间与参数量：Pearson r = {r}（{p}）\n（log10 参数量与 log10 时间，{n} 个模型的最佳运行）",
     "fig_time_title": "运行时间与参数量\n（无相关性分析：{n} 个模型，至少需要 3 个）",
     "fig_predicted": "预测",
     "fig_true": "真实",

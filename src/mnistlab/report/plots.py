@@ -36,6 +36,7 @@ from .runs import (
     sort_key,
     value_key,
 )
+from .stats import p_text
 
 DPI = 110
 TRAIN_COLOR, VAL_COLOR, BAD_COLOR = "#1f77b4", "#ff7f0e", "#c62828"
@@ -577,7 +578,7 @@ def draw_time_vs_params(bests: list[Best], runs: list[Run], tr: Tr, subtitle: st
         )
         handles.append(line)
         labels.append(tr("fig_fit", slope=f"{fit['slope']:.2f}"))
-        title = tr("fig_time_title_fit", r=f"{fit['r']:.2f}", n=fit["n"])
+        title = tr("fig_time_title_fit", r=f"{fit['r']:.2f}", p=p_text(fit["p"]), n=fit["n"])
     else:
         title = tr("fig_time_title", n=len(points))
     ax.set_title(plain(title + subtitle), fontsize=10.5)

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..config import IDENTITY_FIELDS, TrainConfig
-from .stats import accuracy_interval, correctness, t_interval
+from .stats import accuracy_interval, correctness, pearson_p, t_interval
 
 LR, DROPOUT, SEED = "lr", "dropout", "seed"
 CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -445,8 +445,10 @@ def log_fit(bests: list[Best]) -> dict | None:
     if len(set(xs)) < 2 or len(set(ys)) < 2:
         return None
     slope, intercept = statistics.linear_regression(xs, ys)
+    r = statistics.correlation(xs, ys)
     return {
-        "r": statistics.correlation(xs, ys),
+        "r": r,
+        "p": pearson_p(r, len(points)),
         "slope": slope,
         "intercept": intercept,
         "n": len(points),

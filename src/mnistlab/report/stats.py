@@ -197,6 +197,25 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> Spearman | None:
     return Spearman(rho, student_t_two_sided(t, df), n, exact=False)
 
 
+def p_text(p: float, alpha: float = ALPHA) -> str:
+    """'p=0.41', 'p=0.0031', 'p<0.001': enough digits that the text agrees with p < alpha."""
+    if p < 0.001 and alpha > 0.001:
+        return "p<0.001"
+    text = f"{p:.2g}"
+    if (float(text) < alpha) != (p < alpha):
+        text = f"{p:.4g}"
+    return f"p={text}"
+
+
+def pearson_p(r: float, n: int) -> float:
+    """Two-sided p-value of Pearson's r over n pairs (t test with n - 2 degrees of freedom)."""
+    if n < 3:
+        raise ValueError(f"a correlation's p-value needs at least 3 pairs, got {n}")
+    if abs(r) >= 1.0:
+        return 0.0
+    return student_t_two_sided(r * math.sqrt((n - 2) / (1 - r * r)), n - 2)
+
+
 def student_t_two_sided(t: float, df: int) -> float:
     """P(|T| >= |t|) for Student's t with `df` degrees of freedom: I_x(df/2, 1/2), x = df/(df+t²)."""
     return min(1.0, max(0.0, _betainc(df / 2, 0.5, df / (df + t * t))))
