@@ -197,6 +197,27 @@ def test_test_higher_sentence_only_when_a_lower_ranked_model_scores_higher(other
 
 
 @pytest.mark.parametrize(
+    "only_lenet, only_resnet, verdict",
+    [
+        (40, 5, "the difference is significant (p<0.001)"),
+        (12, 7, "the two are not distinguishable (p=0.36)"),
+    ],
+)
+def test_a_higher_test_score_says_whether_it_is_more_than_noise(only_lenet, only_resnet, verdict):
+    lenet, resnet = pair(only_lenet, only_resnet)
+    n = 1000
+    said = conclusions(
+        [
+            quick("resnet", 0.993, test=(n - 10 - only_lenet) / n, predictions=resnet),
+            quick("lenet", 0.992, test=(n - 10 - only_resnet) / n, predictions=lenet),
+        ]
+    )
+    text = one(said, "On test accuracy")
+    assert text.startswith("On test accuracy lenet's best combination scores higher")
+    assert f"on the same 1,000 test images, exact McNemar test: {verdict}), but" in text
+
+
+@pytest.mark.parametrize(
     "second, tied",
     [(0.978, True), (0.960, False), (0.980, True)],  # inside, outside, equal (difference zero)
 )
@@ -219,6 +240,8 @@ def test_ranking_marks_ties_within_noise(second, tied):
         (0.0004, "p<0.001"),
         (1.0, "p=1"),
         (0.0496, "p=0.0496"),
+        (0.0502, "p=0.0502"),  # not "p=0.05" beside "not significant"
+        (0.05, "p=0.05"),
     ],
 )
 def test_p_values_are_printed_so_the_text_agrees_with_the_verdict(p, text):

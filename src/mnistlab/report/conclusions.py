@@ -262,14 +262,24 @@ def ranking_sentences(group: Group, tr: Tr) -> list[str]:
     if by_test and top.mean("test_acc") is not None:
         test_top = max(by_test, key=lambda b: b.mean("test_acc"))
         if test_top is not top and test_top.mean("test_acc") > top.mean("test_acc"):
-            sentences.append(
-                tr(
-                    "test_higher",
-                    model=test_top.model,
-                    a=pct(test_top.mean("test_acc")),
-                    b=pct(top.mean("test_acc")),
+            names = {
+                "model": test_top.model,
+                "a": pct(test_top.mean("test_acc")),
+                "b": pct(top.mean("test_acc")),
+            }
+            status, test = paired(test_top.run, top.run)
+            if status == "ok":  # a higher test score is news only if it is more than noise
+                verdict = "significant" if test.significant else "indistinguishable"
+                sentences.append(
+                    tr(
+                        "test_higher_paired",
+                        n=num(test.n),
+                        verdict=tr(verdict, p=p_text(test.p)),
+                        **names,
+                    )
                 )
-            )
+            else:
+                sentences.append(tr("test_higher", **names))
     if len(bests) > 1:
         interval = top.val_interval()
         tied = [b for b in bests[1:] if interval and b.mean("val_acc") >= interval[0] - 1e-12]

@@ -123,6 +123,11 @@ EN: dict[str, str | tuple[str, str]] = {
         "On test accuracy {model}'s best combination scores higher ({a}% vs {b}%), but choosing "
         "on the test set would bias the estimate, so the ranking uses validation accuracy."
     ),
+    "test_higher_paired": (
+        "On test accuracy {model}'s best combination scores higher ({a}% vs {b}%; on the same "
+        "{n} test images, exact McNemar test: {verdict}), but choosing on the test set would bias "
+        "the estimate, so the ranking uses validation accuracy."
+    ),
     "rank_item": "{model} {val}%",
     "rank_item_tied": "{model} {val}% (tied with the top within noise)",
     "ranking": "Validation accuracy of each model's best combination: {items}",
@@ -640,6 +645,10 @@ ZH: dict[str, str | tuple[str, str]] = {
     "test_higher": (
         "按测试准确率，{model} 的最佳组合更高（{a}% 对 {b}%），但用测试集做选择会使估计产生偏差，"
         "因此排名使用验证准确率。"
+    ),
+    "test_higher_paired": (
+        "按测试准确率，{model} 的最佳组合更高（{a}% 对 {b}%；在同样的 {n} 张测试图像上，精确 McNemar 检验："
+        "{verdict}），但用测试集做选择会使估计产生偏差，因此排名使用验证准确率。"
     ),
     "rank_item": "{model} {val}%",
     "rank_item_tied": "{model} {val}%（在噪声范围内与第一名持平）",

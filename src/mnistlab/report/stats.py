@@ -202,7 +202,8 @@ def p_text(p: float, alpha: float = ALPHA) -> str:
     if p < 0.001 and alpha > 0.001:
         return "p<0.001"
     text = f"{p:.2g}"
-    if (float(text) < alpha) != (p < alpha):
+    # "p=0.05" beside "not significant" reads as a contradiction: show the digits that decide.
+    if (float(text) < alpha) != (p < alpha) or float(text) == alpha:
         text = f"{p:.4g}"
     return f"p={text}"
 
