@@ -516,7 +516,14 @@ def _best_model_blocks(group: Group, files: dict[str, bytes], tr: Tr, ftr: Tr) -
     run = best.run
     result = run.result or {}
     blocks: list[Block] = [
-        Heading(tr("h_best_model", label=label(run, group, tr)), anchor="best-model"),
+        # With several budgets only the first (the largest) is shown here: say which it is, so
+        # the heading does not read as a winner across budgets.
+        Heading(
+            tr("h_best_model_budget", letter=group.letter, label=label(run, group, tr))
+            if group.letter
+            else tr("h_best_model", label=label(run, group, tr)),
+            anchor="best-model",
+        ),
         Paragraph(
             tr(
                 "best_model_line",

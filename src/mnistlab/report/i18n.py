@@ -65,6 +65,7 @@ EN: dict[str, str | tuple[str, str]] = {
     ),
     "curves_none": "No run in this ledger has a recorded history (history.json), so there are no curves.",
     "h_best_model": "Best model: {label}",
+    "h_best_model_budget": "Best model of budget {letter}: {label}",
     "best_model_line": (
         "Run {run}: {val}% validation, {test}% test accuracy (95% interval {ci}%) at epoch {epoch}."
     ),
@@ -599,6 +600,7 @@ ZH: dict[str, str | tuple[str, str]] = {
     ),
     "curves_none": "实验记录中没有任何运行的逐轮历史（history.json），因此没有曲线。",
     "h_best_model": "最佳模型：{label}",
+    "h_best_model_budget": "预算 {letter} 的最佳模型：{label}",
     "best_model_line": "运行 {run}：验证准确率 {val}%，测试准确率 {test}%（95% 置信区间 {ci}%），取自第 {epoch} 轮。",
     "confusion_title": "混淆矩阵：{model}，测试集（{n} 张图像，错 {wrong} 张）",
     "no_confusion": "该运行没有记录测试集混淆矩阵。",
