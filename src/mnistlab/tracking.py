@@ -172,20 +172,24 @@ ARTIFACT_MAX_BYTES = 5 * 2**20
 MLFLOW_STATUS = {"finished": "FINISHED", "pruned": "KILLED", "diverged": "FAILED"}
 # Per-epoch history -> metric keys (logged with step = epoch).
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-# result.json -> the run's final metrics (train/val at the chosen epoch, test once on it).
+# result.json -> the run's final metrics (train/val at the chosen epoch, test once on it):
+# the DataFrame's names, except that train/val get "best_", since their per-epoch curves
+# already carry the plain names in MLflow.
 FINAL_METRICS = {
-    "val_acc": "best_val_acc",
-    "val_loss": "best_val_loss",
-    "train_acc": "best_train_acc",
-    "train_loss": "best_train_loss",
-    "test_acc": "test_acc",
-    "test_loss": "test_loss",
-    "best_epoch": "best_epoch",
-    "epochs_run": "epochs_run",
-    "params": "params",
-    "total_seconds": "time_s",
-    "train_seconds": "train_time_s",
-    "images_per_second": "images_per_s",
+    **{key: f"best_{key}" for key in ("val_acc", "val_loss", "train_acc", "train_loss")},
+    **{
+        key: RESULT_COLUMNS[key]
+        for key in (
+            "test_acc",
+            "test_loss",
+            "best_epoch",
+            "epochs_run",
+            "params",
+            "total_seconds",
+            "train_seconds",
+            "images_per_second",
+        )
+    },
 }
 
 
