@@ -276,13 +276,19 @@ def test_storage_the_nodes_do_not_share_stops_the_sweep_before_any_run(cluster, 
     assert not (sweep.out_dir / "runs").exists() or not any((sweep.out_dir / "runs").iterdir())
 
 
-def test_a_gpu_share_on_a_cluster_without_gpus_stops_before_any_run(cluster, tmp_path):
-    sweep = tiny_sweep(tmp_path, cluster.driver_only / "gpu")
-    with pytest.raises(
-        UserError, match=r"--gpus-per-run 0.5 but no node of this cluster has a GPU"
-    ):
-        run_ray(sweep, prepare(sweep), gpus_per_run=0.5, log=lambda *a: None)
-    assert not any((sweep.out_dir / "runs").glob("*/*"))
+def test_a_gpu_share_on_a_cluster_without_gpus_stops_before_anything_is_written(
+    cluster, tmp_path, capsys
+):
+    from mnistlab.cli import main
+
+    tiny_sweep(tmp_path, cluster.driver_only / "unused")  # writes grid.toml
+    out = cluster.driver_only / "gpu"
+    argv = ["sweep", str(tmp_path / "grid.toml"), "--backend", "ray", "--out", str(out)]
+    assert main([*argv, "--gpus-per-run", "0.5"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "--gpus-per-run 0.5 but no node of this cluster has a GPU" in error, error
+    assert len(error.splitlines()) == 1
+    assert not out.exists()  # not even sweep.toml: the cluster was asked first
 
 
 def test_a_data_error_on_a_node_fails_at_once_without_retries(

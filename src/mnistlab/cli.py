@@ -7,6 +7,7 @@ Each verb has a `cmd_<verb>(args) -> int` handler and an `add_<verb>_parser` fun
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from .errors import UserError
@@ -337,27 +338,18 @@ def cmd_sweep(args) -> int:
         return _cmd_search(args, sweep)
     if args.status:
         return _print_status(sweep)
-    if args.backend == "ray":
-        from .backends.ray import check_options
-
-        # Before prepare(): a bad flag must not leave a sweep folder behind.
-        check_options(
-            sweep.runs,
-            args.cpus_per_run,
-            args.gpus_per_run,
-            args.max_concurrent,
-            args.retries,
-            args.storage,
+    # The backend is ready before prepare() writes anything: a bad flag or a cluster that cannot
+    # take a run must not leave a sweep folder behind.
+    with _backend(args, sweep) as run_backend:
+        todo = prepare(sweep)
+        print(
+            f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(sweep.runs) - len(todo)} already "
+            f"done, writing to {sweep.out_dir}",
+            flush=True,
         )
-    todo = prepare(sweep)
-    print(
-        f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(sweep.runs) - len(todo)} already done, "
-        f"writing to {sweep.out_dir}",
-        flush=True,
-    )
-    _start_tracking(args, sweep)
-    outcomes = _run_backend(args, sweep, todo)
-    _stop_tracking()
+        _start_tracking(args, sweep)
+        outcomes = run_backend(todo)
+        _stop_tracking()
     failed = [o for o in outcomes if o["status"] == "failed"]
     elsewhere = [o for o in outcomes if o["status"] == "claimed"]
     print("\n".join(["", *summary_lines(sweep)]))
@@ -395,23 +387,28 @@ def _print_status(sweep) -> int:
     return 0
 
 
-def _run_backend(args, sweep, todo) -> list[dict]:
+@contextlib.contextmanager
+def _backend(args, sweep):
+    """Yields the function that runs a list of the sweep's runs on the chosen backend."""
     if args.backend == "ray":
-        from .backends.ray import run_ray
+        from .backends.ray import ray_cluster
+        from .sweep import pending_runs
 
-        return run_ray(
+        with ray_cluster(
             sweep,
-            todo,
+            pending_runs(sweep),
             address=args.address,
             cpus_per_run=args.cpus_per_run,
             gpus_per_run=args.gpus_per_run,
             max_concurrent=args.max_concurrent,
             retries=args.retries,
             storage=args.storage,
-        )
+        ) as run:
+            yield run
+        return
     from .backends.local import run_local
 
-    return run_local(sweep, todo, workers=args.workers)
+    yield lambda todo: run_local(sweep, todo, workers=args.workers)
 
 
 def _check_sweep_name(name: str | None) -> None:

@@ -259,6 +259,11 @@ def prepare(sweep: Sweep) -> list[SweepRun]:
             "description": sweep.description,
         },
     )
+    return pending_runs(sweep)
+
+
+def pending_runs(sweep: Sweep) -> list[SweepRun]:
+    """The runs that still need work (none ended yet), read without creating anything."""
     return [run for run in sweep.runs if not sweep.folder(run).is_done()]
 
 

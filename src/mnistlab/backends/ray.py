@@ -32,6 +32,7 @@ import os
 import re
 import socket
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,18 @@ STORAGE_CHECK_SECONDS = 120.0
 STORED_FILES = (CONFIG, HISTORY, RESUME)
 
 
-def run_ray(
+def run_ray(sweep: Sweep, todo: list[SweepRun], **options) -> list[dict]:
+    """Run `todo` (from `prepare(sweep)`) as Ray tasks; return one outcome per run, as
+    `run_local` does (see `sweep.execute_run`), plus "node" (its host) and "node_id".
+    `options` are `ray_cluster`'s."""
+    with ray_cluster(sweep, todo, **options) as run:
+        return run(todo)
+
+
+@contextlib.contextmanager
+def ray_cluster(
     sweep: Sweep,
-    todo: list[SweepRun],
+    pending: list[SweepRun],
     *,
     address: str | None = None,
     cpus_per_run: float = 1.0,
@@ -59,9 +69,10 @@ def run_ray(
     retries: int = 2,
     storage: str | None = None,
     log=print,
-) -> list[dict]:
-    """Run `todo` (from `prepare(sweep)`) as Ray tasks; return one outcome per run, as
-    `run_local` does (see `sweep.execute_run`), plus "node" (its host) and "node_id".
+) -> Iterator[Callable[[list[SweepRun]], list[dict]]]:
+    """Join (or start) Ray and check that it can run `pending`, then yield the function that
+    runs a list of runs on it. Everything that would fail every run (bad flags, no room for a
+    run, unusable storage) is refused here, before the caller writes the sweep folder.
 
     `address` None starts a private Ray instance sized to this machine (or uses the one this
     process already started with `ray.init`); "auto" or "HOST:PORT" joins a running cluster.
@@ -71,9 +82,10 @@ def run_ray(
     as s3://bucket/sweeps) keeps each run's resume state where a retry on another node finds
     it; it is checked from every node that can take a run before any run starts.
     """
-    check_options(todo, cpus_per_run, gpus_per_run, max_concurrent, retries, storage)
-    if not todo:
-        return []
+    check_options(pending, cpus_per_run, gpus_per_run, max_concurrent, retries, storage)
+    if not pending:  # nothing to train: no cluster to join
+        yield lambda todo: []
+        return
     try:
         import ray
     except ImportError:
@@ -91,7 +103,6 @@ def run_ray(
             store = Storage(storage)
             _check_storage_on_nodes(ray, store, usable, nodes, log)
             log(f"ray: resume state of long epochs goes to {store.describe(sweep.name)}")
-        log(f"ray: results come back to {sweep.out_dir.resolve()} (written by this process)")
         # Options given to ray.remote itself, not .options(): only there does a GPU task get
         # max_calls=1, a fresh worker per run, so no CUDA state leaks from one run to the next.
         # retry_exceptions stays off: an error in training recurs; a lost worker may not.
@@ -101,16 +112,23 @@ def run_ray(
             num_gpus=gpus_per_run,
             max_retries=retries,
         )(_train_one)
-        sink = _start_progress_sink(ray)
-        try:
-            return _schedule(
-                ray, task, sweep, todo, cpus_per_run, max_concurrent, retries, nodes, store,
-                sink, log,
-            )  # fmt: skip
-        finally:
-            if sink is not None:
-                with contextlib.suppress(Exception):
-                    ray.kill(sink)
+
+        def run(todo: list[SweepRun]) -> list[dict]:
+            if not todo:
+                return []
+            log(f"ray: results come back to {sweep.out_dir.resolve()} (written by this process)")
+            sink = _start_progress_sink(ray)
+            try:
+                return _schedule(
+                    ray, task, sweep, todo, cpus_per_run, max_concurrent, retries, nodes, store,
+                    sink, log,
+                )  # fmt: skip
+            finally:
+                if sink is not None:
+                    with contextlib.suppress(Exception):
+                        ray.kill(sink)
+
+        yield run
     finally:
         if started:
             ray.shutdown()
