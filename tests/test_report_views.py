@@ -289,3 +289,21 @@ def test_someone_elses_files_in_the_output_folder_are_kept(tmp_path):
     assert (out / "notes.txt").read_text() == "mine" and (out / "run_files").is_dir()
     assert (out / "index.html").is_file() and not (out / "curves_gone.png").exists()
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def test_tables_of_every_budget_show_what_varies_across_the_sweep(tmp_path):
+    # Each budget has one recipe (optimizer): a budget's own table leaves that out, the table
+    # of all runs (and the machine-readable best table) keeps it to tell the budgets apart.
+    records = [
+        *grid("lenet", lrs=(1e-3, 5e-3), dropouts=(0.25,), train_subset=8000, optimizer="adam"),
+        record("m5", 1e-2, 0.0, val_acc=0.99, test_used=1000, optimizer="adamw"),
+    ]
+    out = build_report(write_ledger(tmp_path / "s", records)).parent
+    report = (out / "report.md").read_text()
+    best_section = report.split("## Best combination per model")[1].split("\n## ")[0]
+    assert "optimizer" not in best_section
+    runs_header = next(
+        line for line in report.split("## All runs")[1].splitlines() if line.startswith("| model")
+    )
+    assert " optimizer |" in runs_header
+    assert {r["optimizer"] for r in read_csv(out / "best_per_model.csv")} == {"adam", "adamw"}

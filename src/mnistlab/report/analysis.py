@@ -70,6 +70,12 @@ class Analysis:
     def bests(self) -> list[Best]:
         return [b for g in self.groups for b in g.bests]
 
+    @property
+    def fields(self) -> list[str]:
+        """The settings that vary anywhere in the sweep: the columns of tables that hold every
+        budget's runs (a group's own `fields` are those that vary within it)."""
+        return combo_fields(self.runs)
+
     def group_of(self, run: Run) -> Group:
         key = budget_key(run)
         return next(g for g in self.groups if g.budget.key == key)

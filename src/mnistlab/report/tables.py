@@ -216,7 +216,7 @@ def best_tables(group: Group, tr: Tr) -> tuple[Table, Table]:
 
 def best_csv(analysis: Analysis) -> Table:
     """Every budget's best combinations in one machine-readable table."""
-    fields = analysis.groups[0].fields if analysis.groups else ["lr", "dropout"]
+    fields = analysis.fields
     repeats = any(b.n > 1 for b in analysis.bests) or SEED in grid_fields(analysis.runs)
     columns = ["model", "params", *fields, "epochs_run", "best_epoch"]
     for key in ACCURACIES:
@@ -429,7 +429,7 @@ def run_status(run: Run, excluded: set[str], tr: Tr) -> str:
 def _run_fields(analysis: Analysis, runs: list[Run]) -> list[str]:
     """The settings every-run tables show: the grid's (lr and dropout when there is none),
     and the seed when it varies."""
-    fields = [*(analysis.groups[0].fields if analysis.groups else [LR, DROPOUT])]
+    fields = [*analysis.fields]
     if SEED in grid_fields(runs):
         fields.append(SEED)
     return fields
