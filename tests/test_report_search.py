@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from test_report import read_csv, record, write_ledger
+from test_report_conclusions import none, one
 from test_report_figures import assert_nothing_clipped
 
 from mnistlab.report import build_report, conclusions, plots
@@ -110,16 +111,6 @@ def write_search(path: Path, records: list[dict], toml: str = SEARCH) -> Path:
     sweep = write_ledger(path, records)
     (sweep / "sweep.toml").write_text(toml)
     return sweep
-
-
-def one(said: list[str], marker: str) -> str:
-    found = [s for s in said if marker in s]
-    assert len(found) == 1, (marker, said)
-    return found[0]
-
-
-def none(said: list[str], marker: str) -> None:
-    assert not any(marker in s for s in said), (marker, said)
 
 
 # ---------------------------------------------------------------- the whole report
