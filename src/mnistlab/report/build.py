@@ -515,13 +515,14 @@ def _best_model_blocks(group: Group, files: dict[str, bytes], tr: Tr, ftr: Tr) -
     best: Best = group.bests[0]
     run = best.run
     result = run.result or {}
+    name = label(run, group, tr)
     blocks: list[Block] = [
         # With several budgets only the first (the largest) is shown here: say which it is, so
         # the heading does not read as a winner across budgets.
         Heading(
-            tr("h_best_model_budget", letter=group.letter, label=label(run, group, tr))
+            tr("h_best_model_budget", letter=group.letter, label=name)
             if group.letter
-            else tr("h_best_model", label=label(run, group, tr)),
+            else tr("h_best_model", label=name),
             anchor="best-model",
         ),
         Paragraph(

@@ -269,14 +269,8 @@ def ranking_sentences(group: Group, tr: Tr) -> list[str]:
             }
             status, test = paired(test_top.run, top.run)
             if status == "ok":  # a higher test score is news only if it is more than noise
-                verdict = "significant" if test.significant else "indistinguishable"
                 sentences.append(
-                    tr(
-                        "test_higher_paired",
-                        n=num(test.n),
-                        verdict=tr(verdict, p=p_text(test.p)),
-                        **names,
-                    )
+                    tr("test_higher_paired", n=num(test.n), verdict=_verdict(test, tr), **names)
                 )
             else:
                 sentences.append(tr("test_higher", **names))
@@ -316,15 +310,19 @@ def _paired_sentence(key: str, first: Run, second: Run, tr: Tr, **names) -> str:
     status, test = paired(first, second)
     if status != "ok":
         return tr(f"{key}_untested", reason=tr(f"untested_{status}"), **names)
-    verdict = tr("significant" if test.significant else "indistinguishable", p=p_text(test.p))
     return tr(
         key,
         n=num(test.n),
         only_a=num(test.only_a),
         only_b=num(test.only_b),
-        verdict=verdict,
+        verdict=_verdict(test, tr),
         **names,
     )
+
+
+def _verdict(test, tr: Tr) -> str:
+    """'the difference is significant (p=0.01)' or 'the two are not distinguishable (...)'."""
+    return tr("significant" if test.significant else "indistinguishable", p=p_text(test.p))
 
 
 def runner_up_sentences(group: Group, tr: Tr) -> list[str]:
@@ -381,7 +379,7 @@ def baseline_sentences(group: Group, tr: Tr) -> list[str]:
         key = "baseline_level"
     else:
         key = "baseline_bought" if test.only_a > test.only_b else "baseline_mlp_better"
-    verdict = tr("significant" if test.significant else "indistinguishable", p=p_text(test.p))
+    verdict = _verdict(test, tr)
     return [
         tr(
             key,
