@@ -75,9 +75,9 @@ class Spy:
         real_prepare, real_evaluate = engine.prepare_data, engine.evaluate_split
 
         def prepare_data(*args, **kwargs):
-            train, val, test, info = real_prepare(*args, **kwargs)
-            self.splits = {"train": train, "val": val, "test": test}
-            return train, val, test, info
+            train, val, test, probe, info = real_prepare(*args, **kwargs)
+            self.splits = {"train": train, "val": val, "test": test, "train_eval": probe}
+            return train, val, test, probe, info
 
         def evaluate(model, data, *args, **kwargs):
             out = real_evaluate(model, data, *args, **kwargs)
@@ -127,11 +127,15 @@ def test_best_epoch_is_chosen_by_validation_and_test_is_seen_once(mnist, tmp_pat
     assert [row["val_acc"] for row in result.history] == [0.5, 0.9, 0.7, 0.9]
     assert result.best_epoch == 2
     best_row = result.history[1]
-    for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+    for key in ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss"):
         assert result.metrics[key] == best_row[key]
+    assert result.metrics["val_acc"] == best_row["val_acc"]
 
-    # One look at the test set, after training, on epoch 2's weights.
-    assert [c[0] for c in spy.calls] == ["val"] * 4 + ["test"]
+    # Each epoch judged on val and on the fixed training sample; one look at the test set,
+    # after training, on epoch 2's weights.
+    assert [c[0] for c in spy.calls] == ["val", "train_eval"] * 4 + ["test"]
+    probe, val = spy.splits["train_eval"], spy.splits["val"]
+    assert len(probe) == len(val) and result.split["train_eval_used"] == len(val)
     epoch2, epoch4, test_weights = spy.of("val")[1][1], spy.of("val")[3][1], spy.of("test")[0][1]
     assert same_state(test_weights, epoch2)
     assert not same_state(test_weights, epoch4)

@@ -385,6 +385,7 @@ def split_indices(config: TrainConfig, dataset: Dataset):
         "train_used": len(train_idx),
         "val_used": len(val_idx),
         "test_used": test_used,
+        "train_eval_used": min(len(val_idx), len(train_idx)),
     }
     return train_idx, val_idx, test_used, split_info
 
@@ -397,10 +398,15 @@ def prepare_data(config: TrainConfig, dataset: Dataset, device: torch.device):
     def on_device(imgs, labs):
         return DeviceSplit(imgs.to(device), labs.to(device))
 
+    # The generalisation gap needs training accuracy measured as validation is (eval mode, no
+    # dropout or augmentation) on as many images: a fixed seeded sample of the training split.
+    g = torch.Generator().manual_seed(config.split_seed + 1)
+    probe_idx = train_idx[torch.randperm(len(train_idx), generator=g)[: len(val_idx)]]
     return (
         on_device(images[train_idx], labels[train_idx]),
         on_device(images[val_idx], labels[val_idx]),
         on_device(dataset.test_images[:test_used], dataset.test_labels[:test_used]),
+        on_device(images[probe_idx], labels[probe_idx]),
         split_info,
     )
 
@@ -487,6 +493,7 @@ class Session:
     train_data: DeviceSplit
     val_data: DeviceSplit
     test_data: DeviceSplit
+    train_probe: DeviceSplit  # a fixed sample of train_data, as large as val: judged like val
     split_info: dict[str, Any]
     model_kwargs: dict[str, Any]
     params: int
@@ -521,7 +528,7 @@ def setup(config: TrainConfig, dataset: Dataset) -> Session:
     if device.type == "cuda":
         # Every batch has the same shape, so cuDNN's one-off autotuning of kernels pays off.
         torch.backends.cudnn.benchmark = True
-    train_data, val_data, test_data, split_info = prepare_data(config, dataset, device)
+    train_data, val_data, test_data, train_probe, split_info = prepare_data(config, dataset, device)
     mean, std = normalization_of(dataset)
     torch.manual_seed(config.seed)  # weight init and dropout
     model_kwargs = model_kwargs_for(config, dataset.num_classes)
@@ -556,6 +563,7 @@ def setup(config: TrainConfig, dataset: Dataset) -> Session:
         train_data=train_data,
         val_data=val_data,
         test_data=test_data,
+        train_probe=train_probe,
         split_info=split_info,
         model_kwargs=model_kwargs,
         params=count_parameters(model),
@@ -662,11 +670,16 @@ def one_epoch(s: Session, state: TrainState, epoch: int, progress: bool) -> str 
     val = None if stats["diverged"] else s.evaluate(s.val_data)
     why = why_diverged(stats, val, s.num_classes)
     ok = why is None
+    probe = s.evaluate(s.train_probe) if ok else None
     state.note_epoch(
         {
             "epoch": epoch,
+            # The running mean over the epoch, in train mode (dropout, augmentation on).
             "train_loss": stats["loss"] if ok else None,
             "train_acc": stats["acc"],
+            # The epoch's end weights judged as val is: what the train-val gap is made of.
+            "train_eval_loss": probe["loss"] if ok else None,
+            "train_eval_acc": probe["acc"] if ok else None,
             "val_loss": val["loss"] if ok else None,
             "val_acc": val["acc"] if ok else None,
             "lr": s.stepper.lr,
@@ -754,7 +767,16 @@ def close_tensorboard(board, status: str) -> None:
 
 def blank_metrics() -> dict[str, float | None]:
     return dict.fromkeys(
-        ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+        (
+            "train_loss",
+            "train_acc",
+            "train_eval_loss",
+            "train_eval_acc",
+            "val_loss",
+            "val_acc",
+            "test_loss",
+            "test_acc",
+        )
     )
 
 
@@ -764,7 +786,7 @@ def test_once(s: Session, state: TrainState, log) -> tuple[dict, dict]:
     if state.best_epoch is None:
         return metrics, {}
     best_row = state.history[state.best_epoch - 1]
-    metrics.update({k: best_row[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
+    metrics.update({k: best_row.get(k) for k in metrics if not k.startswith("test_")})
     unwrap(s.evaluated).load_state_dict(state.best_state)
     test = s.evaluate(s.test_data)
     metrics.update(test_loss=test["loss"], test_acc=test["acc"])
@@ -814,7 +836,7 @@ def train(
     recorded as the ledger describes, and a run killed part-way resumes from its last saved
     epoch. `on_epoch(row) -> bool` sees each epoch's history row; True stops the run as
     "pruned" (a search's early stopping)."""
-    wall_start = time.perf_counter()
+    wall_start, started_at = time.perf_counter(), time.time()
     code_version = git_commit()  # now: the checkout may change while a long run trains
     config.validate()
     if folder is None and config.out_dir:
@@ -855,6 +877,8 @@ def train(
         out_dir=str(folder.path) if folder is not None else None,
         git_commit=code_version,
         error=why,
+        started_at=started_at,
+        ended_at=time.time(),
         model=unwrap(s.evaluated) if state.best_epoch is not None else None,
         **extra,
     )

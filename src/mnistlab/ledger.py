@@ -121,6 +121,10 @@ class TrainResult:
     out_dir: str | None = None
     git_commit: str | None = None
     error: str | None = None  # why a run diverged or was pruned, in one line
+    # Wall-clock start and end (Unix seconds): runs of one sweep whose spans overlap shared
+    # the machine, so their times are not single-run speeds.
+    started_at: float | None = None
+    ended_at: float | None = None
     model: Any = field(default=None, repr=False)  # the trained module (chosen epoch), in memory
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +140,8 @@ class TrainResult:
             **self.metrics,
             "train_seconds": self.train_seconds,
             "total_seconds": self.total_seconds,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
             "images_per_second": self.images_per_second,
             "device": self.device,
             "precision": self.precision,

@@ -343,7 +343,8 @@ class RunCost:
     @classmethod
     def of(cls, run: SweepRun) -> RunCost:
         c, plan = run.config, run.plan
-        evaluated = plan.get("val_used", 0) * c.epochs + plan.get("test_used", 0)
+        per_epoch = plan.get("val_used", 0) + plan.get("train_eval_used", 0)
+        evaluated = per_epoch * c.epochs + plan.get("test_used", 0)
         return cls(
             c.model,
             plan.get("macs", 0),
