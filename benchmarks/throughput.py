@@ -24,16 +24,9 @@ from torch.utils.data import Dataset as TorchDataset
 
 from mnistlab.config import TrainConfig
 from mnistlab.data import load_dataset
-from mnistlab.engine import (
-    DeviceSplit,
-    describe_device,
-    make_optimizer,
-    make_scheduler,
-    resolve_device,
-    resolve_precision,
-    speed_settings,
-    train_one_epoch,
-)
+from mnistlab.device import describe_device, resolve_device, resolve_precision, speed_settings
+from mnistlab.engine import make_optimizer, make_scheduler, train_one_epoch
+from mnistlab.inference import DeviceSplit
 from mnistlab.models import create_model
 
 USER_MODELS = ["lenet", "alexnet", "resnet18", "vgg11_seed", "wrn16_4"]

@@ -98,7 +98,7 @@ def test_predict_shows_calibrated_probabilities(checkpoint, mnist):
     predictor = Predictor(checkpoint)
     digits = mnist.test_images[:50].numpy()
     calibrated = predictor.probabilities(digits)
-    from mnistlab.engine import to_input
+    from mnistlab.inference import to_input
 
     with torch.inference_mode():
         logits = predictor.model(to_input(torch.from_numpy(digits), 0.1307, 0.3081, False))

@@ -302,7 +302,7 @@ def test_train_refuses_bad_settings_before_writing_anything(mnist, tmp_path, mon
 
 def test_subsets_give_the_recorded_sizes(mnist):
     config = TrainConfig(train_subset=300, eval_subset=120, device="cpu")
-    train, val, test, info = engine.prepare_data(config, mnist, torch.device("cpu"))
+    train, val, test, _, info = engine.prepare_data(config, mnist, torch.device("cpu"))
     assert (len(train), len(val), len(test)) == (300, 120, 120)
     assert (info["train_used"], info["val_used"], info["test_used"]) == (300, 120, 120)
     # Test keeps its order: its first N images, so every run is judged on the same ones.

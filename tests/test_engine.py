@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnistlab import engine, ledger
+from mnistlab import device, engine, inference, ledger
 from mnistlab.augment import random_affine
 from mnistlab.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, read_checkpoint
 from mnistlab.config import ConfigError, TrainConfig
@@ -23,7 +23,7 @@ from mnistlab.evaluate import evaluate_checkpoint
 
 NUMBERS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 BF16 = pytest.mark.skipif(
-    not engine.cpu_has_fast_bf16(),
+    not device.cpu_has_fast_bf16(),
     reason="this CPU has no native bf16 (AVX512-BF16 or AMX): autocast would be emulated and slow",
 )
 
@@ -369,7 +369,7 @@ def test_checkpoint_reloads_to_the_best_weights_and_reproduces_test_accuracy(
     _, best_weights, best_model = spy.of("test")[0]
     assert same_state(model.state_dict(), best_weights)
     norm = meta["normalization"]
-    x = engine.to_input(mnist.test_images[:64], norm["mean"], norm["std"], channels_last=False)
+    x = inference.to_input(mnist.test_images[:64], norm["mean"], norm["std"], channels_last=False)
     with torch.no_grad():
         assert torch.allclose(model(x), best_model(x), atol=1e-5)
 
@@ -568,27 +568,27 @@ def test_sgd_onecycle_cycles_momentum():
 # ------------------------------------------------------------------ device and precision
 def test_resolve_precision_on_the_cpu(monkeypatch):
     cpu = torch.device("cpu")
-    assert engine.resolve_precision("fp32", cpu) == "fp32"
-    assert engine.resolve_precision("bf16", cpu) == "bf16"
+    assert device.resolve_precision("fp32", cpu) == "fp32"
+    assert device.resolve_precision("bf16", cpu) == "bf16"
     with pytest.raises(ConfigError, match="precision 'fp16' is not supported on the CPU"):
-        engine.resolve_precision("fp16", cpu)
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: True)
-    assert engine.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)
-    assert engine.resolve_precision("auto", cpu) == "fp32"
+        device.resolve_precision("fp16", cpu)
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
+    assert device.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+    assert device.resolve_precision("auto", cpu) == "fp32"
 
 
 def test_cpu_has_fast_bf16_reads_the_cpu_flags():
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     expected = "avx512_bf16" in flags or "amx_bf16" in flags
-    assert engine.cpu_has_fast_bf16() is expected
+    assert device.cpu_has_fast_bf16() is expected
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_asking_for_a_missing_gpu_is_a_config_error():
     with pytest.raises(ConfigError, match="device 'cuda' requested but no CUDA GPU is available"):
-        engine.resolve_device("cuda")
-    assert engine.resolve_device("cpu") == torch.device("cpu")
+        device.resolve_device("cuda")
+    assert device.resolve_device("cpu") == torch.device("cpu")
 
 
 @BF16

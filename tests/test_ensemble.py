@@ -10,9 +10,9 @@ import torch
 
 from mnistlab import cli
 from mnistlab.checkpoint import load_checkpoint, read_checkpoint
-from mnistlab.engine import to_input
 from mnistlab.errors import UserError
 from mnistlab.evaluate import evaluate_ensemble
+from mnistlab.inference import to_input
 
 
 def _variant(checkpoint, path, seed: int, noise: float = 0.05, **changes):

@@ -22,7 +22,7 @@ def _session(path):
 
 def _torch_logits(checkpoint, images: np.ndarray) -> np.ndarray:
     """The checkpoint's own logits for (N, 28, 28) uint8 digits, via the predictor's path."""
-    from mnistlab.engine import to_input
+    from mnistlab.inference import to_input
 
     p = Predictor(checkpoint)
     with torch.inference_mode():

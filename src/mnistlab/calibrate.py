@@ -8,8 +8,8 @@ sure the model says it is.
 
     fit_temperature(logits, labels) -> T
     expected_calibration_error(probabilities, labels) -> ECE (15 equal-width confidence bins)
-    calibration_of(model, data, fmt) -> {"temperature", "calibration": {ECE and NLL before
-                                         and after, split, images}}: what a checkpoint stores
+    calibration_of(logits, labels) -> {"temperature", "calibration": {ECE and NLL before
+                                       and after, split, images}}: what a checkpoint stores
 
 Numbers in, numbers out: numpy arrays or torch tensors of logits (or log-probabilities,
 which differ from logits by a constant per row and so calibrate the same).
@@ -43,12 +43,6 @@ def log_softmax(logits: Any, temperature: float = 1.0) -> np.ndarray:
 
 def softmax(logits: Any, temperature: float = 1.0) -> np.ndarray:
     return np.exp(log_softmax(logits, temperature))
-
-
-def logits_from_probabilities(probabilities: Any) -> np.ndarray:
-    """Log-probabilities: logits up to a constant per row, so they calibrate the same. Zeros
-    (underflowed in float32) become a very negative number, not -inf."""
-    return np.log(np.clip(_as_numpy(probabilities), 1e-300, None))
 
 
 def negative_log_likelihood(logits: Any, labels: Any, temperature: float = 1.0) -> float:
@@ -117,32 +111,12 @@ def calibration_report(logits: Any, labels: Any, temperature: float) -> dict[str
     }
 
 
-def calibration_of(model, data, fmt, batch_size: int = 1024) -> dict[str, Any]:
-    """Fit T on `data` (the validation split, an `engine.DeviceSplit`) for `model` evaluated
-    as `fmt` says. Returns what a checkpoint stores: `temperature` and `calibration`."""
-    logits = split_logits(model, data, fmt, batch_size)
-    labels = data.labels.cpu().numpy()
+def calibration_of(logits: Any, labels: Any, split: str = "val") -> dict[str, Any]:
+    """Fit T on (N, classes) `logits` and their labels (the validation split's). Returns what
+    a checkpoint stores: `temperature` and `calibration`."""
     temperature = fit_temperature(logits, labels)
     return {
         "temperature": temperature,
-        "calibration": {"split": "val", "images": len(labels)}
+        "calibration": {"split": split, "images": len(_as_numpy(labels))}
         | calibration_report(logits, labels, temperature),
     }
-
-
-def split_logits(model, data, fmt, batch_size: int = 1024) -> np.ndarray:
-    """(N, classes) float64 logits of `model` on `data`, in order, in eval mode: what
-    `engine.evaluate_split` computes before its softmax."""
-    import torch
-
-    from .engine import autocast_for
-
-    model.eval()
-    device = data.images.device
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(data), batch_size):
-            x = fmt(data.images[start : start + batch_size])
-            with autocast_for(device, fmt.precision):
-                out.append(model(x).float().cpu().numpy())
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))

@@ -8,14 +8,13 @@ batches are cut by index, so no per-sample Python runs on the hot path.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import platform
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,20 @@ from .calibrate import calibration_of
 from .checkpoint import CHECKPOINT_FORMAT, attach_meta, unwrap
 from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset_cached, stratified_split
+from .device import (
+    autocast_for,
+    check_precision,
+    describe_device,
+    resolve_device,
+    speed_settings,
+)
+from .inference import (
+    DeviceSplit,
+    InputFormat,
+    confusion_breakdown,
+    evaluate_split,
+    logits_of,
+)
 from .ledger import RunFolder, TrainResult
 from .models import count_parameters, create_model
 from .models.summary import count_macs
@@ -35,76 +48,6 @@ from .models.summary import count_macs
 # An epoch that took at least this long gets a resume state written after it: a killed run
 # then loses at most one epoch.
 RESUME_MIN_EPOCH_SECONDS = 60.0
-
-
-# ------------------------------------------------------------------ device and precision
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device 'mps' requested but MPS is not available")
-    return torch.device(name)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """bf16 matmuls are only faster than fp32 on CPUs with native bf16 (AVX512-BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-# Below this many multiply-accumulates per image, bf16 and channels_last slow a model down on
-# the CPU (docs/NOTES.md has the measurements).
-SMALL_MODEL_MACS = 1_000_000
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse an explicit precision the device cannot run."""
-    if precision == "fp16" and device.type == "cpu":
-        raise ConfigError("precision 'fp16' is not supported on the CPU; use bf16 or fp32")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("precision 'bf16' is not supported on this GPU; use fp16 or fp32")
-
-
-def resolve_precision(precision: str, device: torch.device, macs: int | None = None) -> str:
-    if precision != "auto":
-        check_precision(precision, device)
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu" and cpu_has_fast_bf16():
-        return "fp32" if macs is not None and macs < SMALL_MODEL_MACS else "bf16"
-    return "fp32"
-
-
-def speed_settings(
-    model: nn.Module, device: torch.device, precision: str, channels_last: bool, input_shape
-) -> tuple[str, bool]:
-    """The precision and memory layout a model trains fastest in on `device`."""
-    macs = count_macs(model, input_shape)
-    small_on_cpu = device.type == "cpu" and macs < SMALL_MODEL_MACS
-    return resolve_precision(precision, device, macs), channels_last and not small_on_cpu
-
-
-def autocast_for(device: torch.device, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def git_commit() -> str | None:
@@ -122,48 +65,7 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-# ------------------------------------------------------------------ batches
-@dataclass
-class DeviceSplit:
-    """One split of the data, resident on the training device."""
-
-    images: torch.Tensor  # (N, H, W) uint8
-    labels: torch.Tensor  # (N,) int64
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def to_input(
-    images: torch.Tensor,  # (B, H, W) uint8
-    mean: float,
-    std: float,
-    channels_last: bool,
-    augment: dict | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    x = images.unsqueeze(1).float().div_(255)  # (B, 1, H, W) in [0, 1]
-    if augment is not None:
-        x = augment_batch(x, generator, **augment)
-    x = (x - mean) / std
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-@dataclass(frozen=True)
-class InputFormat:
-    """How uint8 images become the model's input, and the precision the model runs in."""
-
-    mean: float
-    std: float
-    channels_last: bool = False
-    precision: str = "fp32"
-
-    def __call__(self, images, augment=None, generator=None) -> torch.Tensor:
-        return to_input(images, self.mean, self.std, self.channels_last, augment, generator)
-
-
+# ------------------------------------------------------------------ one step
 @dataclass
 class Stepper:
     """Everything one optimiser step needs besides the model and the batch."""
@@ -209,6 +111,7 @@ def train_one_epoch(
     device = data.images.device
     model.train()
     order = torch.randperm(len(data), generator=generator).to(device)  # the CPU generator
+    transform = None if augment is None else partial(augment_batch, generator=generator, **augment)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
@@ -216,7 +119,7 @@ def train_one_epoch(
     steps = math.ceil(len(data) / batch_size)
     for step in range(steps):
         idx = order[step * batch_size : (step + 1) * batch_size]
-        x = fmt(data.images[idx], augment, generator)
+        x = fmt(data.images[idx], transform)
         y = data.labels[idx]
         with autocast_for(device, fmt.precision):
             logits = model(x)  # (B, classes)
@@ -245,34 +148,6 @@ def train_one_epoch(
         "seconds": seconds,
         "images_per_second": seen / seconds,
         "diverged": False,
-    }
-
-
-@torch.inference_mode()
-def evaluate_split(
-    model: nn.Module, data: DeviceSplit, fmt: InputFormat, batch_size: int = 1024
-) -> dict[str, Any]:
-    """Loss, accuracy and predictions on `data`, in order (never shuffled), in eval mode."""
-    device = data.images.device
-    model.eval()
-    loss_sum, predictions, probabilities = 0.0, [], []
-    for start in range(0, len(data), batch_size):
-        x = fmt(data.images[start : start + batch_size])
-        y = data.labels[start : start + batch_size]
-        with autocast_for(device, fmt.precision):
-            logits = model(x).float()  # (B, classes)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        probabilities.append(logits.softmax(1).cpu())
-        predictions.append(logits.argmax(1).cpu())
-    preds = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.int64)
-    n = max(len(data), 1)
-    return {
-        "loss": loss_sum / n,
-        "acc": (preds == data.labels.cpu()).float().mean().item() if len(data) else 0.0,
-        "predictions": preds,  # (N,) int64 on the CPU
-        "probabilities": torch.cat(probabilities)
-        if probabilities
-        else torch.empty(0),  # (N, classes)
     }
 
 
@@ -853,9 +728,10 @@ def train(
         status = "diverged"
     metrics, extra = (blank_metrics(), {}) if status == "interrupted" else test_once(s, state, log)
     # Temperature scaling on the validation split, for honest probabilities (calibrate.py).
-    calibration = (
-        calibration_of(s.evaluated, s.val_data, s.fmt, config.eval_batch_size) if extra else {}
-    )
+    calibration = {}
+    if extra:
+        val_logits = logits_of(s.evaluated, s.val_data.images, s.fmt, config.eval_batch_size)
+        calibration = calibration_of(val_logits, s.val_data.labels.cpu())
     if folder is not None and save_checkpoint and extra:
         folder.save_checkpoint(checkpoint_meta(s, state, metrics) | calibration)
     trained_images = sum(h["seconds"] * (h["images_per_second"] or 0) for h in state.history)
@@ -887,15 +763,3 @@ def train(
     if folder is not None and status != "interrupted":
         folder.finish(result)
     return result
-
-
-def confusion_breakdown(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)  # [true, predicted]
-    confusion.index_put_((labels, predictions), torch.ones_like(labels), accumulate=True)
-    per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1)).tolist()
-    wrong = torch.nonzero(predictions != labels).flatten()
-    return {
-        "per_class_accuracy": per_class,
-        "test_confusion": confusion.tolist(),
-        "test_misclassified": [[int(i), int(labels[i]), int(predictions[i])] for i in wrong],
-    }

@@ -7,17 +7,12 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint
-from .data import load_dataset_cached
-from .engine import (
-    DeviceSplit,
-    InputFormat,
-    confusion_breakdown,
-    evaluate_split,
-    resolve_device,
-    resolve_precision,
-)
+from .calibrate import expected_calibration_error, softmax
+from .checkpoint import load_checkpoint, read_checkpoint
+from .data import load_dataset_cached, stratified_split
+from .device import resolve_device, resolve_precision
 from .errors import UserError
+from .inference import DeviceSplit, InputFormat, confusion_breakdown, evaluate_split
 
 SPLITS = ("test", "val")
 
@@ -42,8 +37,6 @@ def load_eval_split(
     meta: dict, split: str, data_dir: str | None, device, source: str | os.PathLike = "checkpoint"
 ):
     """The split a checkpoint should be judged on, rebuilt from its own recorded config."""
-    from .data import stratified_split
-
     config = recorded_config(meta, split, source)
     dataset = load_dataset_cached(config["dataset"], data_dir or config.get("data_dir"))
     if split == "test":
@@ -85,17 +78,14 @@ def evaluate_checkpoint(
         "per_class_accuracy": breakdown["per_class_accuracy"],
         # Expected calibration error before and after the checkpoint's temperature (1 when
         # it has none): how far "90% sure" is from being right 90% of the time.
-        **calibration_summary(out["probabilities"], data.labels, meta.get("temperature")),
+        **calibration_summary(out["logits"], data.labels, meta.get("temperature")),
         "recorded_test_acc": meta.get("metrics", {}).get("test_acc"),
         # A quick run judged test on its first N images only; say so beside its number.
         "recorded_test_images": meta.get("split", {}).get("test_used"),
     }
 
 
-def calibration_summary(probabilities, labels, temperature: float | None) -> dict[str, Any]:
-    from .calibrate import expected_calibration_error, logits_from_probabilities, softmax
-
-    logits = logits_from_probabilities(probabilities)
+def calibration_summary(logits, labels, temperature: float | None) -> dict[str, Any]:
     labels = labels.cpu().numpy()
     t = float(temperature) if temperature is not None else 1.0
     return {
@@ -121,10 +111,6 @@ def evaluate_ensemble(
     `evaluate_checkpoint` does); "fp32" etc. forces one. Returns `models` (checkpoint, model,
     acc, loss per checkpoint, in order) and `ensemble` (acc, loss = mean negative log of the
     averaged probability of the true class, per_class_accuracy), plus `images` and `split`."""
-    import torch
-
-    from .checkpoint import read_checkpoint
-
     paths = [str(p) for p in paths]
     if len(paths) < 2:
         raise UserError(f"an ensemble needs at least two checkpoints, got {len(paths)}")
@@ -159,7 +145,7 @@ def evaluate_ensemble(
             prec = resolve_precision("auto", dev)
         norm = meta["normalization"]
         out = evaluate_split(model, data, InputFormat(norm["mean"], norm["std"], False, prec))
-        probs = out["probabilities"].double()  # (N, classes); double so the mean is exact
+        probs = out["logits"].double().softmax(1)  # (N, classes); double so the mean is exact
         prob_sum = probs if prob_sum is None else prob_sum + probs
         members.append(
             {

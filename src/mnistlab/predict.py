@@ -32,8 +32,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checkpoint import image_kind, load_checkpoint, model_meta
+from .data.sources import DATASETS
+from .device import resolve_device
 from .errors import UserError
-from .preprocess import MAX_PIXELS, ImageError, preprocess_image, shape_warning
+from .fileio import OutputError, describe_os_error
+from .inference import to_input
+from .models import count_parameters
+from .preprocess import (
+    MAX_PIXELS,
+    ImageError,
+    preprocess_image,
+    save_png,
+    shape_warning,
+    written_by_mnistlab,
+)
+from .pretrained import default_checkpoint
 
 TOP_K = 3
 BATCH_SIZE = 256  # images per forward pass; a few MB of activations for the larger models
@@ -60,9 +74,6 @@ class Predictor:
         *,
         model: torch.nn.Module | None = None,
     ):
-        from .checkpoint import load_checkpoint, model_meta
-        from .engine import resolve_device
-
         self.device = resolve_device(device)
         self.is_default = checkpoint is None and model is None
         if model is not None:
@@ -76,8 +87,6 @@ class Predictor:
             checkpoint = f"<{meta['model']} in memory>"
         else:
             if checkpoint is None:
-                from .pretrained import default_checkpoint
-
                 checkpoint = default_checkpoint()
             # Validated there: types, ranges, std > 0, weights that fit the model and are finite.
             self.model, self.meta = load_checkpoint(checkpoint, self.device)
@@ -97,8 +106,6 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         """What the web page and `GET /api/model` show about the model."""
-        from .models import count_parameters
-
         metrics = self.meta.get("metrics") or {}
         return {
             "model": self.meta["model"],
@@ -121,8 +128,6 @@ class Predictor:
     @torch.inference_mode()
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         """(N, H, W) uint8 digits already in MNIST form -> (N, classes) float probabilities."""
-        from .engine import to_input
-
         digits = np.ascontiguousarray(digits, dtype=np.uint8)
         out = []
         for start in range(0, len(digits), BATCH_SIZE):
@@ -200,12 +205,7 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str = "cpu")
     """The model of `checkpoint` (any mnistlab checkpoint), or of the default model shipped in
     the package when none is given: a torch module in eval mode, carrying its metadata
     (normalisation, temperature) for `predict` and `save_model`."""
-    from .checkpoint import load_checkpoint
-    from .engine import resolve_device
-
     if checkpoint is None:
-        from .pretrained import default_checkpoint
-
         checkpoint = default_checkpoint()
     return load_checkpoint(checkpoint, resolve_device(device))[0]
 
@@ -244,8 +244,6 @@ def predict(model: Any, images: Any, device: str = "cpu") -> dict[str, Any] | li
 
 
 def class_names_of(meta: dict, num_classes: int) -> list[str]:
-    from .data.sources import DATASETS
-
     spec = DATASETS.get(str((meta.get("config") or {}).get("dataset", "")).lower())
     if spec is not None and len(spec.class_names) == num_classes:
         return list(spec.class_names)
@@ -280,8 +278,6 @@ def is_checkpoint_argument(path: str | os.PathLike) -> bool:
     checkpoint suffix, or a file that is a zip (what torch.save writes) and not an image."""
     import zipfile
 
-    from .checkpoint import image_kind
-
     if image_kind(path):
         return False
     if Path(path).suffix.lower() in CHECKPOINT_SUFFIXES:
@@ -295,8 +291,6 @@ def is_checkpoint_argument(path: str | os.PathLike) -> bool:
 def split_arguments(arguments: Sequence[str]) -> tuple[str | None, list[str]]:
     """`predict [CHECKPOINT] IMAGE...` -> (checkpoint or None for the default model, images).
     Arguments the wrong way round (an image, then a checkpoint) are bad input."""
-    from .checkpoint import image_kind
-
     arguments = [str(a) for a in arguments]
     if not arguments:
         raise UserError(f"no images given; {USAGE}")
@@ -332,8 +326,6 @@ def results_to_json(results: Sequence[dict[str, Any]]) -> str:
 def check_inputs(checkpoint: str | os.PathLike | None, images: Sequence[str | os.PathLike]) -> None:
     """Arguments the wrong way round, and image files that are missing or cannot be opened,
     are bad input: one line (`UserError`), before the model is loaded."""
-    from .checkpoint import image_kind
-
     if checkpoint is not None and image_kind(checkpoint):
         raise UserError(f"{checkpoint} is an image, not a checkpoint; {USAGE}")
     problems = []
@@ -373,9 +365,6 @@ def plan_outputs(
     """Where each image's preprocessed PNG goes (`out_dir/<stem>.png`, numbered when two
     images share a stem), checked before anything runs: never an input (even with `force`),
     never a file mnistlab did not write unless `force`."""
-    from .fileio import OutputError, describe_os_error
-    from .preprocess import written_by_mnistlab
-
     out_dir = Path(out_dir)
     try:
         if out_dir.exists() and not out_dir.is_dir():
@@ -432,8 +421,6 @@ def predict_files(
     `save_preprocessed`) write each 28x28 the model saw as `DIR/<stem>.png`, recorded in the
     result as `preprocessed_path`. Bad input raises `UserError` before anything is written.
     `checkpoint` None: the default model."""
-    from .preprocess import save_png
-
     checkpoint = str(checkpoint) if checkpoint is not None else None
     images = [str(p) for p in images]
     check_inputs(checkpoint, images)
