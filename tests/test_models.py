@@ -232,6 +232,18 @@ def test_options_come_from_the_constructor_signatures():
         assert not {"num_classes", "in_channels", "dropout"} & set(model_options(name))
 
 
+def test_a_variant_called_directly_builds_what_it_registered():
+    # The variant's data lives in its registration (no source parsing), and the function the
+    # file exports passes it on: wrn16_8() is WRN-16-8 whichever way it is reached.
+    from mnistlab.models.vgg import vgg11_seed
+    from mnistlab.models.wide_resnet import wrn16_8
+
+    with torch.device("meta"):
+        assert count_parameters(wrn16_8()) == meta_params("wrn16_8") != meta_params("wrn16_4")
+        assert count_parameters(vgg11_seed()) == meta_params("vgg11_seed") == 128_806_154
+        assert count_parameters(vgg11_seed(hidden=512)) == meta_params("vgg11_seed", hidden=512)
+
+
 def test_a_model_over_the_parameter_budget_is_refused_before_allocating():
     # 6.8 billion parameters would need 27 GB for the weights alone; the meta device sizes
     # the model without allocating any of it.
@@ -254,7 +266,7 @@ def test_check_model_returns_the_parameter_count():
 
 def test_the_size_check_leaves_the_random_stream_alone():
     # The meta-device build before the real one must not move the seeded initial weights.
-    from mnistlab.models import _REGISTRY
+    from mnistlab.models.registry import _REGISTRY
 
     torch.manual_seed(0)
     direct = _REGISTRY["lenet"](num_classes=10, in_channels=1, dropout=0.0).state_dict()

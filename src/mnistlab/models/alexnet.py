@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
 from .layers import flat_features
+from .registry import register
 
 PAPER = "Krizhevsky et al. 2012, ImageNet classification with deep convolutional neural networks"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
+from .registry import register
 
 PAPER = "none (mnistlab speed baseline, after Jordan 2024, airbench)"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
 from .layers import flat_features
+from .registry import register
 
 PAPER = "LeCun et al. 1998, Gradient-based learning applied to document recognition"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
+from .registry import register
 
 PAPER = "Rumelhart, Hinton & Williams 1986, Learning representations by back-propagating errors"
 

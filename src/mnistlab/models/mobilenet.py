@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
+from .registry import register
 
 PAPER = "Sandler et al. 2018, MobileNetV2: inverted residuals and linear bottlenecks"
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register
+from .registry import register
 
 PAPER = "He et al. 2016, Deep residual learning for image recognition"
 

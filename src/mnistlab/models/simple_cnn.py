@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
 from .layers import flat_features
+from .registry import register
 
 PAPER = "An et al. 2020, An ensemble of simple convolutional neural network models for MNIST digit recognition"
 

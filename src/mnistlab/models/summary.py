@@ -15,9 +15,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from . import (
+from .registry import (
     _REGISTRY,
-    Expression,
     count_parameters,
     create_model,
     fixed_options,
@@ -124,7 +123,5 @@ def describe_model(name: str, num_classes: int = 10, in_channels: int = 1) -> di
 
 
 def _plain(value):
-    """JSON-ready: tuples as lists, a variant's non-literal default as its source text."""
-    if isinstance(value, tuple):
-        return list(value)
-    return str(value) if isinstance(value, Expression) else value
+    """JSON-ready: tuples as lists."""
+    return list(value) if isinstance(value, tuple) else value

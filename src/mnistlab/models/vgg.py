@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
 from .layers import flat_features
+from .registry import register
 
 PAPER = (
     "Simonyan & Zisserman 2015, Very deep convolutional networks for large-scale image recognition"
@@ -93,10 +93,10 @@ class VGG(nn.Module):
         return self.classifier(x)
 
 
-@register
+# The seed's choices are defaults, so an architecture option can still override one.
+@register(defaults={"batch_norm": False, "pool_size": 7, "hidden": 4096})
 def vgg11_seed(**kw) -> nn.Module:
-    # The seed's choices are defaults, so an architecture option can still override one.
-    return VGG(VGG_LAYOUTS["vgg11"], **({"batch_norm": False, "pool_size": 7, "hidden": 4096} | kw))
+    return VGG(VGG_LAYOUTS["vgg11"], **kw)
 
 
 @register

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UserError
-from . import register
+from .registry import register
 
 PAPER = "Zagoruyko & Komodakis 2016, Wide residual networks"
 
@@ -91,16 +91,16 @@ def wrn(depth: int = 16, widen_factor: int = 4, **kw) -> nn.Module:
     return WideResNet(depth=depth, widen_factor=widen_factor, **kw)
 
 
-@register
+@register(fixed={"depth": 16, "widen_factor": 4})
 def wrn16_4(**kw) -> nn.Module:
-    return WideResNet(depth=16, widen_factor=4, **kw)
+    return WideResNet(**kw)
 
 
-@register
+@register(fixed={"depth": 16, "widen_factor": 8})
 def wrn16_8(**kw) -> nn.Module:
-    return WideResNet(depth=16, widen_factor=8, **kw)
+    return WideResNet(**kw)
 
 
-@register
+@register(fixed={"depth": 28, "widen_factor": 10})
 def wrn28_10(**kw) -> nn.Module:
-    return WideResNet(depth=28, widen_factor=10, **kw)
+    return WideResNet(**kw)
