@@ -13,13 +13,12 @@ and kept whole on one page.
 from __future__ import annotations
 
 import base64
-import re
 from html import escape
 
 from .document import Block, Bullets, Heading, Image, Paragraph, TableBlock
+from .tables import NUMERIC
 
 # "99.28", "61,990", "99.28 ± 0.04", "3 of 8", "8 / 8", "98.1–99.0", "—": right-aligned.
-NUMERIC = re.compile(r"^(—|[-+]?[\d.,]+(\s*(±|of|/|–)\s*[\d.,]+)?)$")
 LONG_CELL = 40  # characters: notes and error messages, not names or values
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
 
 from .analysis import Analysis, Group
@@ -39,6 +40,10 @@ from .trials import BEST_TRIALS, SearchInfo, best_trials, value_text, within_noi
 from .user_results import user_results
 
 ACCURACIES = ("train_acc", "val_acc", "test_acc")
+
+
+# A cell that reads as a number (right-aligned, never broken): "99.28", "98.1 ± 0.2", "3 of 12".
+NUMERIC = re.compile(r"^(—|[-+]?[\d.,]+(\s*(±|of|/|–)\s*[\d.,]+)?)$")
 
 
 @dataclass
@@ -109,8 +114,6 @@ def _min_px(text: str, numeric: bool) -> float:
 
 
 def column_px(table: Table) -> list[float]:
-    from .html import NUMERIC
-
     widths = []
     for i, header in enumerate(table.columns):
         cells = [row[i] for row in table.rows if i < len(row)]
