@@ -629,8 +629,11 @@ def test_tensorboard_event_files_hold_every_epoch(mnist, tmp_path):
     pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from mnistlab.tracking import tracking_callbacks
+
     out = tmp_path / "run"
-    run(tiny(epochs=2, out_dir=str(out), tensorboard=True), mnist)
+    config = tiny(epochs=2, out_dir=str(out), tensorboard=True)
+    engine.train(config, mnist, log=quiet, progress=False, callbacks=tracking_callbacks(config))
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
     assert set(events.Tags()["scalars"]) >= {"train/loss", "train/acc", "val/loss", "val/acc"}
@@ -654,3 +657,78 @@ def test_tensorboard_without_the_extra_fails_before_work(monkeypatch):
     )
     with pytest.raises(ConfigError, match=r"pip install 'mnistlab\[tensorboard\]'"):
         tiny(tensorboard=True).validate()
+
+
+# ------------------------------------------------------------------ callbacks
+class EarlyStopping(engine.Callback):
+    """A user's callback: records what it is told and stops when val loss stops falling."""
+
+    def __init__(self, patience: int):
+        self.patience, self.events, self.best, self.waited = patience, [], float("inf"), 0
+
+    def on_train_start(self, config, folder, history):
+        self.events.append(("start", config.model, len(history), folder))
+
+    def on_epoch_end(self, row, state):
+        self.events.append(("epoch", row["epoch"], state.best_epoch))
+        if row["val_loss"] < self.best:
+            self.best, self.waited = row["val_loss"], 0
+            return None
+        self.waited += 1
+        if self.waited >= self.patience:
+            return engine.Stop(f"val loss has not fallen for {self.waited} epoch(s)")
+        return None
+
+    def on_train_end(self, status):
+        self.events.append(("end", status))
+
+
+def test_a_user_callback_sees_every_epoch_and_stops_the_run_early(mnist, tmp_path, monkeypatch):
+    # Val losses forced to rise after epoch 2: patience 2 stops the run after epoch 4 of 6.
+    losses = iter([0.9, 0.5, 0.6, 0.7, 0.8, 0.9])
+    real_evaluate = engine.Session.evaluate
+
+    def evaluate(session, data):
+        out = real_evaluate(session, data)
+        if data is session.val_data:
+            out["loss"] = next(losses)
+        return out
+
+    monkeypatch.setattr(engine.Session, "evaluate", evaluate)
+    stopper = EarlyStopping(patience=2)
+    out = tmp_path / "run"
+    result = engine.train(
+        tiny(epochs=6, out_dir=str(out)), mnist, log=quiet, progress=False, callbacks=[stopper]
+    )
+    assert [e[:2] for e in stopper.events] == [
+        ("start", "mlp"),
+        ("epoch", 1),
+        ("epoch", 2),
+        ("epoch", 3),
+        ("epoch", 4),
+        ("end", "stopped"),
+    ]
+    assert stopper.events[0][2] == 0 and stopper.events[0][3].path == out
+    assert result.status == "stopped" and len(result.history) == 4
+    assert result.error == "val loss has not fallen for 2 epoch(s)"
+    assert result.metrics["test_acc"] is not None  # the chosen epoch is still judged on test
+    saved = ledger.read_json(out / ledger.RESULT)
+    assert (saved["status"], saved["epochs_run"]) == ("stopped", 4)
+    assert ledger.RunFolder(out).is_done()
+
+
+def test_a_stop_must_name_an_early_stop_status():
+    with pytest.raises(ValueError, match="Stop status must be one of"):
+        engine.Stop("why", status="finished")
+
+
+def test_callbacks_hear_the_end_of_a_run_that_raised(mnist, monkeypatch):
+    stopper = EarlyStopping(patience=99)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(engine, "train_one_epoch", broken)
+    with pytest.raises(RuntimeError, match="simulated"):
+        engine.train(tiny(), mnist, log=quiet, progress=False, callbacks=[stopper])
+    assert stopper.events[-1] == ("end", "failed")

@@ -134,15 +134,14 @@ def test_a_run_whose_logging_was_cut_short_is_logged_again(tracked, tmp_path):
 def test_bad_mlflow_targets_are_one_line(tracked, tmp_path):
     code, _, err = cli("mlflow-import", tmp_path / "nothing")
     assert code == 2 and "not a sweep folder" in err and len(err.strip().splitlines()) == 1
-    from mnistlab.errors import UserError
     from mnistlab.tracking import resolve_tracking_uri
 
-    with pytest.raises(UserError, match="that is a sweep, not a tracking URI"):
-        resolve_tracking_uri("quick.toml", tmp_path)
     # `sweep --mlflow seed`: argparse gives "seed" to --mlflow; refused before any work.
-    code, _, err = cli("sweep", "--mlflow", "seed", "--out", tmp_path / "sweep")
-    assert code == 2 and "mnistlab sweep seed --mlflow" in err
-    assert not (tmp_path / "sweep").exists()
+    for misplaced in ("seed", "quick.toml"):
+        code, _, err = cli("sweep", "--mlflow", misplaced, "--out", tmp_path / "sweep")
+        assert code == 2 and "that is a sweep, not a tracking URI" in err
+        assert f"mnistlab sweep {misplaced} --mlflow" in err
+        assert not (tmp_path / "sweep").exists()
     assert resolve_tracking_uri("./seed", tmp_path).endswith("/seed/mlflow.db")
     assert resolve_tracking_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
     assert resolve_tracking_uri(None, tmp_path).endswith("/mlruns/mlflow.db")

@@ -13,6 +13,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -41,7 +42,7 @@ from .inference import (
     evaluate_split,
     logits_of,
 )
-from .ledger import RunFolder, TrainResult
+from .ledger import EARLY_STOP_STATUSES, RunFolder, TrainResult
 from .models import count_parameters, create_model
 from .models.summary import count_macs
 
@@ -354,6 +355,46 @@ MIN_VAL_FOR_CHANCE_CHECK = 100
 MIN_STEPS_FOR_CHANCE_CHECK = 100
 
 
+class Callback:
+    """A tool that watches a run: subclass it and override the hooks you need. Hooks run in
+    the training process, in the order the callbacks were given.
+
+        on_train_start(config, folder, history)  before the first epoch trained now (`history`
+                                                 holds the epochs of a resumed run)
+        on_epoch_end(row, state) -> Stop | None  after each epoch is judged and recorded: `row`
+                                                 is its history row, `state.best_val_acc` the
+                                                 best so far; a `Stop` ends the run there
+        on_train_end(status)                     once the epochs are over, before the test pass:
+                                                 finished, diverged, a Stop's status,
+                                                 interrupted, or failed (an exception)
+    """
+
+    def on_train_start(self, config: TrainConfig, folder: RunFolder | None, history) -> None:
+        pass
+
+    def on_epoch_end(self, row: dict[str, Any], state: TrainState) -> Stop | None:
+        return None
+
+    def on_train_end(self, status: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A callback's request to end the run after this epoch. The chosen epoch's weights are
+    still tested and recorded; the ledger records `status` (one of `EARLY_STOP_STATUSES`) with
+    `reason`."""
+
+    reason: str
+    status: str = "stopped"
+
+    def __post_init__(self) -> None:
+        if self.status not in EARLY_STOP_STATUSES:
+            raise ValueError(
+                f"Stop status must be one of {EARLY_STOP_STATUSES}, got {self.status!r}"
+            )
+
+
 @dataclass
 class Session:
     """Everything a run resolves once, before its first epoch."""
@@ -526,21 +567,9 @@ def why_not_learned(state: TrainState, s: Session) -> str | None:
     return None
 
 
-def one_epoch(s: Session, state: TrainState, epoch: int, progress: bool) -> str | None:
-    """Train one epoch and judge it on validation; returns why the run diverged, or None."""
-    bar = _progress_printer(epoch, s.config.epochs, progress)
-    stats = train_one_epoch(
-        s.step_model,
-        s.stepper,
-        s.train_data,
-        s.fmt,
-        batch_size=s.config.batch_size,
-        generator=s.generator,
-        augment=s.augment,
-        progress=bar,
-    )
-    if bar is not None:
-        bar.close()
+def judge_epoch(s: Session, state: TrainState, epoch: int, stats: dict) -> str | None:
+    """Judge the epoch just trained on validation and on the training sample, and note it in
+    the history; returns why the run diverged, or None."""
     state.train_seconds += stats["seconds"]
     val = None if stats["diverged"] else s.evaluate(s.val_data)
     why = why_diverged(stats, val, s.num_classes)
@@ -566,27 +595,28 @@ def one_epoch(s: Session, state: TrainState, epoch: int, progress: bool) -> str 
     return why
 
 
-def run_epochs(s: Session, state: TrainState, folder, *, log, progress, on_epoch):
-    """The epoch loop. Returns (status, why): finished, diverged, pruned or interrupted."""
-    config = s.config
-    board = open_tensorboard(folder, len(state.history), config) if config.tensorboard else None
-    status, why = "interrupted", None
-    try:
-        status, why = _epoch_loop(
-            s, state, folder, board, log=log, progress=progress, on_epoch=on_epoch
-        )
-        return status, why
-    finally:
-        if board is not None:
-            # A finished run that did not learn is recorded as diverged (see train()).
-            close_tensorboard(board, "diverged" if status == "finished" and why else status)
-
-
-def _epoch_loop(s: Session, state: TrainState, folder, board, *, log, progress, on_epoch):
+def run_epochs(
+    s: Session, state: TrainState, folder, callbacks: list[Callback], *, log, progress: bool
+) -> tuple[str, str | None]:
+    """The epoch loop. Returns (status, why): "finished", "diverged", "interrupted", or the
+    status of a callback's `Stop`."""
     config = s.config
     try:
         for epoch in range(len(state.history) + 1, config.epochs + 1):
-            why = one_epoch(s, state, epoch, progress)
+            bar = _progress_printer(epoch, config.epochs, progress)
+            stats = train_one_epoch(
+                s.step_model,
+                s.stepper,
+                s.train_data,
+                s.fmt,
+                batch_size=config.batch_size,
+                generator=s.generator,
+                augment=s.augment,
+                progress=bar,
+            )
+            if bar is not None:
+                bar.close()
+            why = judge_epoch(s, state, epoch, stats)
             if why is not None:
                 log(f"epoch {epoch}: {why}: run diverged")
                 return "diverged", why
@@ -596,48 +626,18 @@ def _epoch_loop(s: Session, state: TrainState, folder, board, *, log, progress, 
                 f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
                 f"{row['images_per_second']:.0f} img/s  {row['seconds']:.1f}s"
             )
-            if board is not None:
-                for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
-                    board.add_scalar(key.replace("_", "/", 1), row[key], epoch)
-                # What the run is chosen by: the HParams table shows its last value.
-                board.add_scalar("val/best_acc", state.best_val_acc, epoch)
-                board.flush()
             if folder is not None:
                 # Epochs shorter than this are cheaper to redo than to save (VGG's optimiser
                 # state is 1.5 GB).
                 long = row["seconds"] >= RESUME_MIN_EPOCH_SECONDS and epoch < config.epochs
                 folder.epoch_done(state.history, state.to_resume(s) if long else None)
-            if on_epoch is not None and on_epoch(row):
-                return "pruned", f"stopped after epoch {epoch} of {config.epochs} by the pruner"
+            stops = [stop for cb in callbacks if (stop := cb.on_epoch_end(row, state))]
+            if stops:
+                return stops[0].status, stops[0].reason
     except KeyboardInterrupt:
         log(f"interrupted after {len(state.history)} finished epoch(s); history kept")
         return "interrupted", None
     return "finished", why_not_learned(state, s)
-
-
-def open_tensorboard(folder, epochs_done: int, config: TrainConfig | None = None):
-    """The run's TensorBoard writer, its settings written as an HParams session start (so
-    TensorBoard's HParams table and parallel-coordinates view list the run)."""
-    if folder is None:
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-
-    from .tracking import hparams_start
-
-    # purge_step drops events a killed attempt wrote past the epoch we resume from.
-    board = SummaryWriter(str(folder.tensorboard_dir()), purge_step=epochs_done + 1)
-    if config is not None:
-        board.file_writer.add_summary(hparams_start(config.to_dict()))
-    return board
-
-
-def close_tensorboard(board, status: str) -> None:
-    """End the run's HParams session (not for an interrupted run: it goes on later)."""
-    if status != "interrupted":
-        from .tracking import hparams_end
-
-        board.file_writer.add_summary(hparams_end(status))
-    board.close()
 
 
 def blank_metrics() -> dict[str, float | None]:
@@ -704,13 +704,13 @@ def train(
     progress: bool = True,
     save_checkpoint: bool = True,
     folder: RunFolder | None = None,
-    on_epoch=None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train one model with `config`; the result carries the trained model (`result.model`,
     the chosen epoch's weights). With a run folder (`folder`, or `config.out_dir`), the run is
     recorded as the ledger describes, and a run killed part-way resumes from its last saved
-    epoch. `on_epoch(row) -> bool` sees each epoch's history row; True stops the run as
-    "pruned" (a search's early stopping)."""
+    epoch. `callbacks` see the run start, each epoch end (and may stop the run) and the run
+    end: see `Callback`."""
     wall_start, started_at = time.perf_counter(), time.time()
     code_version = git_commit()  # now: the checkout may change while a long run trains
     config.validate()
@@ -722,10 +722,18 @@ def train(
     if folder is not None:  # only now: a bad architecture option must leave no empty run
         folder.start(config)
     state = TrainState.resume(folder, s, log)
-    status, why = run_epochs(s, state, folder, log=log, progress=progress, on_epoch=on_epoch)
-    if status == "finished" and why is not None:
-        log(f"{config.model}: {why}: recorded as diverged")
-        status = "diverged"
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        callback.on_train_start(config, folder, state.history)
+    status = "failed"  # what the callbacks hear if an exception ends the run
+    try:
+        status, why = run_epochs(s, state, folder, callbacks, log=log, progress=progress)
+        if status == "finished" and why is not None:
+            log(f"{config.model}: {why}: recorded as diverged")
+            status = "diverged"
+    finally:
+        for callback in callbacks:
+            callback.on_train_end(status)
     metrics, extra = (blank_metrics(), {}) if status == "interrupted" else test_once(s, state, log)
     # Temperature scaling on the validation split, for honest probabilities (calibrate.py).
     calibration = {}

@@ -15,7 +15,8 @@ a run folder; the engine reports to a `RunFolder` and never builds paths.
         claim.json               who trains the run now (host, pid, start); gone when it ends
 
 A run's status comes from its files alone, so a sweep killed at any moment can be rerun:
-`result.json` present -> its "status" ("finished", "diverged", "pruned" or "failed");
+`result.json` present -> its "status" ("finished", "diverged", "stopped", "pruned" or
+"failed");
 otherwise "pending" (never started) or "partial" (started, killed part-way). A record that
 cannot be read is renamed aside (`result.json.damaged-<time>`), kept for inspection, and the
 run counts as not done.
@@ -28,6 +29,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -64,7 +66,9 @@ MANIFEST = "sweep.json"
 # (an --out-dir may name a folder that holds other things too).
 RUN_FILES = (RESULT, HISTORY, PREDICTIONS, CHECKPOINT, RESUME, ERROR)
 # A run is over when its result says one of these; "failed" runs are tried again.
-DONE_STATUSES = ("finished", "diverged", "pruned")
+# A run ended early on purpose: by a callback of the user's ("stopped") or a search's pruner.
+EARLY_STOP_STATUSES = ("stopped", "pruned")
+DONE_STATUSES = ("finished", "diverged", *EARLY_STOP_STATUSES)
 
 # A claim's holder refreshes it this often; a claim from another machine that has not been
 # refreshed for CLAIM_STALE_SECONDS belongs to a process that died.
@@ -91,6 +95,39 @@ def run_id_for(config: TrainConfig | dict) -> str:
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return f"{values['model']}-{digest}"
+
+
+def run_labels(configs: dict[str, TrainConfig | dict]) -> dict[str, str]:
+    """run_id -> a short label unique among `configs`: the model and the settings that tell a
+    run from the same model's other runs ("lenet lr=0.001 dropout=0.25"). A pure function of
+    the configs, so the sweep, --status, MLflow and the report all name a run alike."""
+    defaults = TrainConfig().to_dict()
+    values = {
+        run_id: defaults | (c.to_dict() if isinstance(c, TrainConfig) else c)
+        for run_id, c in configs.items()
+    }
+    by_model: dict[str, list[str]] = {}
+    for run_id, config in values.items():
+        by_model.setdefault(config["model"], []).append(run_id)
+    labels = {}
+    for model, run_ids in by_model.items():
+        varying = sorted(
+            key
+            for key in IDENTITY_FIELDS - {"model"}
+            if len({_as_text(values[r][key]) for r in run_ids}) > 1
+        )
+        for run_id in run_ids:
+            parts = [model] + [f"{key}={_shown(values[run_id][key])}" for key in varying]
+            labels[run_id] = " ".join(parts)
+    return labels
+
+
+def _as_text(value) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else _as_text(value)
 
 
 @dataclass
@@ -287,7 +324,7 @@ class RunFolder:
         path = self.path / RESUME
         if not path.is_file():
             return None
-        import torch
+        import torch  # start-up cost: reading a ledger (the report, --status) needs no torch
 
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -342,8 +379,6 @@ class RunFolder:
 
     def reset(self) -> None:
         """Remove the run's own files (a retry of a failed run, or --force), nothing else."""
-        import shutil
-
         for name in RUN_FILES:
             with contextlib.suppress(FileNotFoundError):
                 (self.path / name).unlink()

@@ -20,11 +20,14 @@ import os
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from filelock import FileLock
+
+from .config import IDENTITY_FIELDS
+from .engine import Callback
 from .errors import UserError
-from .ledger import DONE_STATUSES, MANIFEST, RESULT, read_json, read_runs, silent
+from .ledger import DONE_STATUSES, MANIFEST, RESULT, read_json, read_runs, run_labels, silent
 
 # ---------------------------------------------------------------- results as data
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
@@ -33,9 +36,11 @@ RESULT_COLUMNS = {
     "val_acc": "val_acc",
     "test_acc": "test_acc",
     "train_acc": "train_acc",
+    "train_eval_acc": "train_eval_acc",
     "val_loss": "val_loss",
     "test_loss": "test_loss",
     "train_loss": "train_loss",
+    "train_eval_loss": "train_eval_loss",
     "best_epoch": "best_epoch",
     "epochs_run": "epochs_run",
     "params": "params",
@@ -53,6 +58,8 @@ EPOCH_COLUMNS = {
     "epoch": "epoch",
     "train_loss": "train_loss",
     "train_acc": "train_acc",
+    "train_eval_loss": "train_eval_loss",
+    "train_eval_acc": "train_eval_acc",
     "val_loss": "val_loss",
     "val_acc": "val_acc",
     "lr": "epoch_lr",  # the schedule's rate at the epoch's end (not the config's peak lr)
@@ -61,23 +68,6 @@ EPOCH_COLUMNS = {
 }
 # Config fields that say where or how a run was stored, not what it computed.
 NOT_A_SETTING = ("out_dir",)
-
-
-def run_labels(records: list[dict]) -> dict[str, str]:
-    """run_id -> the sweep's label for it ("lenet lr=0.001 dropout=0.25"): the model and the
-    settings that differ between these runs, exactly as `mnistlab sweep` prints them."""
-    from .config import TrainConfig
-    from .sweep import label_runs
-
-    defaults = TrainConfig().to_dict()
-    runs = [
-        SimpleNamespace(
-            run_id=r["run_id"], config=SimpleNamespace(**(defaults | r["config"])), label=""
-        )
-        for r in records
-    ]
-    label_runs(runs)
-    return {r.run_id: r.label for r in runs}
 
 
 def _setting_value(value):
@@ -130,7 +120,7 @@ def runs_frame(sweep_dir: str | os.PathLike):
     """
     pandas = _pandas("runs_frame")
     records = read_runs(sweep_dir, log=silent)
-    labels = run_labels(records)
+    labels = run_labels({r["run_id"]: r["config"] for r in records})
     rows = [run_row(r, labels[r["run_id"]]) for r in records]
     columns = (
         list(rows[0]) if rows else ["run_id", "label", "model", "status", *RESULT_COLUMNS.values()]
@@ -169,14 +159,27 @@ RUN_ID_TAG = (
 ARTIFACT_FILES = ("config.json", "history.json", "result.json", "predictions.json", "error.txt")
 ARTIFACT_MAX_BYTES = 5 * 2**20
 # Ledger status -> MLflow run status. A pruned run was stopped on purpose: KILLED.
-MLFLOW_STATUS = {"finished": "FINISHED", "pruned": "KILLED", "diverged": "FAILED"}
+MLFLOW_STATUS = {
+    "finished": "FINISHED",
+    "stopped": "KILLED",
+    "pruned": "KILLED",
+    "diverged": "FAILED",
+}
 # Per-epoch history -> metric keys (logged with step = epoch).
-EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+EPOCH_METRICS = (
+    "train_loss",
+    "train_acc",
+    "train_eval_loss",
+    "train_eval_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+)
 # result.json -> the run's final metrics (train/val at the chosen epoch, test once on it):
 # the DataFrame's names, except that train/val get "best_", since their per-epoch curves
 # already carry the plain names in MLflow.
 FINAL_METRICS = {
-    **{key: f"best_{key}" for key in ("val_acc", "val_loss", "train_acc", "train_loss")},
+    **{key: f"best_{key}" for key in EPOCH_METRICS if key != "lr"},
     **{
         key: RESULT_COLUMNS[key]
         for key in (
@@ -210,14 +213,6 @@ def resolve_tracking_uri(value: str | None, sweep_dir: str | os.PathLike) -> str
         return default_tracking_uri(sweep_dir)
     if "://" in value or value.startswith(("databricks", "file:")):
         return value
-    from .sweep import bundled_config
-
-    # `mnistlab sweep --mlflow seed` would otherwise run the default sweep, logging to ./seed.
-    if value.endswith(".toml") or ("/" not in value and bundled_config(value).is_file()):
-        raise UserError(
-            f"--mlflow {value}: that is a sweep, not a tracking URI; put the sweep before "
-            f"--mlflow (mnistlab sweep {value} --mlflow), or write a folder as ./{value}"
-        )
     return store_uri(value)
 
 
@@ -331,11 +326,11 @@ class MlflowLogger:
         if not pending:
             return []
         records = read_runs(self.sweep_dir, log=silent)
-        labels = run_labels(records)
+        labels = run_labels({r["run_id"]: r["config"] for r in records})
         done = []
         # Two processes syncing one sweep (a sweep and an mlflow-import, two drivers) take
         # turns, and each asks the store again before logging a run: no run is logged twice.
-        with _sweep_lock(self.sweep_dir):
+        with FileLock(self.sweep_dir / ".mlflow-sync.lock"):
             for record in records:
                 if record["run_id"] not in pending or record["status"] not in DONE_STATUSES:
                     continue
@@ -432,21 +427,6 @@ class MlflowLogger:
         return uri
 
 
-@contextlib.contextmanager
-def _sweep_lock(sweep_dir: Path):
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock (one process per sweep there)
-        yield
-        return
-    with open(sweep_dir / ".mlflow-sync.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _ended_run_dirs(sweep_dir: Path) -> list[Path]:
     """Run folders whose result.json says the run is over: cheap enough to poll often."""
     ended = []
@@ -539,14 +519,12 @@ def import_to_mlflow(
 
 # ---------------------------------------------------------------- TensorBoard
 TENSORBOARD_VIEW = "tensorboard"  # SWEEP_DIR/tensorboard/<label> -> runs/<run_id>/tensorboard
-HPARAM_STATUS = {"finished": "STATUS_SUCCESS", "pruned": "STATUS_SUCCESS"}
+HPARAM_STATUS = {s: "STATUS_SUCCESS" for s in ("finished", "stopped", "pruned")}
 
 
 def tensorboard_hparams(config: dict) -> dict[str, float | str | bool]:
     """The settings that decide what a run computes, as HParams values (number, string or
     bool; None and dicts as text)."""
-    from .config import IDENTITY_FIELDS
-
     values: dict[str, float | str | bool] = {}
     for key in sorted(IDENTITY_FIELDS & set(config)):
         value = config[key]
@@ -641,3 +619,44 @@ def link_tensorboard(
         )
         return None
     return view
+
+
+class TensorBoardCallback(Callback):
+    """Writes a run's per-epoch scalars and its HParams session (settings at the start, status
+    at the end) into the run folder's event files (the tensorboard extra)."""
+
+    def __init__(self) -> None:
+        self.board = None
+
+    def on_train_start(self, config, folder, history) -> None:
+        if folder is None:  # nowhere to write: a run without a folder is not tracked
+            return
+        # The tensorboard extra, only when a run asks for it.
+        from torch.utils.tensorboard import SummaryWriter
+
+        # purge_step drops events a killed attempt wrote past the epoch we resume from.
+        self.board = SummaryWriter(str(folder.tensorboard_dir()), purge_step=len(history) + 1)
+        self.board.file_writer.add_summary(hparams_start(config.to_dict()))
+
+    def on_epoch_end(self, row, state) -> None:
+        if self.board is None:
+            return
+        for key in ("train_loss", "train_acc", "train_eval_acc", "val_loss", "val_acc", "lr"):
+            if row.get(key) is not None:
+                self.board.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
+        # What the run is chosen by: the HParams table shows its last value.
+        self.board.add_scalar("val/best_acc", state.best_val_acc, row["epoch"])
+        self.board.flush()
+
+    def on_train_end(self, status: str) -> None:
+        if self.board is None:
+            return
+        if status != "interrupted":  # an interrupted run's session goes on when it resumes
+            self.board.file_writer.add_summary(hparams_end(status))
+        self.board.close()
+        self.board = None
+
+
+def tracking_callbacks(config) -> list[Callback]:
+    """The callbacks a run's own settings ask for (`tensorboard = true`)."""
+    return [TensorBoardCallback()] if config.tensorboard else []
