@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from cli_helper import cli
 
-from mnistlab import engine, ledger
+from mnistlab import engine, ledger, sweep
 from mnistlab.models import list_models
 
 TINY = [
@@ -35,7 +35,7 @@ RUN_FILES = ("config.json", "history.json", "result.json", "checkpoint.pt")
 
 @pytest.fixture
 def trains(monkeypatch):
-    """Counts calls of engine.train (the CLI looks it up at call time)."""
+    """Counts calls of engine.train by the one function that runs a config to a result."""
     calls = []
     real = engine.train
 
@@ -43,7 +43,7 @@ def trains(monkeypatch):
         calls.append(config)
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "train", train)
+    monkeypatch.setattr(sweep, "train", train)
     return calls
 
 

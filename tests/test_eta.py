@@ -57,8 +57,9 @@ def test_an_unseen_model_between_two_seen_ones_is_interpolated():
 
 def test_the_summary_lists_budgets_apart(tmp_path):
     from mnistlab.config import TrainConfig
+    from mnistlab.experiment import summary_lines
     from mnistlab.ledger import RunFolder, TrainResult
-    from mnistlab.sweep import Sweep, summary_lines
+    from mnistlab.sweep import Sweep
 
     def record(model, train_used, val_acc):
         config = TrainConfig(model=model, epochs=2)

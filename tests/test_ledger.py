@@ -19,7 +19,7 @@ from cli_helper import cli
 from mnistlab import engine, ledger
 from mnistlab.config import ConfigError, TrainConfig
 from mnistlab.ledger import RunFolder
-from mnistlab.sweep import load_sweep, prepare
+from mnistlab.sweep import load_sweep, pending_runs, prepare
 
 SWEEP = """\
 [sweep]
@@ -293,3 +293,20 @@ def test_runs_recorded_before_a_setting_existed_keep_their_ids():
         assert ledger.run_id_for(TrainConfig.from_dict(recorded)) == folder.name
     changed = TrainConfig.from_dict(recorded | {"robust_augment": True})
     assert ledger.run_id_for(changed) != folders[-1].name
+
+
+def test_the_h200_ledger_from_before_the_layers_change_resumes_with_the_same_run_ids(tmp_path):
+    # The user's grid as the GPU left it (24 runs ended, others part-way or not started),
+    # written by the code before the engine took callbacks and the sweep forgot the search:
+    # every run id is recomputed alike, and a rerun would train only the runs not ended.
+    import tarfile
+
+    tgz = Path(__file__).resolve().parents[1] / "benchmarks/results/h200_ledgers.tgz"
+    with tarfile.open(tgz) as archive:
+        archive.extractall(tmp_path, filter="data")
+    out = tmp_path / "seed"
+    sweep = load_sweep(str(out / "sweep.toml"), str(out), check=False)
+    assert [r.run_id for r in sweep.runs] == ledger.read_json(out / ledger.MANIFEST)["run_ids"]
+    ended = {p.parent.name for p in (out / "runs").glob(f"*/{ledger.RESULT}")}
+    assert len(sweep.runs) == 60 and len(ended) == 24
+    assert {r.run_id for r in pending_runs(sweep)} == {r.run_id for r in sweep.runs} - ended

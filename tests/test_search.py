@@ -14,9 +14,9 @@ import pytest
 from cli_helper import cli
 
 from mnistlab import ledger, search
-from mnistlab import sweep as sweep_module
 from mnistlab.config import ConfigError
-from mnistlab.sweep import load_sweep
+from mnistlab.engine import Callback
+from mnistlab.experiment import load_experiment
 
 BASE = """\
 [sweep]
@@ -117,7 +117,7 @@ def write(tmp_path: Path, text: str, name: str = "search.toml") -> Path:
 def test_bad_search_tables_are_one_line(tmp_path, table, message):
     path = write(tmp_path, BASE + table)
     with pytest.raises(ConfigError, match=re.escape(message)) as exc:
-        load_sweep(path, str(tmp_path / "out"), check=False)
+        load_experiment(path, str(tmp_path / "out"), check=False)
     assert len(str(exc.value).splitlines()) == 1 and str(path) in str(exc.value)
     code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--status")
     assert code == 2 and err.count("\n") == 1
@@ -132,9 +132,9 @@ def test_set_cannot_fight_the_search(tmp_path):
 
 def test_a_search_table_becomes_a_plan_with_one_study_per_grid_combination(tmp_path):
     text = BASE + '[grid]\nmodel = ["lenet", "mlp"]\n' + SEARCH
-    sweep = load_sweep(write(tmp_path, text), str(tmp_path / "out"), check=False)
-    assert sweep.runs == []  # the runs are the trials, made as the search goes
-    plan = sweep.search
+    loaded = search.load_search(write(tmp_path, text), str(tmp_path / "out"), check=False)
+    assert loaded.sweep.runs == []  # the runs are the trials, made as the search goes
+    plan = loaded.plan
     assert [p.label for p in plan.points] == ["lenet", "mlp"]
     assert len({p.study for p in plan.points}) == 2
     assert plan.spec.trials == 5 and plan.spec.pruner == "median"
@@ -168,20 +168,21 @@ def killed_then_resumed(tmp_path, monkeypatch, mnist):
     pytest.importorskip("optuna")
     path = write(tmp_path, BASE + SEARCH)
     out = tmp_path / "out"
-    real = sweep_module.execute_run  # run_search looks it up there at each call
+    real = search.execute_run  # run_search looks it up there at each call
     calls: list[str] = []
 
     def execute_run(config, folder, **kwargs):
         calls.append(folder.run_id)
         if len(calls) == 3:
 
-            def interrupt(row):
-                raise Killed  # what Ctrl-C does mid-run: train() keeps the epoch, then stops
+            class Interrupt(Callback):
+                def on_epoch_end(self, row, state):
+                    raise Killed  # what Ctrl-C does mid-run: train() keeps the epoch, then stops
 
-            kwargs["on_epoch"] = interrupt
+            kwargs["callbacks"] = [Interrupt()]
         return real(config, folder, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "execute_run", execute_run)
+    monkeypatch.setattr(search, "execute_run", execute_run)
     code, stdout, stderr = cli("sweep", path, "--out", out, "--no-report")
     assert code == 130, stderr  # interrupted
     killed_run = calls[2]
@@ -258,9 +259,9 @@ def test_a_grid_sampler_tries_every_combination_once(tmp_path, mnist):
         '[search]\nsampler = "grid"\npruner = "none"\n'
         "[search.space]\nlr = { choices = [1e-3, 2e-3] }\ndropout = { choices = [0.0, 0.5] }\n"
     )
-    sweep = load_sweep(write(tmp_path, text), str(tmp_path / "out"))
-    assert sweep.search.spec.trials == 4
-    search.run_search(sweep, log=lambda *a: None)
+    loaded = search.load_search(write(tmp_path, text), str(tmp_path / "out"))
+    assert loaded.plan.spec.trials == 4
+    search.run_search(loaded, log=lambda *a: None)
     records = ledger.read_runs(tmp_path / "out")
     combos = sorted((r["config"]["lr"], r["config"]["dropout"]) for r in records)
     assert combos == [(1e-3, 0.0), (1e-3, 0.5), (2e-3, 0.0), (2e-3, 0.5)]

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mnistlab import engine, ledger
+from mnistlab import engine, ledger, sweep
 from mnistlab.backends import local
 from mnistlab.cli import main
 from mnistlab.config import ConfigError, TrainConfig
@@ -180,7 +180,7 @@ def test_a_failed_run_is_recorded_the_others_finish_and_a_rerun_retries_it(
             raise RuntimeError("out of memory (simulated)")
         return real_train(config, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "train", train)
+    monkeypatch.setattr(sweep, "train", train)
     code, _, stderr = sweep_cli(damaged.toml, "--out", damaged.out, "--no-report")
     assert code == 1
     assert "2 run(s) failed; rerun the same command to retry them" in stderr
@@ -196,7 +196,7 @@ def test_a_failed_run_is_recorded_the_others_finish_and_a_rerun_retries_it(
     _, stdout, _ = sweep_cli(damaged.toml, "--out", damaged.out, "--status")
     assert "tiny: 2/4 done failed=2 finished=2" in stdout
 
-    monkeypatch.setattr(engine, "train", real_train)
+    monkeypatch.setattr(sweep, "train", real_train)
     executed.clear()
     code, _, _ = sweep_cli(damaged.toml, "--out", damaged.out, "--no-report")
     assert code == 0

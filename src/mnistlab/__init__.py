@@ -7,6 +7,14 @@
     save_model(result.model, "lenet.pt")                  # load_model("lenet.pt") reads it
     print(predict(load_model(), "digit.png")["label"])    # the default model, shipped
 
+    result = run_experiment("quick")       # a sweep file's grid (or search), then its report
+    print(result.summary, result.report)
+
+    class Print(Callback):                 # a tool that watches training: see engine.Callback
+        def on_epoch_end(self, row, state):
+            print(row["epoch"], row["val_acc"])   # return Stop("why") to end the run early
+    train(TrainConfig(model="lenet"), callbacks=[Print()])
+
     from mnistlab import read_runs, runs_frame
     runs = read_runs("runs/quick")         # every run: config, history, result (plain dicts)
     frame = runs_frame("runs/quick")       # the same as a pandas DataFrame (the data extra)
@@ -25,13 +33,16 @@ _EXPORTS = {
     "list_models": "mnistlab.models",
     "TrainConfig": "mnistlab.config",
     "train": "mnistlab.engine",
-    "TrainResult": "mnistlab.engine",
+    "Callback": "mnistlab.engine",
+    "Stop": "mnistlab.engine",
+    "TrainResult": "mnistlab.ledger",
     "load_checkpoint": "mnistlab.checkpoint",
     "save_model": "mnistlab.checkpoint",
     "load_model": "mnistlab.predict",
     "predict": "mnistlab.predict",
     "evaluate_checkpoint": "mnistlab.evaluate",
     "load_sweep": "mnistlab.sweep",
+    "run_experiment": "mnistlab.experiment",
     "read_runs": "mnistlab.ledger",
     "runs_frame": "mnistlab.tracking",
     "epochs_frame": "mnistlab.tracking",

@@ -7,10 +7,18 @@ Each verb has a `cmd_<verb>(args) -> int` handler and an `add_<verb>_parser` fun
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
+import json
 import sys
+import typing
+from pathlib import Path
 
+from .config import FIELD_TYPES, TrainConfig, check_settings, load_toml, suggest
 from .errors import UserError
+
+# Each verb imports the layer it calls inside its handler (marked "start-up cost"): that keeps
+# `mnistlab --help`, a mistyped flag or `sweep --status` from importing torch, the models and
+# the report first (about 0.1 s for this module against 2-3 s for all of them).
 
 
 # ---------------------------------------------------------------- data
@@ -37,7 +45,7 @@ def add_data_parser(sub) -> None:
 
 
 def cmd_data(args) -> int:
-    from .data import load_dataset, stratified_split
+    from .data import load_dataset, stratified_split  # start-up cost
     from .data.inspect import format_summary, save_digit_grid, summarize
 
     dataset = load_dataset(args.dataset, args.data_dir)
@@ -48,8 +56,6 @@ def cmd_data(args) -> int:
     split = stratified_split(dataset.train_labels, args.val_fraction, args.split_seed)
     info = summarize(dataset, split)
     if args.json:
-        import json
-
         print(json.dumps(info, indent=2))
     else:
         print(format_summary(info))
@@ -62,11 +68,6 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
     metadata. Unset flags stay out of the namespace, so a config file's values are only
     overridden by flags the user actually typed. Values are checked by TrainConfig, not here,
     so a flag and a TOML file get the same message."""
-    import dataclasses
-    import typing
-
-    from .config import FIELD_TYPES, TrainConfig
-
     for f in dataclasses.fields(TrainConfig):
         text = f.metadata["help"].replace("%", "%%")
         if f.name == "model_kwargs":
@@ -104,8 +105,6 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
 
 def _parse_pairs(items: list[str], flag: str = "--set") -> dict:
     """KEY=VALUE pairs; values are read as JSON where they parse (numbers, true, null)."""
-    import json
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -120,10 +119,6 @@ def _parse_pairs(items: list[str], flag: str = "--set") -> dict:
 
 def config_from_args(args):
     """Defaults, then the --config file, then flags: the later wins."""
-    import dataclasses
-
-    from .config import TrainConfig, load_toml
-
     values = {}
     if getattr(args, "config", None):
         values.update(load_toml(args.config))
@@ -149,12 +144,10 @@ def _pct(fraction: float | None) -> str:
 
 
 def cmd_train(args) -> int:
-    import json
-    from pathlib import Path
-
-    from .data import load_dataset_cached
-    from .engine import check_runnable, train
+    from .data import load_dataset_cached  # start-up cost
+    from .engine import check_runnable
     from .ledger import RunFolder, run_id_for
+    from .sweep import execute_run
 
     config = config_from_args(args)
     # Everything that would fail before the first epoch fails now, before any file is written.
@@ -162,34 +155,34 @@ def cmd_train(args) -> int:
     if config.out_dir is None:
         config.out_dir = str(Path("runs/train") / run_id_for(config))
     folder = RunFolder(config.out_dir)
-    folder.check_same_run(config)
-    recorded = folder.read_result()
-    if recorded is not None and recorded["status"] != "failed" and not args.force:
+    quiet = args.json
+    outcome = execute_run(
+        config,
+        folder,
+        log=(lambda *a: None) if quiet else print,
+        progress=not quiet,
+        force=args.force,
+    )
+    recorded = folder.read_result() or {}
+    if outcome["status"] == "claimed":
+        raise UserError(f"{folder.path}: being trained by {outcome['holder']}; wait for it")
+    if outcome["status"] == "failed" and outcome.get("permanent"):
+        raise UserError(outcome["error"])
+    if outcome["status"] == "skipped":
         print(f"already trained (use --force to retrain): {folder.path}")
-        print(
-            f"status {recorded['status']}, val acc {_pct(recorded.get('val_acc'))}, "
-            f"test acc {_pct(recorded.get('test_acc'))}"
-        )
-        return 0
-    if not folder.claim():
-        raise UserError(f"{folder.path}: being trained by {folder.claimed_by()}; wait for it")
-    try:
-        if recorded is not None:
-            folder.reset()  # only the run's own files: --out-dir may hold other things too
-        result = train(config, log=(lambda *a: None) if args.json else print, folder=folder)
-    finally:
-        folder.release()
     if args.json:
-        print(json.dumps(result.to_dict() | {"history": result.history}, indent=1))
+        print(json.dumps(recorded | {"history": folder.read_history()}, indent=1))
+    elif recorded.get("status") == "failed":
+        print(f"failed: {recorded['error']} (details in {folder.path / 'error.txt'})")
     else:
-        m = result.metrics
         print(
-            f"{result.status}: {config.model}, {result.params:,} parameters, best epoch "
-            f"{result.best_epoch}, val acc {_pct(m['val_acc'])}, test acc {_pct(m['test_acc'])}, "
-            f"{result.train_seconds:.1f}s training on {result.device} {result.precision}"
+            f"{recorded['status']}: {config.model}, {recorded['params']:,} parameters, best epoch "
+            f"{recorded['best_epoch']}, val acc {_pct(recorded['val_acc'])}, test acc "
+            f"{_pct(recorded['test_acc'])}, {recorded['train_seconds']:.1f}s training on "
+            f"{recorded['device']} {recorded['precision']}"
         )
         print(f"run folder: {config.out_dir}")
-    return {"finished": 0, "diverged": 1, "pruned": 0, "interrupted": 130}[result.status]
+    return {"finished": 0, "diverged": 1, "failed": 1}.get(recorded.get("status"), 0)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -212,12 +205,10 @@ def add_evaluate_parser(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    import json
-
-    from .evaluate import evaluate_checkpoint
+    from .evaluate import evaluate_checkpoint  # start-up cost
 
     if args.ensemble:
-        from .evaluate import evaluate_ensemble
+        from .evaluate import evaluate_ensemble  # start-up cost
 
         paths = ([args.checkpoint] if args.checkpoint else []) + args.ensemble
         out = evaluate_ensemble(paths, args.split, args.data_dir, args.device)
@@ -265,6 +256,22 @@ def cmd_evaluate(args) -> int:
 
 
 # ---------------------------------------------------------------- sweep
+# The sweep's Ray flags: each is a keyword argument of backends.ray.ray_cluster.
+RAY_FLAGS = [
+    ("--address", str, "auto or HOST:PORT of a running cluster (default: a private Ray)"),
+    ("--cpus-per-run", float, "CPUs each run gets (default 1)"),
+    ("--gpus-per-run", float, "GPU fraction each run gets (default 0)"),
+    ("--max-concurrent", int, "runs at once (default: as many as fit)"),
+    ("--retries", int, "retries of a run whose worker was lost (default 2)"),
+    (
+        "--storage",
+        str,
+        "where runs keep resume state for retries on other nodes "
+        "(a shared path, s3://bucket/prefix, gs://...)",
+    ),
+]
+
+
 def add_sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="run a grid of configs (default: the quick grid) and report")
     p.add_argument(
@@ -306,121 +313,52 @@ def add_sweep_parser(sub) -> None:
         help="local backend: runs at once in separate processes (for GPUs)",
     )
     p.add_argument("--backend", choices=["local", "ray"], default="local")
-    p.add_argument("--address", default=None, help="ray: auto or HOST:PORT of a running cluster")
-    p.add_argument("--cpus-per-run", type=float, default=1.0, help="ray: CPUs each run gets")
-    p.add_argument(
-        "--gpus-per-run", type=float, default=0.0, help="ray: GPU fraction each run gets"
-    )
-    p.add_argument("--max-concurrent", type=int, default=None, help="ray: runs at once")
-    p.add_argument("--retries", type=int, default=2, help="ray: retries of a lost run")
-    p.add_argument(
-        "--storage",
-        default=None,
-        metavar="URI",
-        help="ray: where runs keep resume state for retries on other nodes "
-        "(a shared path, s3://bucket/prefix, gs://...)",
-    )
+    for flag, kind, text in RAY_FLAGS:
+        # Left out of the namespace unless typed: ray_cluster holds the defaults.
+        p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=f"ray: {text}")
     p.set_defaults(handler=cmd_sweep)
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import load_sweep, prepare, summary_lines
+    from .experiment import load_experiment, run_experiment, status_lines  # start-up cost
 
     _check_sweep_name(args.config)
     settings = _sweep_settings(args)
-    if args.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {args.workers}")
-    # On a cluster the GPUs are on the workers, not necessarily here: Ray checks placement.
-    sweep = load_sweep(
-        args.config, args.out, settings, check=not args.status, check_device=args.backend != "ray"
-    )
-    if sweep.search is not None:
-        return _cmd_search(args, sweep)
     if args.status:
-        return _print_status(sweep)
-    # The backend is ready before prepare() writes anything: a bad flag or a cluster that cannot
-    # take a run must not leave a sweep folder behind.
-    with _backend(args, sweep) as run_backend:
-        todo = prepare(sweep)
         print(
-            f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(sweep.runs) - len(todo)} already "
-            f"done, writing to {sweep.out_dir}",
-            flush=True,
+            "\n".join(status_lines(load_experiment(args.config, args.out, settings, check=False)))
         )
-        _start_tracking(args, sweep)
-        outcomes = run_backend(todo)
-        _stop_tracking()
-    failed = [o for o in outcomes if o["status"] == "failed"]
-    elsewhere = [o for o in outcomes if o["status"] == "claimed"]
-    print("\n".join(["", *summary_lines(sweep)]))
-    if not args.no_report:
-        from .report import build_report
-
-        index = build_report(sweep.out_dir)
-        print(f"report: {index}")
-    if elsewhere:
-        print(
-            f"{len(elsewhere)} run(s) are being trained by another process; rerun "
-            "`mnistlab report` when they finish",
-            file=sys.stderr,
-        )
-    if failed:
-        print(f"{len(failed)} run(s) failed; rerun the same command to retry them", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _print_status(sweep) -> int:
-    from collections import Counter
-
-    from .sweep import statuses
-
-    states = statuses(sweep)
-    for run in sweep.runs:
-        print(f"{states[run.run_id]:<11} {run.run_id}  {run.label}")
-    counts = Counter(states.values())
-    done = sum(counts[s] for s in ("finished", "diverged", "pruned"))
-    print(
-        f"{sweep.name}: {done}/{len(sweep.runs)} done "
-        + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-        + f"  ({sweep.out_dir})"
+        return 0
+    options = (flag[2:].replace("-", "_") for flag, _, _ in RAY_FLAGS)
+    ray = {key: getattr(args, key) for key in options if hasattr(args, key)}
+    result = run_experiment(
+        args.config,
+        out_dir=args.out,
+        settings=settings,
+        backend=args.backend,
+        workers=args.workers,
+        ray=ray,
+        tensorboard=args.tensorboard,
+        mlflow=args.mlflow,
+        report=not args.no_report,
+        log=lambda line: print(line, flush=True),
+        progress=sys.stdout.isatty(),
     )
-    return 0
-
-
-@contextlib.contextmanager
-def _backend(args, sweep):
-    """Yields the function that runs a list of the sweep's runs on the chosen backend."""
-    if args.backend == "ray":
-        from .backends.ray import ray_cluster
-        from .sweep import pending_runs
-
-        with ray_cluster(
-            sweep,
-            pending_runs(sweep),
-            address=args.address,
-            cpus_per_run=args.cpus_per_run,
-            gpus_per_run=args.gpus_per_run,
-            max_concurrent=args.max_concurrent,
-            retries=args.retries,
-            storage=args.storage,
-        ) as run:
-            yield run
-        return
-    from .backends.local import run_local
-
-    yield lambda todo: run_local(sweep, todo, workers=args.workers)
+    print("\n".join(["", *result.summary]))
+    if result.report is not None:
+        print(f"report: {result.report}")
+    for message in result.messages:
+        print(message, file=sys.stderr)
+    return 1 if result.count("failed") else 0
 
 
 def _check_sweep_name(name: str | None) -> None:
     """`mnistlab sweep quik`: neither a file nor a shipped sweep, so list the shipped ones."""
-    from pathlib import Path
-
-    from .config import suggest
-    from .sweep import DEFAULT_SWEEP, bundled_config
+    from .sweep import shipped_sweeps  # start-up cost
 
     if name is None or Path(name).exists() or Path(name).suffix == ".toml":
         return  # a missing FILE.toml is reported by the loader, with its path
-    shipped = sorted(p.stem for p in bundled_config(DEFAULT_SWEEP).parent.glob("*.toml"))
+    shipped = shipped_sweeps()
     if name not in shipped:
         close = suggest(name, shipped)
         raise UserError(
@@ -431,8 +369,8 @@ def _check_sweep_name(name: str | None) -> None:
 
 def _sweep_settings(args) -> dict:
     """The --set pairs, checked on their own so a mistake is blamed on --set, not on the
-    sweep file they are merged into; then --tensorboard."""
-    from .config import check_settings
+    sweep file they are merged into."""
+    from .sweep import shipped_sweeps  # start-up cost
 
     settings = _parse_pairs(args.settings, "--set")
     if "out_dir" in settings:
@@ -440,90 +378,14 @@ def _sweep_settings(args) -> dict:
             "--set out_dir: a sweep puts each run in SWEEP_DIR/runs/RUN_ID; "
             "choose the sweep folder with --out DIR"
         )
-    settings = check_settings(settings, source="--set")
-    if args.mlflow:  # before any folder is made: `--mlflow seed` is a misplaced sweep name
-        from .tracking import resolve_tracking_uri
-
-        resolve_tracking_uri(args.mlflow, ".")
-    return settings | ({"tensorboard": True} if args.tensorboard else {})
-
-
-def _start_tracking(args, sweep) -> None:
-    """--tensorboard: readable run names; --mlflow: log runs as they end (a background sync
-    from the ledger, so runs trained by worker processes or Ray nodes are logged too; a last
-    sync when this process exits, Ctrl-C included)."""
-    bases = [p.config for p in sweep.search.points] if sweep.search is not None else []
-    if any(c.tensorboard for c in [r.config for r in sweep.runs] + bases):
-        from .tracking import TENSORBOARD_VIEW, link_tensorboard
-
-        # A search links its trials as they start; a grid's runs are all known now.
-        view = link_tensorboard(sweep.out_dir, {r.run_id: r.label for r in sweep.runs})
-        print(f"tensorboard: tensorboard --logdir {view or sweep.out_dir / TENSORBOARD_VIEW}")
-    if args.mlflow is not None:
-        import atexit
-
-        from .tracking import MlflowLogger, MlflowSync
-
-        logger = MlflowLogger(sweep.out_dir, args.mlflow or None, experiment=sweep.name)
-        sync = MlflowSync(logger).__enter__()  # opens the store now: a bad URI fails here
-        atexit.register(sync.close)  # Ctrl-C or an error: still log what ended
-        _MLFLOW_SYNCS.append(sync)
-        print(f"mlflow: experiment {logger.experiment_name!r} in {logger.where()}", flush=True)
-
-
-_MLFLOW_SYNCS: list = []
-
-
-def _stop_tracking() -> None:
-    """The last MLflow sync, once the runs are over (before the summary and report)."""
-    import atexit
-
-    while _MLFLOW_SYNCS:
-        sync = _MLFLOW_SYNCS.pop()
-        sync.close()
-        atexit.unregister(sync.close)
-
-
-def _cmd_search(args, sweep) -> int:
-    """A sweep file with [search]: trials one after the other in this process (Optuna asks
-    for each trial's settings and may stop it early), each a normal run in the ledger."""
-    from .search import run_search, search_summary, status_lines
-    from .sweep import summary_lines
-
-    if args.status:
-        print("\n".join(status_lines(sweep)))
-        return 0
-    if args.backend != "local" or args.workers != 1:
+    value = args.mlflow
+    # `mnistlab sweep --mlflow seed` would otherwise run the default sweep, logging to ./seed.
+    if value and "://" not in value and (value.endswith(".toml") or value in shipped_sweeps()):
         raise UserError(
-            "a [search] runs its trials one after the other in this process: "
-            "leave out --backend ray and --workers"
+            f"--mlflow {value}: that is a sweep, not a tracking URI; put the sweep before "
+            f"--mlflow (mnistlab sweep {value} --mlflow), or write a folder as ./{value}"
         )
-    spec = sweep.search.spec
-    print(
-        f"search {sweep.name}: {spec.trials} trial(s) x {len(sweep.search.points)} "
-        f"({spec.sampler} sampler, {spec.pruner} pruner) over "
-        + ", ".join(d.describe() for d in spec.space.values())
-        + f"; writing to {sweep.out_dir}",
-        flush=True,
-    )
-    _start_tracking(args, sweep)
-    outcomes = run_search(sweep, progress=sys.stdout.isatty())
-    _stop_tracking()
-    summary = search_summary(sweep.out_dir)
-    print(
-        f"\nsearch: {summary['finished']} finished, {summary['pruned']} pruned, "
-        f"{summary['diverged']} diverged; {summary['epochs_trained']} epochs trained of "
-        f"{summary['epochs_if_unpruned']} without pruning"
-    )
-    print("\n".join(summary_lines(sweep)))
-    if not args.no_report:
-        from .report import build_report
-
-        print(f"report: {build_report(sweep.out_dir)}")
-    failed = [o for o in outcomes if o["status"] == "failed"]
-    if failed:
-        print(f"{len(failed)} trial run(s) failed; rerun to go on", file=sys.stderr)
-    return 1 if failed else 0
+    return check_settings(settings, source="--set")
 
 
 # ---------------------------------------------------------------- models
@@ -542,9 +404,7 @@ def add_models_parser(sub) -> None:
 
 
 def cmd_models(args) -> int:
-    import json
-
-    from .models.summary import describe_model, describe_models
+    from .models.summary import describe_model, describe_models  # start-up cost
 
     if args.name:
         model = describe_model(args.name, args.num_classes, args.in_channels)
@@ -622,7 +482,7 @@ def add_report_parser(sub) -> None:
 
 
 def cmd_report(args) -> int:
-    from .report import build_report
+    from .report import build_report  # start-up cost
 
     index = build_report(args.sweep_dir, args.out, lang=args.lang, pdf=args.pdf)
     print(f"report: {index}")
@@ -691,6 +551,7 @@ def _default_model_line(predictor) -> str:
 
 def cmd_predict(args) -> int:
     """Exit 0 when every file was classified, 1 when any could not be (each gets a line)."""
+    # start-up cost
     from .predict import Predictor, format_result, predict_files, results_to_json, split_arguments
 
     checkpoint, images = split_arguments(args.images)
@@ -752,9 +613,7 @@ def add_export_parser(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    import json
-
-    from .export import export_onnx
+    from .export import export_onnx  # start-up cost
 
     report = export_onnx(
         args.checkpoint,
@@ -799,7 +658,7 @@ def add_serve_parser(sub) -> None:
 
 
 def cmd_serve(args) -> int:
-    from .serve.app import run_server
+    from .serve.app import run_server  # start-up cost
 
     run_server(args.checkpoint, args.host, args.port)
     return 0
@@ -827,7 +686,7 @@ def add_mlflow_import_parser(sub) -> None:
 
 
 def cmd_mlflow_import(args) -> int:
-    from .tracking import import_to_mlflow
+    from .tracking import import_to_mlflow  # start-up cost
 
     logger, logged = import_to_mlflow(args.sweep_dir, args.tracking_uri, args.experiment)
     print(
@@ -891,8 +750,6 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_command_line(parser: _Parser, argv: list[str] | None) -> argparse.Namespace:
     """Parse, or exit 2 with the usage of the (sub)command that was typed and the closest
     flag to an unknown one ("did you mean --epochs?")."""
-    from .config import suggest
-
     args, extras = parser.parse_known_args(argv)
     if extras:
         where = parser

@@ -43,8 +43,19 @@ from pathlib import Path
 from typing import Any
 
 from . import ledger
-from .config import FIELD_TYPES, IDENTITY_FIELDS, ConfigError, TrainConfig
+from .config import FIELD_TYPES, IDENTITY_FIELDS, ConfigError, TrainConfig, load_toml, suggest
+from .engine import Callback, Stop
 from .errors import UserError
+from .sweep import (
+    Sweep,
+    SweepRun,
+    execute_run,
+    label_runs,
+    load_sweep,
+    prepare,
+    resolve_sweep_path,
+)
+from .tracking import link_tensorboard
 
 SEARCH_KEYS = (
     "space",
@@ -132,6 +143,44 @@ class SearchPlan:
         return TrainConfig.from_dict(values, source=self.source)
 
 
+@dataclass
+class Search:
+    """A sweep file with [search]: each grid combination of `sweep` is the base of one study,
+    and the sweep's runs are the trials, added as the search goes."""
+
+    sweep: Sweep
+    plan: SearchPlan
+
+
+def load_search(
+    path_or_name: str | None = None,
+    out_dir: str | None = None,
+    settings: dict | None = None,
+    *,
+    check: bool = True,
+    check_device: bool = True,
+) -> Search:
+    """A search sweep file, read and checked like any sweep (see `sweep.load_sweep`), its
+    [search] table and every range end and choice of its space checked up front."""
+    path = resolve_sweep_path(path_or_name)
+    spec = parse_search(load_toml(path).get("search"), str(path))
+    searched = spec.space["model"].choices if "model" in spec.space else ()
+    sweep = load_sweep(
+        path,
+        out_dir,
+        settings,
+        check=check,
+        check_device=check_device,
+        sections=("search",),
+        more_models=tuple(searched or ()),
+    )
+    # The combinations are the searches' bases, not runs: the runs are the trials.
+    points = [(run.written, run.config, run.label) for run in sweep.runs]
+    plan = plan_search(spec, points, sweep.overrides, sweep.settings, str(path), set(sweep.axes))
+    sweep.runs = []
+    return Search(sweep, plan)
+
+
 # ---------------------------------------------------------------- reading the [search] table
 def parse_search(table: Any, source: str) -> SearchSpec:
     """The [search] table, checked: one-line errors naming the key and the sweep file."""
@@ -196,8 +245,6 @@ def parse_search(table: Any, source: str) -> SearchSpec:
 def _dimension(name: str, spec: Any, where: str) -> Dimension:
     what = f"{where} space.{name}"
     if name not in FIELD_TYPES:
-        from .config import suggest
-
         close = suggest(name, FIELD_TYPES)
         raise ConfigError(f"{what}: not a setting" + (f"; did you mean {close}?" if close else ""))
     if name not in IDENTITY_FIELDS:
@@ -342,13 +389,13 @@ def make_pruner(optuna, spec: SearchSpec):
     return optuna.pruners.NopPruner()
 
 
-def open_study(optuna, sweep, point: SearchPoint):
+def open_study(optuna, search: Search, point: SearchPoint):
     storage = optuna.storages.RDBStorage(
-        storage_url(sweep.out_dir),
+        storage_url(search.sweep.out_dir),
         # Several processes may read the file (a --status, a report): wait for the lock.
         engine_kwargs={"connect_args": {"timeout": 60}},
     )
-    spec = sweep.search.spec
+    spec = search.plan.spec
     study = optuna.create_study(
         storage=storage,
         study_name=point.study,
@@ -383,36 +430,32 @@ def ended(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def trial_runs(sweep, study, point: SearchPoint) -> list:
+def trial_runs(search: Search, study, point: SearchPoint) -> list[SweepRun]:
     """The ledger runs of a study's trials (one per distinct config), in trial order."""
-    from .sweep import SweepRun
-
     runs = {}
     for trial in study.get_trials(deepcopy=False):
         if not trial.params:
             continue
-        config = sweep.search.config_for(point, trial.params)
+        config = search.plan.config_for(point, trial.params)
         run_id = ledger.run_id_for(config)
         runs.setdefault(run_id, SweepRun(run_id, config))
     return list(runs.values())
 
 
-def run_search(sweep, *, log=print, progress: bool = False) -> list[dict]:
-    """Run the sweep's search until every grid combination has `trials` ended trials
-    (finished, pruned or diverged); returns one outcome per trial trained now (see
-    `execute_run`). Trials run one after the other in this process."""
-    from .sweep import SweepRun, execute_run, label_runs, prepare
-
+def run_search(search: Search, *, log=print, progress: bool = False) -> list[dict]:
+    """Run the search until every grid combination has `trials` ended trials (finished,
+    pruned or diverged); returns one outcome per trial trained now (see `execute_run`).
+    Trials run one after the other in this process."""
     optuna = _import_optuna()
     from optuna.trial import TrialState
 
-    spec = sweep.search.spec
+    sweep, spec = search.sweep, search.plan.spec
     ledger.make_dirs(sweep.out_dir)
-    studies = [(point, open_study(optuna, sweep, point)) for point in sweep.search.points]
+    studies = [(point, open_study(optuna, search, point)) for point in search.plan.points]
     known: dict[str, SweepRun] = {}
     for point, study in studies:
         recover(optuna, study, log)
-        for run in trial_runs(sweep, study, point):
+        for run in trial_runs(search, study, point):
             known.setdefault(run.run_id, run)
 
     def record(run: SweepRun) -> None:
@@ -423,8 +466,6 @@ def run_search(sweep, *, log=print, progress: bool = False) -> list[dict]:
         label_runs(sweep.runs)
         prepare(sweep)
         if any(r.config.tensorboard for r in sweep.runs):
-            from .tracking import link_tensorboard
-
             link_tensorboard(sweep.out_dir, {r.run_id: r.label for r in sweep.runs}, log=log)
 
     sweep.runs = list(known.values())
@@ -437,7 +478,7 @@ def run_search(sweep, *, log=print, progress: bool = False) -> list[dict]:
         while ended(study) < spec.trials:
             trial = study.ask()
             params = {dim.name: dim.suggest(trial) for dim in spec.space.values()}
-            config = sweep.search.config_for(point, params)
+            config = search.plan.config_for(point, params)
             run = known.get(ledger.run_id_for(config)) or SweepRun(
                 ledger.run_id_for(config), config
             )
@@ -451,7 +492,7 @@ def run_search(sweep, *, log=print, progress: bool = False) -> list[dict]:
                 checkpoints=sweep.checkpoints,
                 log=log,
                 progress=progress,
-                on_epoch=_reporter(trial, run.config.epochs),
+                callbacks=[PrunerCallback(trial, run.config.epochs)],
             )
             outcomes.append(outcome)
             result = folder.read_result() or {}
@@ -482,17 +523,23 @@ def trial_label(config: TrainConfig, params: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _reporter(trial, epochs: int):
-    """on_epoch for `execute_run`: report val accuracy; True (stop) when the pruner says so.
-    Never at the last epoch: there is nothing left to save, and the run is a finished one."""
+class PrunerCallback(Callback):
+    """Reports each epoch's validation accuracy to the trial and stops the run as "pruned"
+    when the pruner says so. Never at the last epoch: there is nothing left to save, and the
+    run is a finished one."""
 
-    def on_epoch(row: dict) -> bool:
+    def __init__(self, trial, epochs: int):
+        self.trial, self.epochs = trial, epochs
+
+    def on_epoch_end(self, row, state) -> Stop | None:
         if row.get("val_acc") is None:
-            return False
-        trial.report(row["val_acc"], row["epoch"])
-        return row["epoch"] < epochs and trial.should_prune()
-
-    return on_epoch
+            return None
+        self.trial.report(row["val_acc"], row["epoch"])
+        if row["epoch"] < self.epochs and self.trial.should_prune():
+            return Stop(
+                f"stopped after epoch {row['epoch']} of {self.epochs} by the pruner", "pruned"
+            )
+        return None
 
 
 def _describe(status: str | None, result: dict, outcome: dict) -> str:
@@ -503,27 +550,6 @@ def _describe(status: str | None, result: dict, outcome: dict) -> str:
     if outcome["status"] == "claimed":
         return f"trained by another process ({outcome.get('holder')}); not counted"
     return f"failed: {outcome.get('error')}; not counted"
-
-
-def status_lines(sweep) -> list[str]:
-    """--status for a search: each trial run's status from the ledger, and the trials ended
-    against those asked for. Reads no study (works without optuna)."""
-    from collections import Counter
-
-    from .tracking import run_labels
-
-    records = ledger.read_runs(sweep.out_dir, log=lambda *_: None)
-    labels = run_labels(records)
-    lines = [f"{r['status']:<11} {r['run_id']}  {labels[r['run_id']]}" for r in records]
-    counts = Counter(r["status"] for r in records)
-    done = sum(counts[s] for s in ledger.DONE_STATUSES)
-    target = sweep.search.spec.trials * len(sweep.search.points)
-    lines.append(
-        f"{sweep.name}: search, {done}/{target} trials ended "
-        + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-        + f"  ({sweep.out_dir})"
-    )
-    return lines
 
 
 def search_summary(sweep_dir: str | os.PathLike) -> dict[str, Any]:

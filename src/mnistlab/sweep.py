@@ -20,17 +20,23 @@ import itertools
 import math
 import re
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from . import ledger
-from .config import IDENTITY_FIELDS, ConfigError, TrainConfig, load_toml
+from .config import ConfigError, TrainConfig, load_toml
+from .data import load_dataset_cached
+from .engine import Callback, check_runnable, train
 from .errors import UserError
 from .ledger import DONE_STATUSES, RunFolder
+from .tracking import tracking_callbacks
 
-SECTIONS = ("sweep", "base", "grid", "overrides", "search")
+SECTIONS = ("sweep", "base", "grid", "overrides")
 SWEEP_KEYS = ("name", "out_dir", "description", "checkpoints")
 DEFAULT_SWEEP = "quick"
 # A sweep's name is a folder under runs/: one plain name, nothing that climbs out of it.
@@ -43,6 +49,7 @@ class SweepRun:
     config: TrainConfig  # validated; out_dir is left to the ledger
     label: str = ""  # the model and the settings that tell it from the sweep's other runs
     plan: dict[str, Any] = field(default_factory=dict)  # split sizes and MACs, from check_runs
+    written: dict[str, Any] = field(default_factory=dict)  # [base] and [grid] values as written
 
 
 @dataclass
@@ -54,7 +61,9 @@ class Sweep:
     checkpoints: bool = True  # False: no checkpoint.pt per run (the seed grid's VGG is 0.5 GB)
     description: str = ""
     axes: dict[str, list] = field(default_factory=dict)
-    search: Any = None  # a search.SearchPlan when the file has [search]; runs are its trials
+    overrides: dict[str, dict] = field(default_factory=dict)  # [overrides.<model>] tables
+    settings: dict[str, Any] = field(default_factory=dict)  # --set: every run's values
+    extra: dict[str, Any] = field(default_factory=dict)  # sections a tool built on it reads
 
     def folder(self, run: SweepRun, log=print) -> RunFolder:
         return RunFolder(self.out_dir / "runs" / run.run_id, log=log)
@@ -63,6 +72,11 @@ class Sweep:
 def bundled_config(name: str) -> Path:
     """The shipped sweep files (configs/*.toml) travel inside the package."""
     return Path(str(resources.files("mnistlab") / "configs" / f"{name}.toml"))
+
+
+def shipped_sweeps() -> list[str]:
+    """The names of the sweep files shipped in the package (quick, seed, best, ...)."""
+    return sorted(p.stem for p in bundled_config(DEFAULT_SWEEP).parent.glob("*.toml"))
 
 
 def resolve_sweep_path(path_or_name: str | None) -> Path:
@@ -83,20 +97,25 @@ def load_sweep(
     *,
     check: bool = True,
     check_device: bool = True,
+    sections: tuple[str, ...] = (),
+    more_models: tuple[str, ...] = (),
 ) -> Sweep:
     """Read, expand and validate every run before any work starts: a typo in the 40th run
     fails now, not after hours of training. `settings` override every run's values (the
     CLI's --set), e.g. a smaller train_subset to rehearse a GPU sweep on a laptop. With
     `check`, every run is also checked against its data and device (`engine.check_runnable`:
-    split sizes, architecture options on the meta device, a GPU where one is asked for)."""
+    split sizes, architecture options on the meta device, a GPU where one is asked for).
+
+    `sections` names further tables a tool built on the sweep reads (a search's [search]):
+    they are kept, unread, in `Sweep.extra`; `more_models` are models that tool may run,
+    which [overrides] may name besides the grid's."""
     path = resolve_sweep_path(path_or_name)
-    meta, base, grids, overrides, search = _read_sections(path)
+    meta, base, grids, overrides, extra = _read_sections(path, sections)
     if settings and "out_dir" in settings:
         raise ConfigError("out_dir cannot be set per run: use --out to choose the sweep folder")
-    runs, points = _expand(path, base, grids, overrides, settings or {}, search is not None)
-    searched = search.space["model"].choices if search and "model" in search.space else ()
+    runs = _expand(path, base, grids, overrides, settings or {})
     for model in overrides:
-        if model not in {r.config.model for r in runs.values()} | set(searched or ()):
+        if model not in {r.config.model for r in runs} | set(more_models):
             raise ConfigError(f"{path}: [overrides.{model}] names a model that is not in the grid")
     name = meta.get("name", path.stem)
     if not isinstance(name, str) or not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
@@ -104,38 +123,32 @@ def load_sweep(
             f"{path}: [sweep] name must be a plain folder name (letters, digits, '.', '_', '-'), "
             f"got {name!r}"
         )
-    label_runs(list(runs.values()))
+    label_runs(runs)
     if check:
-        check_runs(path, list(runs.values()), check_device)
-    plan = None
-    if search is not None:
-        from .search import plan_search
-
-        # The combinations are the searches' bases, not runs: the runs are the trials.
-        points = [(values, config, runs[run_id].label) for values, config, run_id in points]
-        axes = {k for g in grids for k in g}
-        plan = plan_search(search, points, overrides, settings or {}, str(path), axes)
-        runs = {}
+        check_runs(path, runs, check_device)
     return Sweep(
         name=name,
         out_dir=Path(out_dir or meta.get("out_dir") or Path("runs") / name),
         source=path,
-        runs=list(runs.values()),
+        runs=runs,
         checkpoints=_boolean(meta.get("checkpoints", True), f"{path}: [sweep] checkpoints"),
         description=meta.get("description", ""),
         axes={k: v for g in grids for k, v in g.items()},
-        search=plan,
+        overrides=overrides,
+        settings=settings or {},
+        extra=extra,
     )
 
 
-def _read_sections(path: Path):
+def _read_sections(path: Path, extra_sections: tuple[str, ...] = ()):
     """The sweep file's sections, each checked for shape: (meta, base, grids, overrides,
-    search). A section written as a plain value (`base = 3`) is one line, not a traceback."""
+    extra). A section written as a plain value (`base = 3`) is one line, not a traceback."""
     spec = load_toml(path)
-    unknown = sorted(set(spec) - set(SECTIONS))
+    valid = (*SECTIONS, *extra_sections)
+    unknown = sorted(set(spec) - set(valid))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}"
+            f"{path}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
         )
     for section in ("sweep", "base", "overrides"):
         if not isinstance(spec.get(section, {}), dict):
@@ -164,18 +177,12 @@ def _read_sections(path: Path):
             raise ConfigError(
                 f"{path}: [overrides.{model}] must be a table of settings, got {table!r}"
             )
-    search = None
-    if "search" in spec:  # [search]: each grid combination is the base of a search
-        from .search import parse_search
-
-        search = parse_search(spec["search"], str(path))
-    return meta, spec.get("base", {}), grids, overrides, search
+    extra = {name: spec[name] for name in extra_sections if name in spec}
+    return meta, spec.get("base", {}), grids, overrides, extra
 
 
-def _expand(path: Path, base, grids, overrides, settings, searching: bool):
-    """Every grid combination as a validated run (identical ones once), and, for a search,
-    the combinations as written: (values, config, run_id)."""
-    points: list[tuple[dict, TrainConfig, str]] = []
+def _expand(path: Path, base, grids, overrides, settings) -> list[SweepRun]:
+    """Every grid combination as a validated run; identical ones once, as first written."""
     runs: dict[str, SweepRun] = {}
     for grid in grids:
         for combo in itertools.product(*grid.values()):
@@ -190,10 +197,8 @@ def _expand(path: Path, base, grids, overrides, settings, searching: bool):
                     message if message.startswith(str(path)) else f"{path}: {message}"
                 ) from None
             run_id = ledger.run_id_for(config)
-            if searching and run_id not in runs:  # as written: trials add the rest
-                points.append((written, config, run_id))
-            runs.setdefault(run_id, SweepRun(run_id, config))  # identical combinations run once
-    return runs, points
+            runs.setdefault(run_id, SweepRun(run_id, config, written=written))
+    return list(runs.values())
 
 
 def _boolean(value, what: str) -> bool:
@@ -204,36 +209,14 @@ def _boolean(value, what: str) -> bool:
 
 def label_runs(runs: list[SweepRun]) -> None:
     """Label each run by its model and the settings that tell it from the same model's other
-    runs: unique within the sweep, and short."""
-    by_model: dict[str, list[SweepRun]] = {}
+    runs: unique within the sweep, and short (`ledger.run_labels`)."""
+    labels = ledger.run_labels({run.run_id: run.config for run in runs})
     for run in runs:
-        by_model.setdefault(run.config.model, []).append(run)
-    for group in by_model.values():
-        varying = sorted(
-            k
-            for k in IDENTITY_FIELDS - {"model"}
-            if len({ledger_value(getattr(r.config, k)) for r in group}) > 1
-        )
-        for run in group:
-            parts = [run.config.model]
-            for key in varying:
-                value = getattr(run.config, key)
-                shown = f"{value:g}" if isinstance(value, float) else ledger_value(value)
-                parts.append(f"{key}={shown}")
-            run.label = " ".join(parts)
-
-
-def ledger_value(value) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
+        run.label = labels[run.run_id]
 
 
 def check_runs(path: Path, runs: list[SweepRun], check_device: bool = True) -> None:
     """Every run checked against its data and device before the first one trains."""
-    from .data import load_dataset_cached
-    from .engine import check_runnable
-
     for run in runs:
         config = run.config
         try:
@@ -275,27 +258,28 @@ def execute_run(
     dataset=None,
     log=print,
     progress: bool = False,
-    on_epoch=None,
+    callbacks: Sequence[Callback] = (),
+    force: bool = False,
 ) -> dict[str, Any]:
     """Run one config to a recorded result: the one path of every backend (this process,
-    worker processes, Ray tasks). Claims the folder first, so processes sharing a sweep folder
-    divide its runs; any exception becomes a "failed" record and the sweep goes on.
+    worker processes, Ray tasks) and of `mnistlab train`. Claims the folder first, so
+    processes sharing a sweep folder divide its runs; any exception becomes a "failed" record
+    and the sweep goes on. `force` retrains a run that has ended.
 
     Returns {"run_id", "status", ...}: status "claimed" (another live process holds the run)
-    or "skipped" (finished meanwhile) when nothing was trained; "error" and "permanent" (an
-    error that retrying cannot mend, e.g. a bad config) when the run failed.
+    or "skipped" (ended already) when nothing was trained; "error" and "permanent" (an error
+    that retrying cannot mend, e.g. a bad config) when the run failed.
     """
-    from .engine import train
-
+    folder.check_same_run(config)  # before the claim: a folder of another run is not touched
     outcome: dict[str, Any] = {"run_id": folder.run_id}
     if not folder.claim():
         return outcome | {"status": "claimed", "holder": folder.claimed_by()}
     try:
         status = folder.status()
-        if status in DONE_STATUSES:
+        if status in DONE_STATUSES and not force:
             return outcome | {"status": "skipped"}
-        if status == "failed":
-            folder.reset()  # a failed attempt starts afresh; its error is in the old record
+        if status in (*DONE_STATUSES, "failed"):
+            folder.reset()  # only the run's own files: the folder may hold other things too
         config = dataclasses.replace(config, out_dir=str(folder.path))
         result = train(
             config,
@@ -304,7 +288,7 @@ def execute_run(
             progress=progress,
             save_checkpoint=checkpoints,
             folder=folder,
-            on_epoch=on_epoch,
+            callbacks=[*callbacks, *tracking_callbacks(config)],
         )
         if result.status == "interrupted":
             # train() swallows Ctrl-C to keep the history; the sweep must stop too.
@@ -414,7 +398,7 @@ class SweepProgress:
         return (
             ""
             if seconds is None or not self.left
-            else f", ETA {format_seconds(seconds / self.parallel)}"
+            else f", ETA {tqdm.format_interval(seconds / self.parallel)}"
         )
 
     def start(self, run: SweepRun) -> None:
@@ -429,61 +413,9 @@ class SweepProgress:
         if announce:
             line = f"[{self.done}/{self.total}{self._eta()}] {run.label}: {outcome['status']}"
             if outcome.get("seconds"):
-                line += f" ({format_seconds(outcome['seconds'])}{outcome.get('where', '')})"
+                line += f" ({tqdm.format_interval(outcome['seconds'])}{outcome.get('where', '')})"
             if outcome.get("holder"):
                 line += f" (by {outcome['holder']})"
             if outcome.get("error") and outcome["status"] == "failed":
                 line += f"\n    {outcome['error']}"
             self.log(line)
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def summary_lines(sweep: Sweep) -> list[str]:
-    """The sweep's outcome for the terminal: each model's best run (chosen by validation
-    accuracy), with its test accuracy's 95% interval for the images it was judged on. Runs
-    trained or judged on different budgets are listed apart, never ranked together."""
-    from .report.stats import accuracy_interval
-
-    budgets: dict[tuple, dict[str, dict]] = {}
-    for record in ledger.read_runs(sweep.out_dir, log=ledger.silent):
-        result = record["result"]
-        if not result or result["status"] != "finished" or result.get("val_acc") is None:
-            continue
-        split = result["split"]
-        budget = (split["train_used"], result["config"]["epochs"], split["val_used"])
-        best = budgets.setdefault(budget + (split["test_used"],), {})
-        model = result["model"]
-        if model not in best or result["val_acc"] > best[model]["val_acc"]:
-            best[model] = result
-    if not budgets:
-        return ["no finished runs yet"]
-    header = (
-        f"{'model':<12} {'lr':>8} {'dropout':>7} {'val':>7} {'test (95% interval)':>26} {'time':>8}"
-    )
-    lines = []
-    for (train, epochs, val, test), best in budgets.items():
-        if len(budgets) > 1:
-            lines.append(
-                f"{train:,} training images x {epochs} epochs, judged on {val:,} val / "
-                f"{test:,} test images:"
-            )
-        lines.append(header)
-        for model, r in sorted(best.items(), key=lambda kv: -kv[1]["val_acc"]):
-            low, high = accuracy_interval(r["test_acc"], test)
-            shown = f"{100 * r['test_acc']:.2f}% ({100 * low:.2f}-{100 * high:.2f}, n={test})"
-            lines.append(
-                f"{model:<12} {r['config']['lr']:>8g} {r['config']['dropout']:>7g} "
-                f"{100 * r['val_acc']:>6.2f}% {shown:>26} {format_seconds(r['total_seconds']):>8}"
-            )
-    lines.append(
-        "(each model's best run by validation accuracy; the report says which gaps are real)"
-    )
-    return lines

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
 from ..ledger import silent
 from ..sweep import Sweep, SweepProgress, SweepRun, execute_run
 
@@ -29,9 +32,6 @@ def run_local(sweep: Sweep, todo: list[SweepRun], workers: int = 1, log=print) -
 
 
 def _run_in_processes(sweep: Sweep, todo: list[SweepRun], workers: int, progress: SweepProgress):
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     # spawn, not fork: CUDA cannot be used in a forked child.
     ctx = mp.get_context("spawn")
     outcomes = []

@@ -30,16 +30,22 @@ import logging
 import math
 import os
 import re
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..data import load_dataset_cached
 from ..errors import UserError
 from ..fileio import atomic_write_bytes
 from ..ledger import CONFIG, HISTORY, RESUME, RunFolder
-from ..sweep import Sweep, SweepProgress, SweepRun
+from ..sweep import Sweep, SweepProgress, SweepRun, execute_run
 
 # How long the driver waits for results before it prints the workers' epoch lines.
 PROGRESS_POLL_SECONDS = 1.0
@@ -118,11 +124,11 @@ def ray_cluster(
                 return []
             log(f"ray: results come back to {sweep.out_dir.resolve()} (written by this process)")
             sink = _start_progress_sink(ray)
+            plan = _Schedule(
+                ray, task, sweep, cpus_per_run, max_concurrent, retries, nodes, store, log
+            )
             try:
-                return _schedule(
-                    ray, task, sweep, todo, cpus_per_run, max_concurrent, retries, nodes, store,
-                    sink, log,
-                )  # fmt: skip
+                return _schedule(plan, todo, sink)
             finally:
                 if sink is not None:
                     with contextlib.suppress(Exception):
@@ -532,9 +538,24 @@ def _drain(ray, sink, runs: dict[str, SweepRun], log):
 
 
 # ---------------------------------------------------------------- running
-def _schedule(
-    ray, task, sweep, todo, cpus_per_run, max_concurrent, retries, nodes, store, sink, log
-) -> list[dict]:
+@dataclass(frozen=True)
+class _Schedule:
+    """What placing runs on the cluster needs, resolved once by `ray_cluster`."""
+
+    ray: Any
+    task: Any  # the remote `_train_one`, with the run's resources
+    sweep: Sweep
+    cpus_per_run: float
+    max_concurrent: int | None
+    retries: int
+    nodes: dict[str, str]  # node id -> host name
+    store: Storage | None
+    log: Callable[[str], None]
+
+
+def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
+    ray, sweep, log, store = plan.ray, plan.sweep, plan.log, plan.store
+    cpus_per_run, max_concurrent = plan.cpus_per_run, plan.max_concurrent
     # The ETA divides the work left by the runs that fit at once, not by the runs queued.
     fit = int(ray.cluster_resources().get("CPU", 0) // cpus_per_run) or 1
     progress = SweepProgress(sweep, todo, parallel=min(max_concurrent or fit, fit), log=log)
@@ -553,7 +574,7 @@ def _schedule(
                     progress.finish(run, outcome | {"holder": folder.claimed_by()}, announce=True)
                     outcomes.append(outcome)
                     continue
-                ref = task.options(name=run.label).remote(
+                ref = plan.task.options(name=run.label).remote(
                     run.config,
                     _absolute(run.config.data_dir),
                     run.run_id,
@@ -572,15 +593,15 @@ def _schedule(
             for ref in ready:
                 run, folder = in_flight.pop(ref)
                 try:
-                    outcome = _collect(ray, ref, run, folder, retries)
+                    outcome = _collect(ray, ref, run, folder, plan.retries)
                 finally:
                     folder.release()
                 if store is not None and not outcome.pop("lost", False):
                     # Recorded for good (or to start afresh): its resume state is spent. A
                     # run whose nodes were all lost keeps it, for the next sweep to resume.
                     _forget(store, _storage_key(sweep, run), log)
-                if len(nodes) > 1 and outcome.get("node_id") in nodes:
-                    outcome["where"] = f" on {nodes[outcome['node_id']]}"
+                if len(plan.nodes) > 1 and outcome.get("node_id") in plan.nodes:
+                    outcome["where"] = f" on {plan.nodes[outcome['node_id']]}"
                 progress.finish(run, outcome, announce=True)
                 outcomes.append(outcome)
     finally:
@@ -658,14 +679,7 @@ def _train_one(
     """One run inside a Ray worker, in a scratch folder on the worker's own node: the same
     `execute_run` as every backend. Returns the outcome and the run's files for the driver;
     with `storage` (uri, key), the resume state of long epochs also goes there."""
-    import shutil
-    import tempfile
-
-    import ray
-    import torch
-
-    from ..data import load_dataset_cached
-    from ..sweep import execute_run
+    import ray  # the ray extra
 
     sent = []
 

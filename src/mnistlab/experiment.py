@@ -1,0 +1,245 @@
+"""Run an experiment: a sweep file's grid or search, on a backend, with the tracking asked
+for, then its summary and its report. The one function the CLI and the Python API call.
+
+    run_experiment("quick")                  the default tour: train what is left, then report
+    run_experiment("seed", backend="ray", ray={"gpus_per_run": 0.25}, mlflow="")
+    load_experiment("quick") -> Sweep | Search    read and checked, nothing written
+    status_lines(experiment)                 each run's status and the count done (--status)
+    summary_lines(sweep_dir)                 each model's best run with its test interval
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from . import ledger
+from .backends.local import run_local
+from .backends.ray import ray_cluster
+from .config import load_toml
+from .errors import UserError
+from .report import build_report
+from .report.stats import accuracy_interval
+from .search import Search, load_search, run_search, search_summary
+from .sweep import Sweep, load_sweep, pending_runs, prepare, resolve_sweep_path
+from .tracking import TENSORBOARD_VIEW, MlflowLogger, MlflowSync, link_tensorboard
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass
+class ExperimentResult:
+    """What `run_experiment` did: one outcome per run it tried (see `sweep.execute_run`)."""
+
+    sweep_dir: Path
+    outcomes: list[dict[str, Any]]
+    summary: list[str]  # the terminal summary: each model's best run, budgets apart
+    report: Path | None = None  # index.html of the report, when one was written
+    messages: list[str] = field(default_factory=list)  # what the user should do next
+
+    def count(self, status: str) -> int:
+        return sum(outcome["status"] == status for outcome in self.outcomes)
+
+
+def load_experiment(
+    source: str | None = None,
+    out_dir: str | None = None,
+    settings: dict | None = None,
+    *,
+    check: bool = True,
+    check_device: bool = True,
+) -> Sweep | Search:
+    """A sweep file (a path, or a shipped sweep's name) read and checked: a `Search` when it
+    has a [search] table, else a `Sweep` (a grid)."""
+    path = resolve_sweep_path(source)
+    loader = load_search if path.is_file() and "search" in load_toml(path) else load_sweep
+    return loader(path, out_dir, settings, check=check, check_device=check_device)
+
+
+def run_experiment(
+    source: str | None = None,
+    *,
+    out_dir: str | None = None,
+    settings: dict | None = None,
+    backend: str = "local",
+    workers: int = 1,
+    ray: dict[str, Any] | None = None,
+    tensorboard: bool = False,
+    mlflow: str | None = None,
+    report: bool = True,
+    log: Callable[[str], None] = print,
+    progress: bool = False,
+) -> ExperimentResult:
+    """Train every run of the sweep file `source` that has not ended, then summarise and
+    report it. A grid runs on `backend` ("local" with `workers` processes, or "ray" with the
+    `ray` options of `backends.ray.ray_cluster`); a search runs its trials one after the
+    other here. `mlflow`: None for no MLflow, "" for SWEEP_DIR/mlruns, or a tracking URI."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if ray and backend != "ray":
+        raise UserError(f"{', '.join(sorted(ray))}: Ray options need backend 'ray'")
+    settings = (settings or {}) | ({"tensorboard": True} if tensorboard else {})
+    # On a cluster the GPUs are on the workers, not necessarily here: Ray checks placement.
+    experiment = load_experiment(source, out_dir, settings, check_device=backend != "ray")
+    if isinstance(experiment, Search):
+        if backend != "local" or workers != 1:
+            raise UserError(
+                "a [search] runs its trials one after the other in this process: "
+                "leave out --backend ray and --workers"
+            )
+        sweep, outcomes = experiment.sweep, _search(experiment, mlflow, log, progress)
+    else:
+        sweep = experiment
+        with _backend(sweep, backend, workers, ray or {}, log) as run_backend:
+            todo = prepare(sweep)
+            log(
+                f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(sweep.runs) - len(todo)} "
+                f"already done, writing to {sweep.out_dir}"
+            )
+            with tracking(sweep, [r.config for r in sweep.runs], mlflow, log):
+                outcomes = run_backend(todo)
+    result = ExperimentResult(sweep.out_dir, outcomes, summary_lines(experiment))
+    if report:
+        result.report = build_report(sweep.out_dir)
+    elsewhere = result.count("claimed")
+    if elsewhere:
+        result.messages.append(
+            f"{elsewhere} run(s) are being trained by another process; rerun "
+            "`mnistlab report` when they finish"
+        )
+    if result.count("failed"):
+        result.messages.append(
+            f"{result.count('failed')} run(s) failed; rerun the same command to retry them"
+        )
+    return result
+
+
+def _search(search: Search, mlflow: str | None, log, progress: bool) -> list[dict]:
+    spec = search.plan.spec
+    log(
+        f"search {search.sweep.name}: {spec.trials} trial(s) x {len(search.plan.points)} "
+        f"({spec.sampler} sampler, {spec.pruner} pruner) over "
+        + ", ".join(d.describe() for d in spec.space.values())
+        + f"; writing to {search.sweep.out_dir}"
+    )
+    bases = [point.config for point in search.plan.points]
+    with tracking(search.sweep, bases, mlflow, log):
+        return run_search(search, log=log, progress=progress)
+
+
+@contextlib.contextmanager
+def _backend(sweep: Sweep, backend: str, workers: int, ray: dict, log) -> Iterator:
+    """Yields the function that runs a list of the sweep's runs on `backend`. Ray is joined
+    and checked before the caller writes the sweep folder: a cluster that cannot take a run
+    leaves nothing behind."""
+    if backend == "ray":
+        with ray_cluster(sweep, pending_runs(sweep), log=log, **ray) as run:
+            yield run
+        return
+    yield lambda todo: run_local(sweep, todo, workers=workers, log=log)
+
+
+@contextlib.contextmanager
+def tracking(sweep: Sweep, configs: list, mlflow: str | None, log) -> Iterator[None]:
+    """TensorBoard's readable run names, and MLflow logging while the runs train: a sync from
+    the ledger in the background (so runs from worker processes or Ray nodes arrive too), and
+    a last one when the runs are over, Ctrl-C included."""
+    if any(config.tensorboard for config in configs):
+        # A search links its trials as they start; a grid's runs are all known now.
+        view = link_tensorboard(sweep.out_dir, {r.run_id: r.label for r in sweep.runs}, log=log)
+        log(f"tensorboard: tensorboard --logdir {view or sweep.out_dir / TENSORBOARD_VIEW}")
+    if mlflow is None:
+        yield
+        return
+    logger = MlflowLogger(sweep.out_dir, mlflow or None, experiment=sweep.name, log=log)
+    with MlflowSync(logger, log=log):  # opens the store now: a bad URI fails before training
+        log(f"mlflow: experiment {logger.experiment_name!r} in {logger.where()}")
+        yield
+
+
+# ---------------------------------------------------------------- what the terminal shows
+def status_lines(experiment: Sweep | Search) -> list[str]:
+    """Each run's status (a search: each trial's), then how many have ended of how many."""
+    if isinstance(experiment, Search):
+        sweep = experiment.sweep
+        records = ledger.read_runs(sweep.out_dir, log=ledger.silent)
+        labels = ledger.run_labels({r["run_id"]: r["config"] for r in records})
+        rows = [(r["status"], r["run_id"], labels[r["run_id"]]) for r in records]
+        target = experiment.plan.spec.trials * len(experiment.plan.points)
+        what = "search, {done}/{target} trials ended"
+    else:
+        sweep = experiment
+        rows = [(sweep.folder(run).status(), run.run_id, run.label) for run in sweep.runs]
+        target, what = len(sweep.runs), "{done}/{target} done"
+    counts = Counter(status for status, _, _ in rows)
+    done = sum(counts[status] for status in ledger.DONE_STATUSES)
+    lines = [f"{status:<11} {run_id}  {label}" for status, run_id, label in rows]
+    lines.append(
+        f"{sweep.name}: {what.format(done=done, target=target)} "
+        + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        + f"  ({sweep.out_dir})"
+    )
+    return lines
+
+
+def summary_lines(experiment: Sweep | Search) -> list[str]:
+    """The experiment's outcome for the terminal: each model's best run (chosen by validation
+    accuracy), with its test accuracy's 95% interval for the images it was judged on. Runs
+    trained or judged on different budgets are listed apart, never ranked together."""
+    sweep = experiment.sweep if isinstance(experiment, Search) else experiment
+    lines = []
+    if isinstance(experiment, Search):
+        s = search_summary(sweep.out_dir)
+        lines.append(
+            f"search: {s['finished']} finished, {s['pruned']} pruned, {s['diverged']} diverged; "
+            f"{s['epochs_trained']} epochs trained of {s['epochs_if_unpruned']} without pruning"
+        )
+    budgets = _best_per_budget(ledger.read_runs(sweep.out_dir, log=ledger.silent))
+    if not budgets:
+        return [*lines, "no finished runs yet"]
+    header = (
+        f"{'model':<12} {'lr':>8} {'dropout':>7} {'val':>7} {'test (95% interval)':>26} {'time':>8}"
+    )
+    for (images, epochs, val, test), best in budgets.items():
+        if len(budgets) > 1:
+            lines.append(
+                f"{images:,} training images x {epochs} epochs, judged on {val:,} val / "
+                f"{test:,} test images:"
+            )
+        lines.append(header)
+        for model, r in sorted(best.items(), key=lambda kv: -kv[1]["val_acc"]):
+            low, high = accuracy_interval(r["test_acc"], test)
+            shown = f"{100 * r['test_acc']:.2f}% ({100 * low:.2f}-{100 * high:.2f}, n={test})"
+            lines.append(
+                f"{model:<12} {r['config']['lr']:>8g} {r['config']['dropout']:>7g} "
+                f"{100 * r['val_acc']:>6.2f}% {shown:>26} "
+                f"{tqdm.format_interval(r['total_seconds']):>8}"
+            )
+    lines.append(
+        "(each model's best run by validation accuracy; the report says which gaps are real)"
+    )
+    return lines
+
+
+def _best_per_budget(records: list[dict]) -> dict[tuple, dict[str, dict]]:
+    """(train images, epochs, val images, test images) -> model -> its best finished run."""
+    budgets: dict[tuple, dict[str, dict]] = {}
+    for record in records:
+        result = record["result"]
+        if not result or result["status"] != "finished" or result.get("val_acc") is None:
+            continue
+        split = result["split"]
+        budget = (split["train_used"], result["config"]["epochs"], split["val_used"])
+        best = budgets.setdefault(budget + (split["test_used"],), {})
+        model = result["model"]
+        if model not in best or result["val_acc"] > best[model]["val_acc"]:
+            best[model] = result
+    return budgets
