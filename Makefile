@@ -37,6 +37,7 @@ browser:
 lint: $(VENV)/.all
 	$(PY) -m ruff check src tests benchmarks scripts
 	$(PY) -m ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/lint-imports  # the layers contract in pyproject.toml
 
 test: $(VENV)/.all browser lint
 	$(PY) -m pytest -q -rs

@@ -25,8 +25,11 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.nn.modules import module as nn_module
 
 from .errors import UserError
+from .fileio import write_torch
+from .models import create_model
 
 CHECKPOINT_FORMAT = "mnistlab-checkpoint/1"
 MAX_IMAGE_SIDE = 512  # pixels; MNIST-format images are 28, a checkpoint claiming more is refused
@@ -319,8 +322,6 @@ def _count_module(module, name, submodule):
 def _counted(max_params: int, max_modules: int):
     """Abort a model build as soon as it registers more parameters (elements) or modules than
     the checkpoint's weights could fill: a hostile `depth=10**7` stops within milliseconds."""
-    from torch.nn.modules import module as nn_module
-
     handles = [
         nn_module.register_module_parameter_registration_hook(_count_parameter),
         nn_module.register_module_module_registration_hook(_count_module),
@@ -338,8 +339,6 @@ def _counted(max_params: int, max_modules: int):
 def check_weights_fit(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") -> None:
     """Build the described model on the meta device (no memory) and compare it with the
     state_dict: names, shapes, finiteness, and one forward pass of an `image_size` input."""
-    from .models import create_model
-
     state = meta["state_dict"]
     name = meta["model"]
     stored = sum(t.numel() for t in state.values())
@@ -417,8 +416,6 @@ def model_meta(model: nn.Module) -> dict[str, Any] | None:
 def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write `model` (a `train()` result's `.model`, or one from `load_model`) as a checkpoint
     that `load_model`, `mnistlab predict`, `evaluate`, `export` and `serve` read. Atomic."""
-    from .fileio import write_torch
-
     meta = model_meta(model)
     if meta is None:
         raise UserError(
@@ -432,8 +429,6 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Rebuild the model a checkpoint describes. Returns (model in eval mode, metadata)."""
-    from .models import create_model
-
     meta = read_checkpoint(path)
     check_weights_fit(meta, path)  # before a single real weight is allocated
     model = create_model(meta["model"], **meta["model_kwargs"])

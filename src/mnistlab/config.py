@@ -160,7 +160,9 @@ class TrainConfig:
 
     def _check_values(self) -> None:
         """Each setting on its own: ranges, choices, finiteness, a known model name."""
-        from .models import list_models, unknown_model_message  # late: models import torch.nn
+        # Start-up cost: the CLI builds its flags from TrainConfig on every call, and the
+        # models import torch (2.5 s); only validation needs them.
+        from .models import list_models, unknown_model_message
 
         def need(ok: bool, message: str) -> None:
             if not ok:
@@ -217,7 +219,7 @@ class TrainConfig:
     def _check_model(self) -> None:
         """The architecture options against the model's constructor, and the parameter budget,
         on the meta device: nothing is allocated."""
-        from .models import check_model
+        from .models import check_model  # start-up cost, as in _check_values
 
         try:
             check_model(self.model, dropout=self.dropout, **self.model_kwargs)

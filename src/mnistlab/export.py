@@ -36,7 +36,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .checkpoint import load_checkpoint
+from .data import load_dataset
 from .errors import UserError
+from .fileio import OutputError, atomic_write_bytes, describe_os_error
+from .predict import class_names_of
 from .preprocess import STEPS
 
 ONNX_EXTRA = "ONNX export needs the onnx extra: pip install 'mnistlab[onnx]'"
@@ -196,8 +200,6 @@ def written_by_export(path: str | os.PathLike) -> bool:
 def check_out(out: Path, checkpoint: str | os.PathLike, force: bool = False) -> None:
     """Refuse, before any work, an output that is the input, a folder, a place under a file,
     or (without `force`) a file that `export_onnx` did not write."""
-    from .fileio import OutputError, describe_os_error
-
     if _same_file(out, Path(checkpoint)):
         raise UserError(
             f"--out {out}: is the checkpoint being exported; give another file name, "
@@ -224,8 +226,6 @@ def check_out(out: Path, checkpoint: str | os.PathLike, force: bool = False) -> 
 def _check_images(meta: dict, data_dir: str | None, n: int) -> tuple[np.ndarray, str]:
     """(n, H, W) uint8 test images of the checkpoint's dataset; the bundled MNIST when that
     dataset is not at hand (a numeric check needs realistic inputs, not the right labels)."""
-    from .data import load_dataset
-
     config = meta.get("config") or {}
     name = config.get("dataset", "mnist")
     try:
@@ -241,8 +241,6 @@ def _check_images(meta: dict, data_dir: str | None, n: int) -> tuple[np.ndarray,
 def _describe_graph(proto, meta: dict[str, Any], num_classes: int) -> None:
     """Everything a consumer of the file needs, in its metadata: input, preprocessing, classes,
     normalisation and the temperature that calibrates its probabilities."""
-    from .predict import class_names_of
-
     norm = meta["normalization"]
     proto.doc_string = f"mnistlab {meta['model']}. {INPUT_DOC}"
     for key, value in {
@@ -299,9 +297,6 @@ def export_onnx(
     `images` (how many were checked). Nothing is written when the check fails. `out` is never
     the checkpoint itself, and never a file this function did not write, unless `force`."""
     onnx, ort = _require_onnx()
-    from .checkpoint import load_checkpoint
-    from .fileio import atomic_write_bytes
-
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")
     if check_images < 1:

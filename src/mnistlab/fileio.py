@@ -94,7 +94,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def write_torch(path: str | os.PathLike, obj: Any) -> None:
-    import torch
+    import torch  # start-up cost: most writers here (the report, preprocess) need no torch
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)

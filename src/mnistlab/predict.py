@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import types
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -276,8 +277,6 @@ def format_result(result: dict[str, Any]) -> str:
 def is_checkpoint_argument(path: str | os.PathLike) -> bool:
     """Whether `mnistlab predict`'s first argument names a checkpoint (not an image): a
     checkpoint suffix, or a file that is a zip (what torch.save writes) and not an image."""
-    import zipfile
-
     if image_kind(path):
         return False
     if Path(path).suffix.lower() in CHECKPOINT_SUFFIXES:

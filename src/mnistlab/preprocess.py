@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .fileio import atomic_write_bytes
 
 # What `preprocess_image` does, in one line: the ONNX export's metadata and the README quote it.
 STEPS = (
@@ -589,8 +590,6 @@ PNG_SOFTWARE = "mnistlab preprocess"
 def save_png(digit: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a (H, W) uint8 digit as a greyscale PNG, atomically, marked as mnistlab's."""
     from PIL import Image, PngImagePlugin
-
-    from .fileio import atomic_write_bytes
 
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", PNG_SOFTWARE)

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..predict import Predictor
+from ..preprocess import ImageError, release_memory
 
 SERVE_EXTRA = "the web demo needs the serve extra: pip install 'mnistlab[serve]'"
 MAX_BODY_BYTES = 2 * 2**20  # a drawn digit is a few KB; a phone photo should be resized first
@@ -198,8 +200,6 @@ class _Service:
     def run(self, source, name):
         from fastapi import HTTPException
 
-        from ..preprocess import ImageError
-
         try:
             return self.respond(self.predictor.predict(source, name, self.max_pixels))
         except ImageError as exc:
@@ -208,8 +208,6 @@ class _Service:
             raise HTTPException(500, str(exc)) from None
 
     def run_and_release(self, source, name):
-        from ..preprocess import release_memory
-
         try:
             return self.run(source, name)
         finally:
@@ -305,8 +303,6 @@ def create_app(
             import multipart  # noqa: F401
         except ImportError:
             raise UserError(SERVE_EXTRA) from None
-
-    from ..predict import Predictor
 
     predictor = Predictor(checkpoint, device)
     service = _Service(predictor, DecodeSlots(max_concurrent_decodes), max_pixels)

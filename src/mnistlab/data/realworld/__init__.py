@@ -22,6 +22,8 @@ from importlib import resources
 
 import numpy as np
 
+from ..idx import parse_idx
+
 FILES = {"images": "uci-digits-images-idx3-ubyte.gz", "labels": "uci-digits-labels-idx1-ubyte.gz"}
 # SHA-256 of the decompressed IDX payloads (checked at every load).
 SHA256 = {
@@ -35,8 +37,6 @@ PARTS = ("all", "dev", "heldout")
 
 def load_realworld(part: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 8, 8) uint8 in [0, 255], white ink on black; labels (N,) int64)."""
-    from ..idx import parse_idx
-
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
     arrays = {}
