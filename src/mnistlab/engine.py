@@ -42,7 +42,7 @@ from .inference import (
     evaluate_split,
     logits_of,
 )
-from .ledger import EARLY_STOP_STATUSES, RunFolder, TrainResult
+from .ledger import EARLY_STOP_STATUSES, SPLIT_METRICS, RunFolder, TrainResult
 from .models import count_parameters, create_model
 from .models.summary import count_macs
 
@@ -641,18 +641,7 @@ def run_epochs(
 
 
 def blank_metrics() -> dict[str, float | None]:
-    return dict.fromkeys(
-        (
-            "train_loss",
-            "train_acc",
-            "train_eval_loss",
-            "train_eval_acc",
-            "val_loss",
-            "val_acc",
-            "test_loss",
-            "test_acc",
-        )
-    )
+    return dict.fromkeys(SPLIT_METRICS)
 
 
 def test_once(s: Session, state: TrainState, log) -> tuple[dict, dict]:

@@ -69,6 +69,14 @@ RUN_FILES = (RESULT, HISTORY, PREDICTIONS, CHECKPOINT, RESUME, ERROR)
 # A run ended early on purpose: by a callback of the user's ("stopped") or a search's pruner.
 EARLY_STOP_STATUSES = ("stopped", "pruned")
 DONE_STATUSES = ("finished", "diverged", *EARLY_STOP_STATUSES)
+# Loss and accuracy per split, as history rows and results hold them. "train" is the running
+# average over the epoch's batches (dropout and augmentation on); "train_eval" is measured in
+# eval mode on a fixed training sample as large as val: the honest train-val gap.
+SPLIT_METRICS = tuple(
+    f"{split}_{kind}"
+    for split in ("train", "train_eval", "val", "test")
+    for kind in ("loss", "acc")
+)
 
 # A claim's holder refreshes it this often; a claim from another machine that has not been
 # refreshed for CLAIM_STALE_SECONDS belongs to a process that died.

@@ -27,20 +27,22 @@ from filelock import FileLock
 from .config import IDENTITY_FIELDS
 from .engine import Callback
 from .errors import UserError
-from .ledger import DONE_STATUSES, MANIFEST, RESULT, read_json, read_runs, run_labels, silent
+from .ledger import (
+    DONE_STATUSES,
+    MANIFEST,
+    RESULT,
+    SPLIT_METRICS,
+    read_json,
+    read_runs,
+    run_labels,
+    silent,
+)
 
 # ---------------------------------------------------------------- results as data
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
 # Accuracies and losses are as the ledger stores them (fractions in [0, 1], mean cross-entropy).
 RESULT_COLUMNS = {
-    "val_acc": "val_acc",
-    "test_acc": "test_acc",
-    "train_acc": "train_acc",
-    "train_eval_acc": "train_eval_acc",
-    "val_loss": "val_loss",
-    "test_loss": "test_loss",
-    "train_loss": "train_loss",
-    "train_eval_loss": "train_eval_loss",
+    **{key: key for key in SPLIT_METRICS},
     "best_epoch": "best_epoch",
     "epochs_run": "epochs_run",
     "params": "params",
@@ -56,12 +58,7 @@ RESULT_COLUMNS = {
 SPLIT_COLUMNS = {"train_used": "train_images", "val_used": "val_images", "test_used": "test_images"}
 EPOCH_COLUMNS = {
     "epoch": "epoch",
-    "train_loss": "train_loss",
-    "train_acc": "train_acc",
-    "train_eval_loss": "train_eval_loss",
-    "train_eval_acc": "train_eval_acc",
-    "val_loss": "val_loss",
-    "val_acc": "val_acc",
+    **{key: key for key in SPLIT_METRICS if not key.startswith("test")},
     "lr": "epoch_lr",  # the schedule's rate at the epoch's end (not the config's peak lr)
     "seconds": "epoch_time_s",
     "images_per_second": "images_per_s",
@@ -111,8 +108,8 @@ def runs_frame(sweep_dir: str | os.PathLike):
     """A pandas DataFrame of a sweep's runs, one row per run (ended or not), sorted by run id.
 
     Columns: run_id, label (the model and its differing settings), model, status, then the
-    results at the epoch chosen by validation accuracy -- val_acc, test_acc, train_acc (fractions
-    in [0, 1]), val_loss, test_loss, train_loss, best_epoch, epochs_run, params, time_s (the
+    results at the epoch chosen by validation accuracy -- loss and accuracy (a fraction in
+    [0, 1]) of train (the running average), train_eval (eval mode), val and test, best_epoch, epochs_run, params, time_s (the
     run's wall time), train_time_s, images_per_s, device, precision, git_commit,
     torch_version, error, train_images, val_images, test_images -- then every config setting
     (lr, dropout, epochs, ...; model_kwargs as JSON). Results are empty (NaN/None) for runs
@@ -166,15 +163,7 @@ MLFLOW_STATUS = {
     "diverged": "FAILED",
 }
 # Per-epoch history -> metric keys (logged with step = epoch).
-EPOCH_METRICS = (
-    "train_loss",
-    "train_acc",
-    "train_eval_loss",
-    "train_eval_acc",
-    "val_loss",
-    "val_acc",
-    "lr",
-)
+EPOCH_METRICS = (*(key for key in SPLIT_METRICS if not key.startswith("test")), "lr")
 # result.json -> the run's final metrics (train/val at the chosen epoch, test once on it):
 # the DataFrame's names, except that train/val get "best_", since their per-epoch curves
 # already carry the plain names in MLflow.
@@ -641,7 +630,7 @@ class TensorBoardCallback(Callback):
     def on_epoch_end(self, row, state) -> None:
         if self.board is None:
             return
-        for key in ("train_loss", "train_acc", "train_eval_acc", "val_loss", "val_acc", "lr"):
+        for key in EPOCH_METRICS:
             if row.get(key) is not None:
                 self.board.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
         # What the run is chosen by: the HParams table shows its last value.
