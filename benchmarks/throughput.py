@@ -138,27 +138,12 @@ def flops_per_cycle(info: dict) -> dict[str, int]:
     return {"fp32": fp32, "bf16": bf16}
 
 
-def capped(info: dict) -> dict:
-    """`info` without the features torch is told not to use (ATEN_CPU_CAPABILITY below
-    AVX512, or ONEDNN_MAX_CPU_ISA, which caps the convolutions): the peak of what runs."""
-    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
-    aten = torch.backends.cpu.get_cpu_capability()
-    dropped: tuple[str, ...] = ()
-    if aten in ("AVX2", "DEFAULT") or not onednn.startswith(("AVX512", "ALL")):
-        dropped = ("avx512", "amx")
-    elif onednn.startswith("AVX512") and "BF16" not in onednn and "AMX" not in onednn:
-        dropped = ("avx512_bf16", "amx")
-    elif onednn.startswith("AVX512") and "AMX" not in onednn:
-        dropped = ("amx",)
-    kept = {f for f in info["flags"] if not (dropped and f.startswith(dropped))}
-    return info | {"flags": frozenset(kept)}
-
-
 def cpu_summary(info: dict, threads: int) -> dict:
-    """The features that decide CPU speed, the kernels torch really uses, and the peak."""
+    """The features that decide CPU speed (those torch may use: `cpu_info` leaves out what
+    ATEN_CPU_CAPABILITY or ONEDNN_MAX_CPU_ISA caps), the kernels torch uses, and the peak."""
     wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
     ghz = cpu_ghz(info)
-    per_cycle = flops_per_cycle(capped(info))
+    per_cycle = flops_per_cycle(info)
     return {
         "model": info["model"],
         "features": [f for f in wanted if f in info["flags"]],

@@ -48,14 +48,6 @@ def test_flops_per_cycle(throughput, info, expected):
     assert throughput.flops_per_cycle(info) == expected
 
 
-def test_an_avx2_cap_in_the_environment_lowers_the_peak(throughput, monkeypatch):
-    info = cpu("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    assert throughput.flops_per_cycle(throughput.capped(info)) == {"fp32": 32, "bf16": 32}
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
-    assert throughput.capped(info)["flags"] == {"avx2", "fma", "avx512f"}
-
-
 def test_peak_and_achieved_gflops(throughput, monkeypatch):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(throughput, "cpu_ghz", lambda info: 3.0)

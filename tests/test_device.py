@@ -27,6 +27,8 @@ AVX2 = {FP32: 1.0, FP32_NHWC: 1.02, BF16: 3.1, BF16_NHWC: 2.9}
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch):
     monkeypatch.setattr(device, "_probe_cache", {})
+    # bf16 is a candidate only where the CPU has it natively: let the tables decide here.
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
 
 
 def timer(monkeypatch, seconds: dict) -> list:
@@ -57,9 +59,19 @@ def test_a_cpu_with_fast_bf16_gets_bf16_and_channels_last(monkeypatch):
     assert set(timed) == set(AVX512_BF16)
 
 
-def test_a_cpu_without_fast_bf16_keeps_fp32_and_the_plain_layout(monkeypatch):
+def test_a_cpu_with_slow_bf16_keeps_fp32_and_the_plain_layout(monkeypatch):
     timer(monkeypatch, AVX2)
     assert choose(big_model()) == FP32  # channels_last 2% slower, bf16 three times slower
+
+
+def test_emulated_bf16_is_not_timed_but_the_layout_is(monkeypatch):
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+    timed = timer(monkeypatch, {FP32: 1.0, FP32_NHWC: 0.8})
+    assert choose(big_model()) == FP32_NHWC
+    assert set(timed) == {FP32, FP32_NHWC}
+    timed.clear()
+    timer(monkeypatch, AVX2)
+    assert choose(big_model(), precision="bf16") == BF16  # asked for: kept; NHWC only 6% faster
 
 
 @pytest.mark.parametrize(
@@ -154,8 +166,28 @@ def test_resolve_precision_without_a_model():
 
 def test_cpu_info_reads_the_features():
     info = device.cpu_info()
-    assert info["model"]
+    assert info["model"] and info["flags"] <= info["all_flags"]
     assert device.cpu_has_fast_bf16() is bool(info["flags"] & {"avx512_bf16", "amx_bf16"})
+
+
+ALL = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+
+
+@pytest.mark.parametrize(
+    ("isa", "usable"),
+    [
+        ("AVX2", {"avx2", "fma"}),
+        ("AVX512_CORE", {"avx2", "fma", "avx512f"}),
+        ("AVX512_CORE_BF16", {"avx2", "fma", "avx512f", "avx512_bf16"}),
+        ("ALL", ALL),
+    ],
+)
+def test_an_isa_cap_in_the_environment_hides_the_features_above_it(monkeypatch, isa, usable):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert device.usable_flags(ALL) == usable
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert device.usable_flags(ALL) == {"avx2", "fma"}  # ATEN_CPU_CAPABILITY=avx2
 
 
 # ------------------------------------------------------------------ the engine uses the choice

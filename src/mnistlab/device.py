@@ -65,7 +65,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def cpu_info() -> dict:
-    """The CPU's model name, vendor and feature flags, from /proc/cpuinfo (empty elsewhere)."""
+    """The CPU's model name, vendor and feature flags, from /proc/cpuinfo (empty elsewhere).
+    `flags` leaves out what torch is told not to use (ATEN_CPU_CAPABILITY below AVX512, or
+    ONEDNN_MAX_CPU_ISA, which caps the convolutions): the features of the path that runs."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -75,16 +77,32 @@ def cpu_info() -> dict:
         key, sep, value = line.partition(":")
         if sep and key.strip() not in fields:  # the first processor speaks for all
             fields[key.strip()] = value.strip()
+    flags = frozenset(fields.get("flags", "").split())
     return {
         "model": fields.get("model name") or platform.processor() or platform.machine(),
         "vendor": fields.get("vendor_id", ""),
-        "flags": frozenset(fields.get("flags", "").split()),
+        "flags": usable_flags(flags),
+        "all_flags": flags,
         "mhz": float(fields["cpu MHz"]) if "cpu MHz" in fields else None,
     }
 
 
+def usable_flags(flags: frozenset[str]) -> frozenset[str]:
+    """`flags` without the instruction sets torch's kernels are capped below."""
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    dropped: tuple[str, ...] = ()
+    aten = torch.backends.cpu.get_cpu_capability()
+    if aten in ("AVX2", "DEFAULT") or not onednn.startswith(("AVX512", "ALL")):
+        dropped = ("avx512", "amx")
+    elif onednn.startswith("AVX512") and "BF16" not in onednn and "AMX" not in onednn:
+        dropped = ("avx512_bf16", "amx")
+    elif onednn.startswith("AVX512") and "AMX" not in onednn:
+        dropped = ("amx",)
+    return frozenset(f for f in flags if not (dropped and f.startswith(dropped)))
+
+
 def cpu_has_fast_bf16() -> bool:
-    """Native bf16 dot products (AVX512-BF16 or AMX): without them bf16 is emulated, slowly."""
+    """Native bf16 dot products (AVX512-BF16 or AMX) in use: without them bf16 is emulated."""
     return bool(cpu_info()["flags"] & {"avx512_bf16", "amx_bf16"})
 
 
@@ -117,7 +135,8 @@ def speed_settings(
 ) -> tuple[str, bool]:
     """The precision and memory layout `model` trains fastest in on `device`.
 
-    `precision` "auto" allows fp32 and bf16; `channels_last` True allows the NHWC layout. On a
+    `precision` "auto" allows fp32, and bf16 where the CPU has it natively; `channels_last`
+    True allows the NHWC layout. On a
     GPU the allowed ones are used (tensor cores want both). On the CPU a model below
     SMALL_MODEL_MACS keeps fp32 and the plain layout; a larger one is timed for a few steps in
     each allowed combination (`probe_speeds`) and the fastest is chosen, if it beats the plain
@@ -128,7 +147,10 @@ def speed_settings(
     base = ("fp32" if precision == "auto" else precision, False)
     if count_macs(model, input_shape) < SMALL_MODEL_MACS:
         return base
-    precisions = ("fp32", "bf16") if precision == "auto" else (precision,)
+    # Emulated bf16 is never the faster (1.01x on AVX2 for the whole engine) and the costliest
+    # to time: "auto" times it only where the CPU has native bf16.
+    auto = ("fp32", "bf16") if cpu_has_fast_bf16() else ("fp32",)
+    precisions = auto if precision == "auto" else (precision,)
     candidates = [
         (p, cl) for p in precisions for cl in ((False, True) if channels_last else (False,))
     ]
