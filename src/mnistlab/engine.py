@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .augment import augment_batch
 from .calibrate import calibration_of
@@ -323,11 +324,11 @@ def normalization_of(dataset: Dataset) -> tuple[float, float]:
 
 
 def _progress_printer(epoch: int, epochs: int, enabled: bool):
-    """A live line on a terminal; nothing otherwise (the per-epoch log line says it all)."""
-    if not enabled or not sys.stderr.isatty():
+    """A live bar on a terminal or in a Jupyter notebook (tqdm.auto draws a widget there, or
+    text without ipywidgets); nothing otherwise (the per-epoch log line says it all)."""
+    in_notebook = "ipykernel" in sys.modules  # only a Jupyter kernel imports it
+    if not enabled or not (sys.stderr.isatty() or in_notebook):
         return None
-    from tqdm import tqdm
-
     bar = tqdm(total=None, desc=f"epoch {epoch}/{epochs}", unit="img", leave=False, file=sys.stderr)
     state = {"last": 0, "tick": 0}
 
