@@ -59,6 +59,18 @@ def test_a_cpu_with_fast_bf16_gets_bf16_and_channels_last(monkeypatch):
     assert set(timed) == set(AVX512_BF16)
 
 
+def test_the_probe_says_what_it_measured_once(monkeypatch):
+    timer(monkeypatch, AVX512_BF16)
+    lines: list[str] = []
+    for _ in range(2):
+        device.speed_settings(big_model(), CPU, "auto", True, SHAPE, 64, lines.append)
+    assert lines == [
+        "speed probe (FastNet, batch 16, per training step): fp32 1000 ms, "
+        "fp32 channels_last 800 ms, bf16 600 ms, bf16 channels_last 450 ms; "
+        "chosen: bf16 channels_last"
+    ]
+
+
 def test_a_cpu_with_slow_bf16_keeps_fp32_and_the_plain_layout(monkeypatch):
     timer(monkeypatch, AVX2)
     assert choose(big_model()) == FP32  # channels_last 2% slower, bf16 three times slower
@@ -120,7 +132,7 @@ def test_the_probe_runs_once_per_model_shape_and_batch(monkeypatch):
     choose(big_model())
     choose(big_model())  # another instance of the same shape: cached
     assert len(timed) == 4
-    choose(big_model(), batch=16)  # the probe batch is min(batch, PROBE_MAX_BATCH)
+    choose(big_model(), batch=8)  # the probe batch is min(batch, PROBE_MAX_BATCH)
     assert len(timed) == 8
     choose(big_model(), batch=512)  # same probe batch as 64
     assert len(timed) == 8

@@ -39,7 +39,7 @@ SMALL_MODEL_MACS = 1_000_000
 # steps, the fastest counted (a shared CPU only ever adds time), on at most this batch.
 PROBE_WARMUP_STEPS = 1
 PROBE_TIMED_STEPS = 2
-PROBE_MAX_BATCH = 32
+PROBE_MAX_BATCH = 16
 # Another layout or precision must beat plain fp32 (or the precision asked for) by this
 # fraction to be chosen: timings on a shared CPU jitter by several percent, and a tie goes
 # to the exact, simpler path.
@@ -132,6 +132,7 @@ def speed_settings(
     channels_last: bool,
     input_shape: tuple[int, ...],
     batch_size: int = 64,
+    log=None,
 ) -> tuple[str, bool]:
     """The precision and memory layout `model` trains fastest in on `device`.
 
@@ -140,7 +141,8 @@ def speed_settings(
     GPU the allowed ones are used (tensor cores want both). On the CPU a model below
     SMALL_MODEL_MACS keeps fp32 and the plain layout; a larger one is timed for a few steps in
     each allowed combination (`probe_speeds`) and the fastest is chosen, if it beats the plain
-    layout in fp32 (or in the precision asked for) by PROBE_MIN_GAIN."""
+    layout in fp32 (or in the precision asked for) by PROBE_MIN_GAIN. `log` hears the timings
+    when a probe runs."""
     if device.type != "cpu":
         return resolve_precision(precision, device), channels_last
     check_precision(precision, device)
@@ -156,11 +158,16 @@ def speed_settings(
     ]
     if len(candidates) == 1:
         return base
-    return probe_speeds(model, input_shape, min(batch_size, PROBE_MAX_BATCH), candidates)[0]
+    batch = min(batch_size, PROBE_MAX_BATCH)
+    return probe_speeds(model, input_shape, batch, candidates, log)[0]
 
 
 def probe_speeds(
-    model: nn.Module, input_shape: tuple[int, ...], batch: int, candidates: list[tuple[str, bool]]
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch: int,
+    candidates: list[tuple[str, bool]],
+    log=None,
 ) -> tuple[tuple[str, bool], dict[tuple[str, bool], float]]:
     """Time a training step of a copy of `model` in each (precision, channels_last) candidate;
     the first candidate is the baseline. Returns the choice and the seconds per step of each.
@@ -188,7 +195,18 @@ def probe_speeds(
         fastest = min(candidates, key=seconds.__getitem__)
         choice = fastest if seconds[fastest] < (1 - PROBE_MIN_GAIN) * baseline else candidates[0]
         _probe_cache[key] = choice, seconds
+        if log is not None:
+            timings = ", ".join(f"{speed_name(c)} {1000 * t:.0f} ms" for c, t in seconds.items())
+            log(
+                f"speed probe ({type(model).__name__}, batch {batch}, per training step): "
+                f"{timings}; chosen: {speed_name(choice)}"
+            )
     return _probe_cache[key]
+
+
+def speed_name(candidate: tuple[str, bool]) -> str:
+    precision, channels_last = candidate
+    return precision + (" channels_last" if channels_last else "")
 
 
 def step_seconds(model: nn.Module, x: torch.Tensor, precision: str, channels_last: bool) -> float:

@@ -435,7 +435,9 @@ def model_kwargs_for(config: TrainConfig, num_classes: int) -> dict[str, Any]:
     }
 
 
-def setup(config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None = None) -> Session:
+def setup(
+    config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None = None, log=print
+) -> Session:
     """Device, precision, data, model and optimiser, each resolved once. `speed`: the
     (precision, channels_last) a resumed run started with, kept rather than timed again."""
     if config.num_threads:
@@ -457,6 +459,7 @@ def setup(config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None 
         config.channels_last,
         (1, *dataset.image_shape),
         config.batch_size,
+        log,
     )
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -729,7 +732,8 @@ def train(
     if folder is not None:
         folder.check_same_run(config)
         saved = folder.load_resume(resolve_device(config.device))
-    s = setup(config, dataset, tuple(saved["speed"]) if saved and "speed" in saved else None)
+    speed = tuple(saved["speed"]) if saved and "speed" in saved else None
+    s = setup(config, dataset, speed, log)
     if folder is not None:  # only now: a bad architecture option must leave no empty run
         folder.start(config)
     state = TrainState.resume(saved, s, log)
