@@ -7,7 +7,10 @@ emulated, slower), and noise (a gain inside PROBE_MIN_GAIN) are all played out h
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -174,6 +177,24 @@ def test_resolve_precision_without_a_model():
     assert device.resolve_precision("bf16", CPU) == "bf16"
     with pytest.raises(ConfigError, match="precision 'fp16' is not supported on the CPU"):
         device.resolve_precision("fp16", CPU)
+
+
+def test_the_avx2_approximation_hides_avx512_from_the_choice():
+    # What a CPU without AVX-512 looks like to torch (DESIGN.md): a fresh process, since torch
+    # reads ATEN_CPU_CAPABILITY once, at import.
+    env = os.environ | {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    code = (
+        "import torch; from mnistlab import device; "
+        "print(torch.backends.cpu.get_cpu_capability(), device.cpu_has_fast_bf16(), "
+        "sorted(f for f in device.cpu_info()['flags'] if f.startswith(('avx512', 'amx'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    capability, fast_bf16, wide = out.stdout.split(maxsplit=2)
+    if capability != "DEFAULT":  # x86: torch takes the cap
+        assert capability == "AVX2"
+    assert fast_bf16 == "False" and wide.strip() == "[]"
 
 
 def test_cpu_info_reads_the_features():

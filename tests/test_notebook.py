@@ -8,6 +8,8 @@ second time with pandas hidden, for the plain-dicts branch.
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,21 @@ OUT = "runs/course-notebook"
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def kernel(tmp_path_factory, monkeypatch) -> str:
+    """A kernel spec running this interpreter: a machine's own "python3" spec (say, a system
+    Jupyter's) may start a Python without mnistlab, and it would win over ipykernel's."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / "mnistlab-test"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec.joinpath("kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "mnistlab test", "language": "python"})
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    return "mnistlab-test"
+
+
 def outputs(cell, output_type=None) -> list:
     return [o for o in cell.outputs if output_type is None or o.output_type == output_type]
 
@@ -50,7 +67,7 @@ def cell_with(nb, needle: str):
     return cell
 
 
-def test_the_course_notebook_runs_end_to_end(tmp_path):
+def test_the_course_notebook_runs_end_to_end(tmp_path, kernel):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     (params,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     # The committed notebook carries no outputs (they would go stale in the repository).
@@ -58,7 +75,7 @@ def test_the_course_notebook_runs_end_to_end(tmp_path):
     params.source = SMALL
 
     client = nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=120, kernel_name=kernel, resources={"metadata": {"path": str(tmp_path)}}
     )
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
@@ -97,7 +114,7 @@ def test_the_course_notebook_runs_end_to_end(tmp_path):
     assert path.is_file() and path.is_relative_to(out)
 
 
-def test_a_sweep_file_it_did_not_write_is_left_alone(tmp_path):
+def test_a_sweep_file_it_did_not_write_is_left_alone(tmp_path, kernel):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     (params,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     params.source = SMALL
@@ -107,7 +124,7 @@ def test_a_sweep_file_it_did_not_write_is_left_alone(tmp_path):
     cells = [params, cell_with(nb, "HEADER = ")]
     nb.cells = cells
     client = nbclient.NotebookClient(
-        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=60, kernel_name=kernel, resources={"metadata": {"path": str(tmp_path)}}
     )
     with pytest.raises(nbclient.exceptions.CellExecutionError, match="not written by this"):
         client.execute()
