@@ -10,9 +10,10 @@
 Model code never calls .cuda() or .half(): these choices are made here and passed down.
 
 Why the CPU choice is timed rather than read from the CPU's flags: bf16 autocast and
-channels_last doubled the big models' speed on an AVX-512 BF16 CPU, gave nothing on an AVX2
-one (bf16 is emulated there), and the gain also depends on the model's shape and on the
-torch/oneDNN build. A few forward+backward steps of the actual model answer for this CPU.
+channels_last doubled the big models' speed on an AVX-512 BF16 CPU but slowed models below
+1M MACs down, an AVX2 CPU has no bf16 instructions at all, and the gain depends on the
+model's shape and on the torch/oneDNN build. A few forward+backward steps of the actual model
+answer for this CPU.
 """
 
 from __future__ import annotations
@@ -137,8 +138,8 @@ def speed_settings(
     """The precision and memory layout `model` trains fastest in on `device`.
 
     `precision` "auto" allows fp32, and bf16 where the CPU has it natively; `channels_last`
-    True allows the NHWC layout. On a
-    GPU the allowed ones are used (tensor cores want both). On the CPU a model below
+    True allows the NHWC layout. On a GPU the allowed ones are used (tensor cores want both).
+    On the CPU a model below
     SMALL_MODEL_MACS keeps fp32 and the plain layout; a larger one is timed for a few steps in
     each allowed combination (`probe_speeds`) and the fastest is chosen, if it beats the plain
     layout in fp32 (or in the precision asked for) by PROBE_MIN_GAIN. `log` hears the timings
@@ -149,8 +150,8 @@ def speed_settings(
     base = ("fp32" if precision == "auto" else precision, False)
     if count_macs(model, input_shape) < SMALL_MODEL_MACS:
         return base
-    # Emulated bf16 is never the faster (1.01x on AVX2 for the whole engine) and the costliest
-    # to time: "auto" times it only where the CPU has native bf16.
+    # Without AVX512-BF16 or AMX, bf16 matmuls are emulated through fp32 conversions: never
+    # the faster, and the costliest candidate to time. "auto" times it only where native.
     auto = ("fp32", "bf16") if cpu_has_fast_bf16() else ("fp32",)
     precisions = auto if precision == "auto" else (precision,)
     candidates = [
