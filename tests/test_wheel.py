@@ -6,10 +6,11 @@ outside the project: `mnistlab predict` with the shipped default model and a one
 `mnistlab train` on the bundled MNIST. What the wheel left out (package data, the console
 script, a module) fails here.
 
-The venv borrows torch and the other dependencies from the environment running the tests (a
-.pth line naming its site-packages, added after the install so pip sees an empty venv); the
-borrowed folder's own .pth files, this checkout's editable install among them, are not read
-through such a line, so `mnistlab` can only come from the wheel.
+The venv borrows torch and the other dependencies from the interpreter running the tests: a
+.pth file, written after the install so pip sees an empty venv, names every folder of its
+sys.path except the standard library, this checkout and any folder holding a `mnistlab`
+package (an editable install's source). Folders named in a .pth file have their own .pth files
+left unread, so `mnistlab` can only come from the wheel.
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
+
+
+def borrowed() -> list[str]:
+    """This interpreter's sys.path folders that the venv may see: not the standard library,
+    not this checkout, none that holds a `mnistlab` package."""
+    stdlib = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")}
+    folders = []
+    for entry in dict.fromkeys(sys.path):
+        path = Path(entry)
+        if not entry or not path.is_dir() or entry in stdlib or path.name == "lib-dynload":
+            continue
+        if path.resolve().is_relative_to(ROOT) or (path / "mnistlab").exists():
+            continue
+        folders.append(str(path))
+    return folders
 
 
 def run(args, cwd, env, timeout=120) -> subprocess.CompletedProcess:
@@ -74,9 +90,7 @@ def installed(tmp_path_factory):
     site = run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp, env
     )
-    ours = sysconfig.get_paths()
-    borrowed = dict.fromkeys([ours["purelib"], ours["platlib"]])  # one line each, in order
-    Path(site.stdout.strip(), "borrowed_dependencies.pth").write_text("\n".join(borrowed) + "\n")
+    Path(site.stdout.strip(), "borrowed_dependencies.pth").write_text("\n".join(borrowed()) + "\n")
     return venv / "bin", env
 
 
