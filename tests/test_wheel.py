@@ -40,7 +40,8 @@ def borrowed() -> list[str]:
         path = Path(entry)
         if not entry or not path.is_dir() or entry in stdlib or path.name == "lib-dynload":
             continue
-        if path.resolve().is_relative_to(ROOT) or (path / "mnistlab").exists():
+        # The checkout and its src/, not its .venv: CI's venv lives inside the clone.
+        if path.resolve() in (ROOT, ROOT / "src") or (path / "mnistlab").exists():
             continue
         folders.append(str(path))
     return folders
