@@ -131,6 +131,32 @@ def test_a_claim_held_by_a_live_process_is_respected_and_a_dead_ones_taken_over(
     assert not (folder.path / ledger.CLAIM).exists()
 
 
+@pytest.mark.parametrize("pid", ["sleeper", 1])
+def test_a_claim_whose_pid_was_reused_is_taken_over(tmp_path, pid):
+    """The pid is alive, but it is another process than the one that claimed the run (the
+    pid was reused, or a restarted container's PID 1): its start time tells them apart."""
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pid = sleeper.pid if pid == "sleeper" else pid
+        start = ledger.process_start(pid)
+        assert start is not None  # Linux: /proc/<pid>/stat
+        claim = {"host": os.uname().nodename, "pid": pid, "started": 0, "token": "x"}
+        ledger.write_json(folder.path / ledger.CLAIM, claim | {"pid_start": start})
+        assert not folder.claim() and folder.claim_alive()  # the same process: respected
+        ledger.write_json(folder.path / ledger.CLAIM, claim | {"pid_start": start + "0"})
+        assert not folder.claim_alive()
+        assert folder.claim()
+        assert ledger.read_json(folder.path / ledger.CLAIM)["pid_start"] == ledger.process_start(
+            os.getpid()
+        )
+        folder.release()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def test_a_silent_claim_from_another_machine_goes_stale(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
