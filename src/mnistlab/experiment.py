@@ -27,7 +27,7 @@ from .errors import UserError
 from .report import build_report
 from .report.stats import accuracy_interval
 from .search import Search, load_search, run_search, search_summary
-from .sweep import Sweep, load_sweep, pending_runs, prepare, resolve_sweep_path
+from .sweep import Sweep, load_sweep, pending_runs, prepare, resolve_sweep_path, wait_for_claims
 from .tracking import TENSORBOARD_VIEW, MlflowLogger, MlflowSync, link_tensorboard
 
 BACKENDS = ("local", "ray")
@@ -105,21 +105,44 @@ def run_experiment(
                 f"already done, writing to {sweep.out_dir}"
             )
             with tracking(sweep, [r.config for r in sweep.runs], mlflow, log):
-                outcomes = run_backend(todo)
+                outcomes = _take_over(sweep, run_backend(todo), run_backend, log)
     result = ExperimentResult(sweep.out_dir, outcomes, summary_lines(experiment))
     if report:
         result.report = build_report(sweep.out_dir)
-    elsewhere = result.count("claimed")
-    if elsewhere:
-        result.messages.append(
-            f"{elsewhere} run(s) are being trained by another process; rerun "
-            "`mnistlab report` when they finish"
-        )
     if result.count("failed"):
         result.messages.append(
             f"{result.count('failed')} run(s) failed; rerun the same command to retry them"
         )
     return result
+
+
+def _take_over(sweep: Sweep, outcomes: list[dict], run_backend, log) -> list[dict]:
+    """The runs other processes held when this one reached them: wait while their holders
+    live, and take over those whose holder died. So a sweep ends with every run ended (or
+    failed), never with a run left pending by a dead peer; a run a peer ended is "skipped"
+    here (or "failed", as the peer recorded it)."""
+    runs = {run.run_id: run for run in sweep.runs}
+    held = [runs[o["run_id"]] for o in outcomes if o["status"] == "claimed"]
+    outcomes = [o for o in outcomes if o["status"] != "claimed"]
+    if held:
+        log(f"waiting for {len(held)} run(s) that other processes are training")
+    while held:
+        free = wait_for_claims(sweep, held)
+        held = [run for run in held if run not in free]
+        todo = []
+        for run in free:
+            result = sweep.folder(run, log=log).read_result() or {}
+            if result.get("status") in (*ledger.DONE_STATUSES, "failed"):
+                ended = "failed" if result["status"] == "failed" else "skipped"
+                outcomes.append({"run_id": run.run_id, "status": ended, "error": result["error"]})
+            else:  # its holder died: ours now
+                todo.append(run)
+        for outcome in run_backend(todo) if todo else []:
+            if outcome["status"] == "claimed":  # a third process was quicker
+                held.append(runs[outcome["run_id"]])
+            else:
+                outcomes.append(outcome)
+    return outcomes
 
 
 def _search(search: Search, mlflow: str | None, log, progress: bool) -> list[dict]:

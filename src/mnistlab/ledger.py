@@ -505,22 +505,29 @@ class _Claim:
             self.path.unlink(missing_ok=True)
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3 onwards of /proc/<pid>/stat (Linux), or None where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ')'.
+    return stat[stat.rfind(")") + 2 :].split()
+
+
 def process_start(pid: int) -> str | None:
     """When process `pid` started, as "<boot id>:<clock ticks since boot>" (Linux: field 22
     of /proc/<pid>/stat), or None where that cannot be read (another OS, no such process).
     A pid is reused once its process dies (PID 1 in every restarted container): the pid
     alone does not say that the process holding a claim is still the one that made it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        # The command name (field 2) is in parentheses and may hold spaces or ')'.
-        ticks = stat[stat.rindex(")") + 2 :].split()[19]
-    except (OSError, ValueError, IndexError):
+    fields = _proc_stat(pid)
+    if fields is None or len(fields) < 20:
         return None
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         boot = ""
-    return f"{boot}:{ticks}"
+    return f"{boot}:{fields[19]}"
 
 
 def process_identity() -> dict[str, Any]:
@@ -541,6 +548,9 @@ def process_alive(info: dict) -> bool:
         return False
     except PermissionError:  # alive, owned by someone else
         pass
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # dead, not yet reaped by its parent
+        return False
     recorded, now = info.get("pid_start"), process_start(pid)
     return recorded is None or now is None or recorded == now
 
