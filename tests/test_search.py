@@ -7,7 +7,10 @@ The search trains LeNet for at most 2 epochs on 300 images: seconds per trial.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -266,3 +269,69 @@ def test_a_grid_sampler_tries_every_combination_once(tmp_path, mnist):
     combos = sorted((r["config"]["lr"], r["config"]["dropout"]) for r in records)
     assert combos == [(1e-3, 0.0), (1e-3, 0.5), (2e-3, 0.0), (2e-3, 0.5)]
     assert {r["status"] for r in records} == {"finished"}
+
+
+# ---------------------------------------------------------------- two processes, one folder
+TWO_PROCESSES = (
+    BASE.replace("epochs = 2", "epochs = 1")
+    + """
+[search]
+trials = 4
+sampler = "random"
+pruner = "none"
+seed = 5
+
+[search.space]
+lr = { low = 1e-4, high = 3e-3, log = true }
+"""
+)
+
+
+def test_two_search_processes_on_one_folder_end_exactly_the_trials_asked_for(tmp_path, mnist):
+    """Two `mnistlab sweep` processes (with --mlflow, both creating the store the first time)
+    search one folder at once: the study ends exactly `trials` trials, each run trained once,
+    every one in the manifest (--status, the report) and in MLflow."""
+    optuna = pytest.importorskip("optuna")
+    from optuna.trial import TrialState
+
+    path = write(tmp_path, TWO_PROCESSES)
+    out = tmp_path / "out"
+    flags = ["--mlflow"] if importlib.util.find_spec("mlflow") else []
+    command = [sys.executable, "-m", "mnistlab", "sweep", str(path), "--out", str(out)]
+    procs = [
+        subprocess.Popen(
+            [*command, "--no-report", *flags],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    trained = [
+        line
+        for stdout, _ in outputs
+        for line in stdout.splitlines()
+        if line.startswith("  -> ") and "not counted" not in line
+    ]
+    assert len(trained) == 4, outputs  # each trial trained by one process, once
+    [summary] = optuna.get_all_study_summaries(search.storage_url(out))
+    study = optuna.load_study(study_name=summary.study_name, storage=search.storage_url(out))
+    ended = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(ended) == 4
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    run_ids = sorted(t.user_attrs["run_id"] for t in ended)
+    assert len(set(run_ids)) == 4  # no sample drawn twice
+    assert sorted(r["run_id"] for r in ledger.read_runs(out)) == run_ids
+    code, stdout, _ = cli("sweep", path, "--out", out, "--status")
+    assert code == 0 and "4/4 trials ended" in stdout and stdout.count("lenet-") == 4
+    if flags:
+        from mlflow.tracking import MlflowClient
+
+        from mnistlab.tracking import default_tracking_uri
+
+        client = MlflowClient(tracking_uri=default_tracking_uri(out))
+        experiment = client.get_experiment_by_name("tiny_search")
+        logged = client.search_runs([experiment.experiment_id])
+        assert sorted(r.data.tags["mnistlab.run_id"] for r in logged) == run_ids

@@ -36,17 +36,25 @@ folder), and its samplers and pruners run in this process with a SQLite file as 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sqlite3
+import time
+import urllib.parse
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from . import ledger
 from .config import FIELD_TYPES, IDENTITY_FIELDS, ConfigError, TrainConfig, load_toml, suggest
 from .engine import Callback, Stop
 from .errors import UserError
 from .sweep import (
+    CLAIM_POLL_SECONDS,
     Sweep,
     SweepRun,
     execute_run,
@@ -70,6 +78,9 @@ SEARCH_KEYS = (
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "asha", "none")
 STUDY_FILE = "search.db"
+SEARCH_LOCK = ".search.lock"  # processes searching one folder ask for trials in turn
+# The tables every Optuna RDB storage has: a non-empty SQLite file without them is not a study.
+OPTUNA_TABLES = {"studies", "trials", "version_info"}
 MAX_TRIALS = 10_000
 # Consecutive trials that fail with an error before the search gives up (a config that
 # cannot train fails every time; a flaky machine does not).
@@ -347,6 +358,37 @@ def _import_optuna():
     return optuna
 
 
+def check_study_file(sweep_dir: str | os.PathLike) -> None:
+    """SWEEP_DIR/search.db, if there is one, must be a search's study (or empty): a file of
+    someone else's is never written into, and a damaged one is one line, not a traceback."""
+    path = Path(sweep_dir) / STUDY_FILE
+    if not path.exists() and not path.is_symlink():
+        return
+    move = "move it aside or choose another --out"
+    if not path.is_file():
+        raise UserError(f"{path}: not a regular file, so not a search's study; {move}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the search's study: {exc.strerror}") from None
+    if not head:
+        return  # SQLite makes an empty file a new database
+    if head != b"SQLite format 3\x00":
+        raise UserError(f"{path}: not an SQLite file, so not a search's study; {move}")
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=60)) as db:
+            check = db.execute("PRAGMA quick_check").fetchone()
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as exc:
+        raise UserError(f"{path}: a damaged SQLite file ({exc}); {move}") from None
+    if check != ("ok",):
+        raise UserError(f"{path}: a damaged SQLite file ({check[0]}); {move}")
+    if tables and OPTUNA_TABLES - tables:
+        raise UserError(f"{path}: an SQLite database that is not a search's study; {move}")
+
+
 def storage_url(sweep_dir: str | os.PathLike) -> str:
     return f"sqlite:///{(Path(sweep_dir) / STUDY_FILE).resolve()}"
 
@@ -411,11 +453,16 @@ def open_study(optuna, search: Search, point: SearchPoint):
 
 
 def recover(optuna, study, log) -> int:
-    """Trials left RUNNING by a killed search: mark them failed and queue their settings
-    again, so the next trial retrains (and the ledger resumes) the same run."""
+    """Trials left RUNNING by a search process that died: mark them failed and queue their
+    settings again, so the next trial retrains (and the ledger resumes) the same run. A trial
+    another live process is running is left to it."""
     from optuna.trial import TrialState
 
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not _owner_alive(trial)
+    ]
     for trial in stale:
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
         study.enqueue_trial(trial.params, user_attrs={"resumes_trial": trial.number})
@@ -424,10 +471,38 @@ def recover(optuna, study, log) -> int:
     return len(stale)
 
 
+def _owner_alive(trial) -> bool:
+    """Whether the process that asked for a RUNNING trial still runs it: judged by host, pid
+    and start time on this machine (as the ledger judges claims); from another machine, by
+    its run's claim heartbeat (or the trial's youth, before its run is claimed). A trial of
+    this very process is not running: a search here holds none between its trials."""
+    owner = trial.user_attrs.get("owner")
+    if not isinstance(owner, dict):
+        return False  # asked before trials recorded their owner
+    me = ledger.process_identity()
+    if owner.get("host") == me["host"]:
+        same = owner.get("pid") == me["pid"] and owner.get("pid_start") == me["pid_start"]
+        return not same and ledger.process_alive(owner)
+    folder = owner.get("run_dir")
+    if isinstance(folder, str) and ledger.RunFolder(folder).claim_alive():
+        return True
+    started = trial.datetime_start
+    return (
+        started is not None
+        and (datetime.now() - started).total_seconds() < ledger.CLAIM_STALE_SECONDS
+    )
+
+
 def ended(study) -> int:
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def running(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def trial_runs(search: Search, study, point: SearchPoint) -> list[SweepRun]:
@@ -442,49 +517,79 @@ def trial_runs(search: Search, study, point: SearchPoint) -> list[SweepRun]:
     return list(runs.values())
 
 
+def record_trials(search: Search, studies: list, log) -> dict[str, SweepRun]:
+    """Write the sweep's manifest (what --status, the report and MLflow read) from every
+    study's trials: called under the search lock, it holds the trials of every process on
+    the folder, not only this one's. Returns run id -> run."""
+    sweep = search.sweep
+    known: dict[str, SweepRun] = {}
+    for point, study in studies:
+        for run in trial_runs(search, study, point):
+            known.setdefault(run.run_id, run)
+    sweep.runs = list(known.values())
+    label_runs(sweep.runs)
+    prepare(sweep)
+    if any(r.config.tensorboard for r in sweep.runs):
+        link_tensorboard(sweep.out_dir, {r.run_id: r.label for r in sweep.runs}, log=log)
+    return known
+
+
 def run_search(search: Search, *, log=print, progress: bool = False) -> list[dict]:
     """Run the search until every grid combination has `trials` ended trials (finished,
     pruned or diverged); returns one outcome per trial trained now (see `execute_run`).
-    Trials run one after the other in this process."""
+    Trials run one after the other in this process. Several processes may search one
+    folder: they take turns (a file lock) to ask for trials, count the trials the others are
+    running, and wait for those rather than start more than `trials`."""
     optuna = _import_optuna()
     from optuna.trial import TrialState
 
     sweep, spec = search.sweep, search.plan.spec
     ledger.make_dirs(sweep.out_dir)
-    studies = [(point, open_study(optuna, search, point)) for point in search.plan.points]
-    known: dict[str, SweepRun] = {}
-    for point, study in studies:
-        recover(optuna, study, log)
-        for run in trial_runs(search, study, point):
-            known.setdefault(run.run_id, run)
-
-    def record(run: SweepRun) -> None:
-        """Put the run in the sweep's manifest (what --status and the report read)."""
-        if run.run_id not in known:
-            known[run.run_id] = run
-        sweep.runs = list(known.values())
-        label_runs(sweep.runs)
-        prepare(sweep)
-        if any(r.config.tensorboard for r in sweep.runs):
-            link_tensorboard(sweep.out_dir, {r.run_id: r.label for r in sweep.runs}, log=log)
-
-    sweep.runs = list(known.values())
-    label_runs(sweep.runs)
-    prepare(sweep)
+    check_study_file(sweep.out_dir)
+    lock = FileLock(sweep.out_dir / SEARCH_LOCK)
+    with lock:
+        try:
+            studies = [(point, open_study(optuna, search, point)) for point in search.plan.points]
+        except Exception as exc:  # a store Optuna cannot use: one line, before any training
+            raise UserError(
+                f"{sweep.out_dir / STUDY_FILE}: cannot open the search's study: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        for _, study in studies:
+            recover(optuna, study, log)
+        record_trials(search, studies, log)
     outcomes: list[dict] = []
     for point, study in studies:
         where = f" ({point.label})" if len(studies) > 1 and point.label else ""
-        failures = 0
-        while ended(study) < spec.trials:
-            trial = study.ask()
-            params = {dim.name: dim.suggest(trial) for dim in spec.space.values()}
-            config = search.plan.config_for(point, params)
-            run = known.get(ledger.run_id_for(config)) or SweepRun(
-                ledger.run_id_for(config), config
-            )
-            trial.set_user_attr("run_id", run.run_id)
-            record(run)
-            log(f"[trial {ended(study) + 1}/{spec.trials}{where}] {trial_label(config, params)}")
+        failures, waited = 0, False
+        while True:
+            trial = None
+            with lock:
+                recover(optuna, study, log)
+                done, others = ended(study), running(study)
+                if done >= spec.trials:
+                    break
+                if done + others < spec.trials:
+                    # Seeded by the trials so far, each time: a peer that opened the study
+                    # when this process did must not draw the same settings.
+                    trials_so_far = len(study.get_trials(deepcopy=False))
+                    study.sampler = make_sampler(optuna, spec, trials_so_far)
+                    trial = study.ask()
+                    params = {dim.name: dim.suggest(trial) for dim in spec.space.values()}
+                    config = search.plan.config_for(point, params)
+                    run_id = ledger.run_id_for(config)
+                    trial.set_user_attr("run_id", run_id)
+                    owner = ledger.process_identity()
+                    trial.set_user_attr("owner", owner | {"run_dir": str(sweep.out_dir)})
+                    run = record_trials(search, studies, log)[run_id]
+            if trial is None:  # the trials left are running in other processes
+                if not waited:
+                    log(f"search: waiting for {others} trial(s) other processes are running")
+                waited = True
+                time.sleep(CLAIM_POLL_SECONDS)
+                continue
+            waited = False
+            log(f"[trial {done + others + 1}/{spec.trials}{where}] {trial_label(config, params)}")
             folder = sweep.folder(run, log=log)
             outcome = execute_run(
                 run.config,
@@ -498,13 +603,13 @@ def run_search(search: Search, *, log=print, progress: bool = False) -> list[dic
             result = folder.read_result() or {}
             status = result.get("status")
             if status == "pruned":
-                study.tell(trial, state=TrialState.PRUNED)
+                study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
             elif status in ("finished", "diverged"):
                 # A diverged run is a real outcome (too high a learning rate): the sampler
                 # should learn from it, so it ends with its best accuracy (or 0).
-                study.tell(trial, result.get("val_acc") or 0.0)
-            else:  # failed, or trained by another process meanwhile: not counted
-                study.tell(trial, state=TrialState.FAIL)
+                study.tell(trial, result.get("val_acc") or 0.0, skip_if_finished=True)
+            else:  # failed, or being trained by another process: not counted
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             failures = failures + 1 if outcome["status"] == "failed" else 0
             if outcome.get("permanent") or failures >= MAX_FAILURES_IN_A_ROW:
                 raise UserError(
