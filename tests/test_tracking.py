@@ -118,6 +118,25 @@ def test_mlflow_import_backfills_once_and_skips_what_is_there(tracked, tmp_path)
 
 
 @pytest.mark.skipif(not HAS_MLFLOW, reason="needs the mlflow extra")
+def test_the_same_sweep_in_another_folder_logs_its_own_runs(tracked, tmp_path):
+    """Run ids are config hashes: the same sweep rerun into a new folder has the same ids.
+    Its runs are new runs, and a shared store logs them (once), beside the first folder's."""
+    import shutil
+
+    store = tmp_path / "store"
+    again = tmp_path / "again"
+    shutil.copytree(tracked.out, again, ignore=shutil.ignore_patterns("mlruns"))
+    for folder, logged in ((tracked.out, 2), (again, 2), (again, 0), (tracked.out, 0)):
+        code, out, err = cli("mlflow-import", folder, "--tracking-uri", store)
+        assert code == 0, err
+        assert f"logged {logged} run(s), {2 - logged} were there already" in out
+    client = _client(f"sqlite:///{(store / 'mlflow.db').resolve()}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny_tracked").experiment_id])
+    folders = sorted(run.data.tags["mnistlab.sweep_dir"] for run in runs)
+    assert folders == sorted([str(tracked.out.resolve())] * 2 + [str(again.resolve())] * 2)
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="needs the mlflow extra")
 def test_a_run_whose_logging_was_cut_short_is_logged_again(tracked, tmp_path):
     from mnistlab.tracking import MlflowLogger
 

@@ -157,6 +157,9 @@ MLFLOW_FOLDER = "mlruns"  # SWEEP_DIR/mlruns/{mlflow.db, artifacts/}: the defaul
 RUN_ID_TAG = (
     "mnistlab.run_id"  # the ledger run an MLflow run records: what makes logging idempotent
 )
+# The sweep folder an MLflow run's ledger run lives in: run ids are config hashes, so the same
+# sweep rerun into another folder has the same ids, and its runs are other runs to log.
+SWEEP_DIR_TAG = "mnistlab.sweep_dir"
 # The run folder's files that travel as artifacts: small and self-describing. Not the
 # checkpoint (megabytes to a gigabyte; `mnistlab export` is for that) nor resume.pt.
 ARTIFACT_FILES = ("config.json", "history.json", "result.json", "predictions.json", "error.txt")
@@ -316,8 +319,9 @@ def sweep_name(sweep_dir: str | os.PathLike) -> str:
 class MlflowLogger:
     """Logs a sweep's ended runs (finished, diverged, pruned) to MLflow, each once.
 
-    An MLflow run carries the ledger run id in the tag `mnistlab.run_id`, so `sync()` can be
-    called any number of times (after every run, at the end, from `mnistlab mlflow-import`
+    An MLflow run carries the ledger run id in the tag `mnistlab.run_id` and the sweep folder
+    in `mnistlab.sweep_dir` (the same sweep rerun into another folder logs its runs anew), so
+    `sync()` can be called any number of times (after every run, at the end, from `mnistlab mlflow-import`
     on an old sweep) and logs only what is not there yet. A run whose logging was cut short
     (still RUNNING in MLflow) is deleted and logged again. Failed runs are not logged: the
     next sweep retries them.
@@ -338,6 +342,9 @@ class MlflowLogger:
         self.log = log
         self._client = None
         self._experiment_id: str | None = None
+        self._folder = str(self.sweep_dir.resolve())
+        # Runs logged before they carried their folder: the folder that made the experiment.
+        self._experiment_folder: str | None = None
         self._logged: dict[str, str] | None = None  # ledger run id -> MLflow run id
 
     def _store_lock(self):
@@ -374,7 +381,9 @@ class MlflowLogger:
     def _get_or_create_experiment(self, client) -> str:
         found = client.get_experiment_by_name(self.experiment_name)
         if found is not None:
+            self._experiment_folder = found.tags.get(SWEEP_DIR_TAG)
             return found.experiment_id
+        self._experiment_folder = self._folder
         location = None
         if self.tracking_uri.startswith("sqlite:///"):
             # Beside the database, not in ./mlartifacts of whatever folder we run in.
@@ -383,7 +392,7 @@ class MlflowLogger:
         return client.create_experiment(
             self.experiment_name,
             artifact_location=location,
-            tags={"mnistlab.sweep_dir": str(self.sweep_dir.resolve())},
+            tags={SWEEP_DIR_TAG: self._folder},
         )
 
     def logged(self) -> dict[str, str]:
@@ -403,7 +412,7 @@ class MlflowLogger:
                 for run in page:
                     ledger_id = run.data.tags.get(RUN_ID_TAG)
                     # RUNNING: being logged now, or cut short (then `_find` redoes it).
-                    if ledger_id is not None and run.info.status != "RUNNING":
+                    if ledger_id is not None and run.info.status != "RUNNING" and self._ours(run):
                         self._logged[ledger_id] = run.info.run_id
                 token = page.token
                 if not token:
@@ -439,6 +448,8 @@ class MlflowLogger:
             filter_string=f"tags.`{RUN_ID_TAG}` = '{ledger_id}'",
             run_view_type=ViewType.ACTIVE_ONLY,
         ):
+            if not self._ours(run):
+                continue
             if run.info.status == "RUNNING" or found is not None:  # cut short, or a double
                 self.client.delete_run(run.info.run_id)
             else:
@@ -446,6 +457,12 @@ class MlflowLogger:
         if found is not None:
             self.logged()[ledger_id] = found
         return found
+
+    def _ours(self, run) -> bool:
+        """Whether an MLflow run records a run of this sweep folder (not of the same sweep
+        in another folder)."""
+        self.experiment_id  # noqa: B018  (reads the experiment's folder)
+        return run.data.tags.get(SWEEP_DIR_TAG, self._experiment_folder) == self._folder
 
     def log_run(self, record: dict, label: str = "") -> str:
         """Log one ended ledger record as an MLflow run; returns the MLflow run id."""
@@ -458,6 +475,7 @@ class MlflowLogger:
         start = end - int(1000 * (result.get("total_seconds") or 0))
         tags = {
             RUN_ID_TAG: record["run_id"],
+            SWEEP_DIR_TAG: self._folder,
             "mnistlab.sweep": self.experiment_name,
             "model": config.get("model"),
             "status": result["status"],
