@@ -28,7 +28,14 @@ from .report import build_report
 from .report.stats import accuracy_interval
 from .search import Search, load_search, run_search, search_summary
 from .sweep import Sweep, load_sweep, pending_runs, prepare, resolve_sweep_path, wait_for_claims
-from .tracking import TENSORBOARD_VIEW, MlflowLogger, MlflowSync, link_tensorboard
+from .tracking import (
+    TENSORBOARD_VIEW,
+    MlflowLogger,
+    MlflowSync,
+    check_store,
+    link_tensorboard,
+    resolve_tracking_uri,
+)
 
 BACKENDS = ("local", "ray")
 
@@ -89,6 +96,9 @@ def run_experiment(
     settings = (settings or {}) | ({"tensorboard": True} if tensorboard else {})
     # On a cluster the GPUs are on the workers, not necessarily here: Ray checks placement.
     experiment = load_experiment(source, out_dir, settings, check_device=backend != "ray")
+    if mlflow is not None:  # in seconds, before anything is written or trained
+        where = (experiment.sweep if isinstance(experiment, Search) else experiment).out_dir
+        check_store(resolve_tracking_uri(mlflow, where), "--mlflow")
     if isinstance(experiment, Search):
         if backend != "local" or workers != 1:
             raise UserError(

@@ -458,6 +458,13 @@ class MlflowLogger:
             self.logged()[ledger_id] = found
         return found
 
+    def error(self, exc: Exception) -> UserError:
+        """An error of the store as one line, naming the option the URI came from."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return UserError(
+            f"{self.flag} {self.tracking_uri}: cannot log: {type(exc).__name__}: {first}"
+        )
+
     def _ours(self, run) -> bool:
         """Whether an MLflow run records a run of this sweep folder (not of the same sweep
         in another folder)."""
@@ -577,9 +584,7 @@ class MlflowSync:
         except UserError:
             raise
         except Exception as exc:
-            raise UserError(
-                f"mlflow: cannot log to {self.logger.tracking_uri}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise self.logger.error(exc) from None
         self._thread.start()
         return self
 
@@ -616,13 +621,20 @@ def import_to_mlflow(
     tracking_uri: str | None = None,
     experiment: str | None = None,
     log=print,
+    flag: str = "--tracking-uri",
 ) -> tuple[MlflowLogger, list[str]]:
-    """Backfill: log every ended run of an existing sweep folder that MLflow lacks."""
+    """Backfill: log every ended run of an existing sweep folder that MLflow lacks. `flag`
+    names the option the URI came from in error lines."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "runs").is_dir():
         raise UserError(f"{sweep_dir}: not a sweep folder (no runs/ in it)")
-    logger = MlflowLogger(sweep_dir, tracking_uri, experiment, log=log)
-    return logger, logger.sync()
+    logger = MlflowLogger(sweep_dir, tracking_uri, experiment, log=log, flag=flag)
+    try:
+        return logger, logger.sync()
+    except UserError:
+        raise
+    except Exception as exc:  # the store's, as one line (not MLflow's traceback)
+        raise logger.error(exc) from None
 
 
 # ---------------------------------------------------------------- TensorBoard
