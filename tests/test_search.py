@@ -335,3 +335,52 @@ def test_two_search_processes_on_one_folder_end_exactly_the_trials_asked_for(tmp
         experiment = client.get_experiment_by_name("tiny_search")
         logged = client.search_runs([experiment.experiment_id])
         assert sorted(r.data.tags["mnistlab.run_id"] for r in logged) == run_ids
+
+
+# ---------------------------------------------------------------- the study file
+def _foreign_sqlite(path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('mine')")
+
+
+def _damaged_study(path: Path) -> None:
+    _foreign_sqlite(path)
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b"my notes, not a database\n" * 40), "not an SQLite file"),
+        (_foreign_sqlite, "an SQLite database that is not a search's study"),
+        (_damaged_study, "a damaged SQLite file"),
+        (lambda p: p.mkdir(), "not a regular file"),
+    ],
+)
+def test_a_search_db_that_is_not_a_study_is_one_line_and_left_alone(tmp_path, make, message):
+    """A damaged search.db gave a traceback; a foreign SQLite file got Optuna's tables."""
+    pytest.importorskip("optuna")
+    path = write(tmp_path, BASE + SEARCH)
+    out = tmp_path / "out"
+    out.mkdir()
+    study = out / search.STUDY_FILE
+    make(study)
+    before = study.read_bytes() if study.is_file() else None
+    code, _, err = cli("sweep", path, "--out", out, "--no-report")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{study}: {message}" in err
+    assert (study.read_bytes() if study.is_file() else None) == before
+    assert not (out / "runs").exists()  # nothing trained
+
+
+def test_an_empty_search_db_becomes_the_study(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / search.STUDY_FILE).touch()
+    search.check_study_file(out)  # SQLite makes an empty file a new database
