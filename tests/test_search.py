@@ -126,6 +126,29 @@ def test_bad_search_tables_are_one_line(tmp_path, table, message):
     assert code == 2 and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ("eval_subset = {low = 5, high = 200}", "space.eval_subset = 5: "),
+        ("precision = {choices = ['fp32', 'fp16']}", "space.precision = 'fp16': "),
+        ("data_dir = {choices = ['/nonexistent/digits']}", "space.data_dir = '/nonexistent/"),
+    ],
+)
+def test_every_value_of_the_space_is_checked_like_a_grid_before_any_trial(
+    tmp_path, mnist, space, message
+):
+    """A value that cannot run was accepted and failed only when sampled, after other trials
+    trained; a grid with the same value is refused up front. Checked like a grid now."""
+    path = write(tmp_path, BASE + f"[search]\ntrials = 3\n[search.space]\n{space}\n")
+    value = message.split("= ")[1].rstrip(": ")
+    grid = write(tmp_path, BASE + f"[grid]\n{space.split(' = ')[0]} = [{value}]\n", "grid.toml")
+    with pytest.raises(ConfigError):
+        load_experiment(grid, str(tmp_path / "grid"))  # what a grid says
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_experiment(path, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_set_cannot_fight_the_search(tmp_path):
     path = write(tmp_path, BASE + SEARCH)
     code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--set", "lr=0.01")

@@ -51,7 +51,8 @@ from filelock import FileLock
 
 from . import ledger
 from .config import FIELD_TYPES, IDENTITY_FIELDS, ConfigError, TrainConfig, load_toml, suggest
-from .engine import Callback, Stop
+from .data import load_dataset_cached
+from .engine import Callback, Stop, check_runnable
 from .errors import UserError
 from .sweep import (
     CLAIM_POLL_SECONDS,
@@ -188,6 +189,8 @@ def load_search(
     # The combinations are the searches' bases, not runs: the runs are the trials.
     points = [(run.written, run.config, run.label) for run in sweep.runs]
     plan = plan_search(spec, points, sweep.overrides, sweep.settings, str(path), set(sweep.axes))
+    if check:
+        check_corners(plan, check_device)
     sweep.runs = []
     return Search(sweep, plan)
 
@@ -344,6 +347,26 @@ def plan_search(
                     ) from None
         plan.points.append(point)
     return plan
+
+
+def check_corners(plan: SearchPlan, check_device: bool = True) -> None:
+    """Each range's ends and each choice, with every grid combination, checked against its
+    data and device as a grid's runs are (`sweep.check_runs`): a value that cannot run
+    (an eval_subset too small to split, fp16 on a CPU, a missing data_dir) fails now, not
+    when it is sampled after other trials trained."""
+    for point in plan.points:
+        for dim in plan.spec.space.values():
+            for value in dim.corners():
+                config = plan.config_for(point, {dim.name: value})
+                try:
+                    dataset = load_dataset_cached(config.dataset, config.data_dir)
+                    check_runnable(config, dataset, check_device)
+                except UserError as exc:
+                    several = len(plan.points) > 1 and point.label
+                    where = f" ({point.label})" if several else ""
+                    raise ConfigError(
+                        f"{plan.source}: [search] space.{dim.name} = {value!r}{where}: {exc}"
+                    ) from None
 
 
 # ---------------------------------------------------------------- running a search
