@@ -69,6 +69,18 @@ def load_experiment(
     return loader(path, out_dir, settings, check=check, check_device=check_device)
 
 
+def check_backend(backend: str, workers: int = 1, ray: dict[str, Any] | None = None) -> None:
+    """The backend and its options, checked before anything else (--status too: an option
+    that would be ignored is refused, never silently dropped)."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if ray and backend != "ray":
+        options = ", ".join(f"--{key.replace('_', '-')}" for key in sorted(ray))
+        raise UserError(f"{options}: Ray options need --backend ray")
+
+
 def run_experiment(
     source: str | None = None,
     *,
@@ -87,12 +99,7 @@ def run_experiment(
     report it. A grid runs on `backend` ("local" with `workers` processes, or "ray" with the
     `ray` options of `backends.ray.ray_cluster`); a search runs its trials one after the
     other here. `mlflow`: None for no MLflow, "" for SWEEP_DIR/mlruns, or a tracking URI."""
-    if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    if ray and backend != "ray":
-        raise UserError(f"{', '.join(sorted(ray))}: Ray options need backend 'ray'")
+    check_backend(backend, workers, ray)
     settings = (settings or {}) | ({"tensorboard": True} if tensorboard else {})
     # On a cluster the GPUs are on the workers, not necessarily here: Ray checks placement.
     experiment = load_experiment(source, out_dir, settings, check_device=backend != "ray")
