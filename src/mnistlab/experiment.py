@@ -26,7 +26,7 @@ from .config import load_toml
 from .errors import UserError
 from .report import build_report
 from .report.stats import accuracy_interval
-from .search import Search, load_search, run_search, search_summary
+from .search import Search, check_study_file, load_search, run_search, search_summary
 from .sweep import Sweep, load_sweep, pending_runs, prepare, resolve_sweep_path, wait_for_claims
 from .tracking import (
     TENSORBOARD_VIEW,
@@ -151,7 +151,8 @@ def _take_over(sweep: Sweep, outcomes: list[dict], run_backend, log) -> list[dic
             result = sweep.folder(run, log=log).read_result() or {}
             if result.get("status") in (*ledger.DONE_STATUSES, "failed"):
                 ended = "failed" if result["status"] == "failed" else "skipped"
-                outcomes.append({"run_id": run.run_id, "status": ended, "error": result["error"]})
+                error = result.get("error")
+                outcomes.append({"run_id": run.run_id, "status": ended, "error": error})
             else:  # its holder died: ours now
                 todo.append(run)
         for outcome in run_backend(todo) if todo else []:
@@ -171,6 +172,7 @@ def _search(search: Search, mlflow: str | None, log, progress: bool) -> list[dic
         + f"; writing to {search.sweep.out_dir}"
     )
     bases = [point.config for point in search.plan.points]
+    check_study_file(search.sweep.out_dir)  # before MLflow makes its store in the folder
     with tracking(search.sweep, bases, mlflow, log):
         return run_search(search, log=log, progress=progress)
 

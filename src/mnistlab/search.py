@@ -42,6 +42,7 @@ import os
 import sqlite3
 import time
 import urllib.parse
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -494,18 +495,24 @@ def recover(optuna, study, log) -> int:
     return len(stale)
 
 
+# The run_search calls running in this process (by a token each): a trial this process asked
+# for is running only while the call that asked for it does.
+_SEARCHING: set[str] = set()
+
+
 def _owner_alive(trial) -> bool:
     """Whether the process that asked for a RUNNING trial still runs it: judged by host, pid
     and start time on this machine (as the ledger judges claims); from another machine, by
     its run's claim heartbeat (or the trial's youth, before its run is claimed). A trial of
-    this very process is not running: a search here holds none between its trials."""
+    this very process runs only while the `run_search` call that asked for it does."""
     owner = trial.user_attrs.get("owner")
     if not isinstance(owner, dict):
         return False  # asked before trials recorded their owner
     me = ledger.process_identity()
     if owner.get("host") == me["host"]:
-        same = owner.get("pid") == me["pid"] and owner.get("pid_start") == me["pid_start"]
-        return not same and ledger.process_alive(owner)
+        if owner.get("pid") == me["pid"] and owner.get("pid_start") == me["pid_start"]:
+            return owner.get("search") in _SEARCHING  # another thread's search, or none
+        return ledger.process_alive(owner)
     folder = owner.get("run_dir")
     if isinstance(folder, str) and ledger.RunFolder(folder).claim_alive():
         return True
@@ -564,12 +571,21 @@ def run_search(search: Search, *, log=print, progress: bool = False) -> list[dic
     folder: they take turns (a file lock) to ask for trials, count the trials the others are
     running, and wait for those rather than start more than `trials`."""
     optuna = _import_optuna()
+    ledger.make_dirs(search.sweep.out_dir)
+    check_study_file(search.sweep.out_dir)
+    lock = FileLock(search.sweep.out_dir / SEARCH_LOCK)
+    token = uuid.uuid4().hex
+    _SEARCHING.add(token)
+    try:
+        return _search_trials(optuna, search, lock, token, log, progress)
+    finally:
+        _SEARCHING.discard(token)
+
+
+def _search_trials(optuna, search: Search, lock, token: str, log, progress: bool) -> list[dict]:
     from optuna.trial import TrialState
 
     sweep, spec = search.sweep, search.plan.spec
-    ledger.make_dirs(sweep.out_dir)
-    check_study_file(sweep.out_dir)
-    lock = FileLock(sweep.out_dir / SEARCH_LOCK)
     with lock:
         try:
             studies = [(point, open_study(optuna, search, point)) for point in search.plan.points]
@@ -602,9 +618,9 @@ def run_search(search: Search, *, log=print, progress: bool = False) -> list[dic
                     config = search.plan.config_for(point, params)
                     run_id = ledger.run_id_for(config)
                     trial.set_user_attr("run_id", run_id)
-                    owner = ledger.process_identity()
-                    trial.set_user_attr("owner", owner | {"run_dir": str(sweep.out_dir)})
                     run = record_trials(search, studies, log)[run_id]
+                    owner = ledger.process_identity() | {"search": token}
+                    trial.set_user_attr("owner", owner | {"run_dir": str(sweep.folder(run).path)})
             if trial is None:  # the trials left are running in other processes
                 if not waited:
                     log(f"search: waiting for {others} trial(s) other processes are running")
