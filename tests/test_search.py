@@ -407,3 +407,64 @@ def test_an_empty_search_db_becomes_the_study(tmp_path):
     out.mkdir()
     (out / search.STUDY_FILE).touch()
     search.check_study_file(out)  # SQLite makes an empty file a new database
+
+
+def test_a_trial_of_a_killed_process_is_run_again_by_the_next_one(tmp_path, mnist):
+    """A search process killed (-9) mid-trial leaves its trial RUNNING: the next process sees
+    that trial's owner is dead (its pid gone), runs the same settings again, and the study
+    ends exactly `trials` trials."""
+    optuna = pytest.importorskip("optuna")
+    from optuna.trial import TrialState
+
+    path = write(tmp_path, TWO_PROCESSES.replace("trials = 4", "trials = 2"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "mnistlab", "sweep", str(path), "--out", str(out)]
+    victim = subprocess.Popen(
+        [*command, "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        for line in victim.stdout:
+            if line.startswith("[trial 1/2]"):
+                break
+        victim.kill()
+    finally:
+        victim.kill()
+        victim.wait()
+    study = optuna.load_study(
+        study_name=optuna.get_all_study_summaries(search.storage_url(out))[0].study_name,
+        storage=search.storage_url(out),
+    )
+    [cut_short] = study.get_trials(states=(TrialState.RUNNING,))
+    code, stdout, err = cli("sweep", path, "--out", out, "--no-report")
+    assert code == 0, err
+    assert "1 trial(s) cut short earlier will be run again" in stdout
+    ended = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(ended) == 2
+    assert cut_short.user_attrs["run_id"] in {t.user_attrs["run_id"] for t in ended}
+    assert [t.number for t in study.get_trials(states=(TrialState.FAIL,))] == [cut_short.number]
+
+
+def test_a_running_trial_belongs_to_its_owner_while_that_process_lives(tmp_path):
+    """Judged like a claim: host, pid and the process's start time; a live peer's trial is
+    left to it (it was failed and queued again, so two processes trained it)."""
+    optuna = pytest.importorskip("optuna")
+    study = optuna.create_study()
+    trial = study.ask()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        owner = {
+            "host": ledger.process_identity()["host"],
+            "pid": sleeper.pid,
+            "pid_start": ledger.process_start(sleeper.pid),
+        }
+        trial.set_user_attr("owner", owner)
+        assert search._owner_alive(study.trials[0])
+        assert search.recover(optuna, study, log=lambda *a: None) == 0
+        trial.set_user_attr("owner", owner | {"pid_start": "another:1"})  # the pid reused
+        assert not search._owner_alive(study.trials[0])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    trial.set_user_attr("owner", owner)
+    assert not search._owner_alive(study.trials[0])
+    assert search.recover(optuna, study, log=lambda *a: None) == 1
