@@ -468,3 +468,50 @@ def test_a_running_trial_belongs_to_its_owner_while_that_process_lives(tmp_path)
     trial.set_user_attr("owner", owner)
     assert not search._owner_alive(study.trials[0])
     assert search.recover(optuna, study, log=lambda *a: None) == 1
+
+
+def test_a_trial_whose_run_a_peer_trains_waits_for_it_instead_of_drawing_again(tmp_path):
+    """The settings drawn are a run another process holds (a peer drew them too): the trial
+    waits for that run, taking it over when its holder dies, instead of failing the trial
+    and drawing again (the same settings, in a busy loop)."""
+    optuna = pytest.importorskip("optuna")
+    from optuna.trial import TrialState
+
+    text = BASE.replace("epochs = 2", "epochs = 1") + (
+        '[search]\ntrials = 1\nsampler = "random"\n[search.space]\nlr = { choices = [1e-3] }\n'
+    )
+    path = write(tmp_path, text)
+    out = tmp_path / "out"
+    loaded = search.load_search(path, str(out), check=False)
+    [point] = loaded.plan.points
+    run_id = ledger.run_id_for(loaded.plan.config_for(point, {"lr": 1e-3}))
+    folder = out / "runs" / run_id
+    folder.mkdir(parents=True)
+    peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc = None
+    try:
+        claim = ledger.process_identity() | {"pid": peer.pid, "started": 0, "token": "peer"}
+        claim["pid_start"] = ledger.process_start(peer.pid)
+        ledger.write_json(folder / ledger.CLAIM, claim)
+        command = [sys.executable, "-m", "mnistlab", "sweep", str(path), "--out", str(out)]
+        proc = subprocess.Popen(
+            [*command, "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "waiting for it" in line:
+                break
+        else:
+            pytest.fail("the trial did not wait for the peer's run:\n" + "".join(seen))
+        peer.kill()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        peer.kill()
+        peer.wait()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    study = optuna.load_study(study_name=point.study, storage=search.storage_url(out))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]  # no failed redraws
+    assert ledger.read_json(folder / ledger.RESULT)["status"] == "finished"

@@ -64,6 +64,7 @@ from .sweep import (
     load_sweep,
     prepare,
     resolve_sweep_path,
+    wait_for_claims,
 )
 from .tracking import link_tensorboard
 
@@ -630,14 +631,21 @@ def _search_trials(optuna, search: Search, lock, token: str, log, progress: bool
             waited = False
             log(f"[trial {done + others + 1}/{spec.trials}{where}] {trial_label(config, params)}")
             folder = sweep.folder(run, log=log)
-            outcome = execute_run(
-                run.config,
-                folder,
-                checkpoints=sweep.checkpoints,
-                log=log,
-                progress=progress,
-                callbacks=[PrunerCallback(trial, run.config.epochs)],
-            )
+            while True:
+                outcome = execute_run(
+                    run.config,
+                    folder,
+                    checkpoints=sweep.checkpoints,
+                    log=log,
+                    progress=progress,
+                    callbacks=[PrunerCallback(trial, run.config.epochs)],
+                )
+                if outcome["status"] != "claimed":
+                    break
+                # A peer drew the same settings and trains them: its result is this trial's
+                # (or, if it dies, the run is ours). Asking again now would draw them again.
+                log(f"  (trained by {outcome.get('holder')}; waiting for it)")
+                wait_for_claims(sweep, [run])
             outcomes.append(outcome)
             result = folder.read_result() or {}
             status = result.get("status")
@@ -647,7 +655,7 @@ def _search_trials(optuna, search: Search, lock, token: str, log, progress: bool
                 # A diverged run is a real outcome (too high a learning rate): the sampler
                 # should learn from it, so it ends with its best accuracy (or 0).
                 study.tell(trial, result.get("val_acc") or 0.0, skip_if_finished=True)
-            else:  # failed, or being trained by another process: not counted
+            else:  # failed: not counted
                 study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             failures = failures + 1 if outcome["status"] == "failed" else 0
             if outcome.get("permanent") or failures >= MAX_FAILURES_IN_A_ROW:
@@ -690,9 +698,8 @@ def _describe(status: str | None, result: dict, outcome: dict) -> str:
     if status in ("finished", "diverged", "pruned"):
         acc = result.get("val_acc")
         text = f"{status} after {result.get('epochs_run')} epoch(s)"
-        return text + (f", best val acc {acc:.4f}" if acc is not None else "")
-    if outcome["status"] == "claimed":
-        return f"trained by another process ({outcome.get('holder')}); not counted"
+        text += f", best val acc {acc:.4f}" if acc is not None else ""
+        return text + (" (trained before, not again)" if outcome["status"] == "skipped" else "")
     return f"failed: {outcome.get('error')}; not counted"
 
 
