@@ -148,12 +148,15 @@ def _take_over(sweep: Sweep, outcomes: list[dict], run_backend, log) -> list[dic
         held = [run for run in held if run not in free]
         todo = []
         for run in free:
-            result = sweep.folder(run, log=log).read_result() or {}
-            if result.get("status") in (*ledger.DONE_STATUSES, "failed"):
-                ended = "failed" if result["status"] == "failed" else "skipped"
+            folder = sweep.folder(run, log=log)
+            result = folder.read_result() or {}
+            released = folder.claimed_by() is None  # else its holder died holding it
+            if result.get("status") in ledger.DONE_STATUSES:
+                outcomes.append({"run_id": run.run_id, "status": "skipped"})
+            elif result.get("status") == "failed" and released:  # the holder's attempt failed
                 error = result.get("error")
-                outcomes.append({"run_id": run.run_id, "status": ended, "error": error})
-            else:  # its holder died: ours now
+                outcomes.append({"run_id": run.run_id, "status": "failed", "error": error})
+            else:  # ours now (a failed result there may be older than the dead holder)
                 todo.append(run)
         for outcome in run_backend(todo) if todo else []:
             if outcome["status"] == "claimed":  # a third process was quicker
