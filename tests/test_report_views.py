@@ -79,10 +79,10 @@ def test_the_users_results_beside_ours_with_the_budget_difference(tmp_path):
     )
     assert "| lenet | this sweep (budget A) | lr=0.005, dropout=0.5 | 61,990 |" in report
     assert "| vgg11_seed | this sweep: no finished run that learned |" in report
-    assert "Our budget is not the user's full 8-epoch grid" in report
+    assert "Where our protocol differs from the user's" in report
     assert (
         "lenet: 8,000 of 54,000 training images, 3 epochs instead of 8, 1,000 test images "
-        "instead of 10,000, 4 of the 12 lr x dropout combinations"
+        "instead of 10,000, 4 of the 12 lr x dropout combinations finished"
     ) in report
 
 

@@ -78,7 +78,7 @@ EN: dict[str, str | tuple[str, str]] = {
         "Gallery of misclassified digits skipped: the test set now at {source} does not match "
         "the run's record (indices or labels differ)."
     ),
-    "gallery_title": "Misclassified test digits of {model} (true->predicted), {shown} of {total} recorded",
+    "gallery_title": "Misclassified test digits of {model} (true→predicted), {shown} of {total} recorded",
     "h_runs": "All runs",
     "also_as": "Also as {links} (next to this page).",
     "font_note": (
@@ -119,6 +119,11 @@ EN: dict[str, str | tuple[str, str]] = {
         "Best model by validation accuracy: {label} with {val} validation and {test} test "
         "accuracy ({ci}; {params} parameters, {seconds} s)."
     ),
+    "best_model_tied": (
+        "Highest validation accuracy: {label} with {val} validation and {test} test accuracy "
+        "({ci}; {params} parameters, {seconds} s); {others} within noise of it, so no single "
+        "best model is established."
+    ),
     "best_model_tie": "{model} is named first against {others}: {why}.",
     "test_higher": (
         "On test accuracy {model}'s best combination scores higher ({a}% vs {b}%), but choosing "
@@ -156,11 +161,12 @@ EN: dict[str, str | tuple[str, str]] = {
     ),
     "baseline_diff": "{model} {points} points higher",
     "baseline_diff_none": "the same accuracy",
-    "baseline_bought": (
+    "baseline_cnn_better": (
         "{lead}: {diff}. On the same {n} test images only {cnn} was right on {only_a}, only "
-        "{mlp} on {only_b}; exact McNemar test: {verdict}. So convolution bought {points} points "
-        "on this budget, and {mlp}'s lower accuracy is the expected finding for a baseline, not "
-        "a failed run."
+        "{mlp} on {only_b}; exact McNemar test: {verdict}. So on this budget {cnn} was the more "
+        "accurate, and {mlp}'s lower accuracy is the expected finding for a baseline, not a "
+        "failed run; the two differ in far more than convolution (depth, width, normalisation, "
+        "parameters), so the gap is not what convolution alone adds."
     ),
     "baseline_level": (
         "{lead}: {diff}. On the same {n} test images only {cnn} was right on {only_a}, only "
@@ -174,6 +180,10 @@ EN: dict[str, str | tuple[str, str]] = {
         "without convolutions was more accurate than the best convolutional network."
     ),
     "baseline_untested": "{lead}: {diff}; no paired test, {reason}.",
+    "user_choice_tied": (
+        "{model}: the user's own choice ({combo}) is first here by validation accuracy, but it "
+        "is one of {k} combinations tied within noise, so this grid does not single it out."
+    ),
     "user_choice_same": "{model}: the best combination here is the user's own choice ({combo}).",
     "user_choice": (
         "{model}: the best combination here ({ours}; {ours_test}% test) against the user's choice "
@@ -213,62 +223,6 @@ EN: dict[str, str | tuple[str, str]] = {
         "came that close; the best smaller one, {other} ({params} parameters, {times} fewer), "
         "reached {val}% validation ({points} points lower) and {test}% test accuracy."
     ),
-    "time_numbers": (
-        "Pearson r = {r} ({p}) between log10(parameters) and log10(running time) over the {n} "
-        "models' best runs; the log-log slope is {slope}, so 10x the parameters took about {times} the "
-        "time (a slope of 1 would mean time proportional to parameters)"
-    ),
-    "time_grew": "Running time grew with parameter count: {numbers}.",
-    "time_fell": "Running time fell as parameter count grew: {numbers}.",
-    "time_none": (
-        "A relation between running time and parameter count is not established with this "
-        "many models: {numbers}."
-    ),
-    "dropout_intro": (
-        "Dropout: the train-validation gap below is the validation loss minus the training loss "
-        "at the last epoch, averaged over a model's runs at each dropout value. Its size is "
-        "compared; its sign is said apart (dropout is active in training only, so it can push "
-        "the training loss above the validation loss)."
-    ),
-    "gap_item": "{gap} at dropout {value}",
-    "gap_ratio": " ({times} between the lowest and highest dropout)",
-    "gap_shrank": "{model}: the train-validation gap shrank as dropout rose: {listing} in size{ratio}; {sign}",
-    "gap_grew": "{model}: the train-validation gap grew as dropout rose: {listing} in size{ratio}; {sign}",
-    "gap_same": "{model}: the train-validation gap was the same size at every dropout value: {listing}; {sign}",
-    "gap_mixed": (
-        "{model}: the size of the train-validation gap did not change consistently with dropout: "
-        "{listing}; {sign}"
-    ),
-    "gap_sign_above": "validation loss was above training loss at every dropout value",
-    "gap_sign_below": "validation loss was below training loss at every dropout value",
-    "gap_sign_zero": "the two losses were equal",
-    "gap_sign_changed": (
-        "the sign changed: validation loss was above training loss at dropout {above} and below "
-        "it at {below}"
-    ),
-    "gap_acc": " (train minus validation accuracy: {points} points)",
-    "tally_item": "{verdict} in {n}",
-    "tally_shrank": "shrank",
-    "tally_grew": "grew",
-    "tally_same": "stayed the same",
-    "tally_mixed": "changed inconsistently",
-    "dropout_pooled": (
-        "Across the {n} models, each run at every dropout value, the size of the gap {tally}."
-    ),
-    "lr_item": "{rises} of {n} steps ({share}) at lr {lr}",
-    "lr_grew": "larger learning rates gave less stable loss curves",
-    "lr_shrank": "larger learning rates gave steadier loss curves",
-    "lr_same": "the share of rising epochs was the same at every learning rate",
-    "lr_mixed": "the share of rising epochs did not change consistently with the learning rate",
-    "lr_model": (
-        "Learning rate and stability, {model}: validation loss rose from one epoch to the next "
-        "in {parts}; the mean absolute epoch-to-epoch change was {moves} in the same order — "
-        "{summary}."
-    ),
-    "lr_pooled": (
-        "Learning rate and stability, all {n} models together (each run at every learning "
-        "rate): validation loss rose in {parts}; mean absolute change {moves} — {summary}."
-    ),
     "excluded": (
         "Did not learn, so left out of rankings, fits and effects: {items}.",
         "Did not learn, so left out of rankings, fits and effects ({n} runs): {items}.",
@@ -296,6 +250,105 @@ EN: dict[str, str | tuple[str, str]] = {
         "{n} run has not finished ({tally}); it is not ranked.",
         "{n} runs have not finished ({tally}); they are not ranked.",
     ),
+    "time_numbers": (
+        "Pearson r = {r} ({p}) between log10(parameters) and log10(running time) over the {n} "
+        "models' best runs, log-log slope {slope}"
+    ),
+    "time_up": (
+        "Running time and parameter count rose together over these models: {numbers}. Time "
+        "follows the work per image (and the device's load), not parameters as such, so this is "
+        "an association, not a cause."
+    ),
+    "time_down": (
+        "Running time fell as parameter count rose over these models: {numbers}. Time follows "
+        "the work per image (and the device's load), not parameters as such."
+    ),
+    "time_none": "No relation between running time and parameter count is established: {numbers}.",
+    "time_shared": (
+        " These times were measured with up to {n} runs of this sweep training at once on the "
+        "same device, so they are not the time a run takes alone."
+    ),
+    "factor_item": "{value}: {val}%",
+    "factor_best": "{value} at {at}",
+    "test_friedman": "Friedman test",
+    "test_sign": "sign test",
+    "factor_differs": (
+        "{model}, {factor}: validation accuracy differs between the {k} values of {factor} "
+        "({test} over the {n} values of {other} as blocks, {p}); median over {other}: {listing}; "
+        "best {factor} at each {other}: {best}."
+    ),
+    "factor_same": (
+        "{model}, {factor}: the {k} values of {factor} are not distinguishable on validation "
+        "accuracy ({test} over the {n} values of {other} as blocks, {p}); median over {other}: "
+        "{listing}; best {factor} at each {other}: {best}."
+    ),
+    "overfit_item": "{label} (lowest at epoch {low}, then up {rise} over {k} epochs)",
+    "curves_overfit": (
+        "{model}, curves of {n} run: validation loss was lowest at epoch {median} (median). "
+        "{k} of them over-fitted — validation loss ended at least {rise} above its lowest while "
+        "the training loss still fell: {items}. The kept epoch (best validation accuracy) was "
+        "the last one in {last} of {kept} runs.",
+        "{model}, curves of {n} runs: validation loss was lowest at epoch {median} (median). "
+        "{k} of them over-fitted — validation loss ended at least {rise} above its lowest while "
+        "the training loss still fell: {items}. The kept epoch (best validation accuracy) was "
+        "the last one in {last} of {kept} runs.",
+    ),
+    "curves_no_overfit": (
+        "{model}, curves of {n} run: validation loss was lowest at epoch {median} (median), and "
+        "no run over-fitted (validation loss ending at least {rise} above its lowest while the "
+        "training loss still fell). The kept epoch (best validation accuracy) was the last one "
+        "in {last} of {kept} runs.",
+        "{model}, curves of {n} runs: validation loss was lowest at epoch {median} (median), and "
+        "no run over-fitted (validation loss ending at least {rise} above its lowest while the "
+        "training loss still fell). The kept epoch (best validation accuracy) was the last one "
+        "in {last} of {kept} runs.",
+    ),
+    "collapsed": (
+        "{label} collapsed: after reaching {peak}% validation accuracy it fell to {acc}%, near "
+        "chance, at epoch {epoch}; the weights kept (and tested) are those of epoch {kept}."
+    ),
+    "gap_item": "{model} {train}% train (eval mode) vs {val}% validation at epoch {epoch}, {points} points",
+    "gap_eval": (
+        "Train-validation gap of each model's best run, with training accuracy measured in eval "
+        "mode (no dropout, no augmentation) on a fixed training sample as large as the "
+        "validation set: {items}."
+    ),
+    "gap_not_recorded": (
+        "These runs did not measure training accuracy in eval mode, so no train-validation gap "
+        "is given: the training accuracy in the tables is a running average over each epoch with "
+        "dropout on, which dropout lowers; it does not measure over-fitting."
+    ),
+    "error_item": "{true}→{pred} ({n})",
+    "errors": (
+        "The best model's errors: {model} misclassified {wrong} test images; its most frequent "
+        "confusion (true→predicted) is {items}, {share} of its errors.",
+        "The best model's errors: {model} misclassified {wrong} test images; its {n} most "
+        "frequent confusions (true→predicted) are {items}, {share} of its errors.",
+    ),
+    "errors_none": "{model} misclassified no test image.",
+    "user_vs_same": (
+        "{model}: our best {ours}% test ({n} images) against the user's reported {theirs}% "
+        "({user_n} images), by an unpaired two-proportion test (the user's per-image answers are "
+        "not known): {verdict}. Our budget and the settings the user's report states (epochs, "
+        "batch size, optimizer, no augmentation, constant learning rate) are the user's."
+    ),
+    "user_vs_differs": (
+        "{model}: our best {ours}% test ({n} images) against the user's reported {theirs}% "
+        "({user_n} images), by an unpaired two-proportion test (the user's per-image answers are "
+        "not known): {verdict}. Our protocol differs from the user's: {differences}."
+    ),
+    "diff_train": "{n} of {total} training images",
+    "diff_epochs": "{n} epochs instead of {user}",
+    "diff_test": "{n} test images instead of {user}",
+    "diff_grid": "{n} of the {full} lr x dropout combinations finished",
+    "diff_setting": "{name}={ours} instead of {user}",
+    "diff_params": "{ours} parameters instead of the user's {user}",
+    "user_budget_same": "Our runs follow the user's protocol: full training set, 8 epochs, every one of the 12 combinations finished, 10,000 test images.",
+    "unfinished_best": (
+        "{model} did not finish: its runs stopped after {reached} of {planned} epochs; the best "
+        "validation accuracy so far is {val}% ({label}, epoch {epoch}). It is not ranked: "
+        "finished runs chose among all {planned} epochs."
+    ),
     # ------------------------------------------------------------ run statuses
     "status_finished": "finished",
     "status_diverged": "diverged",
@@ -305,6 +358,7 @@ EN: dict[str, str | tuple[str, str]] = {
     "status_interrupted": "interrupted",
     "status_pruned": "pruned",
     "status_not_learned": "did not learn",
+    "status_collapsed": "collapsed",
     # ------------------------------------------------------------ tables
     "col_model": "model",
     "col_lr": "lr",
@@ -319,7 +373,8 @@ EN: dict[str, str | tuple[str, str]] = {
     "col_params": "params",
     "col_epochs_run": "epochs run",
     "col_best_epoch": "best epoch",
-    "col_train": "train acc (%)",
+    "col_train": "train acc, running avg (%)",
+    "col_train_eval": "train acc, eval mode (%)",
     "col_run": "run",
     "col_note": "note",
     "col_budget": "budget",
@@ -363,23 +418,33 @@ EN: dict[str, str | tuple[str, str]] = {
         "not learn, are kept and highlighted."
     ),
     "all_tally": "{n} runs: {tally}.",
+    "note_so_far": "stopped after epoch {n} of {planned}; best validation so far {val}% at epoch {epoch}",
+    "note_collapsed": "collapsed at epoch {epoch}; weights kept from epoch {kept}",
+    "note_overfit": "over-fitted: validation loss lowest at epoch {low}, then up {rise} over {k} epochs",
+    "note_low": "validation loss lowest at epoch {low}",
+    "time_note_shared": (
+        "Up to {n} runs of this sweep trained at the same time on the same device (their start "
+        "and end times overlap): the times are not those of a run alone."
+    ),
+    "train_note": (
+        "Train acc, running avg: the mean over each epoch's batches with dropout on (and "
+        "augmentation, if any), which dropout lowers. Train acc, eval mode: the kept epoch's "
+        "weights on a fixed training sample as large as the validation set, without dropout "
+        "(— where not recorded)."
+    ),
     "note_diverged": "diverged (non-finite loss) at epoch {epoch}",
     "source_user": "user's report",
     "source_ours": "this sweep (budget {letter})",
     "source_ours_one": "this sweep",
     "source_ours_none": "this sweep: no finished run that learned",
+    "source_ours_so_far": "this sweep: unfinished, best validation so far (epoch {epoch} of {planned})",
     "user_note": (
         "The user's rows: 8 epochs of the full training set less their validation split, judged "
         "on all 10,000 test images; the interval is the Wilson interval for 10,000 images. "
         "Times come from different machines and are not comparable."
     ),
-    "user_budget": "Our budget is not the user's full 8-epoch grid, so our accuracies are not comparable to theirs: {items}.",
+    "user_budget": "Where our protocol differs from the user's (accuracies not comparable as they stand): {items}.",
     "user_budget_item": "{model}: {gap}",
-    "user_budget_same": "Our runs follow the user's protocol: full training set, 8 epochs, all 12 combinations, 10,000 test images.",
-    "diff_train": "{n} of {total} training images",
-    "diff_epochs": "{n} epochs instead of {user}",
-    "diff_test": "{n} test images instead of {user}",
-    "diff_grid": "{n} of the {full} lr x dropout combinations",
     # ------------------------------------------------------------ figures
     "fig_no_run": "no run",
     "fig_nothing": "nothing finite recorded",
@@ -608,7 +673,7 @@ ZH: dict[str, str | tuple[str, str]] = {
     "gallery_empty": "该运行没有错分任何测试图像（或未记录）。",
     "gallery_unloadable": "未生成错分图像一览：无法加载测试集（{error}）。",
     "gallery_mismatch": "未生成错分图像一览：{source} 处的测试集与运行记录不符（索引或标签不同）。",
-    "gallery_title": "{model} 错分的测试图像（真实->预测），共记录 {total} 张，显示 {shown} 张",
+    "gallery_title": "{model} 错分的测试图像（真实→预测），共记录 {total} 张，显示 {shown} 张",
     "h_runs": "全部运行",
     "also_as": "另存为 {links}（与本页同一文件夹）。",
     "font_note": "图中标签为英文：未找到含中文字形的字体（请安装 fonts-noto-cjk）。",
@@ -643,6 +708,10 @@ ZH: dict[str, str | tuple[str, str]] = {
         "按验证准确率的最佳模型：{label}，验证准确率 {val}，测试准确率 {test}"
         "（{ci}；参数量 {params}，用时 {seconds} 秒）。"
     ),
+    "best_model_tied": (
+        "验证准确率最高：{label}，验证准确率 {val}，测试准确率 {test}（{ci}；参数量 {params}，用时 {seconds} 秒）；"
+        "{others} 与它在噪声范围内持平，因此不能确定唯一的最佳模型。"
+    ),
     "best_model_tie": "{model} 排在 {others} 之前：{why}。",
     "test_higher": (
         "按测试准确率，{model} 的最佳组合更高（{a}% 对 {b}%），但用测试集做选择会使估计产生偏差，"
@@ -673,10 +742,10 @@ ZH: dict[str, str | tuple[str, str]] = {
     ),
     "baseline_diff": "{model} 高 {points} 个百分点",
     "baseline_diff_none": "两者准确率相同",
-    "baseline_bought": (
+    "baseline_cnn_better": (
         "{lead}，{diff}。在同样的 {n} 张测试图像上，只有 {cnn} 答对的有 {only_a} 张，只有 {mlp} 答对的有 "
-        "{only_b} 张；精确 McNemar 检验：{verdict}。因此在这一预算下卷积带来了 {points} 个百分点的提升，"
-        "{mlp} 准确率较低正是基线应有的结果，并非训练失败。"
+        "{only_b} 张；精确 McNemar 检验：{verdict}。因此在这一预算下 {cnn} 更准确，{mlp} 准确率较低正是基线应有的"
+        "结果，并非训练失败；两者的差别远不止卷积（深度、宽度、归一化、参数量），因此这个差距并不是卷积本身带来的。"
     ),
     "baseline_level": (
         "{lead}，{diff}。在同样的 {n} 张测试图像上，只有 {cnn} 答对的有 {only_a} 张，只有 {mlp} 答对的有 "
@@ -688,6 +757,7 @@ ZH: dict[str, str | tuple[str, str]] = {
         "{only_b} 张；精确 McNemar 检验：{verdict}。因此在这一预算下不含卷积的基线比最好的卷积网络更准确。"
     ),
     "baseline_untested": "{lead}，{diff}；未做配对检验，{reason}。",
+    "user_choice_tied": "{model}：用户自己选的组合（{combo}）在这里按验证准确率排第一，但它与另外的组合共 {k} 种在噪声范围内持平，因此这个网格并不能单独选出它。",
     "user_choice_same": "{model}：本次的最佳组合正是用户自己选的组合（{combo}）。",
     "user_choice": (
         "{model}：本次最佳组合（{ours}；测试 {ours_test}%）与用户所选组合（{theirs}；测试 {theirs_test}%）"
@@ -720,47 +790,6 @@ ZH: dict[str, str | tuple[str, str]] = {
         "更小的模型中最好的是 {other}（参数量 {params}，少 {times}），验证准确率 {val}%（低 {points} 个百分点），"
         "测试准确率 {test}%。"
     ),
-    "time_numbers": (
-        "在 {n} 个模型的最佳运行上，log10(参数量) 与 log10(运行时间) 的 Pearson r = {r}（{p}）；"
-        "双对数斜率为 {slope}，即参数量增加 10 倍，时间约为原来的 {times}（斜率为 1 表示时间与参数量成正比）"
-    ),
-    "time_grew": "运行时间随参数量增加：{numbers}。",
-    "time_fell": "参数量越大，运行时间反而越短：{numbers}。",
-    "time_none": "模型数量有限，运行时间与参数量之间的关系未能确认：{numbers}。",
-    "dropout_intro": (
-        "Dropout：下文的训练-验证差距是最后一轮的验证损失减去训练损失，按每个 dropout 值对该模型的运行取平均。"
-        "比较的是差距的大小，符号另行说明（dropout 只在训练时生效，因此训练损失可能高于验证损失）。"
-    ),
-    "gap_item": "dropout {value} 时为 {gap}",
-    "gap_ratio": "（最低与最高 dropout 之间相差 {times}）",
-    "gap_shrank": "{model}：随着 dropout 增大，训练-验证差距缩小：大小依次为 {listing}{ratio}；{sign}",
-    "gap_grew": "{model}：随着 dropout 增大，训练-验证差距变大：大小依次为 {listing}{ratio}；{sign}",
-    "gap_same": "{model}：各 dropout 值下训练-验证差距大小相同：{listing}；{sign}",
-    "gap_mixed": "{model}：训练-验证差距的大小并不随 dropout 单调变化：{listing}；{sign}",
-    "gap_sign_above": "每个 dropout 值下验证损失都高于训练损失",
-    "gap_sign_below": "每个 dropout 值下验证损失都低于训练损失",
-    "gap_sign_zero": "两种损失相等",
-    "gap_sign_changed": "符号发生了变化：dropout 为 {above} 时验证损失高于训练损失，为 {below} 时低于训练损失",
-    "gap_acc": "（训练准确率减验证准确率：{points} 个百分点）",
-    "tally_item": "{n} 个{verdict}",
-    "tally_shrank": "缩小",
-    "tally_grew": "变大",
-    "tally_same": "不变",
-    "tally_mixed": "变化不一致",
-    "dropout_pooled": "在 {n} 个模型上（每个模型都运行了每个 dropout 值），差距大小：{tally}。",
-    "lr_item": "lr {lr} 时 {n} 步中有 {rises} 步（{share}）",
-    "lr_grew": "学习率越大，损失曲线越不稳定",
-    "lr_shrank": "学习率越大，损失曲线越平稳",
-    "lr_same": "各学习率下验证损失上升的比例相同",
-    "lr_mixed": "验证损失上升的比例并不随学习率单调变化",
-    "lr_model": (
-        "学习率与稳定性，{model}：验证损失在相邻两轮之间上升的情况为 {parts}；"
-        "相邻两轮变化的平均绝对值依次为 {moves}——{summary}。"
-    ),
-    "lr_pooled": (
-        "学习率与稳定性，全部 {n} 个模型合计（每个模型都运行了每个学习率）：验证损失上升的情况为 {parts}；"
-        "平均绝对变化 {moves}——{summary}。"
-    ),
     "excluded": "以下运行没有学到东西，因此不参与排名、拟合和效应分析（{n} 次）：{items}。",
     "excluded_near_chance": "{label}，验证准确率 {val}%，与随机猜测（{chance}%）相差不到 {points} 个百分点",
     "excluded_below_model": "{label}，验证准确率 {val}%，从随机猜测（{chance}%）到同一模型其他最佳运行（{ref}，{ref_val}%）还没走到一半",
@@ -775,6 +804,60 @@ ZH: dict[str, str | tuple[str, str]] = {
     "failed": "{n} 次运行失败：{which}。",
     "open_item": "{status} {n} 次",
     "unfinished": "{n} 次运行尚未完成（{tally}），不参与排名。",
+    "time_numbers": "在 {n} 个模型的最佳运行上，log10(参数量) 与 log10(运行时间) 的 Pearson r = {r}（{p}），双对数斜率 {slope}",
+    "time_up": "在这些模型上运行时间与参数量同时增大：{numbers}。时间取决于每张图像的计算量（以及设备的负载），而不是参数量本身，因此这只是相关，不是因果。",
+    "time_down": "在这些模型上参数量越大，运行时间反而越短：{numbers}。时间取决于每张图像的计算量（以及设备的负载），而不是参数量本身。",
+    "time_none": "运行时间与参数量之间的关系未能确认：{numbers}。",
+    "time_shared": "这些时间是在本次实验最多 {n} 次运行同时在同一设备上训练时测得的，不是单独运行一次所需的时间。",
+    "factor_item": "{value}：{val}%",
+    "factor_best": "{at} 时为 {value}",
+    "test_friedman": "Friedman 检验",
+    "test_sign": "符号检验",
+    "factor_differs": (
+        "{model}，{factor}：{factor} 的 {k} 个取值之间验证准确率有差异（以 {other} 的 {n} 个取值为区组做{test}，{p}）；"
+        "按 {other} 取中位数：{listing}；每个 {other} 下最好的 {factor}：{best}。"
+    ),
+    "factor_same": (
+        "{model}，{factor}：{factor} 的 {k} 个取值在验证准确率上无法区分（以 {other} 的 {n} 个取值为区组做{test}，{p}）；"
+        "按 {other} 取中位数：{listing}；每个 {other} 下最好的 {factor}：{best}。"
+    ),
+    "overfit_item": "{label}（第 {low} 轮最低，之后 {k} 轮上升 {rise}）",
+    "curves_overfit": (
+        "{model}，{n} 次运行的曲线：验证损失在第 {median} 轮（中位数）降到最低。其中 {k} 次出现过拟合——"
+        "训练损失仍在下降，验证损失最终比其最低点高出至少 {rise}：{items}。保留的轮次（验证准确率最高）"
+        "在 {kept} 次运行中有 {last} 次是最后一轮。"
+    ),
+    "curves_no_overfit": (
+        "{model}，{n} 次运行的曲线：验证损失在第 {median} 轮（中位数）降到最低，没有运行出现过拟合"
+        "（训练损失仍在下降而验证损失最终比其最低点高出至少 {rise}）。保留的轮次（验证准确率最高）"
+        "在 {kept} 次运行中有 {last} 次是最后一轮。"
+    ),
+    "collapsed": "{label} 崩溃：验证准确率达到 {peak}% 之后，在第 {epoch} 轮跌到 {acc}%，接近随机猜测；保留（并用于测试）的是第 {kept} 轮的权重。",
+    "gap_item": "{model} 第 {epoch} 轮训练 {train}%（评估模式）对验证 {val}%，相差 {points} 个百分点",
+    "gap_eval": "各模型最佳运行的训练-验证差距，训练准确率在评估模式下（无 dropout、无数据增强）于与验证集同样大小的固定训练样本上测得：{items}。",
+    "gap_not_recorded": "这些运行没有在评估模式下测量训练准确率，因此不给出训练-验证差距：表中的训练准确率是每轮在 dropout 开启时的滑动平均，dropout 会压低它，它并不能衡量过拟合。",
+    "error_item": "{true}→{pred}（{n}）",
+    "errors": "最佳模型的错误：{model} 错分了 {wrong} 张测试图像；最常见的 {n} 种混淆（真实→预测）为 {items}，占其错误的 {share}。",
+    "errors_none": "{model} 没有错分任何测试图像。",
+    "user_vs_same": (
+        "{model}：本次最佳测试准确率 {ours}%（{n} 张图像）与用户报告的 {theirs}%（{user_n} 张图像）比较，"
+        "用非配对的两比例检验（用户逐图像的结果未知）：{verdict}。本次的预算以及用户报告中写明的设置（轮数、批大小、优化器、无数据增强、恒定学习率）与用户相同。"
+    ),
+    "user_vs_differs": (
+        "{model}：本次最佳测试准确率 {ours}%（{n} 张图像）与用户报告的 {theirs}%（{user_n} 张图像）比较，"
+        "用非配对的两比例检验（用户逐图像的结果未知）：{verdict}。本次的实验设置与用户不同：{differences}。"
+    ),
+    "diff_train": "{total} 张训练图像中的 {n} 张",
+    "diff_epochs": "{n} 轮而不是 {user} 轮",
+    "diff_test": "{n} 张测试图像而不是 {user} 张",
+    "diff_grid": "{full} 种 lr × dropout 组合中完成了 {n} 种",
+    "diff_setting": "{name}={ours} 而不是 {user}",
+    "diff_params": "参数量 {ours} 而不是用户的 {user}",
+    "user_budget_same": "本次运行遵循用户的实验设置：完整训练集、8 轮、12 种组合全部完成、10,000 张测试图像。",
+    "unfinished_best": (
+        "{model} 没有完成：其运行在 {planned} 轮中训练到第 {reached} 轮就停止了；目前最好的验证准确率为 {val}%"
+        "（{label}，第 {epoch} 轮）。它不参与排名：完成的运行是在全部 {planned} 轮中选出的。"
+    ),
     # ------------------------------------------------------------ run statuses
     "status_finished": "已完成",
     "status_diverged": "发散",
@@ -784,6 +867,7 @@ ZH: dict[str, str | tuple[str, str]] = {
     "status_interrupted": "被中断",
     "status_pruned": "被提前终止",
     "status_not_learned": "未学到",
+    "status_collapsed": "崩溃",
     # ------------------------------------------------------------ tables
     "col_model": "模型",
     "col_lr": "学习率",
@@ -798,7 +882,8 @@ ZH: dict[str, str | tuple[str, str]] = {
     "col_params": "参数量",
     "col_epochs_run": "已训练轮数",
     "col_best_epoch": "最佳轮次",
-    "col_train": "训练准确率 (%)",
+    "col_train": "训练准确率，滑动平均 (%)",
+    "col_train_eval": "训练准确率，评估模式 (%)",
     "col_run": "运行 ID",
     "col_note": "备注",
     "col_budget": "预算",
@@ -826,22 +911,27 @@ ZH: dict[str, str | tuple[str, str]] = {
     "cell_interrupted": "未完成",
     "all_note": "按模型、再按验证准确率排序。发散、失败和未学到的运行均保留并高亮显示。",
     "all_tally": "共 {n} 次运行：{tally}。",
+    "note_so_far": "在第 {n} 轮（共 {planned} 轮）后停止；目前最好的验证准确率为第 {epoch} 轮的 {val}%",
+    "note_collapsed": "第 {epoch} 轮崩溃；保留第 {kept} 轮的权重",
+    "note_overfit": "过拟合：验证损失在第 {low} 轮最低，之后 {k} 轮上升 {rise}",
+    "note_low": "验证损失在第 {low} 轮最低",
+    "time_note_shared": "本次实验最多有 {n} 次运行同时在同一设备上训练（起止时间重叠）：这些时间不是单独运行的时间。",
+    "train_note": (
+        "训练准确率（滑动平均）：每轮各批次在 dropout 开启（以及数据增强，如有）时的平均值，dropout 会压低它。"
+        "训练准确率（评估模式）：保留轮次的权重在与验证集同样大小的固定训练样本上、不用 dropout 测得（未记录时为 —）。"
+    ),
     "note_diverged": "第 {epoch} 轮发散（损失非有限值）",
     "source_user": "用户报告",
     "source_ours": "本次实验（预算 {letter}）",
     "source_ours_one": "本次实验",
     "source_ours_none": "本次实验：没有完成且学到东西的运行",
+    "source_ours_so_far": "本次实验：未完成，目前最好的验证准确率（第 {epoch} 轮，共 {planned} 轮）",
     "user_note": (
         "用户的结果：在去掉其验证集后的完整训练集上训练 8 轮，在全部 10,000 张测试图像上评估；区间为 10,000 张图像的 "
         "Wilson 区间。运行时间来自不同的机器，不可比较。"
     ),
-    "user_budget": "本次预算不是用户完整的 8 轮网格，因此准确率不能与用户的直接比较：{items}。",
+    "user_budget": "本次实验设置与用户不同之处（准确率不能直接比较）：{items}。",
     "user_budget_item": "{model}：{gap}",
-    "user_budget_same": "本次运行遵循用户的实验设置：完整训练集、8 轮、全部 12 种组合、10,000 张测试图像。",
-    "diff_train": "{total} 张训练图像中的 {n} 张",
-    "diff_epochs": "{n} 轮而不是 {user} 轮",
-    "diff_test": "{n} 张测试图像而不是 {user} 张",
-    "diff_grid": "{full} 种 lr × dropout 组合中的 {n} 种",
     # ------------------------------------------------------------ figures
     "fig_no_run": "无运行",
     "fig_nothing": "没有有限的记录值",

@@ -15,6 +15,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config import IDENTITY_FIELDS, TrainConfig
 from .stats import accuracy_interval, correctness, pearson_p, t_interval
@@ -94,6 +95,7 @@ class Run:
     history: list  # per-epoch dicts, as in history.json
     result: dict | None  # None until the run ends
     predictions: dict | None = None  # {"test_labels": [...], "test_predictions": [...]}
+    span: tuple[float, float] | None = None  # (start, end) wall-clock time, when known
 
     @classmethod
     def from_record(cls, record) -> Run:
@@ -108,6 +110,7 @@ class Run:
             history=[h for h in record.get("history") or [] if isinstance(h, dict)],
             result=record.get("result"),
             predictions=record.get("predictions"),
+            span=_span(record),
         )
 
     @property
@@ -202,12 +205,29 @@ class Run:
 
     @property
     def correct(self) -> list[bool] | None:
-        """Per test image: did the chosen epoch's weights get it right (None if not recorded)."""
-        return correctness(self.predictions)
+        """Per test image: did the chosen epoch's weights get it right (None if not recorded).
+        Runs recorded before predictions were kept still list every misclassified image: when
+        that list accounts for every error, it says the same."""
+        right = correctness(self.predictions)
+        items, n = (self.result or {}).get("test_misclassified"), self._count("test_used")
+        if right is not None or not isinstance(items, list) or not n:
+            return right
+        acc = self.metric("test_acc")
+        wrong = {i[0] for i in items if isinstance(i, list) and i and isinstance(i[0], int)}
+        if acc is None or len(wrong) != n - round(acc * n) or not wrong <= set(range(n)):
+            return None
+        return [i not in wrong for i in range(n)]
 
     @property
     def test_labels(self) -> list | None:
-        return self.predictions.get("test_labels") if self.correct is not None else None
+        return (self.predictions or {}).get("test_labels") if self.correct is not None else None
+
+    def so_far(self) -> tuple[float, int] | None:
+        """(best validation accuracy, its epoch) over the recorded epochs: what an unfinished
+        run had reached when it stopped."""
+        epochs, accs = self.series("val_acc")
+        scored = [(a, -e) for e, a in zip(epochs, accs, strict=True) if math.isfinite(a)]
+        return (max(scored)[0], -max(scored)[1]) if scored else None
 
     def test_interval(self) -> tuple[float, float] | None:
         """95% Wilson interval of the test accuracy for the images it was judged on."""
@@ -238,6 +258,85 @@ class Run:
 
 def to_runs(records: Iterable) -> list[Run]:
     return [Run.from_record(r) for r in records]
+
+
+def _span(record: dict) -> tuple[float, float] | None:
+    """When the run trained: its result's clock times; for runs recorded before those were
+    kept, the run folder's own files (config.json is written when the run is claimed, its
+    history after every epoch), trusted only when they span at least the epochs' own
+    recorded seconds (copies that reset file times do not)."""
+    result = record.get("result") or {}
+    start, end = finite(result.get("started_at")), finite(result.get("ended_at"))
+    if start is not None and end is not None:
+        return start, end
+    folder = record.get("dir")
+    trained = sum(finite(h.get("seconds")) or 0 for h in record.get("history") or [])
+    if folder is None or trained < 1:
+        return None
+    try:
+        start = (Path(folder) / "config.json").stat().st_mtime
+        end = max(p.stat().st_mtime for p in Path(folder).glob("*.json"))
+    except (OSError, ValueError):
+        return None
+    return (start, end) if end - start >= 0.9 * trained else None
+
+
+def concurrency(runs: list[Run]) -> int:
+    """The most runs of `runs` that were training at the same moment (1 if they ran one after
+    another or their times are not known)."""
+    edges = sorted(e for r in runs if r.span for e in ((r.span[0], 1), (r.span[1], -1)))
+    most = now = 0
+    for _, step in edges:  # an end sorts before a start at the same instant
+        now += step
+        most = max(most, now)
+    return max(most, 1)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a run's curves show (see read_curves)."""
+
+    epochs: int  # epochs recorded
+    low: int  # epoch of the lowest validation loss
+    overfit: (
+        int  # epochs (2 or more) after `low`, val loss ending >= OVERFIT_RISE up, train falling
+    )
+    rise: float  # last validation loss minus the lowest (0 when it did not over-fit)
+    collapsed: int | None  # first epoch at near-chance accuracy after the run had learned
+    best: int | None  # the epoch whose weights were kept (chosen by validation accuracy)
+
+
+OVERFIT_RISE = 0.2  # validation loss this far above its lowest (a fraction of it) at the end
+LEARNED = 0.5  # a run "had learned" once its validation accuracy passed this
+
+
+def read_curves(run: Run, near_chance: float = 0.1) -> Reading | None:
+    """Where validation loss bottoms out; whether it then rose by OVERFIT_RISE or more while
+    the training loss (measured in eval mode when recorded) still fell; a collapse to within
+    `near_chance` of guessing after the run had learned. None with fewer than 2 epochs."""
+    epochs, val = run.series("val_loss")
+    train_key = (
+        "train_eval_loss" if any("train_eval_loss" in h for h in run.history) else "train_loss"
+    )
+    _, train = run.series(train_key)
+    _, accs = run.series("val_acc")
+    finite_val = [(v, e) for e, v in zip(epochs, val, strict=True) if math.isfinite(v)]
+    if len(finite_val) < 2:
+        return None
+    low_val, low = min(finite_val)
+    i, last = epochs.index(low), len(epochs) - 1
+    rise = val[last] - low_val if math.isfinite(val[last]) else 0.0
+    fell = math.isfinite(train[last]) and math.isfinite(train[i]) and train[last] < train[i]
+    over = last - i if fell and rise >= OVERFIT_RISE * low_val and last - i >= 2 else 0
+    chance = 1.0 / run.num_classes
+    collapsed, learned = None, False
+    for e, a in zip(epochs, accs, strict=True):
+        learned = learned or a >= LEARNED
+        if learned and a < chance + near_chance:
+            collapsed = e
+            break
+    best = finite((run.result or {}).get("best_epoch"))
+    return Reading(len(epochs), low, over, rise if over else 0.0, collapsed, best and int(best))
 
 
 def is_grid_key(key: str) -> bool:

@@ -103,9 +103,13 @@ def two_proportions(acc_a: float, acc_b: float, n_a: int, n_b: int) -> Test:
 def friedman(blocks: Sequence[Sequence[float]]) -> Test | None:
     """Friedman's test that a factor's levels (the columns) differ, each row a block (a level
     of the other factor): the rank-based test of a grid without repeats, which one wild cell
-    (a run that collapsed) cannot dominate. None with fewer than 2 blocks or 3 levels."""
-    if len(blocks) < 2 or len(blocks[0]) < 3:
+    (a run that collapsed) cannot dominate; with two levels, the sign test it reduces to.
+    None with fewer than 2 blocks or 2 levels."""
+    if len(blocks) < 2 or len(blocks[0]) < 2:
         return None
+    if len(blocks[0]) == 2:
+        wins = sum(b > a for a, b in blocks)
+        return Test(wins, binomial_two_sided(wins, sum(a != b for a, b in blocks)))
     columns = list(zip(*blocks, strict=True))
     result = stats.friedmanchisquare(*columns)
     if not math.isfinite(result.pvalue):  # every block ranks the levels alike, all tied
