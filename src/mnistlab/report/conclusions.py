@@ -580,8 +580,8 @@ def curve_sentences(group: Group, tr: Tr) -> list[str]:
         over = [(r, x) for r, x in readings if x.overfit]
         items = tr.join(
             [
-                tr("overfit_item", label=combo(r, group, tr), low=x.low, k=x.overfit,
-                   rise=_num(x.rise, 3))
+                tr("overfit_item", label=combo(r, group, tr) + seeded(r, readings), low=x.low,
+                   k=x.overfit, rise=_num(x.rise, 3))
                 for r, x in over
             ],
             strong=True,
@@ -615,6 +615,12 @@ def curve_sentences(group: Group, tr: Tr) -> list[str]:
                     )
                 )
     return sentences + collapses
+
+
+def seeded(run: Run, readings) -> str:
+    """', seed=1' where the same combination was run over several seeds, to tell them apart."""
+    seeds = {value_key(r.fields.get("seed")) for r, _ in readings}
+    return f", seed={fmt_value(run.fields.get('seed'))}" if len(seeds) > 1 else ""
 
 
 def gap_sentences(group: Group, tr: Tr) -> list[str]:
