@@ -712,3 +712,48 @@ def test_an_exact_tie_between_models_says_why_one_is_named_first(second, named):
         assert "fewer parameters" in line
     else:
         none(said, "is named first against")
+
+
+# ---------------------------------------------------------------- what the ledger says of runs
+def test_paired_tests_from_a_complete_list_of_misclassified_images():
+    rec = quick("lenet", 0.98, test=0.998)  # 1,000 images, 2 wrong
+    rec["predictions"] = None
+    rec["result"]["test_misclassified"] = [[3, 3, 5], [9, 9, 4]]
+    run = to_runs([rec])[0]
+    assert run.correct == [i not in (3, 9) for i in range(1000)]
+    rec["result"]["test_misclassified"] = [[3, 3, 5]]  # one error missing: no answers
+    assert to_runs([rec])[0].correct is None
+
+
+def test_an_unfinished_run_shows_how_far_it_got():
+    partial = record("resnet", 1e-3, status="partial", hist=curve([0.3, 0.2, 0.25]))
+    said = conclusions([quick("lenet", 0.98), partial])
+    assert one(said, "resnet did not finish") == (
+        "resnet did not finish: its runs stopped after 3 of 4 epochs; the best validation "
+        "accuracy so far is 97.30% (resnet (lr=0.001, dropout=0.25), epoch 3). It is not ranked: "
+        "finished runs chose among all 4 epochs."
+    )
+    assert to_runs([record("resnet", status="partial", hist=[])])[0].so_far() is None
+
+
+def test_concurrency_counts_overlapping_runs_and_touching_ones_as_apart():
+    from mnistlab.report.runs import Run, concurrency
+
+    def run(start, end):
+        return Run("r", "finished", {}, {}, [], None, span=(start, end))
+
+    assert concurrency([run(0, 10), run(5, 15), run(6, 7)]) == 3
+    assert concurrency([run(0, 10), run(10, 20)]) == 1  # one after the other
+    assert concurrency([Run("r", "finished", {}, {}, [], None)]) == 1  # times unknown
+
+
+def test_times_of_runs_that_trained_together_are_labelled():
+    records = times({"lenet": 100, "wrn": 400, "resnet": 900, "vgg": 2000})
+    for i, rec in enumerate(records):
+        rec["result"] |= {"started_at": 1000.0 + i, "ended_at": 3000.0}
+    assert "with up to 4 runs of this sweep training at once" in one(
+        conclusions(records), "Pearson"
+    )
+    for i, rec in enumerate(records):
+        rec["result"] |= {"started_at": 1000.0 * i, "ended_at": 1000.0 * i + 999}
+    none(conclusions(records), "training at once")

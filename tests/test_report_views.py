@@ -82,7 +82,7 @@ def test_the_users_results_beside_ours_with_the_budget_difference(tmp_path):
     assert "Where our protocol differs from the user's" in report
     assert (
         "lenet: 8,000 of 54,000 training images, 3 epochs instead of 8, 1,000 test images "
-        "instead of 10,000, 4 of the 12 lr x dropout combinations finished"
+        "instead of 10,000, 4 of the user's 12 lr x dropout combinations run to the end"
     ) in report
 
 
@@ -307,3 +307,14 @@ def test_tables_of_every_budget_show_what_varies_across_the_sweep(tmp_path):
     )
     assert " optimizer |" in runs_header
     assert {r["optimizer"] for r in read_csv(out / "best_per_model.csv")} == {"adam", "adamw"}
+
+
+def test_figures_are_numbered_with_what_to_look_at_and_markdown_has_no_entities(tmp_path):
+    out = build_report(write_ledger(tmp_path / "s", tour())).parent
+    report = (out / "report.md").read_text()
+    assert "_Figure 1: " in report and "Look " in report
+    assert "&lt;" not in report and "&gt;" not in report and "&amp;" not in report
+    zh = build_report(write_ledger(tmp_path / "z", tour()), tmp_path / "zh", lang="zh").parent
+    text = (zh / "report.md").read_text()
+    captions = [line for line in text.splitlines() if line.startswith("_图 ")]
+    assert captions and all("Figure" not in c and "Look" not in c for c in captions)

@@ -122,7 +122,8 @@ def render_html(
             data = base64.b64encode(block.png).decode("ascii")
             body.append(
                 f'<figure><img src="data:image/png;base64,{data}" alt="{escape(block.alt)}">'
-                f'<figcaption class="note">{escape(block.filename)}</figcaption></figure>'
+                f'<figcaption class="note">{escape(block.caption or block.filename)}</figcaption>'
+                "</figure>"
             )
     html_lang = "zh-CN" if lang == "zh" else "en"
     return (
