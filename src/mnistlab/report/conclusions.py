@@ -38,10 +38,12 @@ from .runs import (
     Run,
     combo_fields,
     concurrency,
+    count,
     describe,
     finite,
     fmt_value,
     log_fit,
+    pct,
     read_curves,
     sort_key,
     tie_break,
@@ -138,14 +140,6 @@ def conclusion_sections(analysis: Analysis, tr: Tr) -> list[tuple[str | None, li
 
 
 # ---------------------------------------------------------------- wording helpers
-def pct(fraction: float | None) -> str:
-    return "—" if fraction is None else f"{fraction * 100:.2f}"
-
-
-def num(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
-
-
 def _num(value: float, digits: int) -> str:
     """Fixed decimals without a '-0.000' for values that round to zero."""
     text = f"{value:.{digits}f}"
@@ -182,17 +176,17 @@ def budget_label(group: Group, tr: Tr) -> str:
     if b.train_images is None:
         train = tr("budget_train_unknown")
     elif b.train_subset:
-        train = tr("budget_train_subset", n=num(b.train_images), total=num(b.train_total))
+        train = tr("budget_train_subset", n=count(b.train_images), total=count(b.train_total))
     else:
-        train = tr("budget_train", n=num(b.train_images))
+        train = tr("budget_train", n=count(b.train_images))
     epochs = tr("budget_epochs", n=b.epochs) if b.epochs else tr("budget_epochs_unknown")
     if b.val_images is None and b.test_images is None:
         judged = tr("budget_judged_unknown")
     else:
         judged = tr(
             "budget_judged",
-            val=num(b.val_images) if b.val_images else "?",
-            test=num(b.test_images) if b.test_images else "?",
+            val=count(b.val_images) if b.val_images else "?",
+            test=count(b.test_images) if b.test_images else "?",
         )
     text = tr("budget_label", train=train, epochs=epochs, judged=judged)
     if b.dataset != "mnist":
@@ -229,7 +223,7 @@ def best_model_sentences(group: Group, tr: Tr) -> list[str]:
     run = top.run
     if top.n == 1:
         n = run.test_images
-        ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=num(n)) if n else ""
+        ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=count(n)) if n else ""
     else:
         ci = tr("ci_seeds", ci=interval_text(top.test_interval()), n=top.n)
     interval = top.val_interval()
@@ -242,7 +236,7 @@ def best_model_sentences(group: Group, tr: Tr) -> list[str]:
             val=acc_text(top, "val_acc"),
             test=acc_text(top, "test_acc"),
             ci=ci,
-            params=num(top.params),
+            params=count(top.params),
             seconds=f"{top.seconds or 0:.0f}",
         )
     ]
@@ -279,7 +273,7 @@ def ranking_sentences(group: Group, tr: Tr) -> list[str]:
             status, test = paired(test_top.run, top.run)
             if status == "ok":  # a higher test score is news only if it is more than noise
                 sentences.append(
-                    tr("test_higher_paired", n=num(test.n), verdict=_verdict(test, tr), **names)
+                    tr("test_higher_paired", n=count(test.n), verdict=_verdict(test, tr), **names)
                 )
             else:
                 sentences.append(tr("test_higher", **names))
@@ -299,7 +293,7 @@ def ranking_sentences(group: Group, tr: Tr) -> list[str]:
             text += tr(
                 "ranking_noise",
                 ci=interval_text(interval),
-                n=num(top.run.val_images),
+                n=count(top.run.val_images),
             )
         sentences.append(text + tr("stop"))
     return sentences
@@ -322,9 +316,9 @@ def _paired_sentence(key: str, first: Run, second: Run, tr: Tr, **names) -> str:
         return tr(f"{key}_untested", reason=tr(f"untested_{status}"), **names)
     return tr(
         key,
-        n=num(test.n),
-        only_a=num(test.only_a),
-        only_b=num(test.only_b),
+        n=count(test.n),
+        only_a=count(test.only_a),
+        only_b=count(test.only_b),
         verdict=_verdict(test, tr),
         **names,
     )
@@ -368,7 +362,7 @@ def baseline_sentences(group: Group, tr: Tr) -> list[str]:
     images = mlp.run.test_images
     mlp_acc, cnn_acc = f"{pct(mlp_test)}%", f"{pct(cnn_test)}%"
     if images:
-        ci = tr("ci_wilson", ci=interval_text(mlp.run.test_interval()), n=num(images))
+        ci = tr("ci_wilson", ci=interval_text(mlp.run.test_interval()), n=count(images))
         mlp_acc = tr("with_ci", acc=mlp_acc, ci=ci)
     if cnn.run.test_images:
         ci = tr("ci_only", ci=interval_text(cnn.run.test_interval()))
@@ -396,9 +390,9 @@ def baseline_sentences(group: Group, tr: Tr) -> list[str]:
             lead=lead,
             diff=difference,
             points=points,
-            n=num(test.n),
-            only_a=num(test.only_a),
-            only_b=num(test.only_b),
+            n=count(test.n),
+            only_a=count(test.only_a),
+            only_b=count(test.only_b),
             verdict=verdict,
             **names,
         )
@@ -466,7 +460,7 @@ def tie_sentences(group: Group, tr: Tr) -> list[str]:
                 k=len(items),
                 items=tr.join(items, strong=True),
                 ci=interval_text(best.val_interval()),
-                n=num(best.run.val_images),
+                n=count(best.run.val_images),
                 shown=combo(best.run, group, tr),
                 why=tr(f"tie_break_{tie_break(best, best.ties[0])}"),
             )
@@ -489,7 +483,7 @@ def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
             model=top.model,
             val=pct(top_val),
             ci=interval_text(interval),
-            n=num(top.run.val_images),
+            n=count(top.run.val_images),
         )
     else:
         floor = top_val - NEAR_BEST_POINTS / 100
@@ -507,7 +501,7 @@ def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
                 "efficiency_smaller",
                 definition=definition,
                 model=smallest.model,
-                params=num(smallest.params),
+                params=count(smallest.params),
                 times=_times(top.params / smallest.params, tr),
                 top=top.model,
                 val=pct(smallest.mean("val_acc")),
@@ -521,7 +515,7 @@ def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
                 "efficiency_top_smallest",
                 definition=definition,
                 model=top.model,
-                params=num(top.params),
+                params=count(top.params),
             )
         ]
     closest = max(smaller, key=lambda b: b.mean("val_acc"))
@@ -531,7 +525,7 @@ def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
             definition=definition,
             model=top.model,
             other=closest.model,
-            params=num(closest.params),
+            params=count(closest.params),
             times=_times(top.params / closest.params, tr),
             val=pct(closest.mean("val_acc")),
             points=f"{abs(top_val - closest.mean('val_acc')) * 100:.2f}",
@@ -709,7 +703,7 @@ def error_sentences(group: Group, tr: Tr) -> list[str]:
         tr(
             "errors",
             model=run.model,
-            wrong=num(wrong),
+            wrong=count(wrong),
             items=tr.join([tr("error_item", true=i, pred=j, n=v) for v, i, j in top]),
             n=len(top),
             share=f"{sum(v for v, _, _ in top) / wrong:.0%}",
@@ -737,9 +731,9 @@ def user_sentences(group: Group, tr: Tr, search=None) -> list[str]:
                 "user_vs_differs" if differences else "user_vs_same",
                 model=best.model,
                 ours=pct(ours),
-                n=num(n),
+                n=count(n),
                 theirs=pct(entry["test_acc"]),
-                user_n=num(protocol["test_images"]),
+                user_n=count(protocol["test_images"]),
                 verdict=_verdict(test, tr),
                 differences=differences,
             )
@@ -754,11 +748,11 @@ def protocol_difference(group: Group, best: Best, protocol: dict, tr: Tr, search
     b, model = group.budget, best.model
     parts = []
     if b.train_subset:
-        parts.append(tr("diff_train", n=num(b.train_images), total=num(b.train_total)))
+        parts.append(tr("diff_train", n=count(b.train_images), total=count(b.train_total)))
     if b.epochs is not None and b.epochs != protocol["epochs"]:
         parts.append(tr("diff_epochs", n=b.epochs, user=protocol["epochs"]))
     if b.test_images is not None and b.test_images < protocol["test_images"]:
-        parts.append(tr("diff_test", n=num(b.test_images), user=num(protocol["test_images"])))
+        parts.append(tr("diff_test", n=count(b.test_images), user=count(protocol["test_images"])))
     full = len(protocol["lr"]) * len(protocol["dropout"])
     if search is not None and not search.discrete:
         parts.append(tr("diff_search", n=sum(r.model == model for r in group.runs), full=full))
@@ -775,7 +769,7 @@ def protocol_difference(group: Group, best: Best, protocol: dict, tr: Tr, search
             parts.append(tr("diff_grid", n=len(done & wanted), full=full))
     entry = user_entry(model)
     if entry and best.params and best.params != entry["params"]:
-        parts.append(tr("diff_params", ours=num(best.params), user=num(entry["params"])))
+        parts.append(tr("diff_params", ours=count(best.params), user=count(entry["params"])))
     for name, theirs in protocol["settings"].items():
         mine = best.run.config.get(name, theirs)
         if value_key(mine) != value_key(theirs):
@@ -919,8 +913,8 @@ def search_overview(analysis: Analysis, tr: Tr) -> list[str]:
     if planned and trained < planned:
         first += tr(
             "search_epochs",
-            trained=num(trained),
-            planned=num(planned),
+            trained=count(trained),
+            planned=count(planned),
             saved=f"{100 * (planned - trained) / planned:.0f}",
         )
     return [first]
@@ -955,7 +949,7 @@ def best_trial_sentences(group: Group, info: SearchInfo, tr: Tr) -> list[str]:
         return [tr("no_usable")] if group.runs else []
     top = trials[0]
     n = top.test_images
-    ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=num(n)) if n else ""
+    ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=count(n)) if n else ""
     sentences = [
         tr(
             "search_best",
@@ -971,7 +965,7 @@ def best_trial_sentences(group: Group, info: SearchInfo, tr: Tr) -> list[str]:
     if len(trials) < 2 or interval is None:
         return sentences
     near = [r for r in trials[1:] if within_noise(top, r)]
-    noise = {"ci": interval_text(interval), "images": num(top.val_images)}
+    noise = {"ci": interval_text(interval), "images": count(top.val_images)}
     if near:
         items = [f"{trial_label(r, info)} {pct(r.metric('val_acc'))}%" for r in near]
         listed = tr.join(items[:NEAR_LISTED], strong=True)

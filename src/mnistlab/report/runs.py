@@ -17,8 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scipy import stats
+
 from ..config import IDENTITY_FIELDS, TrainConfig
-from .stats import accuracy_interval, correctness, pearson_p, t_interval
+from .stats import accuracy_interval, correctness, t_interval
 
 LR, DROPOUT, SEED = "lr", "dropout", "seed"
 CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -543,12 +545,7 @@ def log_fit(bests: list[Best]) -> dict | None:
     xs, ys = zip(*points, strict=True)
     if len(set(xs)) < 2 or len(set(ys)) < 2:
         return None
-    slope, intercept = statistics.linear_regression(xs, ys)
-    r = statistics.correlation(xs, ys)
-    return {
-        "r": r,
-        "p": pearson_p(r, len(points)),
-        "slope": slope,
-        "intercept": intercept,
-        "n": len(points),
-    }
+    fit = stats.linregress(xs, ys)  # p: Pearson's r by Student's t, n - 2 degrees of freedom
+    r = max(-1.0, min(1.0, float(fit.rvalue)))
+    p = 0.0 if abs(r) >= 1.0 else float(fit.pvalue)
+    return {"r": r, "p": p, "slope": fit.slope, "intercept": fit.intercept, "n": len(points)}

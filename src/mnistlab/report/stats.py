@@ -164,7 +164,9 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> Spearman | None:
     if n < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return None
     exact = n <= EXACT_UP_TO
-    rho = max(-1.0, min(1.0, round(float(stats.spearmanr(xs, ys).statistic), 12)))
+    result = stats.spearmanr(xs, ys)  # p from Student's t with n - 2 degrees of freedom
+    rho = max(-1.0, min(1.0, round(float(result.statistic), 12)))
+    p = 0.0 if abs(rho) >= 1.0 else float(result.pvalue)
     if exact:
         test = stats.permutation_test(
             (list(xs),),
@@ -173,12 +175,6 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> Spearman | None:
             n_resamples=math.inf,
         )
         p = float(test.pvalue)
-    else:
-        p = (
-            0.0
-            if abs(rho) >= 1.0
-            else student_t_two_sided(rho * math.sqrt((n - 2) / (1 - rho * rho)), n - 2)
-        )
     return Spearman(rho, p, n, exact=exact)
 
 
@@ -191,17 +187,3 @@ def p_text(p: float, alpha: float = ALPHA) -> str:
     if (float(text) < alpha) != (p < alpha) or float(text) == alpha:
         text = f"{p:.4g}"
     return f"p={text}"
-
-
-def pearson_p(r: float, n: int) -> float:
-    """Two-sided p-value of Pearson's r over n pairs (t test with n - 2 degrees of freedom)."""
-    if n < 3:
-        raise ValueError(f"a correlation's p-value needs at least 3 pairs, got {n}")
-    if abs(r) >= 1.0:
-        return 0.0
-    return student_t_two_sided(r * math.sqrt((n - 2) / (1 - r * r)), n - 2)
-
-
-def student_t_two_sided(t: float, df: int) -> float:
-    """P(|T| >= |t|) for Student's t with `df` degrees of freedom."""
-    return float(2 * stats.t.sf(abs(t), df))

@@ -36,6 +36,7 @@ from .runs import (
     Run,
     combinations,
     concurrency,
+    count,
     fmt_value,
     grid_fields,
     read_curves,
@@ -161,10 +162,6 @@ def fit_page(table: Table, keep: int, caption: str) -> list[Table]:
             )
         )
     return tables
-
-
-def count(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
 
 
 def _epochs(run: Run, tr: Tr) -> str:
