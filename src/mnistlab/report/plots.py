@@ -288,9 +288,9 @@ def _run_title(run: Run, title: str, others: list[str], excluded: frozenset[str]
 def _draw_run_curves(loss_ax, acc_ax, run: Run, tr: Tr) -> bool:
     """Train (solid) and validation (dashed) loss and accuracy of one run, the chosen epoch
     marked; True if anything was drawn."""
-    epochs, train = run.series("train_loss")
+    epochs, train = run.series(run.train_key("loss"))
     _, val = run.series("val_loss")
-    _, train_acc = run.series("train_acc")
+    _, train_acc = run.series(run.train_key("acc"))
     _, val_acc = run.series("val_acc")
     # Markers keep a one-epoch run (a line of one point) visible.
     style_ = {"marker": "o", "markersize": 5 if len(epochs) == 1 else 3}
@@ -361,7 +361,8 @@ def _curves_legend(fig, runs: list[Run], tr: Tr) -> None:
         Line2D([], [], color=TRAIN_COLOR),
         Line2D([], [], color=VAL_COLOR, linestyle="--"),
     ]
-    labels = [tr("fig_train"), tr("fig_val")]
+    measured = any(r.train_key("acc") == "train_eval_acc" for r in runs)
+    labels = [tr("fig_train_eval" if measured else "fig_train"), tr("fig_val")]
     if any(r.finished for r in runs):
         handles.append(Line2D([], [], color="0.6", linestyle=":"))
         labels.append(tr("fig_chosen_epoch"))
@@ -497,9 +498,9 @@ def draw_best_runs(bests: list[Best], tr: Tr, subtitle: str = ""):
     for k, (best, color) in enumerate(zip(with_history, colors, strict=True)):
         run = best.run
         epochs, val_loss = run.series("val_loss")
-        _, train_loss = run.series("train_loss")
+        _, train_loss = run.series(run.train_key("loss"))
         _, val_acc = run.series("val_acc")
-        _, train_acc = run.series("train_acc")
+        _, train_acc = run.series(run.train_key("acc"))
         max_epoch = max(max_epoch, max(epochs, default=1))
         line = styles[(k // 10) % len(styles)]
         marker = {"marker": "o", "markersize": 3} if len(epochs) <= 30 else {}

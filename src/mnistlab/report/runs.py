@@ -251,6 +251,12 @@ class Run:
                 return int(finite(h.get("epoch")) or i)
         return len(self.history) + 1
 
+    def train_key(self, metric: str) -> str:
+        """'train_eval_loss' / 'train_eval_acc' (eval mode, no dropout) where recorded, else
+        the running average with dropout on, 'train_loss' / 'train_acc'."""
+        measured = any(finite(h.get(f"train_eval_{metric}")) is not None for h in self.history)
+        return f"train_eval_{metric}" if measured else f"train_{metric}"
+
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """(epochs, values) with NaN where a value is missing or not finite (a gap in a plot)."""
         epochs = [int(finite(h.get("epoch")) or i) for i, h in enumerate(self.history, start=1)]
@@ -317,10 +323,7 @@ def read_curves(run: Run, near_chance: float = 0.1) -> Reading | None:
     the training loss (measured in eval mode when recorded) still fell; a collapse to within
     `near_chance` of guessing after the run had learned. None with fewer than 2 epochs."""
     epochs, val = run.series("val_loss")
-    train_key = (
-        "train_eval_loss" if any("train_eval_loss" in h for h in run.history) else "train_loss"
-    )
-    _, train = run.series(train_key)
+    _, train = run.series(run.train_key("loss"))
     _, accs = run.series("val_acc")
     finite_val = [(v, e) for e, v in zip(epochs, val, strict=True) if math.isfinite(v)]
     if len(finite_val) < 2:
