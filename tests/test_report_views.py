@@ -145,7 +145,7 @@ def test_mixed_budgets_are_said_at_the_top(tmp_path):
     runs = read_csv(out / "all_runs.csv")
     assert next(r for r in runs if r["model"] == "vgg11_seed")["learned"] == "no"
     # The one best model shown in full is budget A's, and its heading says so.
-    assert "## Best model of budget A: lenet (lr=0.005, dropout=0.5)" in report
+    assert "## Highest validation accuracy in budget A: lenet (lr=0.005, dropout=0.5)" in report
     assert "## Best model:" not in report
 
 
