@@ -20,6 +20,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats
 
 ALPHA = 0.05  # "significant" means p < ALPHA
@@ -111,7 +112,8 @@ def friedman(blocks: Sequence[Sequence[float]]) -> Test | None:
         wins = sum(b > a for a, b in blocks)
         return Test(wins, binomial_two_sided(wins, sum(a != b for a, b in blocks)))
     columns = list(zip(*blocks, strict=True))
-    result = stats.friedmanchisquare(*columns)
+    with np.errstate(invalid="ignore", divide="ignore"):  # every block all tied: 0 / 0
+        result = stats.friedmanchisquare(*columns)
     if not math.isfinite(result.pvalue):  # every block ranks the levels alike, all tied
         return Test(0.0, 1.0)
     return Test(float(result.statistic), float(result.pvalue))
