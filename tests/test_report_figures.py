@@ -185,3 +185,24 @@ def test_no_text_prints_under_8_pt_on_a4():
 
     sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text()]
     assert min(sizes) * scale >= 7.99
+
+
+def test_chinese_figures_carry_no_english_words():
+    import re
+
+    from matplotlib.text import Text
+
+    tr = plots.figure_language(Tr("zh"))
+    if tr.lang != "zh":
+        pytest.skip("no CJK font installed: figures fall back to English by design")
+    runs = grid_runs(2, 2)
+    with plots.style(tr):
+        figures = [plots.draw_curves("lenet", runs, tr=tr)]
+        figures.append(plots.draw_best_runs(analyse(runs).bests, tr=tr))
+        for fig in figures:
+            plots._png(fig)  # draws the tick labels too
+    for fig in figures:
+        for text in (t.get_text() for t in fig.findobj(Text)):
+            text = re.sub(r"\$[^$]*\$", "", text)  # mathtext: log-axis tick labels
+            words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", text)}
+            assert words <= {"lenet", "dropout", "mobilenetv"}, text
