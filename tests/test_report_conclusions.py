@@ -586,7 +586,7 @@ def test_a_factor_that_ranks_alike_at_every_level_of_the_other_differs():
     assert text.startswith(
         "lenet, lr: validation accuracy differs between the 3 values of lr (Friedman test over "
         "the 3 values of dropout as blocks, p=0.04979); median over dropout: 0.0005: 98.90%, "
-        "0.001: 97.90%, 0.005: 96.90%; best lr at each dropout: 0.0005 at 0.25"
+        "0.001: 97.90%, 0.005: 96.90%; best lr at each dropout: lr=0.0005 at dropout=0.25"
     )
     # dropout too ranks alike in every block: the same test, the same verdict.
     assert "validation accuracy differs" in one(conclusions(grid("lenet", val)), "lenet, dropout:")

@@ -676,7 +676,10 @@ def factor_sentences(group: Group, tr: Tr) -> list[str]:
                     p=p_text(test.p),
                     listing=listing,
                     best=tr.join(
-                        [tr("factor_best", at=a, value=b) for a, b in zip(names, best, strict=True)]
+                        [
+                            tr("factor_best", at=a, value=b, factor=key, other=other)
+                            for a, b in zip(names, best, strict=True)
+                        ]
                     ),
                 )
             )
