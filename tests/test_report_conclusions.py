@@ -757,3 +757,9 @@ def test_times_of_runs_that_trained_together_are_labelled():
     for i, rec in enumerate(records):
         rec["result"] |= {"started_at": 1000.0 * i, "ended_at": 1000.0 * i + 999}
     none(conclusions(records), "training at once")
+
+
+def test_an_interaction_is_not_claimed_from_one_run_per_cell():
+    val = {(lr, d): 0.98 for lr in LRS for d in DROPOUTS}
+    one(conclusions(grid("lenet", val)), "cannot be told from noise")
+    none(conclusions([quick("lenet", 0.98)]), "cannot be told from noise")  # no grid, no word

@@ -683,7 +683,9 @@ def factor_sentences(group: Group, tr: Tr) -> list[str]:
                     ),
                 )
             )
-    return sentences
+    # One run per cell: an lr x dropout interaction cannot be told from noise; said once.
+    repeats = any(b.n > 1 for b in group.bests)
+    return sentences + ([tr("factor_no_interaction")] if sentences and not repeats else [])
 
 
 def error_sentences(group: Group, tr: Tr) -> list[str]:
