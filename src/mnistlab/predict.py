@@ -43,12 +43,15 @@ from .models import count_parameters
 from .preprocess import (
     MAX_PIXELS,
     ImageError,
+    digit_from_ink,
+    ink_image,
     preprocess_image,
     save_png,
     shape_warning,
     written_by_mnistlab,
 )
 from .pretrained import default_checkpoint
+from .segment import find_digits, read_piece
 
 TOP_K = 3
 BATCH_SIZE = 256  # images per forward pass; a few MB of activations for the larger models
@@ -173,6 +176,74 @@ class Predictor:
         """One picture -> its result; raises `ImageError` if it cannot be used."""
         digit = self.preprocess(source, name, max_pixels)
         return self.result(digit, self.probabilities(digit[None])[0], name)
+
+    def read_number(
+        self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
+    ) -> dict[str, Any]:
+        """One picture of a written number -> `number` (the digits left to right, "?" for a
+        piece that is not one readable digit), `complete` (no "?"), and `digits`: per piece
+        its `box` [left, top, right, bottom) in the picture's pixels, `label`,
+        `class_name`, `probability` and `top3` (None when not classified), `problem` (why
+        it is not a digit, or None) and `preprocessed`. Raises `ImageError` if unusable."""
+        label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
+        pieces = find_digits(ink_image(source, label, max_pixels=max_pixels))
+        if not pieces:
+            raise ImageError(f"{label}: no digits found (no ink above the paper)", "blank")
+        pieces = [
+            digit
+            for piece in pieces
+            for digit in read_piece(piece, lambda parts: self._confidence(parts, label))
+        ]
+        digits: list[np.ndarray | None] = []
+        for piece in pieces:
+            digit = None
+            if piece.problem is None:
+                try:
+                    digit = digit_from_ink(piece.ink, label, self.image_size)
+                except ImageError as exc:  # its ink vanished when scaled: a speck
+                    piece.problem = f"not a digit ({exc})"
+            digits.append(digit)
+        found = [d for d in digits if d is not None]
+        probs = iter(self.probabilities(np.stack(found)) if found else [])
+        entries = []
+        for piece, digit in zip(pieces, digits, strict=True):
+            entry: dict[str, Any] = {"box": list(piece.box), "problem": piece.problem}
+            if digit is None:
+                entry |= {"label": None, "class_name": None, "probability": None, "top3": None}
+            else:
+                p = next(probs)
+                result = self.result(digit, p)
+                entry |= {
+                    "label": result["label"],
+                    "class_name": result["class_name"],
+                    "probability": float(p[result["label"]]),
+                    "top3": result["top3"],
+                }
+            entry["preprocessed"] = digit
+            entries.append(entry)
+        text = "".join(e["class_name"] if e["problem"] is None else "?" for e in entries)
+        return {
+            "file": name,
+            "number": text,
+            "complete": "?" not in text,
+            "digits": entries,
+            "calibrated": self.calibrated,
+            "error": None,
+        }
+
+    def _confidence(self, pieces: list, label: str) -> np.ndarray:
+        """The model's top probability for each piece read as one digit (0: no ink left)."""
+        digits, where = [], []
+        for i, piece in enumerate(pieces):
+            try:
+                digits.append(digit_from_ink(piece.ink, label, self.image_size))
+                where.append(i)
+            except ImageError:
+                pass
+        out = np.zeros(len(pieces))
+        if digits:
+            out[where] = self.probabilities(np.stack(digits)).max(1)
+        return out
 
     def predict_many(
         self, sources: Iterable[Any], names: Sequence[str] | None = None
