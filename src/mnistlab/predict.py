@@ -40,12 +40,13 @@ from .errors import UserError
 from .fileio import OutputError, describe_os_error
 from .inference import to_input
 from .models import count_parameters
+from .ood import picture_stats, refusal
 from .preprocess import (
     MAX_PIXELS,
     ImageError,
+    crop_to_ink,
     digit_from_ink,
     ink_image,
-    preprocess_image,
     save_png,
     shape_warning,
     written_by_mnistlab,
@@ -151,10 +152,23 @@ class Predictor:
     def preprocess(
         self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
     ) -> np.ndarray:
-        return preprocess_image(source, name, size=self.image_size, max_pixels=max_pixels)
+        return self.read(source, name, max_pixels)[0]
+
+    def read(
+        self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """A picture -> (its digit in MNIST form, `ood.picture_stats` of its ink)."""
+        label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
+        ink = ink_image(source, label, max_pixels=max_pixels)
+        digit = digit_from_ink(crop_to_ink(ink), label, self.image_size)
+        return digit, picture_stats(ink)
 
     def result(
-        self, digit: np.ndarray, probs: np.ndarray, name: str | None = None
+        self,
+        digit: np.ndarray,
+        probs: np.ndarray,
+        name: str | None = None,
+        stats: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         top = np.argsort(-probs, kind="stable")[:TOP_K]
         label = int(top[0])
@@ -165,6 +179,9 @@ class Predictor:
             "probabilities": [float(p) for p in probs],
             "top3": [{"label": int(i), "probability": float(probs[i])} for i in top],
             "warning": digit_warning(digit, probs),
+            # Why this is not a digit at all (ood.py), or None: then `label` is only the
+            # closest digit, never the answer.
+            "not_a_digit": refusal(probs, digit, stats),
             "calibrated": self.calibrated,
             "preprocessed": digit,  # (H, W) uint8
             "error": None,
@@ -174,8 +191,8 @@ class Predictor:
         self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
     ) -> dict[str, Any]:
         """One picture -> its result; raises `ImageError` if it cannot be used."""
-        digit = self.preprocess(source, name, max_pixels)
-        return self.result(digit, self.probabilities(digit[None])[0], name)
+        digit, stats = self.read(source, name, max_pixels)
+        return self.result(digit, self.probabilities(digit[None])[0], name, stats)
 
     def read_number(
         self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
@@ -213,6 +230,8 @@ class Predictor:
             else:
                 p = next(probs)
                 result = self.result(digit, p)
+                if result["not_a_digit"]:
+                    entry["problem"] = f"not a digit: {result['not_a_digit']}"
                 entry |= {
                     "label": result["label"],
                     "class_name": result["class_name"],
@@ -255,13 +274,13 @@ class Predictor:
         good: list[tuple[int, np.ndarray]] = []
         for i, (source, name) in enumerate(zip(sources, names, strict=True)):
             try:
-                good.append((i, self.preprocess(source, name)))
+                good.append((i, *self.read(source, name)))
             except ImageError as exc:
                 results[i] = {"file": name, "label": None, "error": str(exc), "reason": exc.reason}
         if good:
-            probs = self.probabilities(np.stack([digit for _, digit in good]))
-            for (i, digit), p in zip(good, probs, strict=True):
-                results[i] = self.result(digit, p, names[i])
+            probs = self.probabilities(np.stack([digit for _, digit, _ in good]))
+            for (i, digit, stats), p in zip(good, probs, strict=True):
+                results[i] = self.result(digit, p, names[i], stats)
         return results  # type: ignore[return-value]
 
 
@@ -339,6 +358,8 @@ def format_result(result: dict[str, Any]) -> str:
     if result["error"]:
         return result["error"]
     top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in result["top3"])
+    if result.get("not_a_digit"):
+        return f"{result['file']}: not a digit: {result['not_a_digit']}  (closest: {top})"
     line = f"{result['file']}: {result['class_name']}  ({top})"
     if result.get("warning"):
         line += f"  warning: {result['warning']}"

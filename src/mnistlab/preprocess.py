@@ -524,6 +524,23 @@ def component_sizes(mask: np.ndarray, min_fraction: float = 0.0) -> list[int]:
     return [box[0] for box in component_boxes(mask, min_fraction)]
 
 
+def pooled_mask(mask: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W) bool -> (ceil(H / factor), ceil(W / factor)): a pixel is set when any of its
+    factor x factor block is (so thin strokes stay joined when shrunk)."""
+    if factor <= 1:
+        return mask
+    h, w = mask.shape
+    padded = np.pad(mask, ((0, -h % factor), (0, -w % factor)))
+    return padded.reshape(padded.shape[0] // factor, factor, -1, factor).any(axis=(1, 3))
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """Ink in [0, 1] cropped to the box of its pixels above INK_THRESHOLD."""
+    is_ink = ink > INK_THRESHOLD
+    rows, cols = np.flatnonzero(is_ink.any(1)), np.flatnonzero(is_ink.any(0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
 def label_components(mask: np.ndarray) -> np.ndarray:
     """(H, W) int64: each 8-connected piece of `mask` gets one value (its first pixel's flat
     index); pixels outside the mask get H * W."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .preprocess import INK_THRESHOLD, label_components
+from .preprocess import INK_THRESHOLD, label_components, pooled_mask
 
 WORK_HEIGHT = 64  # pixels: the number's ink is shrunk to about this height to be segmented
 # A piece with fewer pixels than this fraction of the largest is a speck of dirt or noise.
@@ -86,15 +86,6 @@ class _Part:
     @property
     def height(self) -> int:
         return self.bottom - self.top
-
-
-def _shrunk_mask(mask: np.ndarray, factor: int) -> np.ndarray:
-    """Any-ink pooling by `factor` (so thin strokes stay joined)."""
-    if factor == 1:
-        return mask
-    h, w = mask.shape
-    padded = np.pad(mask, ((0, -h % factor), (0, -w % factor)))
-    return padded.reshape(padded.shape[0] // factor, factor, -1, factor).any(axis=(1, 3))
 
 
 def _parts(labels: np.ndarray, none: int) -> list[_Part]:
@@ -205,7 +196,7 @@ def find_digits(ink: np.ndarray) -> list[Piece]:
     if len(rows) == 0:
         return []
     factor = max(1, (rows[-1] - rows[0] + 1) // WORK_HEIGHT)
-    small = _shrunk_mask(mask, factor)
+    small = pooled_mask(mask, factor)
     labels = label_components(small)
     parts = _parts(labels, small.size)
     largest = max(p.pixels for p in parts)
