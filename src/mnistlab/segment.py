@@ -208,7 +208,8 @@ def find_digits(ink: np.ndarray) -> list[Piece]:
         problem = f"{len(parts)} separate marks: not a written number"
         return [Piece(box, ink[top:bottom, left:right], problem)]
     # A digit's height: the tall pieces' (broken strokes and specks are shorter).
-    height = float(np.percentile([p.height for p in parts], 75))
+    tallest = max(p.height for p in parts)
+    height = float(np.median([p.height for p in parts if p.height >= 0.5 * tallest]))
     pieces = []
     for part in sorted(_merge_broken(parts, height), key=lambda p: p.left + p.right):
         own = np.isin(labels, list(part.labels))
