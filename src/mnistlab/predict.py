@@ -399,7 +399,10 @@ def format_result(result: dict[str, Any]) -> str:
         return result["error"]
     top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in result["top3"])
     if result.get("not_a_digit"):
-        return f"{result['file']}: not a digit: {result['not_a_digit']}  (closest: {top})"
+        why = result["not_a_digit"]
+        if "more than one digit" in why:
+            why += " (mnistlab predict --number reads numbers)"
+        return f"{result['file']}: not a digit: {why}  (closest: {top})"
     line = f"{result['file']}: {result['class_name']}  ({top})"
     if result.get("warning"):
         line += f"  warning: {result['warning']}"
