@@ -61,7 +61,7 @@ def judge(predictor: Predictor, pictures) -> list[dict]:
                 "refused": result["not_a_digit"] is not None,
                 "why": result["not_a_digit"],
                 "top": max(result["probabilities"]),
-                "residual": residual(digit),
+                "residual": residual(digit, result["label"]),
                 **stats,
             }
         )
