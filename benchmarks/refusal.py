@@ -94,7 +94,7 @@ def main() -> None:
             rows = [r for (k, _), r in zip(nondigits, neg, strict=True) if k == kind]
             print(f"  FAR {kind}: {np.mean([not r['refused'] for r in rows]):.1%} of {len(rows)}")
         if args.tune:
-            for key in ("top", "residual", "dark", "main"):
+            for key in ("top", "residual", "dark", "main", "soft"):
                 values = np.array([r[key] for r in pos if key in r])
                 print(
                     f"  digits {key}: 0.5/1/99/99.5 pct",
