@@ -4,12 +4,15 @@
     predict(model, images) -> one dict per image (paths, numpy arrays, PIL images, bytes)
     predict_images("runs/x/checkpoint.pt", ["a.png", "b.jpg"]) -> one dict per file, in order
     predict_files(...)  what `mnistlab predict` does: check the inputs, classify, save
+    Predictor().read_number(picture) -> a written number: its digits, boxes, confidences
+    read_number_files(...)  what `mnistlab predict --number` does
 
 Each picture goes through `mnistlab.preprocess` (MNIST's own size normalisation and
 centring, and stroke width), then the checkpoint's normalisation, then the model; the logits
 are divided by the checkpoint's temperature (`mnistlab.calibrate`), so the probabilities are
 calibrated ones. A result carries a `warning` when the picture is probably not one digit
-(its shape, or probabilities spread over many classes). A file that cannot be used as a
+(its shape, or probabilities spread over many classes), and `not_a_digit` when it is no
+digit at all (`mnistlab.ood`: a letter, a blank page, a photo). A file that cannot be used as a
 picture gives a result with `error` set; the other files are still classified.
 
 `predict_files` is stricter about what is not a picture at all: a missing or unreadable file,
@@ -320,7 +323,8 @@ def predict(model: Any, images: Any, device: str = "cpu") -> dict[str, Any] | li
     path, or None for the default model. `images` is one picture (a path, a PIL image, the
     bytes of a file, or a 2-D array of grey levels 0-255) or a list of them (a 3-D array is a
     stack of 2-D ones). One picture gives one dict, a list gives a list: `label`,
-    `class_name`, `probabilities` (calibrated), `top3`, `warning`, `preprocessed` and `error`.
+    `class_name`, `probabilities` (calibrated), `top3`, `warning`, `not_a_digit` (None, or
+    why it is not a digit at all: `mnistlab.ood`), `preprocessed` and `error`.
     A picture that cannot be used raises `ImageError` alone, and sets `error` in a list."""
     predictor = _predictor_for(model, device)
     single = not isinstance(images, list | tuple) and not (
