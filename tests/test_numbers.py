@@ -94,3 +94,11 @@ def test_cli_number_bad_input(tmp_path, capsys):
     assert err[-1].endswith("no such file")
     code = cli.main(["predict", str(blank), "--number", "--save-preprocessed", str(tmp_path)])
     assert code == 2 and "leave it out with --number" in capsys.readouterr().err
+
+
+def test_a_photo_or_texture_is_not_read_as_a_number(default):
+    # Grey noise once gave "11?" after 8 s of cutting; now it is refused at once, whole.
+    noise = (np.random.default_rng(0).random((300, 600)) * 255).astype(np.uint8)
+    result = default.read_number(noise)
+    assert result["number"] == "?" and result["complete"] is False
+    assert len(result["digits"]) == 1 and "photo or texture" in result["digits"][0]["problem"]

@@ -67,6 +67,16 @@ def picture_stats(ink: np.ndarray) -> dict[str, float]:
     }
 
 
+def not_writing(stats: dict[str, float]) -> str | None:
+    """Why a picture is not writing on paper at all (a photo, a texture), or None: the
+    tests of `refusal` that hold for a picture of a whole number too."""
+    if stats["dark"] > MAX_DARK:
+        return f"ink covers {stats['dark']:.0%} of the picture: a photo or texture, not writing"
+    if stats["soft"] > MAX_SOFT:
+        return "grey shading, not strokes: a photo or texture, not writing"
+    return None
+
+
 @cache
 def _basis() -> tuple[np.ndarray, np.ndarray]:
     with (resources.files("mnistlab.data") / "digit_basis.npz").open("rb") as fh:
@@ -90,10 +100,9 @@ def refusal(
     """Why the picture is not a digit (one phrase), or None. `digit` is the preprocessed
     (H, W) uint8; `stats` from `picture_stats` (None: only the model and the digit judged)."""
     if stats is not None:
-        if stats["dark"] > MAX_DARK:
-            return f"ink covers {stats['dark']:.0%} of the picture: a photo or texture, not a written digit"
-        if stats["soft"] > MAX_SOFT:
-            return "grey shading, not strokes: a photo or texture, not a written digit"
+        why = not_writing(stats)
+        if why is not None:
+            return why
         if stats["main"] < MIN_MAIN:
             return "no mark large enough to be a digit: specks or grain"
     why = shape_warning(digit)

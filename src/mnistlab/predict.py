@@ -43,7 +43,7 @@ from .errors import UserError
 from .fileio import OutputError, describe_os_error
 from .inference import to_input
 from .models import count_parameters
-from .ood import MIN_TOP, picture_stats, refusal
+from .ood import MIN_TOP, not_writing, picture_stats, refusal
 from .preprocess import (
     MAX_PIXELS,
     ImageError,
@@ -55,7 +55,7 @@ from .preprocess import (
     written_by_mnistlab,
 )
 from .pretrained import default_checkpoint
-from .segment import find_digits, read_piece
+from .segment import Piece, find_digits, read_piece
 
 TOP_K = 3
 BATCH_SIZE = 256  # images per forward pass; a few MB of activations for the larger models
@@ -206,9 +206,15 @@ class Predictor:
         `class_name`, `probability` and `top3` (None when not classified), `problem` (why
         it is not a digit, or None) and `preprocessed`. Raises `ImageError` if unusable."""
         label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
-        pieces = find_digits(ink_image(source, label, max_pixels=max_pixels))
+        ink = ink_image(source, label, max_pixels=max_pixels)
+        pieces = find_digits(ink)
         if not pieces:
             raise ImageError(f"{label}: no digits found (no ink above the paper)", "blank")
+        why = not_writing(picture_stats(ink))
+        if why is not None:  # a photo or a texture: not read at all
+            boxes = np.array([p.box for p in pieces])
+            box = (*boxes[:, :2].min(0).tolist(), *boxes[:, 2:].max(0).tolist())
+            pieces = [Piece(box, np.zeros((0, 0), np.float32), why)]
         pieces = [
             digit
             for piece in pieces
