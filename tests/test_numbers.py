@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from use_helpers import png_with_header
 
 from mnistlab import cli
 from mnistlab.data.compose import compose_number
@@ -102,3 +103,13 @@ def test_a_photo_or_texture_is_not_read_as_a_number(default):
     result = default.read_number(noise)
     assert result["number"] == "?" and result["complete"] is False
     assert len(result["digits"]) == 1 and "photo or texture" in result["digits"][0]["problem"]
+
+
+def test_hostile_files_are_refused_with_one_line(tmp_path, capsys):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_with_header(100_000, 100_000))  # 10 gigapixels claimed
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image at all")
+    assert cli.main(["predict", str(bomb), str(junk), "--number"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mnistlab")]
+    assert len(err) == 2 and "decompression bomb" in err[0] and "not an image" in err[1]
