@@ -282,7 +282,7 @@ class Predictor:
         sources = list(sources)
         names = list(names) if names is not None else [str(s) for s in sources]
         results: list[dict[str, Any] | None] = [None] * len(sources)
-        good: list[tuple[int, np.ndarray]] = []
+        good: list[tuple[int, np.ndarray, dict[str, float]]] = []
         for i, (source, name) in enumerate(zip(sources, names, strict=True)):
             try:
                 good.append((i, *self.read(source, name)))

@@ -369,24 +369,23 @@ def ink_image(
     WORK_PIXELS are shrunk first). For pictures of several digits (`mnistlab.segment`)."""
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
     if isinstance(source, np.ndarray | np.generic):
-        greys = [_grey_from_array(np.asarray(source), label)]
-    else:
-        image = open_image(
-            source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
-        )
-        greys = [_to_grey(image, 255, label)]
-        if _has_alpha(image):  # light strokes on transparency vanish on white paper
-            greys.append(_to_grey(image, 0, label))
-    for i, grey in enumerate(greys):
-        try:
-            grey, paper, contrast = _levels(grey, label)
-        except ImageError:
-            if i + 1 == len(greys):
-                raise
-            continue
-        ink = (grey.astype(np.float32) - paper) / contrast
-        return np.clip(ink, 0.0, 1.0, out=ink)
-    raise AssertionError("unreachable")
+        return _ink_from_grey(_grey_from_array(np.asarray(source), label), label)
+    image = open_image(
+        source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
+    )
+    try:
+        return _ink_from_grey(_to_grey(image, 255, label), label)
+    except ImageError as exc:
+        if exc.reason != "blank" or not _has_alpha(image):
+            raise
+        # Light strokes on a transparent background vanish on white paper: try black paper.
+        return _ink_from_grey(_to_grey(image, 0, label), label)
+
+
+def _ink_from_grey(grey: np.ndarray, label: str) -> np.ndarray:
+    grey, paper, contrast = _levels(grey, label)
+    ink = (grey.astype(np.float32) - paper) / contrast
+    return np.clip(ink, 0.0, 1.0, out=ink)
 
 
 def _digit_from_grey(
