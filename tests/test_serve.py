@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageDraw
 from use_helpers import png_with_header
 
 from mnistlab import cli
@@ -609,3 +609,30 @@ def test_number_api(client, mnist):
         422,
         "no digit",
     )
+
+
+@pytest.mark.browser
+def test_a_face_is_not_a_digit_in_the_browser(browser, live_server, tmp_path):
+    from playwright.sync_api import expect
+
+    face = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(face)
+    pen.ellipse((20, 20, 180, 180), outline=0, width=8)
+    pen.ellipse((60, 70, 80, 90), fill=0)
+    pen.ellipse((120, 70, 140, 90), fill=0)
+    pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=8)
+    path = tmp_path / "face.png"
+    face.save(path)
+    problems = []
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    try:
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server)
+        expect(page.locator("#model")).to_contain_text("lenet")
+        page.set_input_files("#file", str(path))
+        expect(page.locator("#confidence")).to_have_text("not a digit")
+        assert page.locator("#prediction").inner_text() == "?"
+        assert "not a digit: " in page.locator("#warning").inner_text()
+    finally:
+        page.close()
+    assert problems == []
