@@ -353,16 +353,28 @@ def create_app(
     def model():
         return model_info
 
-    @app.post("/api/predict")
-    async def predict(request: Request):
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    async def image_answer(request: Request, ctype: str, number: bool):
+        """The answer for an image body (multipart field 'image', or raw image/* bytes), or
+        None when the body is not an image."""
         if ctype == "multipart/form-data":
-            return await service.decode(*await _read_upload(request, max_body_bytes))
+            upload = await _read_upload(request, max_body_bytes)
+            return await service.decode(*upload, number=number)
         if ctype.startswith("image/"):
             data = await request.body()
             if not data:
                 raise HTTPException(400, "empty request body: send the image's bytes")
-            return await service.decode(data, "upload")
+            return await service.decode(data, "upload", number=number)
+        return None
+
+    def content_type(request: Request) -> str:
+        return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @app.post("/api/predict")
+    async def predict(request: Request):
+        ctype = content_type(request)
+        answer = await image_answer(request, ctype, number=False)
+        if answer is not None:
+            return answer
         if ctype == "application/json" or ctype.endswith("+json"):
             pixels, preprocess = await _read_pixels(request, size)
             if not preprocess:
@@ -380,14 +392,10 @@ def create_app(
 
     @app.post("/api/number")
     async def number(request: Request):
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype == "multipart/form-data":
-            return await service.decode(*await _read_upload(request, max_body_bytes), number=True)
-        if ctype.startswith("image/"):
-            data = await request.body()
-            if not data:
-                raise HTTPException(400, "empty request body: send the image's bytes")
-            return await service.decode(data, "upload", number=True)
+        ctype = content_type(request)
+        answer = await image_answer(request, ctype, number=True)
+        if answer is not None:
+            return answer
         raise HTTPException(
             415,
             f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
