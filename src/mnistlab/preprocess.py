@@ -366,7 +366,9 @@ def ink_image(
 ) -> np.ndarray:
     """A picture (what `preprocess_image` takes) -> float32 (H, W) ink in [0, 1], paper 0:
     greyscale, orientation and levels, nothing cropped or scaled (pictures larger than
-    WORK_PIXELS are shrunk first). For pictures of several digits (`mnistlab.segment`)."""
+    WORK_PIXELS are shrunk first). `mnistlab.predict` reads pictures this way: one digit is
+    `digit_from_ink(crop_to_ink(ink))` (as `preprocess_image` gives it), `ood.picture_stats`
+    judges the whole picture, and `segment.find_digits` cuts a number's digits from it."""
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
     if isinstance(source, np.ndarray | np.generic):
         return _ink_from_grey(_grey_from_array(np.asarray(source), label), label)
