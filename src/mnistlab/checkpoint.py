@@ -28,7 +28,7 @@ import torch.nn as nn
 from torch.nn.modules import module as nn_module
 
 from .errors import UserError
-from .fileio import write_torch
+from .fileio import regular_file_problem, write_torch
 from .models import create_model
 
 CHECKPOINT_FORMAT = "mnistlab-checkpoint/1"
@@ -64,7 +64,10 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def image_kind(path: str | os.PathLike) -> str | None:
-    """'PNG', 'JPEG', ... when the file starts like an image; None otherwise (or unreadable)."""
+    """'PNG', 'JPEG', ... when the file starts like an image; None otherwise (or unreadable,
+    or not a regular file: a FIFO would block the open)."""
+    if regular_file_problem(path) is not None:
+        return None
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
@@ -88,7 +91,10 @@ def _check_file(path: Path) -> None:
     if is_dir:
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not is_file:
-        raise CheckpointError(f"{path}: checkpoint not found")
+        problem = regular_file_problem(path)
+        if problem in (None, "no such file"):
+            raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: {problem}")
     kind = image_kind(path)
     if kind:
         raise CheckpointError(f"{path}: is a {kind} image, not a checkpoint")

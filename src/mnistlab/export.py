@@ -39,7 +39,7 @@ import torch.nn as nn
 from .checkpoint import load_checkpoint
 from .data import load_dataset
 from .errors import UserError
-from .fileio import OutputError, atomic_write_bytes, describe_os_error
+from .fileio import OutputError, atomic_write_bytes, describe_os_error, regular_file_problem
 from .predict import class_names_of
 from .preprocess import STEPS
 
@@ -188,6 +188,8 @@ def written_by_export(path: str | os.PathLike) -> bool:
     """Whether `path` is an ONNX model this module wrote (its metadata names an mnistlab model)."""
     import onnx
 
+    if regular_file_problem(path) is not None:  # a FIFO would block onnx.load
+        return False
     try:
         if Path(path).stat().st_size > 2**31:  # protobuf's own limit: not one of ours
             return False

@@ -281,7 +281,28 @@ class RunFolder:
             config
         )
 
+    def foreign_files(self) -> list[str]:
+        """Run files (checkpoint.pt, history.json, ...) that mnistlab did not write here.
+
+        The tool knows its own by their config.json: a run writes it first, before any other
+        run file, so run files in a folder without one came from somebody else."""
+        if (self.path / CONFIG).is_file():
+            return []
+        try:
+            return [name for name in RUN_FILES if os.path.lexists(self.path / name)]
+        except OSError:
+            return []
+
     def check_same_run(self, config: TrainConfig) -> None:
+        """Refuse a folder this run must not write into: another run's, or one holding run
+        files that mnistlab did not write (the rule: never replace what the tool did not
+        create)."""
+        foreign = self.foreign_files()  # first: reading a damaged config sets it aside
+        if foreign:
+            raise ConfigError(
+                f"{self.path}: holds {', '.join(foreign)} that mnistlab did not write (no "
+                f"{CONFIG} of a run beside them); use another out_dir"
+            )
         if self.holds_other_run(config):
             raise ConfigError(
                 f"{self.path}: holds a run with a different config; use another out_dir"

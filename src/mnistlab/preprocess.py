@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, regular_file_problem
 
 # What `preprocess_image` does, in one line: the ONNX export's metadata and the README quote it.
 STEPS = (
@@ -92,14 +92,13 @@ def _megabytes(n: int) -> str:
 def read_image_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of an image file, refused before reading when the file is too large."""
     path = Path(path)
+    problem = regular_file_problem(path)  # before any open: a FIFO would block it
+    if problem is not None:
+        raise ImageError(f"{path}: {problem}", "missing")
     try:
         size = path.stat().st_size
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file", "missing") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({_first_line(exc)})", "missing") from None
-    if not path.is_file():
-        raise ImageError(f"{path}: not a file", "missing")
     if size > max_bytes:
         raise ImageError(
             f"{path}: file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}", "too_large"
@@ -604,6 +603,8 @@ def written_by_mnistlab(path: str | os.PathLike) -> bool:
     """Whether `path` is a PNG that `save_png` wrote (its header says so; nothing is decoded)."""
     from PIL import Image
 
+    if regular_file_problem(path) is not None:  # a FIFO would block Pillow's open
+        return False
     try:
         with Image.open(path, formats=["PNG"]) as image:
             return image.info.get("Software") == PNG_SOFTWARE

@@ -1,0 +1,169 @@
+"""Issue 24's hostile cases on the "use" surfaces and the run folder: files the tool did not
+create are never replaced, non-regular files are refused before they are opened, in-memory
+inputs are capped like files, the Python API names a wrong type, and `predict`'s exit code
+follows one rule. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_helper import cli as cli_run
+
+from mnistlab import cli
+
+
+@contextlib.contextmanager
+def unblocked(fifo, seconds: float = 10):
+    """Fail (instead of hanging the suite) if the block opens `fifo`: an open() of a FIFO
+    waits for a writer, so after `seconds` writers come, one every 0.2 s, until the block
+    ends; then the test fails."""
+    fired, done = threading.Event(), threading.Event()
+
+    def writers() -> None:
+        if done.wait(seconds):
+            return
+        fired.set()
+        while not done.wait(0.2):
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    thread = threading.Thread(target=writers, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+    assert not fired.is_set(), f"{fifo} was opened: it blocked until a writer came"
+
+
+@pytest.fixture
+def digit_png(tmp_path, mnist):
+    path = tmp_path / "seven.png"
+    Image.fromarray(mnist.test_images[0].numpy()).save(path)
+    return path
+
+
+# ------------------------------------------------------------------ non-regular files (item 10)
+def test_a_fifo_image_is_refused_without_blocking(tmp_path, checkpoint, digit_png, capsys):
+    fifo = tmp_path / "digit.png"
+    os.mkfifo(fifo)
+    for args in (["predict", fifo], ["predict", checkpoint, digit_png, fifo]):
+        with unblocked(fifo):
+            code = cli.main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        assert code == 2 and out == ""
+        assert err.endswith(
+            f"mnistlab: error: {fifo}: is a named pipe (FIFO), not a regular file\n"
+        )
+
+
+def test_a_fifo_checkpoint_is_refused_without_blocking(tmp_path, digit_png, capsys):
+    fifo = tmp_path / "model.pt"
+    os.mkfifo(fifo)
+    for args in (
+        ["predict", fifo, digit_png],
+        ["evaluate", fifo],
+        ["export", fifo, "--out", tmp_path / "m.onnx"],
+    ):
+        with unblocked(fifo):
+            code = cli.main([str(a) for a in args])
+        err = capsys.readouterr().err
+        assert code == 2, args
+        assert err == f"mnistlab: error: {fifo}: is a named pipe (FIFO), not a regular file\n"
+
+
+def test_a_link_to_a_device_is_named_as_one(tmp_path, checkpoint, digit_png, capsys):
+    link = tmp_path / "zero.png"
+    link.symlink_to("/dev/zero")
+    code = cli.main(["predict", str(checkpoint), str(digit_png), str(link)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        f"mnistlab: error: {link}: is a character device (a link to /dev/zero), "
+        "not a regular file\n"
+    )
+
+
+def test_the_python_api_refuses_a_fifo_too(tmp_path, checkpoint):
+    from mnistlab import load_model, predict
+    from mnistlab.errors import UserError
+
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    with unblocked(fifo), pytest.raises(UserError, match="named pipe"):
+        predict(checkpoint, str(fifo))
+    with unblocked(fifo), pytest.raises(UserError, match="named pipe"):
+        load_model(fifo)
+
+
+def test_a_fifo_where_an_output_goes_is_not_opened(tmp_path, checkpoint, digit_png, capsys):
+    out = tmp_path / "seen"
+    out.mkdir()
+    fifo = out / "seven.png"  # where --save-preprocessed would write
+    os.mkfifo(fifo)
+    with unblocked(fifo):
+        code = cli.main(
+            ["predict", str(checkpoint), str(digit_png), "--save-preprocessed", str(out)]
+        )
+    assert code == 2
+    assert "was not written by mnistlab" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ run folders (item 1)
+TINY = ["--epochs", "1", "--train-subset", "128", "--eval-subset", "64", "--device", "cpu"]
+TINY_CONFIG = dict(
+    model="mlp",
+    model_kwargs={"hidden": [8]},
+    epochs=1,
+    train_subset=128,
+    eval_subset=64,
+    device="cpu",
+    precision="fp32",
+)
+
+
+@pytest.mark.parametrize(
+    "names", [("checkpoint.pt",), ("history.json",), ("history.json", "checkpoint.pt")]
+)
+def test_train_never_replaces_run_files_it_did_not_write(tmp_path, names, tiny_dataset):
+    from mnistlab import TrainConfig, train
+    from mnistlab.errors import UserError
+
+    out = tmp_path / "p"
+    out.mkdir()
+    for name in names:
+        (out / name).write_bytes(b"the user's own " + name.encode())
+    message = (
+        f"{out}: holds {', '.join(names)} that mnistlab did not write (no config.json of a run "
+        "beside them); use another out_dir"
+    )
+    code, stdout, stderr = cli_run(
+        "train", "--model", "mlp", "--arch", "hidden=[8]", *TINY, "--out-dir", out
+    )
+    assert (code, stdout, stderr) == (2, "", f"mnistlab: error: {message}\n")
+    with pytest.raises(UserError, match="did not write"):
+        train(TrainConfig(**TINY_CONFIG, out_dir=str(out)), tiny_dataset, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    for name in names:
+        assert (out / name).read_bytes() == b"the user's own " + name.encode()
+
+
+def test_train_still_reruns_its_own_folder(tmp_path, tiny_idx_dir):
+    from mnistlab import TrainConfig, train
+
+    out = tmp_path / "p"
+    config = TrainConfig(**TINY_CONFIG, data_dir=str(tiny_idx_dir), out_dir=str(out))
+    train(config, progress=False, log=lambda *a: None)
+    assert (out / "checkpoint.pt").is_file() and (out / "config.json").is_file()
+    code, stdout, stderr = cli_run(
+        "train", "--model", "mlp", "--arch", "hidden=[8]", *TINY, "--precision", "fp32",
+        "--out-dir", out, "--force", "--data-dir", tiny_idx_dir,
+    )  # fmt: skip
+    assert code == 0, stderr
