@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import threading
 
-import numpy as np
 import pytest
-from PIL import Image
-
 from cli_helper import cli as cli_run
+from PIL import Image
 
 from mnistlab import cli
 
@@ -167,3 +167,74 @@ def test_train_still_reruns_its_own_folder(tmp_path, tiny_idx_dir):
         "--out-dir", out, "--force", "--data-dir", tiny_idx_dir,
     )  # fmt: skip
     assert code == 0, stderr
+
+
+# ------------------------------------------------------------------ URIs masked (item 7)
+SECRET = "S3cr3tPW"
+TINY_SWEEP = """\
+[sweep]
+name = "tiny"
+
+[base]
+model = "mlp"
+model_kwargs = {hidden = [8]}
+epochs = 1
+train_subset = 128
+eval_subset = 64
+device = "cpu"
+precision = "fp32"
+"""
+
+
+def test_mask_uri():
+    from mnistlab.uris import mask_uri, mask_uris_in
+
+    assert mask_uri(f"http://alice:{SECRET}@host:5000/x?a=1") == "http://***@host:5000/x?a=1"
+    assert mask_uri(f"s3://KEY:{SECRET}@bucket/x") == "s3://***@bucket/x"
+    assert mask_uri(f"https://{SECRET}@host/") == "https://***@host/"  # a token alone
+    assert mask_uri(f"http://a:p@{SECRET}@host/") == "http://***@host/"  # an @ in the password
+    for plain in ("sqlite:////tmp/m.db", "http://host:5000/", "/tmp/folder", "gs://b/p"):
+        assert mask_uri(plain) == plain
+    text = f"cannot open 'http://a:{SECRET}@h/p' nor s3://K:{SECRET}@b/x."
+    assert mask_uris_in(text) == "cannot open 'http://***@h/p' nor s3://***@b/x."
+
+
+def _no_secret_anywhere(tmp_path, args, env=None):
+    """Run `mnistlab ARGS` in tmp_path; the secret is in no output and no file written."""
+    (tmp_path / "tiny.toml").write_text(TINY_SWEEP)
+    done = subprocess.run(
+        [sys.executable, "-m", "mnistlab", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)} | (env or {}),
+    )
+    assert SECRET not in done.stdout and SECRET not in done.stderr, done.stdout + done.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert SECRET.encode() not in path.read_bytes(), path
+    return done
+
+
+def test_no_mlflow_secret_in_any_output_or_file(tmp_path):
+    pytest.importorskip("mlflow")
+    uri = f"http://alice:{SECRET}@127.0.0.1:9/"  # nobody listens on port 9
+    fast = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    args = ["sweep", "tiny.toml", "--out", "s", "--no-report", "--mlflow", uri]
+    done = _no_secret_anywhere(tmp_path, args, fast)
+    assert done.returncode == 2 and "http://***@127.0.0.1:9/" in done.stderr, done.stderr
+
+
+def test_no_storage_secret_in_any_output_or_file(tmp_path):
+    pytest.importorskip("pyarrow")
+    args = ["sweep", "tiny.toml", "--out", "s", "--backend", "ray"]
+    done = _no_secret_anywhere(tmp_path, [*args, "--storage", f"nosuch://KEY:{SECRET}@bucket/x"])
+    assert done.returncode == 2 and "nosuch://***@bucket/x" in done.stderr, done.stderr
+
+
+def test_the_mlflow_success_line_names_the_store_masked(tmp_path):
+    from mnistlab.tracking import MlflowLogger
+
+    where = MlflowLogger(tmp_path, f"http://alice:{SECRET}@tracking.example:5000/").where()
+    assert where == "http://***@tracking.example:5000/"

@@ -148,6 +148,10 @@ def _load_error(exc: BaseException) -> str:
         return "it holds something other than tensors and plain data, which is never loaded" + (
             f": {detail}" if detail else ""
         )
+    if isinstance(exc, IndexError | KeyError | EOFError):
+        # The unpickler's own words ("pop from empty list", "101") describe its stack, not
+        # the file.
+        return "damaged or truncated, or not a checkpoint at all"
     return _first_line(exc)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import FIELD_TYPES, TrainConfig, check_settings, load_toml, suggest
 from .errors import UserError
+from .uris import mask_uris_in
 
 # Each verb imports the layer it calls inside its handler (marked "start-up cost"): that keeps
 # `mnistlab --help`, a mistyped flag or `sweep --status` from importing torch, the models and
@@ -774,8 +775,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         if getattr(args, "debug", False):
             raise
-        # One line, whatever the message holds (a path with a newline, a library's text).
-        print(f"mnistlab: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
+        # One line, whatever the message holds (a path with a newline, a library's text), and
+        # no URI's password, whoever wrote the message.
+        line = mask_uris_in(" ".join(str(exc).splitlines()))
+        print(f"mnistlab: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .config import ConfigError
+from .config import DEVICES, ConfigError
 from .models.summary import count_macs
 
 # Below this many multiply-accumulates per image, bf16 and channels_last slow a model down on
@@ -26,7 +26,11 @@ from .models.summary import count_macs
 SMALL_MODEL_MACS = 1_000_000
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str | torch.device) -> torch.device:
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str) or name.partition(":")[0] not in DEVICES:
+        raise ConfigError(f"unknown device {name!r}; valid: {', '.join(DEVICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -285,10 +285,11 @@ class RunFolder:
         """Run files (checkpoint.pt, history.json, ...) that mnistlab did not write here.
 
         The tool knows its own by their config.json: a run writes it first, before any other
-        run file, so run files in a folder without one came from somebody else."""
-        if (self.path / CONFIG).is_file():
-            return []
+        run file, so run files in a folder without one (or without the damaged one this
+        module set aside, `config.json.damaged-*`) came from somebody else."""
         try:
+            if (self.path / CONFIG).is_file() or any(self.path.glob(f"{CONFIG}.damaged-*")):
+                return []
             return [name for name in RUN_FILES if os.path.lexists(self.path / name)]
         except OSError:
             return []

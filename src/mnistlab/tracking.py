@@ -28,6 +28,7 @@ from .config import IDENTITY_FIELDS
 from .engine import Callback
 from .errors import UserError
 from .ledger import DONE_STATUSES, MANIFEST, RESULT, read_json, read_runs, run_labels, silent
+from .uris import mask_uri, mask_uris_in
 
 # ---------------------------------------------------------------- results as data
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
@@ -421,7 +422,7 @@ class MlflowLogger:
         return mlflow_id
 
     def where(self) -> str:
-        uri = self.tracking_uri
+        uri = mask_uri(self.tracking_uri)
         if uri.startswith("sqlite:///"):
             return f"{uri} (browse: mlflow ui --backend-store-uri {uri})"
         return uri
@@ -470,7 +471,8 @@ class MlflowSync:
             raise
         except Exception as exc:
             raise UserError(
-                f"mlflow: cannot log to {self.logger.tracking_uri}: {type(exc).__name__}: {exc}"
+                f"mlflow: cannot log to {mask_uri(self.logger.tracking_uri)}: "
+                f"{type(exc).__name__}: {mask_uris_in(str(exc))}"
             ) from None
         self._thread.start()
         return self
@@ -491,7 +493,7 @@ class MlflowSync:
             except Exception as exc:  # the store (or a damaged record), not the sweep's fault
                 self._broken = True
                 self.log(
-                    f"mlflow: logging stopped: {type(exc).__name__}: {exc} "
+                    f"mlflow: logging stopped: {type(exc).__name__}: {mask_uris_in(str(exc))} "
                     f"(rerun with `mnistlab mlflow-import {self.logger.sweep_dir}`)"
                 )
                 return 0

@@ -46,6 +46,7 @@ from ..errors import UserError
 from ..fileio import atomic_write_bytes
 from ..ledger import CONFIG, HISTORY, RESUME, RunFolder
 from ..sweep import Sweep, SweepProgress, SweepRun, execute_run
+from ..uris import mask_uri, mask_uris_in
 
 # How long the driver waits for results before it prints the workers' epoch lines.
 PROGRESS_POLL_SECONDS = 1.0
@@ -304,17 +305,18 @@ class Storage:
         if "://" not in uri:  # a plain path: absolute, so every node reads it the same way
             uri = str(Path(uri).expanduser().resolve())
         self.uri = uri.rstrip("/") or "/"
+        self.shown = mask_uri(self.uri)  # what messages and logs name: no user-info
         try:
             import pyarrow.fs as pafs
         except ImportError:
             raise UserError(
-                f"--storage {uri}: needs pyarrow (part of the ray extra): "
+                f"--storage {mask_uri(uri)}: needs pyarrow (part of the ray extra): "
                 "pip install 'mnistlab[ray]'"
             ) from None
         try:
             self.fs, root = pafs.FileSystem.from_uri(self.uri)
         except OSError as exc:  # s3:// looks up the bucket's region here
-            raise UserError(f"--storage {self.uri} cannot be opened: {_one_line(exc)}") from None
+            raise UserError(f"--storage {self.shown} cannot be opened: {_one_line(exc)}") from None
         except ValueError as exc:  # ArrowInvalid: a scheme pyarrow does not know
             try:
                 import fsspec
@@ -322,18 +324,18 @@ class Storage:
                 fs, root = fsspec.core.url_to_fs(self.uri)
             except (ImportError, ValueError) as fsspec_exc:
                 raise UserError(
-                    f"--storage {uri}: not a file system pyarrow or fsspec can open ({exc}; "
-                    f"{fsspec_exc})"
+                    f"--storage {mask_uri(uri)}: not a file system pyarrow or fsspec can open "
+                    f"({_plain(f'{exc}; {fsspec_exc}')})"
                 ) from None
             self.fs = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
         self.root = root.rstrip("/")
         self.local = self.fs.type_name == "local"
 
     def __repr__(self) -> str:
-        return f"Storage({self.uri!r})"
+        return f"Storage({self.shown!r})"
 
     def describe(self, key: str) -> str:
-        return key_uri(self.uri, key)
+        return key_uri(self.shown, key)
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if self.root else key
@@ -375,11 +377,11 @@ class Storage:
             # (a UserError too: the local writer's one-line message, without the flag)
             kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
             raise UserError(
-                f"--storage {self.uri} cannot be used from {where}: {kind}{_one_line(exc)}"
+                f"--storage {self.shown} cannot be used from {where}: {kind}{_one_line(exc)}"
             ) from None
         if probe is not None and seen != probe.encode():
             raise UserError(
-                f"--storage {self.uri} is not the same storage on {where} as on the driver "
+                f"--storage {self.shown} is not the same storage on {where} as on the driver "
                 "(a probe object the driver wrote is not there): give a location every node "
                 "shares, e.g. s3://bucket/sweeps or a shared mount"
             )
@@ -423,7 +425,7 @@ def _check_storage_on_nodes(ray, store: Storage, usable: list[str], names, log) 
             ray.cancel(ref, force=True)
         if late:
             raise UserError(
-                f"--storage {store.uri}: {checks[late[0]]} did not answer the storage check in "
+                f"--storage {store.shown}: {checks[late[0]]} did not answer the storage check in "
                 f"{STORAGE_CHECK_SECONDS:g} s"
             )
         for ref in ready:
@@ -434,13 +436,13 @@ def _check_storage_on_nodes(ray, store: Storage, usable: list[str], names, log) 
                 if isinstance(cause, UserError):
                     raise UserError(str(cause)) from None
                 raise UserError(
-                    f"--storage {store.uri}: the check failed on {checks[ref]}: "
+                    f"--storage {store.shown}: the check failed on {checks[ref]}: "
                     f"{type(cause).__name__}: {cause} (is mnistlab[ray] installed there?)"
                 ) from None
     finally:
         with contextlib.suppress(Exception):
             store.delete(probe)
-    log(f"ray: storage {store.uri} checked from this machine and {len(checks)} node(s)")
+    log(f"ray: storage {store.shown} checked from this machine and {len(checks)} node(s)")
 
 
 class StoredRunFolder(RunFolder):
@@ -460,7 +462,7 @@ class StoredRunFolder(RunFolder):
             for name in STORED_FILES[::-1]:
                 self.store.write(f"{self.key}/{name}", (self.path / name).read_bytes())
         except Exception as exc:  # storage trouble costs resilience, never the run
-            self.log(f"could not store the resume state in {self.store.uri}: {exc}")
+            self.log(f"could not store the resume state in {self.store.shown}: {_plain(str(exc))}")
 
     def fetch(self, shipped: dict[str, bytes]) -> dict[str, bytes]:
         """Of the resume state shipped by the driver and the one in storage, the one with
@@ -468,7 +470,9 @@ class StoredRunFolder(RunFolder):
         try:
             stored = {n: b for n in STORED_FILES if (b := self.store.read(f"{self.key}/{n}"))}
         except Exception as exc:
-            self.log(f"could not read the stored resume state in {self.store.uri}: {exc}")
+            self.log(
+                f"could not read the stored resume state in {self.store.shown}: {_plain(str(exc))}"
+            )
             return shipped
         if RESUME not in stored or _epochs(stored) <= _epochs(shipped):
             return shipped
@@ -618,7 +622,9 @@ def _forget(store: Storage, key: str, log) -> None:
     try:
         store.delete(key)
     except Exception as exc:
-        log(f"ray: could not delete {store.describe(key)} (a stale resume state): {exc}")
+        log(
+            f"ray: could not delete {store.describe(key)} (a stale resume state): {_plain(str(exc))}"
+        )
 
 
 def _resume_files(folder: RunFolder) -> dict[str, bytes]:
@@ -656,8 +662,9 @@ def _collect(ray, ref, run: SweepRun, folder: RunFolder, retries: int) -> dict:
 
 
 def _plain(text: str) -> str:
-    """Ray's error text without the terminal colour codes it adds."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+    """Ray's error text without the terminal colour codes it adds, and without the user-info
+    of any URI it quotes (a --storage secret)."""
+    return mask_uris_in(re.sub(r"\x1b\[[0-9;]*m", "", text))
 
 
 def _absolute(data_dir: str | None) -> str | None:
