@@ -238,3 +238,58 @@ def test_the_mlflow_success_line_names_the_store_masked(tmp_path):
 
     where = MlflowLogger(tmp_path, f"http://alice:{SECRET}@tracking.example:5000/").where()
     assert where == "http://***@tracking.example:5000/"
+
+
+# ------------------------------------------------------------------ save_model (item 2)
+def test_save_model_never_replaces_a_file_it_did_not_write(tmp_path, checkpoint):
+    from mnistlab import load_model, save_model
+    from mnistlab.errors import UserError
+
+    model = load_model(checkpoint)
+    picture = tmp_path / "mydigit.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n the user's picture")
+    with pytest.raises(UserError, match=r"mydigit.png: exists and is not an mnistlab checkpoint"):
+        save_model(model, picture)
+    assert picture.read_bytes() == b"\x89PNG\r\n\x1a\n the user's picture"
+    with pytest.raises(UserError, match="is a folder"):
+        save_model(model, tmp_path)
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)
+    with unblocked(fifo), pytest.raises(UserError, match="not an mnistlab checkpoint"):
+        save_model(model, fifo)
+    # Its own checkpoints are replaced; anything with force=True.
+    ours = save_model(model, tmp_path / "model.pt")
+    assert save_model(model, ours) == ours and load_model(ours) is not None
+    save_model(model, picture, force=True)
+    assert load_model(picture) is not None
+
+
+# ------------------------------------------------------------------ Python API types (item 17)
+@pytest.mark.parametrize("config", ["lenet", {"model": "lenet"}, None])
+def test_train_names_a_config_of_the_wrong_type(config):
+    from mnistlab import train
+
+    with pytest.raises(TypeError, match=r"^train\(\) needs a TrainConfig, got (str|dict|NoneType)"):
+        train(config)
+
+
+def test_load_model_names_an_unknown_device(checkpoint):
+    from mnistlab import load_model
+    from mnistlab.errors import UserError
+
+    with pytest.raises(UserError, match=r"^unknown device 'tpu'; valid: auto, cpu, cuda, mps$"):
+        load_model(checkpoint, device="tpu")
+    assert load_model(checkpoint, device="cpu:0") is not None  # torch's own forms still work
+
+
+@pytest.mark.parametrize("payload", [b".", b"(lp0\n.", b"\x80\x02}q\x00(X\x01\x00\x00\x00aq"])
+def test_a_file_that_is_no_checkpoint_gets_a_reason_not_the_unpicklers_stack(tmp_path, payload):
+    from mnistlab import load_model
+    from mnistlab.errors import UserError
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(payload)
+    with pytest.raises(UserError) as caught:
+        load_model(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a") and "pop from empty list" not in message

@@ -423,9 +423,29 @@ def model_meta(model: nn.Module) -> dict[str, Any] | None:
     return getattr(unwrap(model), META_ATTRIBUTE, None)
 
 
-def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
+def is_mnistlab_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether `path` is a checkpoint mnistlab wrote (it reads as one, format and all)."""
+    if regular_file_problem(path) is not None:
+        return False
+    try:
+        read_checkpoint(path)
+    except UserError:
+        return False
+    return True
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write `model` (a `train()` result's `.model`, or one from `load_model`) as a checkpoint
-    that `load_model`, `mnistlab predict`, `evaluate`, `export` and `serve` read. Atomic."""
+    that `load_model`, `mnistlab predict`, `evaluate`, `export` and `serve` read. Atomic.
+    An existing file is replaced only when it is an mnistlab checkpoint, or with `force`."""
+    target = Path(path)
+    if os.path.isdir(target):
+        raise UserError(f"{target}: is a folder; give a file name, e.g. model.pt")
+    if os.path.lexists(target) and not force and not is_mnistlab_checkpoint(target):
+        raise UserError(
+            f"{target}: exists and is not an mnistlab checkpoint; save_model(..., force=True) "
+            "replaces it"
+        )
     meta = model_meta(model)
     if meta is None:
         raise UserError(
