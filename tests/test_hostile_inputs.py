@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from cli_helper import cli as cli_run
@@ -282,7 +283,7 @@ def test_load_model_names_an_unknown_device(checkpoint):
     assert load_model(checkpoint, device="cpu:0") is not None  # torch's own forms still work
 
 
-@pytest.mark.parametrize("payload", [b".", b"(lp0\n.", b"\x80\x02}q\x00(X\x01\x00\x00\x00aq"])
+@pytest.mark.parametrize("payload", [b".", b"hello"])  # "pop from empty list", "(101)"
 def test_a_file_that_is_no_checkpoint_gets_a_reason_not_the_unpicklers_stack(tmp_path, payload):
     from mnistlab import load_model
     from mnistlab.errors import UserError
@@ -292,4 +293,24 @@ def test_a_file_that_is_no_checkpoint_gets_a_reason_not_the_unpicklers_stack(tmp
     with pytest.raises(UserError) as caught:
         load_model(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: not a") and "pop from empty list" not in message
+    assert (
+        message
+        == f"{path}: not a readable mnistlab checkpoint (damaged or truncated, or not a checkpoint at all)"
+    )
+
+
+# ------------------------------------------------------------------ predict's exit code (item 18)
+def test_predict_exit_code_rule(tmp_path, checkpoint, digit_png, capsys):
+    """0: every picture classified; 1: some were, some files were not usable pictures;
+    2: none could be classified. The README states the same rule."""
+    empty, truncated, text = tmp_path / "empty.png", tmp_path / "cut.png", tmp_path / "notes.png"
+    empty.write_bytes(b"")
+    truncated.write_bytes(digit_png.read_bytes()[:60])
+    text.write_text("not a picture")
+    bad = [str(empty), str(truncated), str(text)]
+    for images, code in (([str(digit_png)], 0), ([str(digit_png), *bad], 1), (bad, 2)):
+        assert cli.main(["predict", str(checkpoint), *images]) == code, images
+        err = capsys.readouterr().err
+        assert err.count("mnistlab: error: ") == len(images) - (code != 2)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "exit code follows one rule: 0 when every picture was classified; 1 when" in readme

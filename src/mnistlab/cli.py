@@ -501,11 +501,11 @@ def add_predict_parser(sub) -> None:
         "model shipped in the package when the first argument is an image. Probabilities are "
         "calibrated (temperature scaling); a picture that is probably not one digit gets a "
         "warning. Exit status: 0 when "
-        "every image was classified; 1 when some files exist but are not usable pictures (not "
-        "an image, corrupt, blank, too large: each gets a line on stderr, the others are still "
-        "classified); 2 for bad input found before anything runs: a missing or unreadable file, "
-        "a bad checkpoint, the arguments the wrong way round, or an output that would "
-        "overwrite something.",
+        "every image was classified; 1 when some were and other files are not usable pictures "
+        "(not an image, corrupt, blank, too large: each gets a line on stderr); 2 when none "
+        "could be classified, or for bad input found before anything runs: a missing, "
+        "unreadable or non-regular file, a bad checkpoint, the arguments the wrong way round, "
+        "or an output that would overwrite something.",
     )
     p.add_argument(
         "images",
@@ -551,7 +551,8 @@ def _default_model_line(predictor) -> str:
 
 
 def cmd_predict(args) -> int:
-    """Exit 0 when every file was classified, 1 when any could not be (each gets a line)."""
+    """Exit 0 when every file was classified, 1 when some could not be (each gets a line),
+    2 when none could (README: the rule)."""
     # start-up cost
     from .predict import Predictor, format_result, predict_files, results_to_json, split_arguments
 
@@ -579,7 +580,8 @@ def cmd_predict(args) -> int:
                 print(format_result(r))
     if args.save_preprocessed is not None:
         print(f"preprocessed images in {args.save_preprocessed}", file=sys.stderr)
-    return 1 if any(r["error"] for r in results) else 0
+    failed = sum(1 for r in results if r["error"])
+    return 0 if not failed else 2 if failed == len(results) else 1
 
 
 # ---------------------------------------------------------------- export
