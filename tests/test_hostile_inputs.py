@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_helper import cli as cli_run
 from PIL import Image
@@ -314,3 +315,29 @@ def test_predict_exit_code_rule(tmp_path, checkpoint, digit_png, capsys):
         assert err.count("mnistlab: error: ") == len(images) - (code != 2)
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert "exit code follows one rule: 0 when every picture was classified; 1 when" in readme
+
+
+# ------------------------------------------------------------------ size caps (item 13)
+def test_an_array_is_capped_like_a_decoded_file(checkpoint):
+    from mnistlab import predict
+    from mnistlab.preprocess import ImageError
+
+    huge = np.broadcast_to(np.uint8(0), (7000, 7000))  # 49 megapixels, no memory of its own
+    with pytest.raises(ImageError, match=r"image is 7000x7000 pixels \(49 megapixels\); the "):
+        predict(checkpoint, huge)
+    (result,) = predict(checkpoint, [huge])
+    assert result["label"] is None and "the limit is 40 megapixels" in result["error"]
+    tall = np.broadcast_to(np.uint8(0), (30_000, 10))
+    with pytest.raises(ImageError, match="the limit is 20,000 pixels a side"):
+        predict(checkpoint, tall)
+
+
+def test_export_refuses_a_huge_fixed_batch_before_any_work(tmp_path, checkpoint, capsys):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "m.onnx"
+    code = cli.main(["export", str(checkpoint), "--out", str(out), "--batch-size", "100000"])
+    assert code == 2 and not out.exists()
+    assert capsys.readouterr().err == (
+        "mnistlab: error: batch size must be in [1, 1024], got 100000 (a fixed batch; "
+        "--dynamic-batch accepts any size)\n"
+    )

@@ -301,7 +301,7 @@ def preprocess_image(
     box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
     if isinstance(source, np.ndarray | np.generic):  # a numpy scalar is a 0-d array
-        grey = _grey_from_array(np.asarray(source), label)
+        grey = _grey_from_array(np.asarray(source), label, max_pixels)
         return _digit_from_grey(grey, label, size, box, strokes)
     image = open_image(
         source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
@@ -315,11 +315,13 @@ def preprocess_image(
         return _digit_from_grey(_to_grey(image, 0, label), label, size, box, strokes)
 
 
-def _grey_from_array(array: np.ndarray, label: str) -> np.ndarray:
+def _grey_from_array(array: np.ndarray, label: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if array.ndim != 2 or min(array.shape) < 1:
         raise ImageError(
             f"{label}: expected a 2-D array of grey levels, got shape {array.shape}", "bad_array"
         )
+    # The caps of a decoded file, before the float copies below (8 bytes a pixel each).
+    _check_pixels((array.shape[1], array.shape[0]), label, max_pixels)
     if (
         array.dtype == np.bool_
         or not np.issubdtype(array.dtype, np.number)
