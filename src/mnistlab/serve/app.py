@@ -464,7 +464,7 @@ def run_server(
 ) -> None:
     """Serve the demo until Ctrl-C."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (the serve extra: checked before the model is loaded)
     except ImportError:
         raise UserError(SERVE_EXTRA) from None
     if not 0 <= port <= 65535:
