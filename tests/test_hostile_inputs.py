@@ -341,3 +341,54 @@ def test_export_refuses_a_huge_fixed_batch_before_any_work(tmp_path, checkpoint,
         "mnistlab: error: batch size must be in [1, 1024], got 100000 (a fixed batch; "
         "--dynamic-batch accepts any size)\n"
     )
+
+
+# ------------------------------------------------------------------ the private Ray (item 8)
+class _FakeRay:
+    """What _connect asks of Ray, without a cluster: ray.init writes a token as Ray 2.5x
+    does for a new local instance (open(path, "w"): the umask's mode, usually 0644)."""
+
+    class exceptions:  # noqa: N801  (ray.exceptions)
+        AuthenticationError = type("AuthenticationError", (Exception,), {})
+
+    def __init__(self, token):
+        self.token, self.calls = token, []
+        constants = type("ray_constants", (), {"ENABLE_RAY_CLUSTER": True})
+        self._private = type("_private", (), {"ray_constants": constants})
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        loopback = (
+            os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0"
+            and self._private.ray_constants.ENABLE_RAY_CLUSTER is False
+        )
+        self.calls.append(kwargs | {"loopback": loopback})
+        if not self.token.exists():
+            self.token.parent.mkdir(parents=True, exist_ok=True)
+            self.token.write_text("secret-token")
+            self.token.chmod(0o644)
+
+    def get_runtime_context(self):
+        raise RuntimeError("no context in a fake")
+
+
+def test_the_private_ray_listens_on_loopback_and_keeps_its_token_private(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    from mnistlab.backends import ray as ray_backend
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    token = tmp_path / ".ray" / "auth_token"
+    fake = _FakeRay(token)
+    assert ray_backend._connect(fake, None, log=lambda line: None) is True
+    # Ray's single-machine mode while it starts (its servers bind 127.0.0.1; checked with
+    # `ss -ltn` on a real start: all interfaces without it), then put back.
+    assert fake.calls[0]["loopback"] and fake.calls[0]["address"] == "local"
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ
+    assert fake._private.ray_constants.ENABLE_RAY_CLUSTER is True
+    assert token.stat().st_mode & 0o777 == 0o600
+    # A token the user had before is theirs: its mode is left alone.
+    token.chmod(0o640)
+    ray_backend._connect(fake, None, log=lambda line: None)
+    assert token.stat().st_mode & 0o777 == 0o640

@@ -178,13 +178,16 @@ def _connect(ray, address: str | None, log) -> bool:
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
         else:
-            # "local": a private instance even when `ray start` left one running here.
-            ray.init(
-                address="local",
-                num_cpus=_usable_cpus(),
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-            )
+            # "local": a private instance even when `ray start` left one running here; its
+            # servers on the loopback only (all interfaces otherwise: anyone on the network
+            # could submit tasks), and a token Ray writes for it readable by this user alone.
+            with _loopback_only(ray), _private_token_file():
+                ray.init(
+                    address="local",
+                    num_cpus=_usable_cpus(),
+                    include_dashboard=False,
+                    logging_level=logging.WARNING,
+                )
     except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
         # A wrong or missing token also shows up as "failed to connect".
         raise UserError(
@@ -201,6 +204,53 @@ def _connect(ray, address: str | None, log) -> bool:
     else:
         log(f"ray: joined the cluster at {_gcs_address(ray)}")
     return True
+
+
+# Ray's switch for a single-machine instance (its default on macOS and Windows): every Ray
+# server binds to the loopback. `_node_ip_address="127.0.0.1"` does not do it on Linux: Ray
+# replaces a loopback address with the machine's, and its servers listen on all interfaces
+# (measured with Ray 2.60 and `ss -ltn`: *:PORT before, 127.0.0.1:PORT with the switch).
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only(ray) -> Iterator[None]:
+    """Start Ray's processes (they read the environment) and resolve this process's node
+    address (Ray reads a module constant, set at import) in single-machine mode; both are
+    put back afterwards, so a later `--address` in this process joins clusters as usual."""
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    saved_env = os.environ.get(SINGLE_MACHINE_ENV)
+    saved_constant = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[SINGLE_MACHINE_ENV] = "0"
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop(SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[SINGLE_MACHINE_ENV] = saved_env
+        if constants is not None:
+            constants.ENABLE_RAY_CLUSTER = saved_constant
+
+
+# Where Ray (2.5x, token authentication) saves the token it makes for a new local instance.
+RAY_TOKEN_FILE = Path("~/.ray/auth_token")
+
+
+@contextlib.contextmanager
+def _private_token_file() -> Iterator[None]:
+    """A token file that Ray creates inside the block (with the process umask: usually
+    world-readable) is made 0600; one that was there before is the user's and left alone."""
+    token = RAY_TOKEN_FILE.expanduser()
+    existed = os.path.lexists(token)
+    try:
+        yield
+    finally:
+        if not existed and token.is_file() and not token.is_symlink():
+            with contextlib.suppress(OSError):
+                token.chmod(0o600)
 
 
 def _how_auto_finds(ray) -> str:
