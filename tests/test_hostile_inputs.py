@@ -392,3 +392,21 @@ def test_the_private_ray_listens_on_loopback_and_keeps_its_token_private(tmp_pat
     token.chmod(0o640)
     ray_backend._connect(fake, None, log=lambda line: None)
     assert token.stat().st_mode & 0o777 == 0o640
+
+
+# ------------------------------------------------------------------ a claim that is a folder (item 14)
+def test_a_claim_that_is_a_folder_is_one_line_and_kept(tmp_path, mnist):
+    from mnistlab.sweep import load_sweep
+
+    toml = tmp_path / "tiny.toml"
+    toml.write_text(TINY_SWEEP)
+    out = tmp_path / "s"
+    claim = out / "runs" / load_sweep(str(toml)).runs[0].run_id / "claim.json"
+    claim.mkdir(parents=True)
+    (claim / "mine.txt").write_text("the user's")
+    code, stdout, stderr = cli_run("sweep", toml, "--out", out, "--no-report")
+    assert code == 2 and stderr == (
+        f"mnistlab: error: {claim}: is a folder, not a claim file mnistlab wrote; move it away "
+        "and rerun\n"
+    )
+    assert (claim / "mine.txt").read_text() == "the user's"  # never renamed aside nor deleted

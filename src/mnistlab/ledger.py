@@ -319,6 +319,14 @@ class RunFolder:
         left by an interrupted write are removed once the run is ours.
         """
         make_dirs(self.path)
+        if os.path.lexists(self.path / CLAIM) and not os.path.isfile(self.path / CLAIM):
+            # Not one of ours (a claim is a file mnistlab creates): never taken over, since
+            # taking over renames it aside and deletes it.
+            kind = "a folder" if os.path.isdir(self.path / CLAIM) else "not a regular file"
+            raise UserError(
+                f"{self.path / CLAIM}: is {kind}, not a claim file mnistlab wrote; move it "
+                "away and rerun"
+            )
         claim = _Claim(self.path / CLAIM)
         if not claim.acquire(self.log):
             return False
