@@ -410,3 +410,15 @@ def test_a_claim_that_is_a_folder_is_one_line_and_kept(tmp_path, mnist):
         "and rerun\n"
     )
     assert (claim / "mine.txt").read_text() == "the user's"  # never renamed aside nor deleted
+
+
+def test_a_fifo_config_file_is_refused_without_blocking(tmp_path, capsys):
+    fifo = tmp_path / "run.toml"
+    os.mkfifo(fifo)
+    for args in (["train", "--config", fifo], ["sweep", fifo, "--status"]):
+        with unblocked(fifo):
+            code = cli.main([str(a) for a in args])
+        assert code == 2
+        assert capsys.readouterr().err == (
+            f"mnistlab: error: {fifo}: is a named pipe (FIFO), not a regular file\n"
+        )
