@@ -43,12 +43,12 @@ MAX_HTTP_PIXELS = 8_000_000
 MAX_CONCURRENT_DECODES = 2  # image decodes at once; the rest wait (the CPU is the limit anyway)
 # Slow clients: a request (headers and body) must arrive whole within REQUEST_TIMEOUT_S of the
 # connection opening or of the previous answer on it, or the connection is closed; at most
-# MAX_CONNECTIONS are open at once (more are closed as they come), and uvicorn answers 503
-# beyond MAX_REQUESTS requests at once. Without these, ~20,000 idle half-sent requests used
-# up the file descriptors and /api/health stopped answering. 2 MB at a slow 100 KB/s is 20 s.
+# MAX_CONNECTIONS are open at once (more are closed as they come; uvicorn answers 503 to a
+# request that arrives while the limit is reached). Without these, ~20,000 idle half-sent
+# requests used up the file descriptors and /api/health stopped answering. 2 MB at a slow
+# 100 KB/s is 20 s.
 REQUEST_TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 256
-MAX_REQUESTS = 64
 MAX_HEADER_BYTES = 16 * 1024  # h11's cap on a request line and headers still incomplete
 DECODE_WAIT_S = 30.0  # a request waits this long for a decode slot, then gets a 503
 # What `ImageError.reason` means for HTTP.
@@ -450,7 +450,7 @@ def make_server(app, sock: socket.socket):
         log_level="warning",
         server_header=False,
         timeout_keep_alive=5,
-        limit_concurrency=MAX_REQUESTS,
+        limit_concurrency=MAX_CONNECTIONS,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     return uvicorn.Server(config)
