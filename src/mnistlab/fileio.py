@@ -65,14 +65,6 @@ def regular_file_problem(path: str | os.PathLike) -> str | None:
     return f"is {kind}{via}, not a regular file"
 
 
-def check_regular_file(path: str | os.PathLike, error: type[UserError] = UserError) -> None:
-    """Raise `error` ("PATH: is a named pipe (FIFO), not a regular file") unless `path` is a
-    regular file (a link to one is fine)."""
-    problem = regular_file_problem(path)
-    if problem is not None:
-        raise error(f"{path}: {problem}")
-
-
 def make_dirs(path: str | os.PathLike) -> Path:
     path = Path(path)
     try:
