@@ -61,9 +61,7 @@ def test_a_fifo_image_is_refused_without_blocking(tmp_path, checkpoint, digit_pn
             code = cli.main([str(a) for a in args])
         out, err = capsys.readouterr()
         assert code == 2 and out == ""
-        assert err.endswith(
-            f"mnistlab: error: {fifo}: is a named pipe (FIFO), not a regular file\n"
-        )
+        assert err == f"mnistlab: error: {fifo}: is a named pipe (FIFO), not a regular file\n"
 
 
 def test_a_fifo_checkpoint_is_refused_without_blocking(tmp_path, digit_png, capsys):

@@ -554,9 +554,17 @@ def cmd_predict(args) -> int:
     """Exit 0 when every file was classified, 1 when some could not be (each gets a line),
     2 when none could (README: the rule)."""
     # start-up cost
-    from .predict import Predictor, format_result, predict_files, results_to_json, split_arguments
+    from .predict import (
+        Predictor,
+        check_inputs,
+        format_result,
+        predict_files,
+        results_to_json,
+        split_arguments,
+    )
 
     checkpoint, images = split_arguments(args.images)
+    check_inputs(checkpoint, images)  # bad input before the default model is loaded and named
     predictor = None
     if checkpoint is None:
         predictor = Predictor(None, args.device)
