@@ -224,6 +224,9 @@ def test_no_mlflow_secret_in_any_output_or_file(tmp_path):
     args = ["sweep", "tiny.toml", "--out", "s", "--no-report", "--mlflow", uri]
     done = _no_secret_anywhere(tmp_path, args, fast)
     assert done.returncode == 2 and "http://***@127.0.0.1:9/" in done.stderr, done.stderr
+    (tmp_path / "s" / "runs").mkdir(parents=True, exist_ok=True)
+    done = _no_secret_anywhere(tmp_path, ["mlflow-import", "s", "--tracking-uri", uri], fast)
+    assert done.returncode == 2 and "--tracking-uri http://***@127.0.0.1:9/" in done.stderr
 
 
 def test_no_storage_secret_in_any_output_or_file(tmp_path):

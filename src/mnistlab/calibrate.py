@@ -21,12 +21,13 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax as _log_softmax
 
 ECE_BINS = 15
 # T is searched in [1/20, 20] on a log scale; an answer at either end means the logits are
 # useless for calibration (all one class, or all ties), and T = 1 is kept instead.
 T_RANGE = (0.05, 20.0)
-SEARCH_STEPS = 80  # golden-section steps: the bracket shrinks to ~1e-15 of its log width
 
 
 def _as_numpy(values: Any) -> np.ndarray:
@@ -36,9 +37,7 @@ def _as_numpy(values: Any) -> np.ndarray:
 
 
 def log_softmax(logits: Any, temperature: float = 1.0) -> np.ndarray:
-    z = _as_numpy(logits) / temperature
-    z = z - z.max(1, keepdims=True)
-    return z - np.log(np.exp(z).sum(1, keepdims=True))
+    return _log_softmax(_as_numpy(logits) / temperature, axis=1)
 
 
 def softmax(logits: Any, temperature: float = 1.0) -> np.ndarray:
@@ -53,30 +52,19 @@ def negative_log_likelihood(logits: Any, labels: Any, temperature: float = 1.0) 
 
 def fit_temperature(logits: Any, labels: Any) -> float:
     """The T that minimises the mean negative log-likelihood of softmax(logits / T). The NLL
-    is convex in 1/T, so a golden-section search over log T finds its minimum."""
+    is convex in 1/T, so a bounded scalar search over log T finds its minimum."""
     z = _as_numpy(logits)
     y = _as_numpy(labels).astype(np.int64)
     if z.ndim != 2 or len(z) != len(y) or len(y) == 0:
         raise ValueError(f"need (N, classes) logits and N labels, got {z.shape} and {y.shape}")
     low, high = math.log(T_RANGE[0]), math.log(T_RANGE[1])
-    ratio = (math.sqrt(5) - 1) / 2
-
-    def loss(log_t: float) -> float:
-        return negative_log_likelihood(z, y, math.exp(log_t))
-
-    a, b = low, high
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = loss(c), loss(d)
-    for _ in range(SEARCH_STEPS):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = loss(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = loss(d)
-    log_t = (a + b) / 2
+    found = minimize_scalar(
+        lambda log_t: negative_log_likelihood(z, y, math.exp(log_t)),
+        bounds=(low, high),
+        method="bounded",
+        options={"xatol": 1e-9},
+    )
+    log_t = float(found.x)
     if not (low + 1e-3 < log_t < high - 1e-3) or not math.isfinite(log_t):
         return 1.0
     return math.exp(log_t)
@@ -93,12 +81,9 @@ def expected_calibration_error(probabilities: Any, labels: Any, bins: int = ECE_
     correct = (p.argmax(1) == y).astype(np.float64)
     # Bin i holds confidences in (i/bins, (i+1)/bins]; the lowest bin also takes 0.
     index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
-    total = 0.0
-    for i in range(bins):
-        inside = index == i
-        if inside.any():
-            total += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(total / len(y))
+    # Per bin |sum(correct) - sum(confidence)| is count x |accuracy - mean confidence|.
+    gaps = np.bincount(index, correct - confidence, minlength=bins)
+    return float(np.abs(gaps).sum() / len(y))
 
 
 def calibration_report(logits: Any, labels: Any, temperature: float) -> dict[str, float]:

@@ -321,17 +321,23 @@ def add_sweep_parser(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from .experiment import load_experiment, run_experiment, status_lines  # start-up cost
+    from .experiment import (  # start-up cost
+        check_backend,
+        load_experiment,
+        run_experiment,
+        status_lines,
+    )
 
     _check_sweep_name(args.config)
     settings = _sweep_settings(args)
+    options = (flag[2:].replace("-", "_") for flag, _, _ in RAY_FLAGS)
+    ray = {key: getattr(args, key) for key in options if hasattr(args, key)}
+    check_backend(args.backend, args.workers, ray)
     if args.status:
         print(
             "\n".join(status_lines(load_experiment(args.config, args.out, settings, check=False)))
         )
         return 0
-    options = (flag[2:].replace("-", "_") for flag, _, _ in RAY_FLAGS)
-    ray = {key: getattr(args, key) for key in options if hasattr(args, key)}
     result = run_experiment(
         args.config,
         out_dir=args.out,
