@@ -255,7 +255,7 @@ def test_cli_exit_code_zero_when_all_succeed(tmp_path, checkpoint, digits, capsy
 def test_json_lists_errors_too(tmp_path, checkpoint, capsys):
     blank = tmp_path / "blank.png"
     Image.new("L", (30, 30)).save(blank)
-    assert cli.main(["predict", str(checkpoint), str(blank), "--json"]) == 1
+    assert cli.main(["predict", str(checkpoint), str(blank), "--json"]) == 2  # none usable
     (result,) = json.loads(capsys.readouterr().out)
     assert result["label"] is None and "blank image" in result["error"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -18,6 +19,7 @@ from use_helpers import png_with_header
 
 from mnistlab import cli
 from mnistlab.serve import MAX_BODY_BYTES, create_app
+from mnistlab.serve import app as serve_app
 from mnistlab.serve.app import SERVE_EXTRA
 
 
@@ -115,10 +117,15 @@ def test_wrong_content_type_is_415(client):
 
 def test_too_large_is_413(client):
     big = b"\x00" * (MAX_BODY_BYTES + 1)
-    _fails(
+    _fails(  # one byte over: the sizes in bytes, not "2.0 MB; the limit is 2.0 MB"
         client.post("/api/predict", content=big, headers={"Content-Type": "image/png"}),
         413,
-        "the limit is 2.0 MB",
+        "request body is 2,097,153 bytes; the limit is 2,097,152 bytes (2.0 MB)",
+    )
+    _fails(
+        client.post("/api/predict", content=big * 2, headers={"Content-Type": "image/png"}),
+        413,
+        "request body is 4.0 MB; the limit is 2.0 MB",
     )
     _fails(
         client.post("/api/predict", files={"image": ("big.png", big, "image/png")}), 413, "limit"
@@ -230,24 +237,94 @@ def test_default_host_is_loopback():
 
 
 # ------------------------------------------------------------------ the page, in a browser
-@pytest.fixture(scope="module")
-def live_server(app):
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+@contextlib.contextmanager
+def running(app):
+    """The app served as `mnistlab serve` serves it (its limits included), on a free port."""
+    sock = serve_app.listen("127.0.0.1", 0)
+    server = serve_app.make_server(app, sock)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(app):
+    with running(app) as port:
+        yield f"http://127.0.0.1:{port}/"
+
+
+# ------------------------------------------------------------------ slow clients, real sockets
+def _health(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return s.recv(4096)
+
+
+def _closed_by_server(s: socket.socket, within: float) -> bool:
+    s.settimeout(within)
+    try:
+        while s.recv(4096):  # an error answer may come first; then the end of the stream
+            pass
+        return True
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_half_sent_requests_are_cut_and_health_still_answers(app, monkeypatch):
+    """Idle half-sent headers, and a body that never completes, are closed after the request
+    deadline; connections past the cap are closed at once; /api/health answers throughout
+    once the slow ones are gone (before: they were held open forever, ~20,000 of them used
+    up the file descriptors)."""
+    monkeypatch.setattr(serve_app, "REQUEST_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(serve_app, "MAX_CONNECTIONS", 8)
+    with running(app) as port:
+        slow = []
+        for i in range(12):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if i % 2:
+                s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")  # headers never end
+            else:
+                s.sendall(
+                    b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                    b"Content-Length: 1000\r\n\r\n0123456789"  # 10 of 1000 body bytes
+                )
+            slow.append(s)
+        started = time.monotonic()
+        assert all(_closed_by_server(s, 15) for s in slow)
+        assert time.monotonic() - started < 10
+        assert _health(port).startswith(b"HTTP/1.1 200")
+        for s in slow:
+            s.close()
+
+
+def test_a_request_received_whole_is_answered_however_slow_the_client_was(app, monkeypatch):
+    monkeypatch.setattr(serve_app, "REQUEST_TIMEOUT_S", 2.0)
+    with running(app) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for part in (b"GET /api/health HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+            s.sendall(part)
+            time.sleep(0.3)
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(1.5)  # a keep-alive connection's next request gets its own deadline
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+def test_oversized_headers_are_refused(app):
+    with running(app) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000)
+        assert s.recv(4096).startswith(b"HTTP/1.1 400")
 
 
 @pytest.mark.browser
@@ -457,10 +534,12 @@ def test_serve_without_a_checkpoint_says_so(monkeypatch):
 
     from mnistlab.serve import app as serve_app
 
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: None)
     lines = []
     serve_app.run_server(None, "127.0.0.1", 0, log=lines.append)
     assert "serving the default model, fastnet" in lines[0]
+    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", lines[0]).group(1))
+    assert port > 0  # --port 0: the port the system chose, not 0
     assert "mnistlab serve CHECKPOINT" in lines[1]
 
 

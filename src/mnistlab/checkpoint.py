@@ -28,7 +28,7 @@ import torch.nn as nn
 from torch.nn.modules import module as nn_module
 
 from .errors import UserError
-from .fileio import write_torch
+from .fileio import regular_file_problem, write_torch
 from .models import create_model
 
 CHECKPOINT_FORMAT = "mnistlab-checkpoint/1"
@@ -64,7 +64,10 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def image_kind(path: str | os.PathLike) -> str | None:
-    """'PNG', 'JPEG', ... when the file starts like an image; None otherwise (or unreadable)."""
+    """'PNG', 'JPEG', ... when the file starts like an image; None otherwise (or unreadable,
+    or not a regular file: a FIFO would block the open)."""
+    if regular_file_problem(path) is not None:
+        return None
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
@@ -88,7 +91,10 @@ def _check_file(path: Path) -> None:
     if is_dir:
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not is_file:
-        raise CheckpointError(f"{path}: checkpoint not found")
+        problem = regular_file_problem(path)
+        if problem in (None, "no such file"):
+            raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: {problem}")
     kind = image_kind(path)
     if kind:
         raise CheckpointError(f"{path}: is a {kind} image, not a checkpoint")
@@ -142,6 +148,10 @@ def _load_error(exc: BaseException) -> str:
         return "it holds something other than tensors and plain data, which is never loaded" + (
             f": {detail}" if detail else ""
         )
+    if isinstance(exc, IndexError | KeyError | EOFError):
+        # The unpickler's own words ("pop from empty list", "101") describe its stack, not
+        # the file.
+        return "damaged or truncated, or not a checkpoint at all"
     return _first_line(exc)
 
 
@@ -413,9 +423,29 @@ def model_meta(model: nn.Module) -> dict[str, Any] | None:
     return getattr(unwrap(model), META_ATTRIBUTE, None)
 
 
-def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
+def is_mnistlab_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether `path` is a checkpoint mnistlab wrote (it reads as one, format and all)."""
+    if regular_file_problem(path) is not None:
+        return False
+    try:
+        read_checkpoint(path)
+    except UserError:
+        return False
+    return True
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write `model` (a `train()` result's `.model`, or one from `load_model`) as a checkpoint
-    that `load_model`, `mnistlab predict`, `evaluate`, `export` and `serve` read. Atomic."""
+    that `load_model`, `mnistlab predict`, `evaluate`, `export` and `serve` read. Atomic.
+    An existing file is replaced only when it is an mnistlab checkpoint, or with `force`."""
+    target = Path(path)
+    if os.path.isdir(target):
+        raise UserError(f"{target}: is a folder; give a file name, e.g. model.pt")
+    if os.path.lexists(target) and not force and not is_mnistlab_checkpoint(target):
+        raise UserError(
+            f"{target}: exists and is not an mnistlab checkpoint; save_model(..., force=True) "
+            "replaces it"
+        )
     meta = model_meta(model)
     if meta is None:
         raise UserError(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import FIELD_TYPES, TrainConfig, check_settings, load_toml, suggest
 from .errors import UserError
+from .uris import mask_uris_in
 
 # Each verb imports the layer it calls inside its handler (marked "start-up cost"): that keeps
 # `mnistlab --help`, a mistyped flag or `sweep --status` from importing torch, the models and
@@ -506,12 +507,12 @@ def add_predict_parser(sub) -> None:
         "model shipped in the package when the first argument is an image. Probabilities are "
         "calibrated (temperature scaling); a picture that is probably not one digit gets a "
         "warning. Exit status: 0 when "
-        "every image was classified; 1 when some files exist but are not usable pictures (not "
-        "an image, corrupt, blank, too large: each gets a line on stderr, the others are still "
-        "classified); 2 for bad input found before anything runs: a missing or unreadable file, "
-        "a bad checkpoint, the arguments the wrong way round, or an output that would "
-        "overwrite something. With --number, also 1 when a number holds a piece that could "
-        "not be read as one digit (shown as ?).",
+        "every image was classified; 1 when some were and other files are not usable pictures "
+        "(not an image, corrupt, blank, too large: each gets a line on stderr); 2 when none "
+        "could be classified, or for bad input found before anything runs: a missing, "
+        "unreadable or non-regular file, a bad checkpoint, the arguments the wrong way round, "
+        "or an output that would overwrite something. With --number, also 1 when a number holds "
+        "a piece that could not be read as one digit (shown as ?).",
     )
     p.add_argument(
         "images",
@@ -564,10 +565,12 @@ def _default_model_line(predictor) -> str:
 
 
 def cmd_predict(args) -> int:
-    """Exit 0 when every file was classified, 1 when any could not be (each gets a line)."""
+    """Exit 0 when every file was classified, 1 when some could not be (each gets a line),
+    2 when none could (README: the rule)."""
     # start-up cost
     from .predict import (
         Predictor,
+        check_inputs,
         format_number,
         format_result,
         predict_files,
@@ -579,6 +582,7 @@ def cmd_predict(args) -> int:
     checkpoint, images = split_arguments(args.images)
     if args.number and args.save_preprocessed is not None:
         raise UserError("--save-preprocessed works on single digits; leave it out with --number")
+    check_inputs(checkpoint, images)  # bad input before the default model is loaded and named
     predictor = None
     if checkpoint is None:
         predictor = Predictor(None, args.device)
@@ -590,7 +594,10 @@ def cmd_predict(args) -> int:
                 print(f"mnistlab: error: {r['error']}", file=sys.stderr)
         good = [r for r in results if not r["error"]]
         print(results_to_json(results) if args.json else "\n".join(map(format_number, good)))
-        return 1 if any(r["error"] or not r["complete"] for r in results) else 0
+        failed = sum(1 for r in results if r["error"])
+        if failed == len(results):
+            return 2
+        return 1 if failed or not all(r["complete"] for r in good) else 0
     results = predict_files(
         checkpoint,
         images,
@@ -610,7 +617,8 @@ def cmd_predict(args) -> int:
                 print(format_result(r))
     if args.save_preprocessed is not None:
         print(f"preprocessed images in {args.save_preprocessed}", file=sys.stderr)
-    return 1 if any(r["error"] for r in results) else 0
+    failed = sum(1 for r in results if r["error"])
+    return 0 if not failed else 2 if failed == len(results) else 1
 
 
 # ---------------------------------------------------------------- export
@@ -806,8 +814,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         if getattr(args, "debug", False):
             raise
-        # One line, whatever the message holds (a path with a newline, a library's text).
-        print(f"mnistlab: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
+        # One line, whatever the message holds (a path with a newline, a library's text), and
+        # no URI's password, whoever wrote the message.
+        line = mask_uris_in(" ".join(str(exc).splitlines()))
+        print(f"mnistlab: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .fileio import regular_file_problem
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
@@ -336,6 +337,9 @@ def _type_name(hint: Any) -> str:
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    problem = regular_file_problem(path)  # before any open: a FIFO would block it
+    if problem not in (None, "no such file") and not path.is_dir():
+        raise ConfigError(f"{path}: {problem}")
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)

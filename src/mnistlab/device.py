@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ConfigError
+from .config import DEVICES, ConfigError
 from .models import count_parameters
 from .models.summary import count_macs
 
@@ -51,7 +51,11 @@ PROBE_MIN_GAIN = 0.10
 _probe_cache: dict[tuple, tuple[tuple[str, bool], dict[tuple[str, bool], float]]] = {}
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str | torch.device) -> torch.device:
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str) or name.partition(":")[0] not in DEVICES:
+        raise ConfigError(f"unknown device {name!r}; valid: {', '.join(DEVICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -710,6 +710,11 @@ def train(
     recorded as the ledger describes, and a run killed part-way resumes from its last saved
     epoch. `callbacks` see the run start, each epoch end (and may stop the run) and the run
     end: see `Callback`."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"train() needs a TrainConfig, got {type(config).__name__}: "
+            "train(TrainConfig(model='lenet')), or TrainConfig.from_dict({...}) for a dict"
+        )
     wall_start, started_at = time.perf_counter(), time.time()
     code_version = git_commit()  # now: the checkout may change while a long run trains
     config.validate()

@@ -39,7 +39,7 @@ import torch.nn as nn
 from .checkpoint import load_checkpoint
 from .data import load_dataset
 from .errors import UserError
-from .fileio import OutputError, atomic_write_bytes, describe_os_error
+from .fileio import OutputError, atomic_write_bytes, describe_os_error, regular_file_problem
 from .predict import class_names_of
 from .preprocess import STEPS
 
@@ -72,6 +72,11 @@ class WithNormalization(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) in [0, 255]
         return self.model((image / 255 - self.mean) / self.std)  # (B, classes)
+
+
+# A fixed batch is traced and checked at full size (its input alone is 3 KB an image, its
+# activations far more): 100,000 grew to 3.5 GB before onnxruntime died.
+MAX_BATCH_SIZE = 1024
 
 
 def _require_onnx():
@@ -188,6 +193,8 @@ def written_by_export(path: str | os.PathLike) -> bool:
     """Whether `path` is an ONNX model this module wrote (its metadata names an mnistlab model)."""
     import onnx
 
+    if regular_file_problem(path) is not None:  # a FIFO would block onnx.load
+        return False
     try:
         if Path(path).stat().st_size > 2**31:  # protobuf's own limit: not one of ours
             return False
@@ -297,8 +304,11 @@ def export_onnx(
     `images` (how many were checked). Nothing is written when the check fails. `out` is never
     the checkpoint itself, and never a file this function did not write, unless `force`."""
     onnx, ort = _require_onnx()
-    if batch_size < 1:
-        raise UserError(f"batch size must be >= 1, got {batch_size}")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise UserError(
+            f"batch size must be in [1, {MAX_BATCH_SIZE}], got {batch_size} (a fixed batch; "
+            "--dynamic-batch accepts any size)"
+        )
     if check_images < 1:
         raise UserError(f"check images must be >= 1, got {check_images}")
     model, meta = load_checkpoint(checkpoint, "cpu")

@@ -12,6 +12,7 @@ import errno
 import io
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,33 @@ def describe_os_error(path: str | os.PathLike, exc: OSError) -> str:
         errno.EPERM: "permission denied",
     }.get(exc.errno, exc.strerror or type(exc).__name__)
     return f"cannot write {path}: {reason}"
+
+
+# What a path that is not a regular file is, for the one line that refuses it.
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def regular_file_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a regular file ("no such file", "is a named pipe (FIFO),
+    not a regular file", ...), or None when it can. Judged by `stat` alone, never by opening:
+    opening a FIFO blocks until a writer comes, and reading /dev/zero never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "is a broken link" if os.path.islink(path) else "no such file"
+    except OSError as exc:  # a name too long, a loop of links, no permission on a folder
+        return f"cannot read ({exc.strerror or type(exc).__name__})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    via = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
+    return f"is {kind}{via}, not a regular file"
 
 
 def make_dirs(path: str | os.PathLike) -> Path:

@@ -290,7 +290,29 @@ class RunFolder:
             config
         )
 
+    def foreign_files(self) -> list[str]:
+        """Run files (checkpoint.pt, history.json, ...) that mnistlab did not write here.
+
+        The tool knows its own by their config.json: a run writes it first, before any other
+        run file, so run files in a folder without one (or without the damaged one this
+        module set aside, `config.json.damaged-*`) came from somebody else."""
+        try:
+            if (self.path / CONFIG).is_file() or any(self.path.glob(f"{CONFIG}.damaged-*")):
+                return []
+            return [name for name in RUN_FILES if os.path.lexists(self.path / name)]
+        except OSError:
+            return []
+
     def check_same_run(self, config: TrainConfig) -> None:
+        """Refuse a folder this run must not write into: another run's, or one holding run
+        files that mnistlab did not write (the rule: never replace what the tool did not
+        create)."""
+        foreign = self.foreign_files()  # first: reading a damaged config sets it aside
+        if foreign:
+            raise ConfigError(
+                f"{self.path}: holds {', '.join(foreign)} that mnistlab did not write (no "
+                f"{CONFIG} of a run beside them); use another out_dir"
+            )
         if self.holds_other_run(config):
             raise ConfigError(
                 f"{self.path}: holds a run with a different config; use another out_dir"
@@ -306,6 +328,14 @@ class RunFolder:
         left by an interrupted write are removed once the run is ours.
         """
         make_dirs(self.path)
+        if os.path.lexists(self.path / CLAIM) and not os.path.isfile(self.path / CLAIM):
+            # Not one of ours (a claim is a file mnistlab creates): never taken over, since
+            # taking over renames it aside and deletes it.
+            kind = "a folder" if os.path.isdir(self.path / CLAIM) else "not a regular file"
+            raise UserError(
+                f"{self.path / CLAIM}: is {kind}, not a claim file mnistlab wrote; move it "
+                "away and rerun"
+            )
         claim = _Claim(self.path / CLAIM)
         if not claim.acquire(self.log):
             return False

@@ -40,7 +40,7 @@ from .checkpoint import image_kind, load_checkpoint, model_meta
 from .data.sources import DATASETS
 from .device import resolve_device
 from .errors import UserError
-from .fileio import OutputError, describe_os_error
+from .fileio import OutputError, describe_os_error, regular_file_problem
 from .inference import to_input
 from .models import count_parameters
 from .ood import MIN_TOP, not_writing, picture_stats, refusal
@@ -481,16 +481,17 @@ def check_inputs(checkpoint: str | os.PathLike | None, images: Sequence[str | os
     problems = []
     for image in images:
         path = Path(image)
+        problem = regular_file_problem(path)  # before any open: a FIFO would block it
         try:
-            if path.is_dir():
-                problems.append(f"{path}: is a folder, not an image file")
-            elif not path.is_file():
-                problems.append(f"{path}: no such file")
-            else:
+            if problem is None:
                 with path.open("rb"):
                     pass
+            elif path.is_dir():
+                problem = "is a folder, not an image file"
         except OSError as exc:
-            problems.append(f"{path}: cannot read ({exc.strerror or type(exc).__name__})")
+            problem = f"cannot read ({exc.strerror or type(exc).__name__})"
+        if problem is not None:
+            problems.append(f"{path}: {problem}")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UserError(problems[0] + more)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, regular_file_problem
 
 # What `preprocess_image` does, in one line: the ONNX export's metadata and the README quote it.
 STEPS = (
@@ -92,14 +92,13 @@ def _megabytes(n: int) -> str:
 def read_image_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of an image file, refused before reading when the file is too large."""
     path = Path(path)
+    problem = regular_file_problem(path)  # before any open: a FIFO would block it
+    if problem is not None:
+        raise ImageError(f"{path}: {problem}", "missing")
     try:
         size = path.stat().st_size
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file", "missing") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({_first_line(exc)})", "missing") from None
-    if not path.is_file():
-        raise ImageError(f"{path}: not a file", "missing")
     if size > max_bytes:
         raise ImageError(
             f"{path}: file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}", "too_large"
@@ -302,7 +301,7 @@ def preprocess_image(
     box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
     if isinstance(source, np.ndarray | np.generic):  # a numpy scalar is a 0-d array
-        grey = _grey_from_array(np.asarray(source), label)
+        grey = _grey_from_array(np.asarray(source), label, max_pixels)
         return _digit_from_grey(grey, label, size, box, strokes)
     image = open_image(
         source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
@@ -316,11 +315,13 @@ def preprocess_image(
         return _digit_from_grey(_to_grey(image, 0, label), label, size, box, strokes)
 
 
-def _grey_from_array(array: np.ndarray, label: str) -> np.ndarray:
+def _grey_from_array(array: np.ndarray, label: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if array.ndim != 2 or min(array.shape) < 1:
         raise ImageError(
             f"{label}: expected a 2-D array of grey levels, got shape {array.shape}", "bad_array"
         )
+    # The caps of a decoded file, before the float copies below (8 bytes a pixel each).
+    _check_pixels((array.shape[1], array.shape[0]), label, max_pixels)
     if (
         array.dtype == np.bool_
         or not np.issubdtype(array.dtype, np.number)
@@ -675,6 +676,8 @@ def written_by_mnistlab(path: str | os.PathLike) -> bool:
     """Whether `path` is a PNG that `save_png` wrote (its header says so; nothing is decoded)."""
     from PIL import Image
 
+    if regular_file_problem(path) is not None:  # a FIFO would block Pillow's open
+        return False
     try:
         with Image.open(path, formats=["PNG"]) as image:
             return image.info.get("Software") == PNG_SOFTWARE

@@ -40,6 +40,7 @@ from .ledger import (
     run_labels,
     silent,
 )
+from .uris import mask_uri, mask_uris_in
 
 # ---------------------------------------------------------------- results as data
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
@@ -227,7 +228,8 @@ def check_store(uri: str, flag: str = "--mlflow") -> None:
         path = urllib.parse.urlsplit(uri).path.removeprefix("/")
         if path in ("", ":memory:") or "mode=memory" in uri:
             raise UserError(
-                f"{flag} {uri}: an in-memory store loses every run when the process ends; "
+                f"{flag} {mask_uri(uri)}: an in-memory store loses every run when the process "
+                "ends; "
                 "give a file (sqlite:///path/mlflow.db) or a folder"
             )
         _check_sqlite_store(Path(path), uri, flag)
@@ -239,11 +241,13 @@ def check_store(uri: str, flag: str = "--mlflow") -> None:
                 pass
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise UserError(f"{flag} {uri}: cannot reach the tracking server: {reason}") from None
+            raise UserError(
+                f"{flag} {mask_uri(uri)}: cannot reach the tracking server: {mask_uris_in(reason)}"
+            ) from None
 
 
 def _check_sqlite_store(path: Path, uri: str, flag: str) -> None:
-    where = f"{flag} {uri}"
+    where = f"{flag} {mask_uri(uri)}"
     if not path.exists():
         folder = next((p for p in path.parents if p.exists()), Path("."))
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
@@ -451,7 +455,8 @@ class MlflowLogger:
         """An error of the store as one line, naming the option the URI came from."""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return UserError(
-            f"{self.flag} {self.tracking_uri}: cannot log: {type(exc).__name__}: {first}"
+            f"{self.flag} {mask_uri(self.tracking_uri)}: cannot log: {type(exc).__name__}: "
+            f"{mask_uris_in(first)}"
         )
 
     def _ours(self, run) -> bool:
@@ -525,7 +530,7 @@ class MlflowLogger:
         return mlflow_id
 
     def where(self) -> str:
-        uri = self.tracking_uri
+        uri = mask_uri(self.tracking_uri)
         if uri.startswith("sqlite:///"):
             return f"{uri} (browse: mlflow ui --backend-store-uri {uri})"
         return uri
@@ -593,7 +598,7 @@ class MlflowSync:
             except Exception as exc:  # the store (or a damaged record), not the sweep's fault
                 self._broken = True
                 self.log(
-                    f"mlflow: logging stopped: {type(exc).__name__}: {exc} "
+                    f"mlflow: logging stopped: {type(exc).__name__}: {mask_uris_in(str(exc))} "
                     f"(rerun with `mnistlab mlflow-import {self.logger.sweep_dir}`)"
                 )
                 return 0

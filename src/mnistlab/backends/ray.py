@@ -46,6 +46,7 @@ from ..errors import UserError
 from ..fileio import atomic_write_bytes
 from ..ledger import CONFIG, HISTORY, RESUME, RunFolder
 from ..sweep import Sweep, SweepProgress, SweepRun, execute_run
+from ..uris import mask_uri, mask_uris_in
 
 # How long the driver waits for results before it prints the workers' epoch lines.
 PROGRESS_POLL_SECONDS = 1.0
@@ -177,13 +178,16 @@ def _connect(ray, address: str | None, log) -> bool:
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
         else:
-            # "local": a private instance even when `ray start` left one running here.
-            ray.init(
-                address="local",
-                num_cpus=_usable_cpus(),
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-            )
+            # "local": a private instance even when `ray start` left one running here; its
+            # servers on the loopback only (all interfaces otherwise: anyone on the network
+            # could submit tasks), and a token Ray writes for it readable by this user alone.
+            with _loopback_only(ray), _private_token_file():
+                ray.init(
+                    address="local",
+                    num_cpus=_usable_cpus(),
+                    include_dashboard=False,
+                    logging_level=logging.WARNING,
+                )
     except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
         # A wrong or missing token also shows up as "failed to connect".
         raise UserError(
@@ -200,6 +204,53 @@ def _connect(ray, address: str | None, log) -> bool:
     else:
         log(f"ray: joined the cluster at {_gcs_address(ray)}")
     return True
+
+
+# Ray's switch for a single-machine instance (its default on macOS and Windows): every Ray
+# server binds to the loopback. `_node_ip_address="127.0.0.1"` does not do it on Linux: Ray
+# replaces a loopback address with the machine's, and its servers listen on all interfaces
+# (measured with Ray 2.60 and `ss -ltn`: *:PORT before, 127.0.0.1:PORT with the switch).
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only(ray) -> Iterator[None]:
+    """Start Ray's processes (they read the environment) and resolve this process's node
+    address (Ray reads a module constant, set at import) in single-machine mode; both are
+    put back afterwards, so a later `--address` in this process joins clusters as usual."""
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    saved_env = os.environ.get(SINGLE_MACHINE_ENV)
+    saved_constant = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[SINGLE_MACHINE_ENV] = "0"
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop(SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[SINGLE_MACHINE_ENV] = saved_env
+        if constants is not None:
+            constants.ENABLE_RAY_CLUSTER = saved_constant
+
+
+# Where Ray (2.5x, token authentication) saves the token it makes for a new local instance.
+RAY_TOKEN_FILE = Path("~/.ray/auth_token")
+
+
+@contextlib.contextmanager
+def _private_token_file() -> Iterator[None]:
+    """A token file that Ray creates inside the block (with the process umask: usually
+    world-readable) is made 0600; one that was there before is the user's and left alone."""
+    token = RAY_TOKEN_FILE.expanduser()
+    existed = os.path.lexists(token)
+    try:
+        yield
+    finally:
+        if not existed and token.is_file() and not token.is_symlink():
+            with contextlib.suppress(OSError):
+                token.chmod(0o600)
 
 
 def _how_auto_finds(ray) -> str:
@@ -304,17 +355,18 @@ class Storage:
         if "://" not in uri:  # a plain path: absolute, so every node reads it the same way
             uri = str(Path(uri).expanduser().resolve())
         self.uri = uri.rstrip("/") or "/"
+        self.shown = mask_uri(self.uri)  # what messages and logs name: no user-info
         try:
             import pyarrow.fs as pafs
         except ImportError:
             raise UserError(
-                f"--storage {uri}: needs pyarrow (part of the ray extra): "
+                f"--storage {mask_uri(uri)}: needs pyarrow (part of the ray extra): "
                 "pip install 'mnistlab[ray]'"
             ) from None
         try:
             self.fs, root = pafs.FileSystem.from_uri(self.uri)
         except OSError as exc:  # s3:// looks up the bucket's region here
-            raise UserError(f"--storage {self.uri} cannot be opened: {_one_line(exc)}") from None
+            raise UserError(f"--storage {self.shown} cannot be opened: {_one_line(exc)}") from None
         except ValueError as exc:  # ArrowInvalid: a scheme pyarrow does not know
             try:
                 import fsspec
@@ -322,18 +374,18 @@ class Storage:
                 fs, root = fsspec.core.url_to_fs(self.uri)
             except (ImportError, ValueError) as fsspec_exc:
                 raise UserError(
-                    f"--storage {uri}: not a file system pyarrow or fsspec can open ({exc}; "
-                    f"{fsspec_exc})"
+                    f"--storage {mask_uri(uri)}: not a file system pyarrow or fsspec can open "
+                    f"({_plain(f'{exc}; {fsspec_exc}')})"
                 ) from None
             self.fs = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
         self.root = root.rstrip("/")
         self.local = self.fs.type_name == "local"
 
     def __repr__(self) -> str:
-        return f"Storage({self.uri!r})"
+        return f"Storage({self.shown!r})"
 
     def describe(self, key: str) -> str:
-        return key_uri(self.uri, key)
+        return key_uri(self.shown, key)
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if self.root else key
@@ -375,11 +427,11 @@ class Storage:
             # (a UserError too: the local writer's one-line message, without the flag)
             kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
             raise UserError(
-                f"--storage {self.uri} cannot be used from {where}: {kind}{_one_line(exc)}"
+                f"--storage {self.shown} cannot be used from {where}: {kind}{_one_line(exc)}"
             ) from None
         if probe is not None and seen != probe.encode():
             raise UserError(
-                f"--storage {self.uri} is not the same storage on {where} as on the driver "
+                f"--storage {self.shown} is not the same storage on {where} as on the driver "
                 "(a probe object the driver wrote is not there): give a location every node "
                 "shares, e.g. s3://bucket/sweeps or a shared mount"
             )
@@ -423,7 +475,7 @@ def _check_storage_on_nodes(ray, store: Storage, usable: list[str], names, log) 
             ray.cancel(ref, force=True)
         if late:
             raise UserError(
-                f"--storage {store.uri}: {checks[late[0]]} did not answer the storage check in "
+                f"--storage {store.shown}: {checks[late[0]]} did not answer the storage check in "
                 f"{STORAGE_CHECK_SECONDS:g} s"
             )
         for ref in ready:
@@ -434,13 +486,13 @@ def _check_storage_on_nodes(ray, store: Storage, usable: list[str], names, log) 
                 if isinstance(cause, UserError):
                     raise UserError(str(cause)) from None
                 raise UserError(
-                    f"--storage {store.uri}: the check failed on {checks[ref]}: "
+                    f"--storage {store.shown}: the check failed on {checks[ref]}: "
                     f"{type(cause).__name__}: {cause} (is mnistlab[ray] installed there?)"
                 ) from None
     finally:
         with contextlib.suppress(Exception):
             store.delete(probe)
-    log(f"ray: storage {store.uri} checked from this machine and {len(checks)} node(s)")
+    log(f"ray: storage {store.shown} checked from this machine and {len(checks)} node(s)")
 
 
 class StoredRunFolder(RunFolder):
@@ -460,7 +512,7 @@ class StoredRunFolder(RunFolder):
             for name in STORED_FILES[::-1]:
                 self.store.write(f"{self.key}/{name}", (self.path / name).read_bytes())
         except Exception as exc:  # storage trouble costs resilience, never the run
-            self.log(f"could not store the resume state in {self.store.uri}: {exc}")
+            self.log(f"could not store the resume state in {self.store.shown}: {_plain(str(exc))}")
 
     def fetch(self, shipped: dict[str, bytes]) -> dict[str, bytes]:
         """Of the resume state shipped by the driver and the one in storage, the one with
@@ -468,7 +520,9 @@ class StoredRunFolder(RunFolder):
         try:
             stored = {n: b for n in STORED_FILES if (b := self.store.read(f"{self.key}/{n}"))}
         except Exception as exc:
-            self.log(f"could not read the stored resume state in {self.store.uri}: {exc}")
+            self.log(
+                f"could not read the stored resume state in {self.store.shown}: {_plain(str(exc))}"
+            )
             return shipped
         if RESUME not in stored or _epochs(stored) <= _epochs(shipped):
             return shipped
@@ -618,7 +672,9 @@ def _forget(store: Storage, key: str, log) -> None:
     try:
         store.delete(key)
     except Exception as exc:
-        log(f"ray: could not delete {store.describe(key)} (a stale resume state): {exc}")
+        log(
+            f"ray: could not delete {store.describe(key)} (a stale resume state): {_plain(str(exc))}"
+        )
 
 
 def _resume_files(folder: RunFolder) -> dict[str, bytes]:
@@ -656,8 +712,9 @@ def _collect(ray, ref, run: SweepRun, folder: RunFolder, retries: int) -> dict:
 
 
 def _plain(text: str) -> str:
-    """Ray's error text without the terminal colour codes it adds."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+    """Ray's error text without the terminal colour codes it adds, and without the user-info
+    of any URI it quotes (a --storage secret)."""
+    return mask_uris_in(re.sub(r"\x1b\[[0-9;]*m", "", text))
 
 
 def _absolute(data_dir: str | None) -> str | None:

@@ -45,6 +45,15 @@ MAX_BODY_BYTES = 2 * 2**20  # a drawn digit is a few KB; a phone photo should be
 # than that, so the cap and the number of decodes at once bound the server's memory together.
 MAX_HTTP_PIXELS = 8_000_000
 MAX_CONCURRENT_DECODES = 2  # image decodes at once; the rest wait (the CPU is the limit anyway)
+# Slow clients: a request (headers and body) must arrive whole within REQUEST_TIMEOUT_S of the
+# connection opening or of the previous answer on it, or the connection is closed; at most
+# MAX_CONNECTIONS are open at once (more are closed as they come; uvicorn answers 503 to a
+# request that arrives while the limit is reached). Without these, ~20,000 idle half-sent
+# requests used up the file descriptors and /api/health stopped answering. 2 MB at a slow
+# 100 KB/s is 20 s.
+REQUEST_TIMEOUT_S = 30.0
+MAX_CONNECTIONS = 256
+MAX_HEADER_BYTES = 16 * 1024  # h11's cap on a request line and headers still incomplete
 DECODE_WAIT_S = 30.0  # a request waits this long for a decode slot, then gets a 503
 # What `ImageError.reason` means for HTTP.
 STATUS_FOR_REASON = {
@@ -140,7 +149,12 @@ class BodySizeLimit:
         limit = f"{self.max_bytes / 2**20:.1f} MB"
         if size is None:  # counted while streaming: reading stopped, so the total is unknown
             return f"request body is larger than the {limit} limit"
-        return f"request body is {size / 2**20:.1f} MB; the limit is {limit}"
+        shown = f"{size / 2**20:.1f} MB"
+        if shown == limit:  # just over: rounded, the two would read the same
+            return (
+                f"request body is {size:,} bytes; the limit is {self.max_bytes:,} bytes ({limit})"
+            )
+        return f"request body is {shown}; the limit is {limit}"
 
 
 async def _send_json(send, status: int, payload: dict) -> None:
@@ -407,19 +421,85 @@ def create_app(
     return app
 
 
-def check_port(host: str, port: int) -> None:
-    """Fail with one line before uvicorn starts (it would log and exit with a traceback-less 1)."""
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound here so that a port in use fails with one line
+    (uvicorn would log and exit with a bare 1) and port 0's real port is known."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _slow_client_protocol():
+    """uvicorn's h11 protocol with a deadline for each whole request and a connection cap
+    (see REQUEST_TIMEOUT_S). Built on first use: uvicorn is the serve extra."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class SlowClientLimits(H11Protocol):
+        _deadline = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > MAX_CONNECTIONS:
+                transport.close()  # the newcomer goes, not the requests being answered
+                return
+            self._arm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(REQUEST_TIMEOUT_S, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            self._deadline = None
+            # IDLE: headers never completed; SEND_BODY: the body never completed. A request
+            # received whole (DONE) is the app's to answer, however long that takes.
+            if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request on this connection gets its own deadline
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return SlowClientLimits
+
+
+def make_server(app, sock: socket.socket):
+    """A uvicorn server for `app` on the bound socket `sock` (from `listen`), with the slow
+    client limits above; `server.run(sockets=[sock])` serves until stopped."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        http=_slow_client_protocol(),
+        log_level="warning",
+        server_header=False,
+        timeout_keep_alive=5,
+        limit_concurrency=MAX_CONNECTIONS,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )
+    return uvicorn.Server(config)
 
 
 def run_server(
@@ -430,13 +510,14 @@ def run_server(
 ) -> None:
     """Serve the demo until Ctrl-C."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (the serve extra: checked before the model is loaded)
     except ImportError:
         raise UserError(SERVE_EXTRA) from None
     if not 0 <= port <= 65535:
         raise UserError(f"port must be in 0-65535, got {port}")
     app = create_app(checkpoint)
-    check_port(host, port)
+    sock = listen(host, port)
+    port = sock.getsockname()[1]  # port 0: the one the system chose
     info = app.state.predictor.describe()
     acc = info["test_accuracy"]
     accuracy = f", test acc {acc:.4f}" if acc is not None else ""
@@ -449,7 +530,10 @@ def run_server(
         log("no checkpoint given: `mnistlab serve CHECKPOINT` serves your own")
     if host not in ("127.0.0.1", "localhost", "::1"):
         log(f"note: bound to {host}, so other machines on the network can reach this server")
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    try:
+        make_server(app, sock).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 def _url_host(host: str) -> str:
