@@ -85,10 +85,16 @@ def test_cli_number(tmp_path, mnist, capsys):
     assert f'"number": "{truth}"' in capsys.readouterr().out
 
 
-def test_cli_number_bad_input(tmp_path, capsys):
+def test_cli_number_bad_input(tmp_path, capsys, mnist):
     blank = tmp_path / "blank.png"
     Image.new("L", (100, 40), 255).save(blank)
-    assert cli.main(["predict", str(blank), "--number"]) == 1
+    # The predict rule: 2 when no picture could be read, 1 when some could.
+    assert cli.main(["predict", str(blank), "--number"]) == 2
+    assert "no digit found" in capsys.readouterr().err
+    picture, truth = next(_numbers(mnist, "apart", 1, 7))
+    good = tmp_path / "number.png"
+    Image.fromarray(picture).save(good)
+    assert cli.main(["predict", str(good), str(blank), "--number"]) == 1
     assert "no digit found" in capsys.readouterr().err
     assert cli.main(["predict", str(tmp_path / "missing.png"), "--number"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -110,6 +116,6 @@ def test_hostile_files_are_refused_with_one_line(tmp_path, capsys):
     bomb.write_bytes(png_with_header(100_000, 100_000))  # 10 gigapixels claimed
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image at all")
-    assert cli.main(["predict", str(bomb), str(junk), "--number"]) == 1
+    assert cli.main(["predict", str(bomb), str(junk), "--number"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mnistlab")]
     assert len(err) == 2 and "decompression bomb" in err[0] and "not an image" in err[1]
