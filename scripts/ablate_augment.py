@@ -74,33 +74,38 @@ def run_one(setting: str, seed: int, epochs: int, dataset, digits, labels) -> di
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: mean and half-range over seeds per setting, and the gain over baseline."""
-    by = {}
+    """Markdown: per setting, mean ± half the range over seeds, and the change from the
+    baseline in points, marked "(noise)" where it is no larger than the two settings' half
+    ranges added together: two seeds cannot tell such a change from seed-to-seed variation."""
+    by: dict[str, list[dict]] = {}
     for row in rows:
         by.setdefault(row["setting"], []).append(row)
     base = by.get("baseline", [])
 
-    def mean(values):
-        return statistics.fmean(values) if values else float("nan")
+    def stats(got: list[dict], key: str) -> tuple[float, float]:
+        values = [r[key] for r in got]
+        return statistics.fmean(values), (max(values) - min(values)) / 2
 
-    def cell(values):
-        spread = (max(values) - min(values)) / 2 if len(values) > 1 else float("nan")
-        return f"{100 * mean(values):.2f} ± {100 * spread:.2f}"
+    def cells(got: list[dict], key: str) -> str:
+        mean, half = stats(got, key)
+        text = f"{100 * mean:.2f} ± {100 * half:.2f}"
+        if got is base or not base:
+            return f"{text} |"
+        base_mean, base_half = stats(base, key)
+        change = mean - base_mean
+        noise = " (noise)" if abs(change) <= half + base_half else ""
+        return f"{text} | {100 * change:+.2f}{noise}"
 
     lines = [
-        "| setting | seeds | MNIST test % | tuning half % (first 899) | reporting half % (last 898) "
-        "| reporting-half gain, points |",
-        "|---|---|---|---|---|---|",
+        "| setting | seeds | MNIST test % | change | tuning half % (first 899) | change "
+        "| reporting half % (last 898) | change |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in [s for s in SETTINGS if s in by]:
         got = by[name]
-        gain = 100 * (
-            mean([r["reporting_half"] for r in got]) - mean([r["reporting_half"] for r in base])
-        )
         lines.append(
-            f"| {name} | {', '.join(str(r['seed']) for r in got)} "
-            f"| {cell([r['mnist_test'] for r in got])} | {cell([r['tuning_half'] for r in got])} "
-            f"| {cell([r['reporting_half'] for r in got])} | {gain:+.2f} |"
+            f"| {name} | {', '.join(str(r['seed']) for r in got)} | {cells(got, 'mnist_test')} "
+            f"| {cells(got, 'tuning_half')} | {cells(got, 'reporting_half')} |"
         )
     return "\n".join(lines)
 
