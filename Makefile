@@ -35,8 +35,8 @@ browser:
 	fi
 
 lint: $(VENV)/.all
-	$(PY) -m ruff check src tests benchmarks scripts
-	$(PY) -m ruff format --check src tests benchmarks scripts
+	$(PY) -m ruff check src tests benchmarks scripts examples
+	$(PY) -m ruff format --check src tests benchmarks scripts examples
 	$(VENV)/bin/lint-imports  # the layers contract in pyproject.toml
 
 test: $(VENV)/.all browser lint

@@ -9,7 +9,6 @@ test do not depend on the architecture, and the suite must stay fast on 2 shared
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -566,24 +565,6 @@ def test_sgd_onecycle_cycles_momentum():
 
 
 # ------------------------------------------------------------------ device and precision
-def test_resolve_precision_on_the_cpu(monkeypatch):
-    cpu = torch.device("cpu")
-    assert device.resolve_precision("fp32", cpu) == "fp32"
-    assert device.resolve_precision("bf16", cpu) == "bf16"
-    with pytest.raises(ConfigError, match="precision 'fp16' is not supported on the CPU"):
-        device.resolve_precision("fp16", cpu)
-    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
-    assert device.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
-    assert device.resolve_precision("auto", cpu) == "fp32"
-
-
-def test_cpu_has_fast_bf16_reads_the_cpu_flags():
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    expected = "avx512_bf16" in flags or "amx_bf16" in flags
-    assert device.cpu_has_fast_bf16() is expected
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_asking_for_a_missing_gpu_is_a_config_error():
     with pytest.raises(ConfigError, match="device 'cuda' requested but no CUDA GPU is available"):

@@ -114,6 +114,55 @@ def test_two_sweep_processes_divide_the_runs_and_train_each_once(tmp_path):
     assert not list(out.glob("runs/*/claim.json"))  # every claim released
 
 
+def test_a_peer_waits_for_a_claimed_run_and_takes_it_over_when_its_holder_dies(tmp_path):
+    """A sweep process finds one run held by a live process (a sleeper standing in for a peer
+    mid-run): it trains the other run, waits, and once the holder is killed trains the held
+    run itself, ending with every run finished, instead of exiting 0 with a run pending."""
+    path = sweep_file(tmp_path)
+    out = tmp_path / "out"
+    held = sorted(load_sweep(str(path), str(out), check=False).runs, key=lambda r: r.run_id)[0]
+    folder = RunFolder(out / "runs" / held.run_id)
+    folder.path.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    sweep = None
+    try:
+        ledger.write_json(
+            folder.path / ledger.CLAIM,
+            {
+                "host": os.uname().nodename,
+                "pid": sleeper.pid,
+                "pid_start": ledger.process_start(sleeper.pid),
+                "started": 0,
+                "token": "peer",
+            },
+        )
+        command = [sys.executable, "-m", "mnistlab", "sweep", str(path), "--out", str(out)]
+        sweep = subprocess.Popen(
+            command + ["--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        seen = []
+        for line in sweep.stdout:
+            seen.append(line)
+            if line.startswith("waiting for 1 run(s)"):
+                break
+        else:
+            pytest.fail("the sweep did not wait for the held run:\n" + "".join(seen))
+        assert folder.status() == "pending"  # still the peer's
+        sleeper.kill()
+        stdout, stderr = sweep.communicate(timeout=60)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        if sweep is not None and sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 0, stderr
+    assert "rerun" not in stderr
+    assert {r["run_id"]: r["status"] for r in ledger.read_runs(out)} == {
+        r.run_id: "finished" for r in load_sweep(str(path), str(out), check=False).runs
+    }
+    assert not list(out.glob("runs/*/claim.json"))
+
+
 def test_a_claim_held_by_a_live_process_is_respected_and_a_dead_ones_taken_over(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
@@ -129,6 +178,32 @@ def test_a_claim_held_by_a_live_process_is_respected_and_a_dead_ones_taken_over(
     assert folder.claim()  # its holder is dead now
     folder.release()
     assert not (folder.path / ledger.CLAIM).exists()
+
+
+@pytest.mark.parametrize("pid", ["sleeper", 1])
+def test_a_claim_whose_pid_was_reused_is_taken_over(tmp_path, pid):
+    """The pid is alive, but it is another process than the one that claimed the run (the
+    pid was reused, or a restarted container's PID 1): its start time tells them apart."""
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pid = sleeper.pid if pid == "sleeper" else pid
+        start = ledger.process_start(pid)
+        assert start is not None  # Linux: /proc/<pid>/stat
+        claim = {"host": os.uname().nodename, "pid": pid, "started": 0, "token": "x"}
+        ledger.write_json(folder.path / ledger.CLAIM, claim | {"pid_start": start})
+        assert not folder.claim() and folder.claim_alive()  # the same process: respected
+        ledger.write_json(folder.path / ledger.CLAIM, claim | {"pid_start": start + "0"})
+        assert not folder.claim_alive()
+        assert folder.claim()
+        assert ledger.read_json(folder.path / ledger.CLAIM)["pid_start"] == ledger.process_start(
+            os.getpid()
+        )
+        folder.release()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_a_silent_claim_from_another_machine_goes_stale(tmp_path):

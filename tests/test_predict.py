@@ -663,8 +663,10 @@ def test_warning_is_in_text_and_json(checkpoint, mnist, tmp_path, capsys):
     dark_on_light(mnist.test_images[0].numpy()).save(one)
     assert cli.main(["predict", str(checkpoint), str(two), str(one)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "warning: " in lines[0] and "side by side" in lines[0]
-    assert "  warning: " not in lines[1]
+    # Two digits are refused as one digit (issue 22), with the way to read them.
+    assert ": not a digit: " in lines[0] and "side by side" in lines[0] and "--number" in lines[0]
+    assert "  warning: " not in lines[1] and "not a digit" not in lines[1]
     assert cli.main(["predict", str(checkpoint), str(two), str(one), "--json"]) == 0
     first, second = json.loads(capsys.readouterr().out)
     assert "side by side" in first["warning"] and second["warning"] is None
+    assert "side by side" in first["not_a_digit"] and second["not_a_digit"] is None

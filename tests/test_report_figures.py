@@ -116,7 +116,10 @@ def test_best_runs_overlay_is_never_clipped(models):
     assert_nothing_clipped(fig)
     legend = fig.legends[0]
     assert len(legend.get_texts()) == models + 1  # every model, and the train-curve key
-    assert {ax.get_ylabel() for ax in fig.axes} == {"validation loss", "validation accuracy (%)"}
+    assert {ax.get_ylabel() for ax in fig.axes} == {
+        "validation loss (log scale)",
+        "validation accuracy (%)",
+    }
 
 
 def test_scatter_figures_are_never_clipped():
@@ -167,3 +170,39 @@ def test_chinese_labels_need_a_cjk_font_else_english(monkeypatch):
     assert plots.figure_language(Tr("zh")).lang == "en"
     png = plots.curves("lenet", grid_runs(1, 2, model="lenet"), tr=Tr("zh"))
     assert png[:4] == b"\x89PNG"
+
+
+def test_no_text_prints_under_8_pt_on_a4():
+    # A 12-inch figure is printed 7.3 inches wide: its 6 pt text would print at 3.7 pt.
+    fig = plots._figure(12, 3)
+    ax = fig.subplots()
+    ax.set_title("small", fontsize=6)
+    ax.tick_params(labelsize=5)
+    png = plots._png(fig)
+    width_px = int.from_bytes(png[16:20], "big")
+    scale = plots.DPI * min(1 / 96, plots.PRINT_WIDTH_IN / width_px)
+    from matplotlib.text import Text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text()]
+    assert min(sizes) * scale >= 7.99
+
+
+def test_chinese_figures_carry_no_english_words():
+    import re
+
+    from matplotlib.text import Text
+
+    tr = plots.figure_language(Tr("zh"))
+    if tr.lang != "zh":
+        pytest.skip("no CJK font installed: figures fall back to English by design")
+    runs = grid_runs(2, 2)
+    with plots.style(tr):
+        figures = [plots.draw_curves("lenet", runs, tr=tr)]
+        figures.append(plots.draw_best_runs(analyse(runs).bests, tr=tr))
+        for fig in figures:
+            plots._png(fig)  # draws the tick labels too
+    for fig in figures:
+        for text in (t.get_text() for t in fig.findobj(Text)):
+            text = re.sub(r"\$[^$]*\$", "", text)  # mathtext: log-axis tick labels
+            words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", text)}
+            assert words <= {"lenet", "dropout", "mobilenetv"}, text

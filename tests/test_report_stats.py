@@ -11,7 +11,6 @@ from mnistlab.report.stats import (
     correctness,
     mcnemar,
     mean_std,
-    pearson_p,
     t_interval,
     wilson,
 )
@@ -100,15 +99,17 @@ def test_mean_std_and_t_interval_of_seeds():
     assert t_interval([0.999, 1.0])[1] == 1.0  # never past 100%
 
 
-@pytest.mark.parametrize("r", [-0.99, -0.5, 0.0, 0.3, 0.9, 0.999])
-def test_pearson_p_matches_the_closed_forms_of_one_and_two_degrees_of_freedom(r):
-    t3 = r / math.sqrt(1 - r * r)  # n = 3: Cauchy, P(|T| >= t) = 1 - 2 atan(|t|) / pi
-    assert pearson_p(r, 3) == pytest.approx(1 - 2 * math.atan(abs(t3)) / math.pi, abs=1e-9)
-    t4 = r * math.sqrt(2 / (1 - r * r))  # n = 4: P(|T| >= t) = 1 - |t| / sqrt(2 + t^2)
-    assert pearson_p(r, 4) == pytest.approx(1 - abs(t4) / math.sqrt(2 + t4 * t4), abs=1e-9)
+@pytest.mark.parametrize("r_target", [-0.9, 0.3, 0.9])
+def test_log_fit_p_matches_the_closed_form_of_one_degree_of_freedom(r_target):
+    # Three models: P(|T| >= t) with 1 degree of freedom is 1 - 2 atan(|t|) / pi.
+    from mnistlab.report.runs import log_fit
 
+    class B:
+        def __init__(self, params, seconds):
+            self.params, self.seconds = params, seconds
 
-def test_pearson_p_of_a_perfect_line_is_zero_and_needs_three_points():
-    assert pearson_p(1.0, 5) == 0.0 and pearson_p(-1.0, 3) == 0.0
-    with pytest.raises(ValueError, match="at least 3 pairs"):
-        pearson_p(0.5, 2)
+    fit = log_fit([B(10, 10), B(100, 10 ** (1 + r_target)), B(1000, 1000)])
+    t = fit["r"] / math.sqrt(1 - fit["r"] ** 2)
+    assert fit["p"] == pytest.approx(1 - 2 * math.atan(abs(t)) / math.pi, abs=1e-9)
+    assert log_fit([B(10, 1), B(100, 10), B(1000, 100)])["p"] == 0.0  # a perfect line
+    assert log_fit([B(10, 1), B(100, 10)]) is None  # two models: no correlation

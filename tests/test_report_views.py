@@ -79,10 +79,10 @@ def test_the_users_results_beside_ours_with_the_budget_difference(tmp_path):
     )
     assert "| lenet | this sweep (budget A) | lr=0.005, dropout=0.5 | 61,990 |" in report
     assert "| vgg11_seed | this sweep: no finished run that learned |" in report
-    assert "Our budget is not the user's full 8-epoch grid" in report
+    assert "Where our protocol differs from the user's" in report
     assert (
         "lenet: 8,000 of 54,000 training images, 3 epochs instead of 8, 1,000 test images "
-        "instead of 10,000, 4 of the 12 lr x dropout combinations"
+        "instead of 10,000, 4 of the user's 12 lr x dropout combinations run to the end"
     ) in report
 
 
@@ -145,7 +145,7 @@ def test_mixed_budgets_are_said_at_the_top(tmp_path):
     runs = read_csv(out / "all_runs.csv")
     assert next(r for r in runs if r["model"] == "vgg11_seed")["learned"] == "no"
     # The one best model shown in full is budget A's, and its heading says so.
-    assert "## Best model of budget A: lenet (lr=0.005, dropout=0.5)" in report
+    assert "## Highest validation accuracy in budget A: lenet (lr=0.005, dropout=0.5)" in report
     assert "## Best model:" not in report
 
 
@@ -307,3 +307,14 @@ def test_tables_of_every_budget_show_what_varies_across_the_sweep(tmp_path):
     )
     assert " optimizer |" in runs_header
     assert {r["optimizer"] for r in read_csv(out / "best_per_model.csv")} == {"adam", "adamw"}
+
+
+def test_figures_are_numbered_with_what_to_look_at_and_markdown_has_no_entities(tmp_path):
+    out = build_report(write_ledger(tmp_path / "s", tour())).parent
+    report = (out / "report.md").read_text()
+    assert "_Figure 1: " in report and "Look " in report
+    assert "&lt;" not in report and "&gt;" not in report and "&amp;" not in report
+    zh = build_report(write_ledger(tmp_path / "z", tour()), tmp_path / "zh", lang="zh").parent
+    text = (zh / "report.md").read_text()
+    captions = [line for line in text.splitlines() if line.startswith("_图 ")]
+    assert captions and all("Figure" not in c and "Look" not in c for c in captions)

@@ -7,7 +7,10 @@ The search trains LeNet for at most 2 epochs on 300 images: seconds per trial.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,6 +124,29 @@ def test_bad_search_tables_are_one_line(tmp_path, table, message):
     assert len(str(exc.value).splitlines()) == 1 and str(path) in str(exc.value)
     code, _, err = cli("sweep", path, "--out", tmp_path / "out", "--status")
     assert code == 2 and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ("eval_subset = {low = 5, high = 200}", "space.eval_subset = 5: "),
+        ("precision = {choices = ['fp32', 'fp16']}", "space.precision = 'fp16': "),
+        ("data_dir = {choices = ['/nonexistent/digits']}", "space.data_dir = '/nonexistent/"),
+    ],
+)
+def test_every_value_of_the_space_is_checked_like_a_grid_before_any_trial(
+    tmp_path, mnist, space, message
+):
+    """A value that cannot run was accepted and failed only when sampled, after other trials
+    trained; a grid with the same value is refused up front. Checked like a grid now."""
+    path = write(tmp_path, BASE + f"[search]\ntrials = 3\n[search.space]\n{space}\n")
+    value = message.split("= ")[1].rstrip(": ")
+    grid = write(tmp_path, BASE + f"[grid]\n{space.split(' = ')[0]} = [{value}]\n", "grid.toml")
+    with pytest.raises(ConfigError):
+        load_experiment(grid, str(tmp_path / "grid"))  # what a grid says
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_experiment(path, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_set_cannot_fight_the_search(tmp_path):
@@ -266,3 +292,226 @@ def test_a_grid_sampler_tries_every_combination_once(tmp_path, mnist):
     combos = sorted((r["config"]["lr"], r["config"]["dropout"]) for r in records)
     assert combos == [(1e-3, 0.0), (1e-3, 0.5), (2e-3, 0.0), (2e-3, 0.5)]
     assert {r["status"] for r in records} == {"finished"}
+
+
+# ---------------------------------------------------------------- two processes, one folder
+TWO_PROCESSES = (
+    BASE.replace("epochs = 2", "epochs = 1")
+    + """
+[search]
+trials = 4
+sampler = "random"
+pruner = "none"
+seed = 5
+
+[search.space]
+lr = { low = 1e-4, high = 3e-3, log = true }
+"""
+)
+
+
+def test_two_search_processes_on_one_folder_end_exactly_the_trials_asked_for(tmp_path, mnist):
+    """Two `mnistlab sweep` processes (with --mlflow, both creating the store the first time)
+    search one folder at once: the study ends exactly `trials` trials, each run trained once,
+    every one in the manifest (--status, the report) and in MLflow."""
+    optuna = pytest.importorskip("optuna")
+    from optuna.trial import TrialState
+
+    path = write(tmp_path, TWO_PROCESSES)
+    out = tmp_path / "out"
+    flags = ["--mlflow"] if importlib.util.find_spec("mlflow") else []
+    command = [sys.executable, "-m", "mnistlab", "sweep", str(path), "--out", str(out)]
+    procs = [
+        subprocess.Popen(
+            [*command, "--no-report", *flags],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    trained = [
+        line
+        for stdout, _ in outputs
+        for line in stdout.splitlines()
+        if line.startswith("  -> ") and "not counted" not in line
+    ]
+    assert len(trained) == 4, outputs  # each trial trained by one process, once
+    [summary] = optuna.get_all_study_summaries(search.storage_url(out))
+    study = optuna.load_study(study_name=summary.study_name, storage=search.storage_url(out))
+    ended = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(ended) == 4
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    run_ids = sorted(t.user_attrs["run_id"] for t in ended)
+    assert len(set(run_ids)) == 4  # no sample drawn twice
+    assert sorted(r["run_id"] for r in ledger.read_runs(out)) == run_ids
+    code, stdout, _ = cli("sweep", path, "--out", out, "--status")
+    assert code == 0 and "4/4 trials ended" in stdout and stdout.count("lenet-") == 4
+    if flags:
+        from mlflow.tracking import MlflowClient
+
+        from mnistlab.tracking import default_tracking_uri
+
+        client = MlflowClient(tracking_uri=default_tracking_uri(out))
+        experiment = client.get_experiment_by_name("tiny_search")
+        logged = client.search_runs([experiment.experiment_id])
+        assert sorted(r.data.tags["mnistlab.run_id"] for r in logged) == run_ids
+
+
+# ---------------------------------------------------------------- the study file
+def _foreign_sqlite(path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('mine')")
+
+
+def _damaged_study(path: Path) -> None:
+    _foreign_sqlite(path)
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b"my notes, not a database\n" * 40), "not an SQLite file"),
+        (_foreign_sqlite, "an SQLite database that is not a search's study"),
+        (_damaged_study, "a damaged SQLite file"),
+        (lambda p: p.mkdir(), "not a regular file"),
+    ],
+)
+def test_a_search_db_that_is_not_a_study_is_one_line_and_left_alone(tmp_path, make, message):
+    """A damaged search.db gave a traceback; a foreign SQLite file got Optuna's tables."""
+    pytest.importorskip("optuna")
+    path = write(tmp_path, BASE + SEARCH)
+    out = tmp_path / "out"
+    out.mkdir()
+    study = out / search.STUDY_FILE
+    make(study)
+    before = study.read_bytes() if study.is_file() else None
+    code, _, err = cli("sweep", path, "--out", out, "--no-report")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{study}: {message}" in err
+    assert (study.read_bytes() if study.is_file() else None) == before
+    assert not (out / "runs").exists()  # nothing trained
+
+
+def test_an_empty_search_db_becomes_the_study(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / search.STUDY_FILE).touch()
+    search.check_study_file(out)  # SQLite makes an empty file a new database
+
+
+def test_a_trial_of_a_killed_process_is_run_again_by_the_next_one(tmp_path, mnist):
+    """A search process killed (-9) mid-trial leaves its trial RUNNING: the next process sees
+    that trial's owner is dead (its pid gone), runs the same settings again, and the study
+    ends exactly `trials` trials."""
+    optuna = pytest.importorskip("optuna")
+    from optuna.trial import TrialState
+
+    path = write(tmp_path, TWO_PROCESSES.replace("trials = 4", "trials = 2"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "mnistlab", "sweep", str(path), "--out", str(out)]
+    victim = subprocess.Popen(
+        [*command, "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        for line in victim.stdout:
+            if line.startswith("[trial 1/2]"):
+                break
+        victim.kill()
+    finally:
+        victim.kill()
+        victim.wait()
+    study = optuna.load_study(
+        study_name=optuna.get_all_study_summaries(search.storage_url(out))[0].study_name,
+        storage=search.storage_url(out),
+    )
+    [cut_short] = study.get_trials(states=(TrialState.RUNNING,))
+    code, stdout, err = cli("sweep", path, "--out", out, "--no-report")
+    assert code == 0, err
+    assert "1 trial(s) cut short earlier will be run again" in stdout
+    ended = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(ended) == 2
+    assert cut_short.user_attrs["run_id"] in {t.user_attrs["run_id"] for t in ended}
+    assert [t.number for t in study.get_trials(states=(TrialState.FAIL,))] == [cut_short.number]
+
+
+def test_a_running_trial_belongs_to_its_owner_while_that_process_lives(tmp_path):
+    """Judged like a claim: host, pid and the process's start time; a live peer's trial is
+    left to it (it was failed and queued again, so two processes trained it)."""
+    optuna = pytest.importorskip("optuna")
+    study = optuna.create_study()
+    trial = study.ask()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        owner = {
+            "host": ledger.process_identity()["host"],
+            "pid": sleeper.pid,
+            "pid_start": ledger.process_start(sleeper.pid),
+        }
+        trial.set_user_attr("owner", owner)
+        assert search._owner_alive(study.trials[0])
+        assert search.recover(optuna, study, log=lambda *a: None) == 0
+        trial.set_user_attr("owner", owner | {"pid_start": "another:1"})  # the pid reused
+        assert not search._owner_alive(study.trials[0])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    trial.set_user_attr("owner", owner)
+    assert not search._owner_alive(study.trials[0])
+    assert search.recover(optuna, study, log=lambda *a: None) == 1
+
+
+def test_a_trial_whose_run_a_peer_trains_waits_for_it_instead_of_drawing_again(tmp_path):
+    """The settings drawn are a run another process holds (a peer drew them too): the trial
+    waits for that run, taking it over when its holder dies, instead of failing the trial
+    and drawing again (the same settings, in a busy loop)."""
+    optuna = pytest.importorskip("optuna")
+    from optuna.trial import TrialState
+
+    text = BASE.replace("epochs = 2", "epochs = 1") + (
+        '[search]\ntrials = 1\nsampler = "random"\n[search.space]\nlr = { choices = [1e-3] }\n'
+    )
+    path = write(tmp_path, text)
+    out = tmp_path / "out"
+    loaded = search.load_search(path, str(out), check=False)
+    [point] = loaded.plan.points
+    run_id = ledger.run_id_for(loaded.plan.config_for(point, {"lr": 1e-3}))
+    folder = out / "runs" / run_id
+    folder.mkdir(parents=True)
+    peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc = None
+    try:
+        claim = ledger.process_identity() | {"pid": peer.pid, "started": 0, "token": "peer"}
+        claim["pid_start"] = ledger.process_start(peer.pid)
+        ledger.write_json(folder / ledger.CLAIM, claim)
+        command = [sys.executable, "-m", "mnistlab", "sweep", str(path), "--out", str(out)]
+        proc = subprocess.Popen(
+            [*command, "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "waiting for it" in line:
+                break
+        else:
+            pytest.fail("the trial did not wait for the peer's run:\n" + "".join(seen))
+        peer.kill()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        peer.kill()
+        peer.wait()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    study = optuna.load_study(study_name=point.study, storage=search.storage_url(out))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]  # no failed redraws
+    assert ledger.read_json(folder / ledger.RESULT)["status"] == "finished"

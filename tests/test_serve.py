@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageDraw
 from use_helpers import png_with_header
 
 from mnistlab import cli
@@ -572,3 +572,95 @@ def test_the_page_quotes_the_reporting_half_for_the_default_model(browser):
             assert held in page.locator("#model").inner_text()
         finally:
             page.close()
+
+
+# ------------------------------------------------------------------ whole numbers (issue 22)
+def _stroke(page, box, points) -> None:
+    """One pen stroke through `points` given as fractions of the pad."""
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=15)
+    page.mouse.up()
+
+
+@pytest.mark.browser
+def test_writing_a_number_in_the_browser(browser, live_server, tmp_path):
+    from playwright.sync_api import expect
+
+    problems = []
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    try:
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server)
+        expect(page.locator("#model")).to_contain_text("lenet")
+        page.check("#number-mode")
+        box = page.locator("#pad").bounding_box()
+        assert box["width"] > 2.5 * box["height"]  # the pad is wide for a number
+        # 1, 1, 7: two upright strokes, then a bar and a slanting stem.
+        _stroke(page, box, [(0.15, 0.15), (0.15, 0.85)])
+        _stroke(page, box, [(0.38, 0.15), (0.38, 0.85)])
+        _stroke(page, box, [(0.55, 0.18), (0.78, 0.18), (0.62, 0.85)])
+        expect(page.locator("#prediction")).to_have_text("117")
+        assert page.locator("#confidence").inner_text() == "3 of 3 digits read"
+        page.screenshot(path=str(tmp_path / "number.png"))
+        # Three boxes are drawn over the drawing: the overlay holds green pixels at each
+        # box's left edge row, and none far from the ink.
+        green = page.evaluate(
+            """() => { const c = document.getElementById('boxes').getContext('2d');
+                const d = c.getImageData(0, 0, 840, 280).data; let n = 0;
+                for (let i = 0; i < d.length; i += 4) if (d[i + 1] > 150 && d[i] < 100) n++;
+                return n; }"""
+        )
+        assert green > 300
+        page.click("#clear")
+        assert page.locator("#prediction").inner_text() == "–"
+    finally:
+        page.close()
+    assert problems == []
+
+
+def test_number_api(client, mnist):
+    digits = mnist.test_images[:3].numpy()  # 7, 2, 1
+    row = np.concatenate([np.pad(d, ((4, 4), (6, 6))) for d in digits], 1)
+    png = _png(Image.fromarray(255 - row).resize((row.shape[1] * 4, row.shape[0] * 4)))
+    body = client.post("/api/number", content=png, headers={"Content-Type": "image/png"}).json()
+    assert body["number"] == "721" and body["complete"] is True
+    assert [d["box"][0] for d in body["digits"]] == sorted(d["box"][0] for d in body["digits"])
+    assert all(0 <= d["box"][0] < d["box"][2] <= row.shape[1] * 4 for d in body["digits"])
+    _fails(client.post("/api/number", json={"pixels": []}), 415, "unsupported Content-Type")
+    blank = _png(Image.new("L", (200, 80), 255))
+    _fails(
+        client.post("/api/number", content=blank, headers={"Content-Type": "image/png"}),
+        422,
+        "no digit",
+    )
+
+
+@pytest.mark.browser
+def test_a_face_is_not_a_digit_in_the_browser(browser, live_server, tmp_path):
+    from playwright.sync_api import expect
+
+    face = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(face)
+    pen.ellipse((20, 20, 180, 180), outline=0, width=8)
+    pen.ellipse((60, 70, 80, 90), fill=0)
+    pen.ellipse((120, 70, 140, 90), fill=0)
+    pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=8)
+    path = tmp_path / "face.png"
+    face.save(path)
+    problems = []
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    try:
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server)
+        expect(page.locator("#model")).to_contain_text("lenet")
+        page.set_input_files("#file", str(path))
+        expect(page.locator("#confidence")).to_have_text("not a digit")
+        assert page.locator("#prediction").inner_text() == "?"
+        assert "not a digit: " in page.locator("#warning").inner_text()
+    finally:
+        page.close()
+    assert problems == []

@@ -399,6 +399,14 @@ def test_workers_must_be_positive(damaged, executed):
     assert code == 2 and stderr == "mnistlab: error: --workers must be >= 1, got 0\n"
 
 
+@pytest.mark.parametrize("status", [[], ["--status"]])
+def test_ray_options_without_the_ray_backend_are_refused(damaged, executed, status):
+    """--storage was silently ignored without --backend ray (with --status)."""
+    code, _, stderr = sweep_cli(damaged.toml, "--out", damaged.out, "--storage", "x", *status)
+    assert code == 2
+    assert stderr == "mnistlab: error: --storage: Ray options need --backend ray\n"
+
+
 # ------------------------------------------------------------------ shipped sweep files
 def shipped_sweeps() -> list[Path]:
     bundled = sorted(bundled_config("seed").parent.glob("*.toml"))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -118,6 +120,25 @@ def test_mlflow_import_backfills_once_and_skips_what_is_there(tracked, tmp_path)
 
 
 @pytest.mark.skipif(not HAS_MLFLOW, reason="needs the mlflow extra")
+def test_the_same_sweep_in_another_folder_logs_its_own_runs(tracked, tmp_path):
+    """Run ids are config hashes: the same sweep rerun into a new folder has the same ids.
+    Its runs are new runs, and a shared store logs them (once), beside the first folder's."""
+    import shutil
+
+    store = tmp_path / "store"
+    again = tmp_path / "again"
+    shutil.copytree(tracked.out, again, ignore=shutil.ignore_patterns("mlruns"))
+    for folder, logged in ((tracked.out, 2), (again, 2), (again, 0), (tracked.out, 0)):
+        code, out, err = cli("mlflow-import", folder, "--tracking-uri", store)
+        assert code == 0, err
+        assert f"logged {logged} run(s), {2 - logged} were there already" in out
+    client = _client(f"sqlite:///{(store / 'mlflow.db').resolve()}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny_tracked").experiment_id])
+    folders = sorted(run.data.tags["mnistlab.sweep_dir"] for run in runs)
+    assert folders == sorted([str(tracked.out.resolve())] * 2 + [str(again.resolve())] * 2)
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="needs the mlflow extra")
 def test_a_run_whose_logging_was_cut_short_is_logged_again(tracked, tmp_path):
     from mnistlab.tracking import MlflowLogger
 
@@ -145,6 +166,76 @@ def test_bad_mlflow_targets_are_one_line(tracked, tmp_path):
     assert resolve_tracking_uri("./seed", tmp_path).endswith("/seed/mlflow.db")
     assert resolve_tracking_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
     assert resolve_tracking_uri(None, tmp_path).endswith("/mlruns/mlflow.db")
+
+
+def _foreign_sqlite(path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('mine')")
+
+
+def _damaged_sqlite(path: Path) -> None:
+    _foreign_sqlite(path)
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="needs the mlflow extra")
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b"not a database at all" * 50), "not an SQLite file"),
+        (_foreign_sqlite, "an SQLite database that is not an MLflow store"),
+        (_damaged_sqlite, "a damaged SQLite file"),
+        (lambda p: p.mkdir(), "not a regular file"),
+    ],
+)
+def test_a_store_that_is_not_mlflows_is_one_line_and_left_alone(tracked, tmp_path, make, message):
+    store = tmp_path / "store.db"
+    make(store)
+    before = store.read_bytes() if store.is_file() else None
+    code, _, err = cli("mlflow-import", tracked.out, "--tracking-uri", f"sqlite:///{store}")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert message in err and err.startswith(f"mnistlab: error: --tracking-uri sqlite:///{store}")
+    assert (store.read_bytes() if store.is_file() else None) == before  # nothing written
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="needs the mlflow extra")
+def test_a_read_only_store_is_refused_at_once(tracked, tmp_path, monkeypatch):
+    """MLflow retried a read-only SQLite file for 104 s with 36 lines of warnings. (Tests run
+    as root here, whom chmod does not stop: the file system's answer is stood in for.)"""
+    store = tmp_path / "ro" / "mlflow.db"
+    code, _, err = cli("mlflow-import", tracked.out, "--tracking-uri", store.parent)
+    assert code == 0, err
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: real_access(p, mode) and not (mode & os.W_OK))
+    code, _, err = cli("mlflow-import", tracked.out, "--tracking-uri", store.parent)
+    assert code == 2 and "the store is read-only" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="needs the mlflow extra")
+def test_an_in_memory_store_is_refused(tracked):
+    for uri in ("sqlite:///:memory:", "sqlite://"):
+        code, _, err = cli("mlflow-import", tracked.out, "--tracking-uri", uri)
+        assert code == 2 and "an in-memory store loses every run" in err
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="needs the mlflow extra")
+def test_an_unreachable_server_fails_in_seconds_before_any_training(tracked, tmp_path):
+    """Port 9 refuses at once: MLflow's own retries took 269 s to say so."""
+    dead = "http://127.0.0.1:9"
+    started = time.monotonic()
+    code, _, err = cli("mlflow-import", tracked.out, "--tracking-uri", dead)
+    assert code == 2 and err.startswith(f"mnistlab: error: --tracking-uri {dead}: cannot reach")
+    toml = tmp_path / "tiny.toml"
+    toml.write_text(TINY)
+    code, _, err = cli("sweep", toml, "--out", tmp_path / "sweep", "--mlflow", dead)
+    assert code == 2 and err.startswith(f"mnistlab: error: --mlflow {dead}: cannot reach")
+    assert not (tmp_path / "sweep").exists()  # checked before anything was written
+    assert time.monotonic() - started < 60
 
 
 def test_without_mlflow_the_flag_says_which_extra(tracked, monkeypatch):

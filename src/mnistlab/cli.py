@@ -320,17 +320,23 @@ def add_sweep_parser(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from .experiment import load_experiment, run_experiment, status_lines  # start-up cost
+    from .experiment import (  # start-up cost
+        check_backend,
+        load_experiment,
+        run_experiment,
+        status_lines,
+    )
 
     _check_sweep_name(args.config)
     settings = _sweep_settings(args)
+    options = (flag[2:].replace("-", "_") for flag, _, _ in RAY_FLAGS)
+    ray = {key: getattr(args, key) for key in options if hasattr(args, key)}
+    check_backend(args.backend, args.workers, ray)
     if args.status:
         print(
             "\n".join(status_lines(load_experiment(args.config, args.out, settings, check=False)))
         )
         return 0
-    options = (flag[2:].replace("-", "_") for flag, _, _ in RAY_FLAGS)
-    ray = {key: getattr(args, key) for key in options if hasattr(args, key)}
     result = run_experiment(
         args.config,
         out_dir=args.out,
@@ -504,7 +510,8 @@ def add_predict_parser(sub) -> None:
         "an image, corrupt, blank, too large: each gets a line on stderr, the others are still "
         "classified); 2 for bad input found before anything runs: a missing or unreadable file, "
         "a bad checkpoint, the arguments the wrong way round, or an output that would "
-        "overwrite something.",
+        "overwrite something. With --number, also 1 when a number holds a piece that could "
+        "not be read as one digit (shown as ?).",
     )
     p.add_argument(
         "images",
@@ -513,6 +520,13 @@ def add_predict_parser(sub) -> None:
         help="a checkpoint.pt (optional: the default model without it), then image files",
     )
     p.add_argument("--json", action="store_true", help="print one JSON list, errors included")
+    p.add_argument(
+        "--number",
+        action="store_true",
+        help="read each picture as a written number (several digits on one line): the digits "
+        "left to right, each with its box and confidence; ? for a piece that is not one "
+        "readable digit (touching digits that could not be separated, or not a digit)",
+    )
     p.add_argument(
         "--save-preprocessed",
         metavar="DIR",
@@ -557,13 +571,31 @@ def _default_model_line(predictor) -> str:
 def cmd_predict(args) -> int:
     """Exit 0 when every file was classified, 1 when any could not be (each gets a line)."""
     # start-up cost
-    from .predict import Predictor, format_result, predict_files, results_to_json, split_arguments
+    from .predict import (
+        Predictor,
+        format_number,
+        format_result,
+        predict_files,
+        read_number_files,
+        results_to_json,
+        split_arguments,
+    )
 
     checkpoint, images = split_arguments(args.images)
+    if args.number and args.save_preprocessed is not None:
+        raise UserError("--save-preprocessed works on single digits; leave it out with --number")
     predictor = None
     if checkpoint is None:
         predictor = Predictor(None, args.device)
         print(f"using the {_default_model_line(predictor)}", file=sys.stderr)
+    if args.number:
+        results = read_number_files(checkpoint, images, device=args.device, predictor=predictor)
+        for r in results:
+            if r["error"]:
+                print(f"mnistlab: error: {r['error']}", file=sys.stderr)
+        good = [r for r in results if not r["error"]]
+        print(results_to_json(results) if args.json else "\n".join(map(format_number, good)))
+        return 1 if any(r["error"] or not r["complete"] for r in results) else 0
     results = predict_files(
         checkpoint,
         images,

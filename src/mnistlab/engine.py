@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .augment import augment_batch
 from .calibrate import calibration_of
@@ -301,8 +302,7 @@ def check_runnable(
         model = create_model(config.model, **model_kwargs_for(config, dataset.num_classes))
     shape = (1, *dataset.image_shape)
     if check_device:
-        device = resolve_device(config.device)
-        speed_settings(model, device, config.precision, config.channels_last, shape)
+        check_precision(config.precision, resolve_device(config.device))
     return split_info | {"params": count_parameters(model), "macs": count_macs(model, shape)}
 
 
@@ -325,11 +325,11 @@ def normalization_of(dataset: Dataset) -> tuple[float, float]:
 
 
 def _progress_printer(epoch: int, epochs: int, enabled: bool):
-    """A live line on a terminal; nothing otherwise (the per-epoch log line says it all)."""
-    if not enabled or not sys.stderr.isatty():
+    """A live bar on a terminal or in a Jupyter notebook (tqdm.auto draws a widget there, or
+    text without ipywidgets); nothing otherwise (the per-epoch log line says it all)."""
+    in_notebook = "ipykernel" in sys.modules  # only a Jupyter kernel imports it
+    if not enabled or not (sys.stderr.isatty() or in_notebook):
         return None
-    from tqdm import tqdm
-
     bar = tqdm(total=None, desc=f"epoch {epoch}/{epochs}", unit="img", leave=False, file=sys.stderr)
     state = {"last": 0, "tick": 0}
 
@@ -436,8 +436,11 @@ def model_kwargs_for(config: TrainConfig, num_classes: int) -> dict[str, Any]:
     }
 
 
-def setup(config: TrainConfig, dataset: Dataset) -> Session:
-    """Device, precision, data, model and optimiser, each resolved once."""
+def setup(
+    config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None = None, log=print
+) -> Session:
+    """Device, precision, data, model and optimiser, each resolved once. `speed`: the
+    (precision, channels_last) a resumed run started with, kept rather than timed again."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
@@ -450,8 +453,14 @@ def setup(config: TrainConfig, dataset: Dataset) -> Session:
     torch.manual_seed(config.seed)  # weight init and dropout
     model_kwargs = model_kwargs_for(config, dataset.num_classes)
     model = create_model(config.model, **model_kwargs).to(device)
-    precision, channels_last = speed_settings(
-        model, device, config.precision, config.channels_last, (1, *dataset.image_shape)
+    precision, channels_last = speed or speed_settings(
+        model,
+        device,
+        config.precision,
+        config.channels_last,
+        (1, *dataset.image_shape),
+        config.batch_size,
+        log,
     )
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -521,11 +530,12 @@ class TrainState:
             "generator": s.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "state": {k: getattr(self, k) for k in self.__dataclass_fields__},
+            # The probe that chose these may time them differently in the resuming process.
+            "speed": [s.fmt.precision, s.fmt.channels_last],
         }
 
     @classmethod
-    def resume(cls, folder: RunFolder | None, s: Session, log) -> TrainState:
-        saved = folder.load_resume(s.device) if folder is not None else None
+    def resume(cls, saved: dict | None, s: Session, log) -> TrainState:
         if saved is None:
             return cls()
         s.model.load_state_dict(saved["model"])
@@ -710,10 +720,15 @@ def train(
         folder = RunFolder(config.out_dir, log=log)
     if dataset is None:
         dataset = load_dataset_cached(config.dataset, config.data_dir)
-    s = setup(config, dataset)
+    saved = None
+    if folder is not None:
+        folder.check_same_run(config)
+        saved = folder.load_resume(resolve_device(config.device))
+    speed = tuple(saved["speed"]) if saved and "speed" in saved else None
+    s = setup(config, dataset, speed, log)
     if folder is not None:  # only now: a bad architecture option must leave no empty run
         folder.start(config)
-    state = TrainState.resume(folder, s, log)
+    state = TrainState.resume(saved, s, log)
     callbacks = list(callbacks)
     for callback in callbacks:
         callback.on_train_start(config, folder, state.history)

@@ -26,9 +26,16 @@ from .config import load_toml
 from .errors import UserError
 from .report import build_report
 from .report.stats import accuracy_interval
-from .search import Search, load_search, run_search, search_summary
-from .sweep import Sweep, load_sweep, pending_runs, prepare, resolve_sweep_path
-from .tracking import TENSORBOARD_VIEW, MlflowLogger, MlflowSync, link_tensorboard
+from .search import Search, check_study_file, load_search, run_search, search_summary
+from .sweep import Sweep, load_sweep, pending_runs, prepare, resolve_sweep_path, wait_for_claims
+from .tracking import (
+    TENSORBOARD_VIEW,
+    MlflowLogger,
+    MlflowSync,
+    check_store,
+    link_tensorboard,
+    resolve_tracking_uri,
+)
 
 BACKENDS = ("local", "ray")
 
@@ -62,6 +69,18 @@ def load_experiment(
     return loader(path, out_dir, settings, check=check, check_device=check_device)
 
 
+def check_backend(backend: str, workers: int = 1, ray: dict[str, Any] | None = None) -> None:
+    """The backend and its options, checked before anything else (--status too: an option
+    that would be ignored is refused, never silently dropped)."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if ray and backend != "ray":
+        options = ", ".join(f"--{key.replace('_', '-')}" for key in sorted(ray))
+        raise UserError(f"{options}: Ray options need --backend ray")
+
+
 def run_experiment(
     source: str | None = None,
     *,
@@ -80,15 +99,13 @@ def run_experiment(
     report it. A grid runs on `backend` ("local" with `workers` processes, or "ray" with the
     `ray` options of `backends.ray.ray_cluster`); a search runs its trials one after the
     other here. `mlflow`: None for no MLflow, "" for SWEEP_DIR/mlruns, or a tracking URI."""
-    if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    if ray and backend != "ray":
-        raise UserError(f"{', '.join(sorted(ray))}: Ray options need backend 'ray'")
+    check_backend(backend, workers, ray)
     settings = (settings or {}) | ({"tensorboard": True} if tensorboard else {})
     # On a cluster the GPUs are on the workers, not necessarily here: Ray checks placement.
     experiment = load_experiment(source, out_dir, settings, check_device=backend != "ray")
+    if mlflow is not None:  # in seconds, before anything is written or trained
+        where = (experiment.sweep if isinstance(experiment, Search) else experiment).out_dir
+        check_store(resolve_tracking_uri(mlflow, where), "--mlflow")
     if isinstance(experiment, Search):
         if backend != "local" or workers != 1:
             raise UserError(
@@ -105,21 +122,48 @@ def run_experiment(
                 f"already done, writing to {sweep.out_dir}"
             )
             with tracking(sweep, [r.config for r in sweep.runs], mlflow, log):
-                outcomes = run_backend(todo)
+                outcomes = _take_over(sweep, run_backend(todo), run_backend, log)
     result = ExperimentResult(sweep.out_dir, outcomes, summary_lines(experiment))
     if report:
         result.report = build_report(sweep.out_dir)
-    elsewhere = result.count("claimed")
-    if elsewhere:
-        result.messages.append(
-            f"{elsewhere} run(s) are being trained by another process; rerun "
-            "`mnistlab report` when they finish"
-        )
     if result.count("failed"):
         result.messages.append(
             f"{result.count('failed')} run(s) failed; rerun the same command to retry them"
         )
     return result
+
+
+def _take_over(sweep: Sweep, outcomes: list[dict], run_backend, log) -> list[dict]:
+    """The runs other processes held when this one reached them: wait while their holders
+    live, and take over those whose holder died. So a sweep ends with every run ended (or
+    failed), never with a run left pending by a dead peer; a run a peer ended is "skipped"
+    here (or "failed", as the peer recorded it)."""
+    runs = {run.run_id: run for run in sweep.runs}
+    held = [runs[o["run_id"]] for o in outcomes if o["status"] == "claimed"]
+    outcomes = [o for o in outcomes if o["status"] != "claimed"]
+    if held:
+        log(f"waiting for {len(held)} run(s) that other processes are training")
+    while held:
+        free = wait_for_claims(sweep, held)
+        held = [run for run in held if run not in free]
+        todo = []
+        for run in free:
+            folder = sweep.folder(run, log=log)
+            result = folder.read_result() or {}
+            released = folder.claimed_by() is None  # else its holder died holding it
+            if result.get("status") in ledger.DONE_STATUSES:
+                outcomes.append({"run_id": run.run_id, "status": "skipped"})
+            elif result.get("status") == "failed" and released:  # the holder's attempt failed
+                error = result.get("error")
+                outcomes.append({"run_id": run.run_id, "status": "failed", "error": error})
+            else:  # ours now (a failed result there may be older than the dead holder)
+                todo.append(run)
+        for outcome in run_backend(todo) if todo else []:
+            if outcome["status"] == "claimed":  # a third process was quicker
+                held.append(runs[outcome["run_id"]])
+            else:
+                outcomes.append(outcome)
+    return outcomes
 
 
 def _search(search: Search, mlflow: str | None, log, progress: bool) -> list[dict]:
@@ -131,6 +175,7 @@ def _search(search: Search, mlflow: str | None, log, progress: bool) -> list[dic
         + f"; writing to {search.sweep.out_dir}"
     )
     bases = [point.config for point in search.plan.points]
+    check_study_file(search.sweep.out_dir)  # before MLflow makes its store in the folder
     with tracking(search.sweep, bases, mlflow, log):
         return run_search(search, log=log, progress=progress)
 

@@ -12,7 +12,8 @@ a run folder; the engine reports to a `RunFolder` and never builds paths.
         checkpoint.pt            weights of the epoch chosen by validation accuracy
         resume.pt                last finished epoch's full state (deleted when the run ends)
         error.txt                the error of a failed attempt
-        claim.json               who trains the run now (host, pid, start); gone when it ends
+        claim.json               who trains the run now (host, pid, the process's start time,
+                                 when it claimed); gone when it ends
 
 A run's status comes from its files alone, so a sweep killed at any moment can be rerun:
 `result.json` present -> its "status" ("finished", "diverged", "stopped", "pruned" or
@@ -318,6 +319,10 @@ class RunFolder:
             self._claim.release()
             self._claim = None
 
+    def claim_alive(self) -> bool:
+        """True while a live process holds the run's claim (this one included)."""
+        return _Claim(self.path / CLAIM).alive()
+
     def claimed_by(self) -> str | None:
         """Who holds the run now ("host pid N since HH:MM"), or None."""
         return _Claim(self.path / CLAIM).holder()
@@ -440,21 +445,21 @@ class _Claim:
         if not info or "pid" not in info:
             return True
         if info.get("host") == socket.gethostname():
-            return not _pid_alive(info["pid"])
+            return not process_alive(info)
         try:
             age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
             return True
         return age > CLAIM_STALE_SECONDS
 
+    def alive(self) -> bool:
+        """True while the claim exists and its holder is alive (see `_is_stale`)."""
+        info = self._read()
+        return info is not None and not self._is_stale(info)
+
     def acquire(self, log) -> bool:
         payload = json.dumps(
-            {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "started": time.time(),
-                "token": self.token,
-            }
+            process_identity() | {"started": time.time(), "token": self.token}
         ).encode()
         for _ in range(3):
             try:
@@ -508,16 +513,54 @@ class _Claim:
             self.path.unlink(missing_ok=True)
 
 
-def _pid_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3 onwards of /proc/<pid>/stat (Linux), or None where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ')'.
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started, as "<boot id>:<clock ticks since boot>" (Linux: field 22
+    of /proc/<pid>/stat), or None where that cannot be read (another OS, no such process).
+    A pid is reused once its process dies (PID 1 in every restarted container): the pid
+    alone does not say that the process holding a claim is still the one that made it."""
+    fields = _proc_stat(pid)
+    if fields is None or len(fields) < 20:
+        return None
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    return f"{boot}:{fields[19]}"
+
+
+def process_identity() -> dict[str, Any]:
+    """This process as a claim or a search trial records it: host, pid and start time."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "pid_start": process_start(pid)}
+
+
+def process_alive(info: dict) -> bool:
+    """Whether the process a `process_identity` (of this host) describes still runs: its pid
+    is alive and, where both start times are known, it started when the recorded one did."""
+    pid = info.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, owned by someone else
-        return True
-    return True
+        pass
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # dead, not yet reaped by its parent
+        return False
+    recorded, now = info.get("pid_start"), process_start(pid)
+    return recorded is None or now is None or recorded == now
 
 
 def run_status(run_dir: str | os.PathLike) -> str:

@@ -4,12 +4,15 @@
     predict(model, images) -> one dict per image (paths, numpy arrays, PIL images, bytes)
     predict_images("runs/x/checkpoint.pt", ["a.png", "b.jpg"]) -> one dict per file, in order
     predict_files(...)  what `mnistlab predict` does: check the inputs, classify, save
+    Predictor().read_number(picture) -> a written number: its digits, boxes, confidences
+    read_number_files(...)  what `mnistlab predict --number` does
 
 Each picture goes through `mnistlab.preprocess` (MNIST's own size normalisation and
 centring, and stroke width), then the checkpoint's normalisation, then the model; the logits
 are divided by the checkpoint's temperature (`mnistlab.calibrate`), so the probabilities are
 calibrated ones. A result carries a `warning` when the picture is probably not one digit
-(its shape, or probabilities spread over many classes). A file that cannot be used as a
+(its shape, or probabilities spread over many classes), and `not_a_digit` when it is no
+digit at all (`mnistlab.ood`: a letter, a blank page, a photo). A file that cannot be used as a
 picture gives a result with `error` set; the other files are still classified.
 
 `predict_files` is stricter about what is not a picture at all: a missing or unreadable file,
@@ -40,15 +43,19 @@ from .errors import UserError
 from .fileio import OutputError, describe_os_error
 from .inference import to_input
 from .models import count_parameters
+from .ood import MIN_TOP, not_writing, picture_stats, refusal
 from .preprocess import (
     MAX_PIXELS,
     ImageError,
-    preprocess_image,
+    crop_to_ink,
+    digit_from_ink,
+    ink_image,
     save_png,
     shape_warning,
     written_by_mnistlab,
 )
 from .pretrained import default_checkpoint
+from .segment import Piece, find_digits, read_piece
 
 TOP_K = 3
 BATCH_SIZE = 256  # images per forward pass; a few MB of activations for the larger models
@@ -148,10 +155,23 @@ class Predictor:
     def preprocess(
         self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
     ) -> np.ndarray:
-        return preprocess_image(source, name, size=self.image_size, max_pixels=max_pixels)
+        return self.read(source, name, max_pixels)[0]
+
+    def read(
+        self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """A picture -> (its digit in MNIST form, `ood.picture_stats` of its ink)."""
+        label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
+        ink = ink_image(source, label, max_pixels=max_pixels)
+        digit = digit_from_ink(crop_to_ink(ink), label, self.image_size)
+        return digit, picture_stats(ink)
 
     def result(
-        self, digit: np.ndarray, probs: np.ndarray, name: str | None = None
+        self,
+        digit: np.ndarray,
+        probs: np.ndarray,
+        name: str | None = None,
+        stats: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         top = np.argsort(-probs, kind="stable")[:TOP_K]
         label = int(top[0])
@@ -162,6 +182,9 @@ class Predictor:
             "probabilities": [float(p) for p in probs],
             "top3": [{"label": int(i), "probability": float(probs[i])} for i in top],
             "warning": digit_warning(digit, probs),
+            # Why this is not a digit at all (ood.py), or None: then `label` is only the
+            # closest digit, never the answer.
+            "not_a_digit": refusal(probs, digit, stats),
             "calibrated": self.calibrated,
             "preprocessed": digit,  # (H, W) uint8
             "error": None,
@@ -171,8 +194,86 @@ class Predictor:
         self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
     ) -> dict[str, Any]:
         """One picture -> its result; raises `ImageError` if it cannot be used."""
-        digit = self.preprocess(source, name, max_pixels)
-        return self.result(digit, self.probabilities(digit[None])[0], name)
+        digit, stats = self.read(source, name, max_pixels)
+        return self.result(digit, self.probabilities(digit[None])[0], name, stats)
+
+    def read_number(
+        self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
+    ) -> dict[str, Any]:
+        """One picture of a written number -> `number` (the digits left to right, "?" for a
+        piece that is not one readable digit), `complete` (no "?"), and `digits`: per piece
+        its `box` [left, top, right, bottom) in the picture's pixels, `label`,
+        `class_name`, `probability` and `top3` (None when not classified), `problem` (why
+        it is not a digit, or None) and `preprocessed`. Raises `ImageError` if unusable."""
+        label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
+        ink = ink_image(source, label, max_pixels=max_pixels)
+        pieces = find_digits(ink)
+        if not pieces:
+            raise ImageError(f"{label}: no digits found (no ink above the paper)", "blank")
+        why = not_writing(picture_stats(ink))
+        if why is not None:  # a photo or a texture: not read at all
+            boxes = np.array([p.box for p in pieces])
+            box = (*boxes[:, :2].min(0).tolist(), *boxes[:, 2:].max(0).tolist())
+            pieces = [Piece(box, np.zeros((0, 0), np.float32), why)]
+        pieces = [
+            digit
+            for piece in pieces
+            for digit in read_piece(piece, lambda parts: self._confidence(parts, label))
+        ]
+        digits: list[np.ndarray | None] = []
+        for piece in pieces:
+            digit = None
+            if piece.problem is None:
+                try:
+                    digit = digit_from_ink(piece.ink, label, self.image_size)
+                except ImageError as exc:  # its ink vanished when scaled: a speck
+                    piece.problem = f"not a digit ({exc})"
+            digits.append(digit)
+        found = [d for d in digits if d is not None]
+        probs = iter(self.probabilities(np.stack(found)) if found else [])
+        entries = []
+        for piece, digit in zip(pieces, digits, strict=True):
+            entry: dict[str, Any] = {"box": list(piece.box), "problem": piece.problem}
+            if digit is None:
+                entry |= {"label": None, "class_name": None, "probability": None, "top3": None}
+            else:
+                p = next(probs)
+                result = self.result(digit, p)
+                # Only the model's doubt refuses a piece: the picture tests of ood.py are
+                # for whole pictures, and its shape tests refused clean digits in numbers.
+                if float(p.max()) < MIN_TOP:
+                    entry["problem"] = f"unsure which digit (top probability {float(p.max()):.0%})"
+                entry |= {
+                    "label": result["label"],
+                    "class_name": result["class_name"],
+                    "probability": float(p[result["label"]]),
+                    "top3": result["top3"],
+                }
+            entry["preprocessed"] = digit
+            entries.append(entry)
+        text = "".join(e["class_name"] if e["problem"] is None else "?" for e in entries)
+        return {
+            "file": name,
+            "number": text,
+            "complete": "?" not in text,
+            "digits": entries,
+            "calibrated": self.calibrated,
+            "error": None,
+        }
+
+    def _confidence(self, pieces: list, label: str) -> np.ndarray:
+        """The model's top probability for each piece read as one digit (0: no ink left)."""
+        digits, where = [], []
+        for i, piece in enumerate(pieces):
+            try:
+                digits.append(digit_from_ink(piece.ink, label, self.image_size))
+                where.append(i)
+            except ImageError:
+                pass
+        out = np.zeros(len(pieces))
+        if digits:
+            out[where] = self.probabilities(np.stack(digits)).max(1)
+        return out
 
     def predict_many(
         self, sources: Iterable[Any], names: Sequence[str] | None = None
@@ -181,16 +282,16 @@ class Predictor:
         sources = list(sources)
         names = list(names) if names is not None else [str(s) for s in sources]
         results: list[dict[str, Any] | None] = [None] * len(sources)
-        good: list[tuple[int, np.ndarray]] = []
+        good: list[tuple[int, np.ndarray, dict[str, float]]] = []
         for i, (source, name) in enumerate(zip(sources, names, strict=True)):
             try:
-                good.append((i, self.preprocess(source, name)))
+                good.append((i, *self.read(source, name)))
             except ImageError as exc:
                 results[i] = {"file": name, "label": None, "error": str(exc), "reason": exc.reason}
         if good:
-            probs = self.probabilities(np.stack([digit for _, digit in good]))
-            for (i, digit), p in zip(good, probs, strict=True):
-                results[i] = self.result(digit, p, names[i])
+            probs = self.probabilities(np.stack([digit for _, digit, _ in good]))
+            for (i, digit, stats), p in zip(good, probs, strict=True):
+                results[i] = self.result(digit, p, names[i], stats)
         return results  # type: ignore[return-value]
 
 
@@ -228,7 +329,8 @@ def predict(model: Any, images: Any, device: str = "cpu") -> dict[str, Any] | li
     path, or None for the default model. `images` is one picture (a path, a PIL image, the
     bytes of a file, or a 2-D array of grey levels 0-255) or a list of them (a 3-D array is a
     stack of 2-D ones). One picture gives one dict, a list gives a list: `label`,
-    `class_name`, `probabilities` (calibrated), `top3`, `warning`, `preprocessed` and `error`.
+    `class_name`, `probabilities` (calibrated), `top3`, `warning`, `not_a_digit` (None, or
+    why it is not a digit at all: `mnistlab.ood`), `preprocessed` and `error`.
     A picture that cannot be used raises `ImageError` alone, and sets `error` in a list."""
     predictor = _predictor_for(model, device)
     single = not isinstance(images, list | tuple) and not (
@@ -262,12 +364,55 @@ def predict_images(
     return Predictor(checkpoint, device).predict_many(paths, paths)
 
 
+def read_number_files(
+    checkpoint: str | os.PathLike | None,
+    images: Sequence[str | os.PathLike],
+    *,
+    device: str = "cpu",
+    predictor: Predictor | None = None,
+) -> list[dict[str, Any]]:
+    """`mnistlab predict --number`: each image read as a written number (`read_number`), in
+    order; a file that cannot be used gets `error` and the others go on. Missing files and
+    arguments the wrong way round raise `UserError` first."""
+    checkpoint = str(checkpoint) if checkpoint is not None else None
+    images = [str(p) for p in images]
+    check_inputs(checkpoint, images)
+    predictor = predictor or Predictor(checkpoint, device)
+    results = []
+    for image in images:
+        try:
+            results.append(predictor.read_number(image, image))
+        except ImageError as exc:
+            results.append({"file": image, "number": None, "error": str(exc), "reason": exc.reason})
+    return results
+
+
+def format_number(result: dict[str, Any]) -> str:
+    """`postcode.png: 75?13` and one indented line per digit: its box (left, top, right,
+    bottom in pixels) and confidence, or why it was not read."""
+    if result["error"]:
+        return result["error"]
+    lines = [f"{result['file']}: {result['number']}"]
+    for digit in result["digits"]:
+        box = ",".join(str(v) for v in digit["box"])
+        if digit["problem"]:
+            lines.append(f"  ? at [{box}]: {digit['problem']}")
+        else:
+            lines.append(f"  {digit['class_name']} at [{box}]: {digit['probability']:.1%}")
+    return "\n".join(lines)
+
+
 def format_result(result: dict[str, Any]) -> str:
     """One line per file: `digit.png: 7  (7 98.1%, 1 1.2%, 2 0.3%)`, and the warning after
     it when the picture is probably not one digit."""
     if result["error"]:
         return result["error"]
     top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in result["top3"])
+    if result.get("not_a_digit"):
+        why = result["not_a_digit"]
+        if "more than one digit" in why:
+            why += " (mnistlab predict --number reads numbers)"
+        return f"{result['file']}: not a digit: {why}  (closest: {top})"
     line = f"{result['file']}: {result['class_name']}  ({top})"
     if result.get("warning"):
         line += f"  warning: {result['warning']}"
@@ -317,7 +462,13 @@ def results_to_json(results: Sequence[dict[str, Any]]) -> str:
             return int(value)
         return value
 
-    rows = [{k: clean(v) for k, v in r.items() if k != "preprocessed"} for r in results]
+    def row(result: dict[str, Any]) -> dict[str, Any]:
+        out = {k: clean(v) for k, v in result.items() if k not in ("preprocessed", "digits")}
+        if result.get("digits") is not None:
+            out["digits"] = [row(d) for d in result["digits"]]
+        return out
+
+    rows = [row(r) for r in results]
     return json.dumps(rows, indent=1, allow_nan=False)
 
 

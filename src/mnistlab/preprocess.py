@@ -338,11 +338,8 @@ def _grey_from_array(array: np.ndarray, label: str) -> np.ndarray:
     return np.rint(arr).astype(np.uint8)
 
 
-def _digit_from_grey(
-    grey: np.ndarray, label: str, size: int, box: int, strokes: bool = True
-) -> np.ndarray:
-    from PIL import Image
-
+def _levels(grey: np.ndarray, label: str) -> tuple[np.ndarray, int, int]:
+    """(grey with ink bright, the paper's level, ink minus paper); `ImageError` when blank."""
     # White ink on black, like MNIST. The border is paper almost always, the digit rarely
     # touches it, so its median says which way round the picture is.
     paper = int(np.median(_border(grey)))
@@ -357,11 +354,66 @@ def _digit_from_grey(
             f"{max(contrast, 0)} grey levels of 255, {MIN_CONTRAST} needed)",
             "blank",
         )
+    return grey, paper, contrast
+
+
+def ink_image(
+    source: Any,
+    name: str | None = None,
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """A picture (what `preprocess_image` takes) -> float32 (H, W) ink in [0, 1], paper 0:
+    greyscale, orientation and levels, nothing cropped or scaled (pictures larger than
+    WORK_PIXELS are shrunk first). `mnistlab.predict` reads pictures this way: one digit is
+    `digit_from_ink(crop_to_ink(ink))` (as `preprocess_image` gives it), `ood.picture_stats`
+    judges the whole picture, and `segment.find_digits` cuts a number's digits from it."""
+    label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
+    if isinstance(source, np.ndarray | np.generic):
+        return _ink_from_grey(_grey_from_array(np.asarray(source), label), label)
+    image = open_image(
+        source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
+    )
+    try:
+        return _ink_from_grey(_to_grey(image, 255, label), label)
+    except ImageError as exc:
+        if exc.reason != "blank" or not _has_alpha(image):
+            raise
+        # Light strokes on a transparent background vanish on white paper: try black paper.
+        return _ink_from_grey(_to_grey(image, 0, label), label)
+
+
+def _ink_from_grey(grey: np.ndarray, label: str) -> np.ndarray:
+    grey, paper, contrast = _levels(grey, label)
+    ink = (grey.astype(np.float32) - paper) / contrast
+    return np.clip(ink, 0.0, 1.0, out=ink)
+
+
+def _digit_from_grey(
+    grey: np.ndarray, label: str, size: int, box: int, strokes: bool = True
+) -> np.ndarray:
+    grey, paper, contrast = _levels(grey, label)
     # Crop to the ink, judged on uint8 so a 40-megapixel photo never becomes floats whole.
     is_ink = grey > paper + INK_THRESHOLD * contrast  # (H, W) bool
     rows, cols = np.flatnonzero(is_ink.any(1)), np.flatnonzero(is_ink.any(0))
     crop = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
     crop = np.clip((crop - paper) / contrast, 0.0, 1.0)  # paper -> 0, ink -> 1
+    return digit_from_ink(crop, label, size, box, strokes)
+
+
+def digit_from_ink(
+    crop: np.ndarray,
+    label: str = "image",
+    size: int = OUTPUT_SIZE,
+    box: int | None = None,
+    strokes: bool = True,
+) -> np.ndarray:
+    """Ink in [0, 1] cropped to one digit -> MNIST form, uint8 (size, size): the steps of
+    `preprocess_image` after the crop."""
+    from PIL import Image
+
+    box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
     if strokes:
         crop = normalize_strokes(crop)
 
@@ -459,7 +511,7 @@ def component_boxes(
 ) -> list[tuple[int, int, int, int, int]]:
     """(pixels, top, bottom, left, right) of each 8-connected piece holding at least
     `min_fraction` of the mask's pixels, largest first."""
-    labels = _labels(mask)
+    labels = label_components(mask)
     total = int(mask.sum())
     out = []
     for value in np.unique(labels[mask]):
@@ -473,7 +525,26 @@ def component_sizes(mask: np.ndarray, min_fraction: float = 0.0) -> list[int]:
     return [box[0] for box in component_boxes(mask, min_fraction)]
 
 
-def _labels(mask: np.ndarray) -> np.ndarray:
+def pooled_mask(mask: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W) bool -> (ceil(H / factor), ceil(W / factor)): a pixel is set when any of its
+    factor x factor block is (so thin strokes stay joined when shrunk)."""
+    if factor <= 1:
+        return mask
+    h, w = mask.shape
+    padded = np.pad(mask, ((0, -h % factor), (0, -w % factor)))
+    return padded.reshape(padded.shape[0] // factor, factor, -1, factor).any(axis=(1, 3))
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """Ink in [0, 1] cropped to the box of its pixels above INK_THRESHOLD."""
+    is_ink = ink > INK_THRESHOLD
+    rows, cols = np.flatnonzero(is_ink.any(1)), np.flatnonzero(is_ink.any(0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def label_components(mask: np.ndarray) -> np.ndarray:
+    """(H, W) int64: each 8-connected piece of `mask` gets one value (its first pixel's flat
+    index); pixels outside the mask get H * W."""
     h, w = mask.shape
     none = h * w  # larger than any pixel index
     flat_index = np.arange(h * w).reshape(h, w)

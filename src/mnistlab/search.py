@@ -36,17 +36,27 @@ folder), and its samplers and pruners run in this process with a SQLite file as 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sqlite3
+import time
+import urllib.parse
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from . import ledger
 from .config import FIELD_TYPES, IDENTITY_FIELDS, ConfigError, TrainConfig, load_toml, suggest
-from .engine import Callback, Stop
+from .data import load_dataset_cached
+from .engine import Callback, Stop, check_runnable
 from .errors import UserError
 from .sweep import (
+    CLAIM_POLL_SECONDS,
     Sweep,
     SweepRun,
     execute_run,
@@ -54,6 +64,7 @@ from .sweep import (
     load_sweep,
     prepare,
     resolve_sweep_path,
+    wait_for_claims,
 )
 from .tracking import link_tensorboard
 
@@ -70,6 +81,9 @@ SEARCH_KEYS = (
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "asha", "none")
 STUDY_FILE = "search.db"
+SEARCH_LOCK = ".search.lock"  # processes searching one folder ask for trials in turn
+# The tables every Optuna RDB storage has: a non-empty SQLite file without them is not a study.
+OPTUNA_TABLES = {"studies", "trials", "version_info"}
 MAX_TRIALS = 10_000
 # Consecutive trials that fail with an error before the search gives up (a config that
 # cannot train fails every time; a flaky machine does not).
@@ -177,6 +191,8 @@ def load_search(
     # The combinations are the searches' bases, not runs: the runs are the trials.
     points = [(run.written, run.config, run.label) for run in sweep.runs]
     plan = plan_search(spec, points, sweep.overrides, sweep.settings, str(path), set(sweep.axes))
+    if check:
+        check_corners(plan, check_device)
     sweep.runs = []
     return Search(sweep, plan)
 
@@ -335,6 +351,26 @@ def plan_search(
     return plan
 
 
+def check_corners(plan: SearchPlan, check_device: bool = True) -> None:
+    """Each range's ends and each choice, with every grid combination, checked against its
+    data and device as a grid's runs are (`sweep.check_runs`): a value that cannot run
+    (an eval_subset too small to split, fp16 on a CPU, a missing data_dir) fails now, not
+    when it is sampled after other trials trained."""
+    for point in plan.points:
+        for dim in plan.spec.space.values():
+            for value in dim.corners():
+                config = plan.config_for(point, {dim.name: value})
+                try:
+                    dataset = load_dataset_cached(config.dataset, config.data_dir)
+                    check_runnable(config, dataset, check_device)
+                except UserError as exc:
+                    several = len(plan.points) > 1 and point.label
+                    where = f" ({point.label})" if several else ""
+                    raise ConfigError(
+                        f"{plan.source}: [search] space.{dim.name} = {value!r}{where}: {exc}"
+                    ) from None
+
+
 # ---------------------------------------------------------------- running a search
 def _import_optuna():
     try:
@@ -345,6 +381,37 @@ def _import_optuna():
         ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we say what happens, in our words
     return optuna
+
+
+def check_study_file(sweep_dir: str | os.PathLike) -> None:
+    """SWEEP_DIR/search.db, if there is one, must be a search's study (or empty): a file of
+    someone else's is never written into, and a damaged one is one line, not a traceback."""
+    path = Path(sweep_dir) / STUDY_FILE
+    if not path.exists() and not path.is_symlink():
+        return
+    move = "move it aside or choose another --out"
+    if not path.is_file():
+        raise UserError(f"{path}: not a regular file, so not a search's study; {move}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the search's study: {exc.strerror}") from None
+    if not head:
+        return  # SQLite makes an empty file a new database
+    if head != b"SQLite format 3\x00":
+        raise UserError(f"{path}: not an SQLite file, so not a search's study; {move}")
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=60)) as db:
+            check = db.execute("PRAGMA quick_check").fetchone()
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as exc:
+        raise UserError(f"{path}: a damaged SQLite file ({exc}); {move}") from None
+    if check != ("ok",):
+        raise UserError(f"{path}: a damaged SQLite file ({check[0]}); {move}")
+    if tables and OPTUNA_TABLES - tables:
+        raise UserError(f"{path}: an SQLite database that is not a search's study; {move}")
 
 
 def storage_url(sweep_dir: str | os.PathLike) -> str:
@@ -411,11 +478,16 @@ def open_study(optuna, search: Search, point: SearchPoint):
 
 
 def recover(optuna, study, log) -> int:
-    """Trials left RUNNING by a killed search: mark them failed and queue their settings
-    again, so the next trial retrains (and the ledger resumes) the same run."""
+    """Trials left RUNNING by a search process that died: mark them failed and queue their
+    settings again, so the next trial retrains (and the ledger resumes) the same run. A trial
+    another live process is running is left to it."""
     from optuna.trial import TrialState
 
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not _owner_alive(trial)
+    ]
     for trial in stale:
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
         study.enqueue_trial(trial.params, user_attrs={"resumes_trial": trial.number})
@@ -424,10 +496,44 @@ def recover(optuna, study, log) -> int:
     return len(stale)
 
 
+# The run_search calls running in this process (by a token each): a trial this process asked
+# for is running only while the call that asked for it does.
+_SEARCHING: set[str] = set()
+
+
+def _owner_alive(trial) -> bool:
+    """Whether the process that asked for a RUNNING trial still runs it: judged by host, pid
+    and start time on this machine (as the ledger judges claims); from another machine, by
+    its run's claim heartbeat (or the trial's youth, before its run is claimed). A trial of
+    this very process runs only while the `run_search` call that asked for it does."""
+    owner = trial.user_attrs.get("owner")
+    if not isinstance(owner, dict):
+        return False  # asked before trials recorded their owner
+    me = ledger.process_identity()
+    if owner.get("host") == me["host"]:
+        if owner.get("pid") == me["pid"] and owner.get("pid_start") == me["pid_start"]:
+            return owner.get("search") in _SEARCHING  # another thread's search, or none
+        return ledger.process_alive(owner)
+    folder = owner.get("run_dir")
+    if isinstance(folder, str) and ledger.RunFolder(folder).claim_alive():
+        return True
+    started = trial.datetime_start
+    return (
+        started is not None
+        and (datetime.now() - started).total_seconds() < ledger.CLAIM_STALE_SECONDS
+    )
+
+
 def ended(study) -> int:
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def running(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def trial_runs(search: Search, study, point: SearchPoint) -> list[SweepRun]:
@@ -442,69 +548,115 @@ def trial_runs(search: Search, study, point: SearchPoint) -> list[SweepRun]:
     return list(runs.values())
 
 
-def run_search(search: Search, *, log=print, progress: bool = False) -> list[dict]:
-    """Run the search until every grid combination has `trials` ended trials (finished,
-    pruned or diverged); returns one outcome per trial trained now (see `execute_run`).
-    Trials run one after the other in this process."""
-    optuna = _import_optuna()
-    from optuna.trial import TrialState
-
-    sweep, spec = search.sweep, search.plan.spec
-    ledger.make_dirs(sweep.out_dir)
-    studies = [(point, open_study(optuna, search, point)) for point in search.plan.points]
+def record_trials(search: Search, studies: list, log) -> dict[str, SweepRun]:
+    """Write the sweep's manifest (what --status, the report and MLflow read) from every
+    study's trials: called under the search lock, it holds the trials of every process on
+    the folder, not only this one's. Returns run id -> run."""
+    sweep = search.sweep
     known: dict[str, SweepRun] = {}
     for point, study in studies:
-        recover(optuna, study, log)
         for run in trial_runs(search, study, point):
             known.setdefault(run.run_id, run)
-
-    def record(run: SweepRun) -> None:
-        """Put the run in the sweep's manifest (what --status and the report read)."""
-        if run.run_id not in known:
-            known[run.run_id] = run
-        sweep.runs = list(known.values())
-        label_runs(sweep.runs)
-        prepare(sweep)
-        if any(r.config.tensorboard for r in sweep.runs):
-            link_tensorboard(sweep.out_dir, {r.run_id: r.label for r in sweep.runs}, log=log)
-
     sweep.runs = list(known.values())
     label_runs(sweep.runs)
     prepare(sweep)
+    if any(r.config.tensorboard for r in sweep.runs):
+        link_tensorboard(sweep.out_dir, {r.run_id: r.label for r in sweep.runs}, log=log)
+    return known
+
+
+def run_search(search: Search, *, log=print, progress: bool = False) -> list[dict]:
+    """Run the search until every grid combination has `trials` ended trials (finished,
+    pruned or diverged); returns one outcome per trial trained now (see `execute_run`).
+    Trials run one after the other in this process. Several processes may search one
+    folder: they take turns (a file lock) to ask for trials, count the trials the others are
+    running, and wait for those rather than start more than `trials`."""
+    optuna = _import_optuna()
+    ledger.make_dirs(search.sweep.out_dir)
+    check_study_file(search.sweep.out_dir)
+    lock = FileLock(search.sweep.out_dir / SEARCH_LOCK)
+    token = uuid.uuid4().hex
+    _SEARCHING.add(token)
+    try:
+        return _search_trials(optuna, search, lock, token, log, progress)
+    finally:
+        _SEARCHING.discard(token)
+
+
+def _search_trials(optuna, search: Search, lock, token: str, log, progress: bool) -> list[dict]:
+    from optuna.trial import TrialState
+
+    sweep, spec = search.sweep, search.plan.spec
+    with lock:
+        try:
+            studies = [(point, open_study(optuna, search, point)) for point in search.plan.points]
+        except Exception as exc:  # a store Optuna cannot use: one line, before any training
+            raise UserError(
+                f"{sweep.out_dir / STUDY_FILE}: cannot open the search's study: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        for _, study in studies:
+            recover(optuna, study, log)
+        record_trials(search, studies, log)
     outcomes: list[dict] = []
     for point, study in studies:
         where = f" ({point.label})" if len(studies) > 1 and point.label else ""
-        failures = 0
-        while ended(study) < spec.trials:
-            trial = study.ask()
-            params = {dim.name: dim.suggest(trial) for dim in spec.space.values()}
-            config = search.plan.config_for(point, params)
-            run = known.get(ledger.run_id_for(config)) or SweepRun(
-                ledger.run_id_for(config), config
-            )
-            trial.set_user_attr("run_id", run.run_id)
-            record(run)
-            log(f"[trial {ended(study) + 1}/{spec.trials}{where}] {trial_label(config, params)}")
+        failures, waited = 0, False
+        while True:
+            trial = None
+            with lock:
+                recover(optuna, study, log)
+                done, others = ended(study), running(study)
+                if done >= spec.trials:
+                    break
+                if done + others < spec.trials:
+                    # Seeded by the trials so far, each time: a peer that opened the study
+                    # when this process did must not draw the same settings.
+                    trials_so_far = len(study.get_trials(deepcopy=False))
+                    study.sampler = make_sampler(optuna, spec, trials_so_far)
+                    trial = study.ask()
+                    params = {dim.name: dim.suggest(trial) for dim in spec.space.values()}
+                    config = search.plan.config_for(point, params)
+                    run_id = ledger.run_id_for(config)
+                    trial.set_user_attr("run_id", run_id)
+                    run = record_trials(search, studies, log)[run_id]
+                    owner = ledger.process_identity() | {"search": token}
+                    trial.set_user_attr("owner", owner | {"run_dir": str(sweep.folder(run).path)})
+            if trial is None:  # the trials left are running in other processes
+                if not waited:
+                    log(f"search: waiting for {others} trial(s) other processes are running")
+                waited = True
+                time.sleep(CLAIM_POLL_SECONDS)
+                continue
+            waited = False
+            log(f"[trial {done + others + 1}/{spec.trials}{where}] {trial_label(config, params)}")
             folder = sweep.folder(run, log=log)
-            outcome = execute_run(
-                run.config,
-                folder,
-                checkpoints=sweep.checkpoints,
-                log=log,
-                progress=progress,
-                callbacks=[PrunerCallback(trial, run.config.epochs)],
-            )
+            while True:
+                outcome = execute_run(
+                    run.config,
+                    folder,
+                    checkpoints=sweep.checkpoints,
+                    log=log,
+                    progress=progress,
+                    callbacks=[PrunerCallback(trial, run.config.epochs)],
+                )
+                if outcome["status"] != "claimed":
+                    break
+                # A peer drew the same settings and trains them: its result is this trial's
+                # (or, if it dies, the run is ours). Asking again now would draw them again.
+                log(f"  (trained by {outcome.get('holder')}; waiting for it)")
+                wait_for_claims(sweep, [run])
             outcomes.append(outcome)
             result = folder.read_result() or {}
             status = result.get("status")
             if status == "pruned":
-                study.tell(trial, state=TrialState.PRUNED)
+                study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
             elif status in ("finished", "diverged"):
                 # A diverged run is a real outcome (too high a learning rate): the sampler
                 # should learn from it, so it ends with its best accuracy (or 0).
-                study.tell(trial, result.get("val_acc") or 0.0)
-            else:  # failed, or trained by another process meanwhile: not counted
-                study.tell(trial, state=TrialState.FAIL)
+                study.tell(trial, result.get("val_acc") or 0.0, skip_if_finished=True)
+            else:  # failed: not counted
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             failures = failures + 1 if outcome["status"] == "failed" else 0
             if outcome.get("permanent") or failures >= MAX_FAILURES_IN_A_ROW:
                 raise UserError(
@@ -546,9 +698,8 @@ def _describe(status: str | None, result: dict, outcome: dict) -> str:
     if status in ("finished", "diverged", "pruned"):
         acc = result.get("val_acc")
         text = f"{status} after {result.get('epochs_run')} epoch(s)"
-        return text + (f", best val acc {acc:.4f}" if acc is not None else "")
-    if outcome["status"] == "claimed":
-        return f"trained by another process ({outcome.get('holder')}); not counted"
+        text += f", best val acc {acc:.4f}" if acc is not None else ""
+        return text + (" (trained before, not again)" if outcome["status"] == "skipped" else "")
     return f"failed: {outcome.get('error')}; not counted"
 
 

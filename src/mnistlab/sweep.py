@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import math
 import re
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -248,6 +249,21 @@ def prepare(sweep: Sweep) -> list[SweepRun]:
 def pending_runs(sweep: Sweep) -> list[SweepRun]:
     """The runs that still need work (none ended yet), read without creating anything."""
     return [run for run in sweep.runs if not sweep.folder(run).is_done()]
+
+
+# How often a process waiting on runs that others hold looks at their claims again.
+CLAIM_POLL_SECONDS = 2.0
+
+
+def wait_for_claims(sweep: Sweep, runs: list[SweepRun]) -> list[SweepRun]:
+    """Wait until some of `runs` (runs other processes held) are held no more; return those.
+    A run is held while its claimer lives (`RunFolder.claim_alive`): a run whose claimer died
+    comes back at the next look, for this process to take over."""
+    while True:
+        free = [run for run in runs if not sweep.folder(run).claim_alive()]
+        if free or not runs:
+            return free
+        time.sleep(CLAIM_POLL_SECONDS)
 
 
 def execute_run(

@@ -17,8 +17,11 @@ import json
 import logging
 import math
 import os
+import socket
+import sqlite3
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +154,9 @@ MLFLOW_FOLDER = "mlruns"  # SWEEP_DIR/mlruns/{mlflow.db, artifacts/}: the defaul
 RUN_ID_TAG = (
     "mnistlab.run_id"  # the ledger run an MLflow run records: what makes logging idempotent
 )
+# The sweep folder an MLflow run's ledger run lives in: run ids are config hashes, so the same
+# sweep rerun into another folder has the same ids, and its runs are other runs to log.
+SWEEP_DIR_TAG = "mnistlab.sweep_dir"
 # The run folder's files that travel as artifacts: small and self-describing. Not the
 # checkpoint (megabytes to a gigabyte; `mnistlab export` is for that) nor resume.pt.
 ARTIFACT_FILES = ("config.json", "history.json", "result.json", "predictions.json", "error.txt")
@@ -205,9 +211,78 @@ def resolve_tracking_uri(value: str | None, sweep_dir: str | os.PathLike) -> str
     return store_uri(value)
 
 
+# Seconds a tracking server gets to accept a connection before a sweep gives up on it.
+STORE_CONNECT_SECONDS = 5.0
+SQLITE_HEADER = b"SQLite format 3\x00"
+# Tables every MLflow SQL store has: a non-empty SQLite file without them is someone else's.
+MLFLOW_TABLES = {"experiments", "runs", "alembic_version"}
+
+
+def check_store(uri: str, flag: str = "--mlflow") -> None:
+    """Check a tracking store in seconds, before any training: an SQLite store must be a
+    writable SQLite file of MLflow's (or none yet, in a folder it can be made in); a server
+    must accept a connection. `flag` names the option the URI came from in the error."""
+    scheme, _, rest = uri.partition("://")
+    if scheme.startswith("sqlite"):
+        path = urllib.parse.urlsplit(uri).path.removeprefix("/")
+        if path in ("", ":memory:") or "mode=memory" in uri:
+            raise UserError(
+                f"{flag} {uri}: an in-memory store loses every run when the process ends; "
+                "give a file (sqlite:///path/mlflow.db) or a folder"
+            )
+        _check_sqlite_store(Path(path), uri, flag)
+    elif scheme in ("http", "https"):
+        parts = urllib.parse.urlsplit(uri)
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+            with socket.create_connection((parts.hostname or "", port), STORE_CONNECT_SECONDS):
+                pass
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise UserError(f"{flag} {uri}: cannot reach the tracking server: {reason}") from None
+
+
+def _check_sqlite_store(path: Path, uri: str, flag: str) -> None:
+    where = f"{flag} {uri}"
+    if not path.exists():
+        folder = next((p for p in path.parents if p.exists()), Path("."))
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"{where}: cannot create the store: {folder} is not a writable folder")
+        return
+    if not path.is_file():
+        raise UserError(f"{where}: not a regular file, so not an MLflow store")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise UserError(f"{where}: cannot read the store: {exc.strerror}") from None
+    if head and head != SQLITE_HEADER:
+        raise UserError(f"{where}: not an SQLite file, so not an MLflow store")
+    # SQLite writes a journal beside the file: both the file and its folder must be writable.
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UserError(f"{where}: the store is read-only; MLflow needs to write it")
+    if not head:
+        return  # an empty file: SQLite makes it a new database
+    try:
+        readonly = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+        with contextlib.closing(sqlite3.connect(readonly, uri=True, timeout=60)) as db:
+            check = db.execute("PRAGMA quick_check").fetchone()
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as exc:
+        raise UserError(f"{where}: a damaged SQLite file ({exc})") from None
+    if check != ("ok",):
+        raise UserError(f"{where}: a damaged SQLite file ({check[0]})")
+    if tables and MLFLOW_TABLES - tables:
+        raise UserError(f"{where}: an SQLite database that is not an MLflow store")
+
+
 def _import_mlflow():
     # An offline lab tool: no usage reports to MLflow's servers unless the user asks for them.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's own defaults retry a dead server for minutes (7 retries, 120 s each, backoff):
+    # the store was reached a moment ago (check_store), so a few quick retries are enough.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     try:
         import mlflow  # noqa: F401
         from mlflow.tracking import MlflowClient
@@ -233,8 +308,9 @@ def sweep_name(sweep_dir: str | os.PathLike) -> str:
 class MlflowLogger:
     """Logs a sweep's ended runs (finished, diverged, pruned) to MLflow, each once.
 
-    An MLflow run carries the ledger run id in the tag `mnistlab.run_id`, so `sync()` can be
-    called any number of times (after every run, at the end, from `mnistlab mlflow-import`
+    An MLflow run carries the ledger run id in the tag `mnistlab.run_id` and the sweep folder
+    in `mnistlab.sweep_dir` (the same sweep rerun into another folder logs its runs anew), so
+    `sync()` can be called any number of times (after every run, at the end, from `mnistlab mlflow-import`
     on an old sweep) and logs only what is not there yet. A run whose logging was cut short
     (still RUNNING in MLflow) is deleted and logged again. Failed runs are not logged: the
     next sweep retries them.
@@ -246,44 +322,67 @@ class MlflowLogger:
         tracking_uri: str | None = None,
         experiment: str | None = None,
         log=print,
+        flag: str = "--mlflow",
     ):
         self.sweep_dir = Path(sweep_dir)
         self.tracking_uri = resolve_tracking_uri(tracking_uri, sweep_dir)
+        self.flag = flag  # the option the URI came from, for error lines
         self.experiment_name = experiment or sweep_name(sweep_dir)
         self.log = log
         self._client = None
         self._experiment_id: str | None = None
+        self._folder = str(self.sweep_dir.resolve())
+        # Runs logged before they carried their folder: the folder that made the experiment.
+        self._experiment_folder: str | None = None
         self._logged: dict[str, str] | None = None  # ledger run id -> MLflow run id
+
+    def _store_lock(self):
+        """A lock on the SQLite store (beside its file): two processes that open a new store
+        at once would both create its tables (alembic: "duplicate column name"), or both
+        the experiment. A server does its own locking."""
+        if not self.tracking_uri.startswith("sqlite:///"):
+            return contextlib.nullcontext()
+        return FileLock(f"{self.tracking_uri.removeprefix('sqlite:///')}.lock")
 
     @property
     def client(self):
         if self._client is None:
             client_class = _import_mlflow()
+            check_store(self.tracking_uri, self.flag)
             if self.tracking_uri.startswith("sqlite:///"):
                 Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
                     parents=True, exist_ok=True
                 )
-            self._client = client_class(tracking_uri=self.tracking_uri)
+            with self._store_lock():
+                client = client_class(tracking_uri=self.tracking_uri)
+                client.search_experiments(max_results=1)  # makes a new store's tables
+            self._client = client
         return self._client
 
     @property
     def experiment_id(self) -> str:
         if self._experiment_id is None:
-            found = self.client.get_experiment_by_name(self.experiment_name)
-            if found is not None:
-                self._experiment_id = found.experiment_id
-            else:
-                location = None
-                if self.tracking_uri.startswith("sqlite:///"):
-                    # Beside the database, not in ./mlartifacts of whatever folder we run in.
-                    folder = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
-                    location = (folder / "artifacts" / self.experiment_name).resolve().as_uri()
-                self._experiment_id = self.client.create_experiment(
-                    self.experiment_name,
-                    artifact_location=location,
-                    tags={"mnistlab.sweep_dir": str(self.sweep_dir.resolve())},
-                )
+            client = self.client  # takes the store lock itself: before, not inside, ours
+            with self._store_lock():
+                self._experiment_id = self._get_or_create_experiment(client)
         return self._experiment_id
+
+    def _get_or_create_experiment(self, client) -> str:
+        found = client.get_experiment_by_name(self.experiment_name)
+        if found is not None:
+            self._experiment_folder = found.tags.get(SWEEP_DIR_TAG)
+            return found.experiment_id
+        self._experiment_folder = self._folder
+        location = None
+        if self.tracking_uri.startswith("sqlite:///"):
+            # Beside the database, not in ./mlartifacts of whatever folder we run in.
+            folder = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
+            location = (folder / "artifacts" / self.experiment_name).resolve().as_uri()
+        return client.create_experiment(
+            self.experiment_name,
+            artifact_location=location,
+            tags={SWEEP_DIR_TAG: self._folder},
+        )
 
     def logged(self) -> dict[str, str]:
         """Ledger run id -> MLflow run id of the runs already logged (and complete)."""
@@ -302,7 +401,7 @@ class MlflowLogger:
                 for run in page:
                     ledger_id = run.data.tags.get(RUN_ID_TAG)
                     # RUNNING: being logged now, or cut short (then `_find` redoes it).
-                    if ledger_id is not None and run.info.status != "RUNNING":
+                    if ledger_id is not None and run.info.status != "RUNNING" and self._ours(run):
                         self._logged[ledger_id] = run.info.run_id
                 token = page.token
                 if not token:
@@ -338,6 +437,8 @@ class MlflowLogger:
             filter_string=f"tags.`{RUN_ID_TAG}` = '{ledger_id}'",
             run_view_type=ViewType.ACTIVE_ONLY,
         ):
+            if not self._ours(run):
+                continue
             if run.info.status == "RUNNING" or found is not None:  # cut short, or a double
                 self.client.delete_run(run.info.run_id)
             else:
@@ -345,6 +446,19 @@ class MlflowLogger:
         if found is not None:
             self.logged()[ledger_id] = found
         return found
+
+    def error(self, exc: Exception) -> UserError:
+        """An error of the store as one line, naming the option the URI came from."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return UserError(
+            f"{self.flag} {self.tracking_uri}: cannot log: {type(exc).__name__}: {first}"
+        )
+
+    def _ours(self, run) -> bool:
+        """Whether an MLflow run records a run of this sweep folder (not of the same sweep
+        in another folder)."""
+        self.experiment_id  # noqa: B018  (reads the experiment's folder)
+        return run.data.tags.get(SWEEP_DIR_TAG, self._experiment_folder) == self._folder
 
     def log_run(self, record: dict, label: str = "") -> str:
         """Log one ended ledger record as an MLflow run; returns the MLflow run id."""
@@ -357,6 +471,7 @@ class MlflowLogger:
         start = end - int(1000 * (result.get("total_seconds") or 0))
         tags = {
             RUN_ID_TAG: record["run_id"],
+            SWEEP_DIR_TAG: self._folder,
             "mnistlab.sweep": self.experiment_name,
             "model": config.get("model"),
             "status": result["status"],
@@ -458,9 +573,7 @@ class MlflowSync:
         except UserError:
             raise
         except Exception as exc:
-            raise UserError(
-                f"mlflow: cannot log to {self.logger.tracking_uri}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise self.logger.error(exc) from None
         self._thread.start()
         return self
 
@@ -497,13 +610,20 @@ def import_to_mlflow(
     tracking_uri: str | None = None,
     experiment: str | None = None,
     log=print,
+    flag: str = "--tracking-uri",
 ) -> tuple[MlflowLogger, list[str]]:
-    """Backfill: log every ended run of an existing sweep folder that MLflow lacks."""
+    """Backfill: log every ended run of an existing sweep folder that MLflow lacks. `flag`
+    names the option the URI came from in error lines."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "runs").is_dir():
         raise UserError(f"{sweep_dir}: not a sweep folder (no runs/ in it)")
-    logger = MlflowLogger(sweep_dir, tracking_uri, experiment, log=log)
-    return logger, logger.sync()
+    logger = MlflowLogger(sweep_dir, tracking_uri, experiment, log=log, flag=flag)
+    try:
+        return logger, logger.sync()
+    except UserError:
+        raise
+    except Exception as exc:  # the store's, as one line (not MLflow's traceback)
+        raise logger.error(exc) from None
 
 
 # ---------------------------------------------------------------- TensorBoard

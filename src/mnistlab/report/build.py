@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from ..errors import UserError
@@ -38,7 +39,7 @@ from .conclusions import (
 from .document import Block, Bullets, Heading, Image, Paragraph, TableBlock, render_markdown
 from .html import render_html
 from .i18n import Tr
-from .runs import DROPOUT, LR, Best, Run, to_runs
+from .runs import DROPOUT, LR, Best, Run, concurrency, to_runs
 from .tables import (
     Table,
     _values,
@@ -252,6 +253,9 @@ def assemble(analysis: Analysis, sweep: Path, files: dict[str, bytes], tr: Tr) -
     ]
     if ftr.lang != tr.lang:
         blocks.append(Paragraph(tr("font_note"), note=True))
+    figures = [b for b in blocks if isinstance(b, Image)]
+    for n, image in enumerate(figures, start=1):
+        image.caption = tr("figure_caption", n=n, title=image.alt, look=tr(f"look_{image.look}"))
     return blocks
 
 
@@ -353,7 +357,9 @@ def _search_blocks(analysis, files, tr: Tr, ftr: Tr, taken: set[str]) -> list[Bl
             if png is not None:
                 name = _unique(f"search_{_stem(point.stem)}{suffix}.png", taken)
                 files[name] = png
-                scatters.append(Image(name, tr("fig_search_title", label=point.label), png))
+                scatters.append(
+                    Image(name, tr("fig_search_title", label=point.label), png, "search")
+                )
             png = plots.trial_curves(
                 point.label, point.runs, tr=ftr, usable=usable, best=best, subtitle=subtitle
             )
@@ -361,7 +367,9 @@ def _search_blocks(analysis, files, tr: Tr, ftr: Tr, taken: set[str]) -> list[Bl
                 name = _unique(f"trials_{_stem(point.stem)}{suffix}.png", taken)
                 files[name] = png
                 n = sum(1 for r in point.runs if r.history)
-                curves.append(Image(name, tr("fig_trials_title", label=point.label, n=n), png))
+                curves.append(
+                    Image(name, tr("fig_trials_title", label=point.label, n=n), png, "trials")
+                )
     blocks += scatters
     if curves:
         blocks += [
@@ -417,7 +425,7 @@ def _grid_blocks(analysis, files, tr: Tr, ftr: Tr, taken: set[str]) -> list[Bloc
             )
             name = _unique(f"heatmap_{_stem(model)}{_suffix(group, analysis)}.png", taken)
             files[name] = png
-            blocks.append(Image(name, tr("grid_caption", model=model), png))
+            blocks.append(Image(name, tr("grid_caption", model=model), png, "heatmap"))
     if single:
         blocks.append(Paragraph(tr("grid_single", models=tr.join(sorted(set(single)))), note=True))
     elif not shown:
@@ -433,7 +441,7 @@ def _overlay_blocks(analysis, files, tr: Tr, ftr: Tr, taken: set[str]) -> list[B
             continue
         name = _unique(f"best_runs{_suffix(group, analysis)}.png", taken)
         files[name] = png
-        blocks.append(Image(name, tr("h_overlay"), png))
+        blocks.append(Image(name, tr("h_overlay"), png, "overlay"))
     if not blocks:
         return []
     return [
@@ -452,27 +460,29 @@ def _size_blocks(analysis, files, tr: Tr, ftr: Tr, taken: set[str]) -> list[Bloc
             continue
         subtitle = _subtitle(group, analysis, ftr)
         suffix = _suffix(group, analysis)
+        shared = concurrency(group.runs)
+        timed = subtitle + (ftr("fig_time_shared", n=shared) if shared > 1 else "")
         for stem, png, alt in (
             (
                 "acc_vs_params",
                 plots.accuracy_vs(group.bests, "params", tr=ftr, subtitle=subtitle),
-                ftr("fig_acc_vs_params"),
+                tr("fig_acc_vs_params"),
             ),
             (
                 "acc_vs_time",
-                plots.accuracy_vs(group.bests, "seconds", tr=ftr, subtitle=subtitle),
-                ftr("fig_acc_vs_time"),
+                plots.accuracy_vs(group.bests, "seconds", tr=ftr, subtitle=timed),
+                tr("fig_acc_vs_time"),
             ),
             (
                 "time_vs_params",
-                plots.time_vs_params(group.bests, group.runs, tr=ftr, subtitle=subtitle),
-                ftr("fig_time_title", n=len(group.bests)).split("\n")[0],
+                plots.time_vs_params(group.bests, group.runs, tr=ftr, subtitle=timed),
+                tr("fig_time_title", n=len(group.bests)).split("\n")[0],
             ),
         ):
             if png is not None:
                 name = _unique(f"{stem}{suffix}.png", taken)
                 files[name] = png
-                figures.append(Image(name, alt.split("\n")[0], png))
+                figures.append(Image(name, alt.split("\n")[0], png, stem))
     if figures:
         return blocks + figures
     key = "size_one" if analysis.bests else "size_none"
@@ -504,7 +514,7 @@ def _curve_blocks(analysis, files, tr: Tr, ftr: Tr, taken: set[str]) -> list[Blo
                 excluded=excluded,
                 subtitle=_subtitle(group, analysis, ftr),
             )
-            blocks.append(Image(name, ftr("fig_curves_title", model=model), files[name]))
+            blocks.append(Image(name, tr("fig_curves_title", model=model), files[name], "curves"))
             drawn = True
     if not drawn:
         blocks.append(Paragraph(tr("curves_none"), note=True))
@@ -540,9 +550,10 @@ def _best_model_blocks(group: Group, files: dict[str, bytes], tr: Tr, ftr: Tr) -
     if _is_matrix(matrix):
         total = sum(map(sum, matrix))
         right = sum(matrix[i][i] for i in range(len(matrix)))
-        title = ftr("confusion_title", model=run.model, n=count(total), wrong=count(total - right))
-        files["confusion.png"] = plots.confusion(matrix, title, tr=ftr)
-        blocks.append(Image("confusion.png", title, files["confusion.png"]))
+        names = {"model": run.model, "n": count(total), "wrong": count(total - right)}
+        files["confusion.png"] = plots.confusion(matrix, ftr("confusion_title", **names), tr=ftr)
+        alt = tr("confusion_title", **names)
+        blocks.append(Image("confusion.png", alt, files["confusion.png"], "confusion"))
     else:
         blocks.append(Paragraph(tr("no_confusion"), note=True))
 
@@ -586,7 +597,10 @@ def _gallery(run: Run, files: dict[str, bytes], tr: Tr, ftr: Tr) -> list[Block]:
     labels = dataset.test_labels.numpy()
     if any(not 0 <= i < len(labels) or int(labels[i]) != true for i, true, _ in items):
         return [Paragraph(tr("gallery_mismatch", source=dataset.source), note=True)]
+    pairs = Counter((true, pred) for _, true, pred in items)  # grouped, most frequent first
+    items.sort(key=lambda item: (-pairs[item[1:]], item[1:], item[0]))
     shown = items[:MAX_GALLERY]
-    title = ftr("gallery_title", model=run.model, shown=len(shown), total=len(items))
-    files["misclassified.png"] = plots.misclassified(images, shown, title, tr=ftr)
-    return [Image("misclassified.png", title, files["misclassified.png"])]
+    names = {"model": run.model, "shown": len(shown), "total": len(items)}
+    png = plots.misclassified(images, shown, ftr("gallery_title", **names), tr=ftr)
+    files["misclassified.png"] = png
+    return [Image("misclassified.png", tr("gallery_title", **names), png, "gallery")]

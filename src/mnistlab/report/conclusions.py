@@ -32,20 +32,25 @@ from .i18n import Tr
 from .runs import (
     DROPOUT,
     LR,
+    OVERFIT_RISE,
     UNFINISHED,
     Best,
     Run,
     combo_fields,
+    concurrency,
+    count,
     describe,
     finite,
     fmt_value,
     log_fit,
+    pct,
+    read_curves,
     sort_key,
     tie_break,
     to_runs,
     value_key,
 )
-from .stats import ALPHA, mcnemar, p_text, spearman
+from .stats import ALPHA, friedman, mcnemar, p_text, spearman, two_proportions
 from .trials import (
     MIN_TREND_TRIALS,
     SearchInfo,
@@ -58,7 +63,7 @@ from .trials import (
     value_text,
     within_noise,
 )
-from .user_results import user_entry
+from .user_results import user_entry, user_results
 
 # "As good as the best" when the validation images do not say how many there were: within
 # 0.1 points, roughly the spread between seeds of one MNIST model. With a count, the top's 95%
@@ -110,8 +115,11 @@ def conclusion_sections(analysis: Analysis, tr: Tr) -> list[tuple[str | None, li
                 *tie_sentences(group, tr),
                 *efficiency_sentences(group, tr),
                 *time_sentences(group, tr),
-                *dropout_sentences(group, tr),
-                *lr_sentences(group, tr),
+                *factor_sentences(group, tr),
+                *curve_sentences(group, tr),
+                *gap_sentences(group, tr),
+                *error_sentences(group, tr),
+                *user_sentences(group, tr, analysis.search),
                 *exclusion_sentences(group, analysis.excluded, tr),
             ]
             title = budget_title(group, tr) if analysis.mixed else None
@@ -132,14 +140,6 @@ def conclusion_sections(analysis: Analysis, tr: Tr) -> list[tuple[str | None, li
 
 
 # ---------------------------------------------------------------- wording helpers
-def pct(fraction: float | None) -> str:
-    return "—" if fraction is None else f"{fraction * 100:.2f}"
-
-
-def num(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
-
-
 def _num(value: float, digits: int) -> str:
     """Fixed decimals without a '-0.000' for values that round to zero."""
     text = f"{value:.{digits}f}"
@@ -176,17 +176,17 @@ def budget_label(group: Group, tr: Tr) -> str:
     if b.train_images is None:
         train = tr("budget_train_unknown")
     elif b.train_subset:
-        train = tr("budget_train_subset", n=num(b.train_images), total=num(b.train_total))
+        train = tr("budget_train_subset", n=count(b.train_images), total=count(b.train_total))
     else:
-        train = tr("budget_train", n=num(b.train_images))
+        train = tr("budget_train", n=count(b.train_images))
     epochs = tr("budget_epochs", n=b.epochs) if b.epochs else tr("budget_epochs_unknown")
     if b.val_images is None and b.test_images is None:
         judged = tr("budget_judged_unknown")
     else:
         judged = tr(
             "budget_judged",
-            val=num(b.val_images) if b.val_images else "?",
-            test=num(b.test_images) if b.test_images else "?",
+            val=count(b.val_images) if b.val_images else "?",
+            test=count(b.test_images) if b.test_images else "?",
         )
     text = tr("budget_label", train=train, epochs=epochs, judged=judged)
     if b.dataset != "mnist":
@@ -223,17 +223,20 @@ def best_model_sentences(group: Group, tr: Tr) -> list[str]:
     run = top.run
     if top.n == 1:
         n = run.test_images
-        ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=num(n)) if n else ""
+        ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=count(n)) if n else ""
     else:
         ci = tr("ci_seeds", ci=interval_text(top.test_interval()), n=top.n)
+    interval = top.val_interval()
+    tied = [b.model for b in bests[1:] if interval and b.mean("val_acc") >= interval[0] - 1e-12]
     sentences = [
         tr(
-            "best_model",
+            "best_model_tied" if tied else "best_model",
+            others=tr.join(tied),
             label=label(run, group, tr),
             val=acc_text(top, "val_acc"),
             test=acc_text(top, "test_acc"),
             ci=ci,
-            params=num(top.params),
+            params=count(top.params),
             seconds=f"{top.seconds or 0:.0f}",
         )
     ]
@@ -270,7 +273,7 @@ def ranking_sentences(group: Group, tr: Tr) -> list[str]:
             status, test = paired(test_top.run, top.run)
             if status == "ok":  # a higher test score is news only if it is more than noise
                 sentences.append(
-                    tr("test_higher_paired", n=num(test.n), verdict=_verdict(test, tr), **names)
+                    tr("test_higher_paired", n=count(test.n), verdict=_verdict(test, tr), **names)
                 )
             else:
                 sentences.append(tr("test_higher", **names))
@@ -290,7 +293,7 @@ def ranking_sentences(group: Group, tr: Tr) -> list[str]:
             text += tr(
                 "ranking_noise",
                 ci=interval_text(interval),
-                n=num(top.run.val_images),
+                n=count(top.run.val_images),
             )
         sentences.append(text + tr("stop"))
     return sentences
@@ -301,7 +304,8 @@ def paired(a: Run, b: Run) -> tuple[str, object]:
     right_a, right_b = a.correct, b.correct
     if right_a is None or right_b is None:
         return "no_predictions", None
-    if len(right_a) != len(right_b) or a.test_labels != b.test_labels:
+    labels = (a.test_labels, b.test_labels)
+    if len(right_a) != len(right_b) or (None not in labels and labels[0] != labels[1]):
         return "different_images", None
     return "ok", mcnemar(right_a, right_b)
 
@@ -312,9 +316,9 @@ def _paired_sentence(key: str, first: Run, second: Run, tr: Tr, **names) -> str:
         return tr(f"{key}_untested", reason=tr(f"untested_{status}"), **names)
     return tr(
         key,
-        n=num(test.n),
-        only_a=num(test.only_a),
-        only_b=num(test.only_b),
+        n=count(test.n),
+        only_a=count(test.only_a),
+        only_b=count(test.only_b),
         verdict=_verdict(test, tr),
         **names,
     )
@@ -344,10 +348,10 @@ def runner_up_sentences(group: Group, tr: Tr) -> list[str]:
 
 
 def baseline_sentences(group: Group, tr: Tr) -> list[str]:
-    """What convolution bought on this budget: the MLP baseline against the best CNN by
-    validation accuracy, by an exact McNemar test on the same test images. "Bought" is said
-    only when the CNN was right on significantly more images; a tie within noise or an MLP
-    that did as well or better is said as such. Nothing is said unless both learned."""
+    """The MLP baseline against the best CNN by validation accuracy, by an exact McNemar test
+    on the same test images. The two differ in far more than convolution (depth, width,
+    normalisation, parameters), so no sentence credits convolution with the difference; a
+    tie within noise is said as a tie. Nothing is said unless both learned."""
     mlp = next((b for b in group.bests if b.model == BASELINE), None)
     cnn = next((b for b in group.bests if b.model != BASELINE), None)
     if mlp is None or cnn is None:
@@ -358,7 +362,7 @@ def baseline_sentences(group: Group, tr: Tr) -> list[str]:
     images = mlp.run.test_images
     mlp_acc, cnn_acc = f"{pct(mlp_test)}%", f"{pct(cnn_test)}%"
     if images:
-        ci = tr("ci_wilson", ci=interval_text(mlp.run.test_interval()), n=num(images))
+        ci = tr("ci_wilson", ci=interval_text(mlp.run.test_interval()), n=count(images))
         mlp_acc = tr("with_ci", acc=mlp_acc, ci=ci)
     if cnn.run.test_images:
         ci = tr("ci_only", ci=interval_text(cnn.run.test_interval()))
@@ -378,7 +382,7 @@ def baseline_sentences(group: Group, tr: Tr) -> list[str]:
     if not test.significant:
         key = "baseline_level"
     else:
-        key = "baseline_bought" if test.only_a > test.only_b else "baseline_mlp_better"
+        key = "baseline_cnn_better" if test.only_a > test.only_b else "baseline_mlp_better"
     verdict = _verdict(test, tr)
     return [
         tr(
@@ -386,9 +390,9 @@ def baseline_sentences(group: Group, tr: Tr) -> list[str]:
             lead=lead,
             diff=difference,
             points=points,
-            n=num(test.n),
-            only_a=num(test.only_a),
-            only_b=num(test.only_b),
+            n=count(test.n),
+            only_a=count(test.only_a),
+            only_b=count(test.only_b),
             verdict=verdict,
             **names,
         )
@@ -420,7 +424,9 @@ def user_choice_sentences(group: Group, tr: Tr) -> list[str]:
             )
             for r in theirs
         ):
-            sentences.append(tr("user_choice_same", model=best.model, combo=chosen))
+            # First of a tie within noise is not a win: say how many it shares the top with.
+            key = "user_choice_tied" if best.ties else "user_choice_same"
+            sentences.append(tr(key, model=best.model, combo=chosen, k=len(best.ties) + 1))
             continue
         run = max(theirs, key=lambda r: (r.metric("val_acc") or 0, r.run_id))
         sentences.append(
@@ -454,7 +460,7 @@ def tie_sentences(group: Group, tr: Tr) -> list[str]:
                 k=len(items),
                 items=tr.join(items, strong=True),
                 ci=interval_text(best.val_interval()),
-                n=num(best.run.val_images),
+                n=count(best.run.val_images),
                 shown=combo(best.run, group, tr),
                 why=tr(f"tie_break_{tie_break(best, best.ties[0])}"),
             )
@@ -477,7 +483,7 @@ def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
             model=top.model,
             val=pct(top_val),
             ci=interval_text(interval),
-            n=num(top.run.val_images),
+            n=count(top.run.val_images),
         )
     else:
         floor = top_val - NEAR_BEST_POINTS / 100
@@ -495,7 +501,7 @@ def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
                 "efficiency_smaller",
                 definition=definition,
                 model=smallest.model,
-                params=num(smallest.params),
+                params=count(smallest.params),
                 times=_times(top.params / smallest.params, tr),
                 top=top.model,
                 val=pct(smallest.mean("val_acc")),
@@ -509,7 +515,7 @@ def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
                 "efficiency_top_smallest",
                 definition=definition,
                 model=top.model,
-                params=num(top.params),
+                params=count(top.params),
             )
         ]
     closest = max(smaller, key=lambda b: b.mean("val_acc"))
@@ -519,7 +525,7 @@ def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
             definition=definition,
             model=top.model,
             other=closest.model,
-            params=num(closest.params),
+            params=count(closest.params),
             times=_times(top.params / closest.params, tr),
             val=pct(closest.mean("val_acc")),
             points=f"{abs(top_val - closest.mean('val_acc')) * 100:.2f}",
@@ -529,63 +535,25 @@ def efficiency_sentences(group: Group, tr: Tr) -> list[str]:
 
 
 def time_sentences(group: Group, tr: Tr) -> list[str]:
+    """Pearson's r of log time on log parameters: said as an association only (time follows
+    the work per image and the device's load, not the parameter count as such), with a
+    direction only where the correlation is significant."""
     fit = log_fit(group.bests)
     if fit is None:
         return []
-    r, slope = fit["r"], fit["slope"]
     numbers = tr(
         "time_numbers",
-        r=f"{r:.2f}",
+        r=f"{fit['r']:.2f}",
         p=p_text(fit["p"]),
         n=fit["n"],
-        slope=f"{slope:.2f}",
-        times=_times(10**slope, tr),
+        slope=f"{fit['slope']:.2f}",
     )
-    # A direction is claimed only where the correlation is significant: with 3-6 models even
-    # r = 0.8 is often chance.
-    if fit["p"] < ALPHA and slope > 0:
-        return [tr("time_grew", numbers=numbers)]
-    if fit["p"] < ALPHA and slope < 0:
-        return [tr("time_fell", numbers=numbers)]
-    return [tr("time_none", numbers=numbers)]
+    key = "time_none" if fit["p"] >= ALPHA else "time_up" if fit["slope"] > 0 else "time_down"
+    shared = concurrency(group.runs)
+    return [tr(key, numbers=numbers) + (tr("time_shared", n=shared) if shared > 1 else "")]
 
 
-# ---------------------------------------------------------------- effects within a model
-def trend(values: list[float]) -> str:
-    """'narrowed' if the values never rise along the list and fall at least once, 'widened'
-    for the mirror image, 'did not change' if all are equal, else 'did not change
-    consistently'."""
-    steps = [b - a for a, b in zip(values, values[1:], strict=False)]
-    if steps and all(s <= 0 for s in steps) and any(s < 0 for s in steps):
-        return "narrowed"
-    if steps and all(s >= 0 for s in steps) and any(s > 0 for s in steps):
-        return "widened"
-    if steps and all(s == 0 for s in steps):
-        return "did not change"
-    return "did not change consistently"
-
-
-TRENDS = {
-    "narrowed": "shrank",
-    "widened": "grew",
-    "did not change": "same",
-    "did not change consistently": "mixed",
-}
-
-
-def final_gap(run: Run) -> tuple[float, float | None] | None:
-    """(val_loss - train_loss, train_acc - val_acc) at the run's last recorded epoch."""
-    if not run.history:
-        return None
-    last = run.history[-1]
-    train_loss, val_loss = finite(last.get("train_loss")), finite(last.get("val_loss"))
-    if train_loss is None or val_loss is None:
-        return None
-    train_acc, val_acc = finite(last.get("train_acc")), finite(last.get("val_acc"))
-    acc_gap = train_acc - val_acc if train_acc is not None and val_acc is not None else None
-    return val_loss - train_loss, acc_gap
-
-
+# ---------------------------------------------------------------- what the curves show
 def _by_value(runs: list[Run], key: str) -> dict[str, tuple[object, list[Run]]]:
     groups: dict[str, tuple[object, list[Run]]] = {}
     for run in runs:
@@ -594,122 +562,226 @@ def _by_value(runs: list[Run], key: str) -> dict[str, tuple[object, list[Run]]]:
     return dict(sorted(groups.items(), key=lambda kv: sort_key(kv[1][0])))
 
 
-def balanced(group: Group, key: str) -> bool:
-    """Was every model of the group run (and learning) at every value of `key`?"""
-    values: dict[str, set[str]] = {}
-    for run in group.usable:
-        values.setdefault(run.model, set()).add(value_key(run.fields.get(key)))
-    sets = list(values.values())
-    return len(sets) >= 2 and all(s == sets[0] for s in sets) and len(sets[0]) >= 2
-
-
-def _sign_part(values: list[object], gaps: list[float], tr: Tr) -> str:
-    above = [fmt_value(v) for v, g in zip(values, gaps, strict=True) if g > 0]
-    below = [fmt_value(v) for v, g in zip(values, gaps, strict=True) if g < 0]
-    if above and not below:
-        return tr("gap_sign_above")
-    if below and not above:
-        return tr("gap_sign_below")
-    if not above and not below:
-        return tr("gap_sign_zero")
-    return tr("gap_sign_changed", above=tr.join(above), below=tr.join(below))
-
-
-def dropout_sentences(group: Group, tr: Tr) -> list[str]:
-    per_model, verdicts = [], []
-    for model in sorted({r.model for r in group.usable}):
-        finished = [r for r in group.usable if r.model == model and final_gap(r)]
-        groups = [
-            (value, [final_gap(r) for r in runs])
-            for value, runs in _by_value(finished, DROPOUT).values()
-            if finite(value) is not None
-        ]
-        if len(groups) < 2:
+def curve_sentences(group: Group, tr: Tr) -> list[str]:
+    """Per model, from every run's curves (read_curves): where validation loss bottomed out,
+    which runs over-fitted after it and by how much, and how often the kept epoch was the
+    last; then every run that collapsed after it had learned, with the epoch kept."""
+    sentences, collapses = [], []
+    for model in group.models:
+        readings = [(r, x) for r in group.usable if r.model == model and (x := read_curves(r))]
+        if not readings:
             continue
-        values = [value for value, _ in groups]
-        loss_gaps = [statistics.fmean(g[0] for g in gaps) for _, gaps in groups]
-        acc_gaps = [
-            statistics.fmean(a) if (a := [g[1] for g in gaps if g[1] is not None]) else None
-            for _, gaps in groups
-        ]
-        sizes = [abs(g) for g in loss_gaps]
-        verdict = TRENDS[trend(sizes)]
-        verdicts.append(verdict)
-        listing = tr.join(
+        over = [(r, x) for r, x in readings if x.overfit]
+        items = tr.join(
             [
-                tr("gap_item", gap=_num(size, 3), value=fmt_value(value))
-                for value, size in zip(values, sizes, strict=True)
-            ]
-        )
-        ratio = ""
-        if verdict in ("shrank", "grew") and min(sizes[0], sizes[-1]) > 0:
-            ratio = tr(
-                "gap_ratio", times=_times(max(sizes[0], sizes[-1]) / min(sizes[0], sizes[-1]), tr)
+                tr("overfit_item", label=combo(r, group, tr) + seeded(r, readings), low=x.low,
+                   k=x.overfit, rise=_num(x.rise, 3))
+                for r, x in over
+            ],
+            strong=True,
+        )  # fmt: skip
+        kept = [x for _, x in readings if x.best is not None]
+        lows = statistics.median_low(x.low for _, x in readings)
+        sentences.append(
+            tr(
+                "curves_overfit" if over else "curves_no_overfit",
+                model=model,
+                n=len(readings),
+                median=lows,
+                k=len(over),
+                items=items,
+                rise=f"{OVERFIT_RISE:.0%}",
+                last=sum(x.best == x.epochs for x in kept),
+                kept=len(kept),
             )
-        sentence = tr(
-            f"gap_{verdict}",
-            model=model,
-            listing=listing,
-            ratio=ratio,
-            sign=_sign_part(values, loss_gaps, tr),
         )
-        if all(a is not None for a in acc_gaps):
-            sentence += tr("gap_acc", points=tr.join([_num(a * 100, 2) for a in acc_gaps]))
-        per_model.append(sentence + tr("stop"))
-    if not per_model:
-        return []
-    sentences = [tr("dropout_intro"), *per_model]
-    if len(verdicts) >= 2 and balanced(group, DROPOUT):
-        tally = tr.join(
-            [
-                tr("tally_item", verdict=tr(f"tally_{v}"), n=verdicts.count(v))
-                for v in ("shrank", "grew", "same", "mixed")
-                if verdicts.count(v)
-            ]
-        )
-        sentences.append(tr("dropout_pooled", n=len(verdicts), tally=tally))
-    return sentences
+        for run, x in readings:
+            if x.collapsed is not None:
+                _, accs = run.series("val_acc")
+                collapses.append(
+                    tr(
+                        "collapsed",
+                        label=label(run, group, tr),
+                        epoch=x.collapsed,
+                        acc=pct(accs[x.collapsed - 1]),
+                        peak=pct(max(a for a in accs if math.isfinite(a))),
+                        kept=x.best if x.best is not None else "—",
+                    )
+                )
+    return sentences + collapses
 
 
-def _lr_stats(runs: list[Run]) -> list[tuple[object, int, int, float]]:
-    stats = []
-    for value, members in _by_value(runs, LR).values():
-        changes = []
-        for run in members:
-            _, losses = run.series("val_loss")
-            changes += [b - a for a, b in zip(losses, losses[1:], strict=False)]
-        changes = [c for c in changes if math.isfinite(c)]
-        if finite(value) is not None and changes:
-            rises = sum(c > 0 for c in changes)
-            stats.append((value, rises, len(changes), statistics.fmean(abs(c) for c in changes)))
-    return stats
+def seeded(run: Run, readings) -> str:
+    """', seed=1' where the same combination was run over several seeds, to tell them apart."""
+    seeds = {value_key(r.fields.get("seed")) for r, _ in readings}
+    return f", seed={fmt_value(run.fields.get('seed'))}" if len(seeds) > 1 else ""
 
 
-def _lr_sentence(key: str, stats, tr: Tr, **names) -> str:
-    parts = tr.join(
-        [
-            tr("lr_item", rises=rises, n=n, share=f"{rises / n:.0%}", lr=fmt_value(v))
-            for v, rises, n, _ in stats
-        ]
-    )
-    moves = tr.join([_num(m, 4) for *_, m in stats])
-    verdict = trend([rises / n for _, rises, n, _ in stats])
-    summary = tr(f"lr_{TRENDS[verdict]}")
-    return tr(key, parts=parts, moves=moves, summary=summary, **names)
+def gap_sentences(group: Group, tr: Tr) -> list[str]:
+    """The train-validation gap at each best run's kept epoch, from training accuracy measured
+    in eval mode (no dropout, no augmentation) on a training sample; where that was not
+    recorded, why the running-average training accuracy is no gap."""
+    items = []
+    for best in group.bests:
+        run = best.run
+        epoch = (run.result or {}).get("best_epoch")
+        row = next((h for h in run.history if h.get("epoch") == epoch), None) or {}
+        train, val = finite(row.get("train_eval_acc")), finite(row.get("val_acc"))
+        if train is not None and val is not None:
+            points = _num((train - val) * 100, 2)
+            items.append(tr("gap_item", model=best.model, train=pct(train), val=pct(val),
+                            points=points, epoch=epoch))  # fmt: skip
+    if items:
+        return [tr("gap_eval", items=tr.join(items, strong=True))]
+    return [tr("gap_not_recorded")] if group.bests else []
 
 
-def lr_sentences(group: Group, tr: Tr) -> list[str]:
-    """How often validation loss went up from one epoch to the next, per learning rate:
-    within each model, and over all models only where every model saw every learning rate."""
+def factor_sentences(group: Group, tr: Tr) -> list[str]:
+    """What learning rate and dropout did, per model, over the whole grid: Friedman's test of
+    one factor with the other factor's levels as blocks (a sign test for two levels), on
+    validation accuracy of every finished run, those that did not learn included (a rank
+    test: one wild cell cannot dominate it)."""
     sentences = []
-    for model in sorted({r.model for r in group.usable}):
-        stats = _lr_stats([r for r in group.usable if r.model == model])
-        if len(stats) >= 2:
-            sentences.append(_lr_sentence("lr_model", stats, tr, model=model))
-    if len(sentences) >= 2 and balanced(group, LR):
-        stats = _lr_stats(group.usable)
-        sentences.append(_lr_sentence("lr_pooled", stats, tr, n=len(sentences)))
+    for model in group.models:
+        runs = [r for r in group.runs if r.model == model and r.finished]
+        for key, other in ((LR, DROPOUT), (DROPOUT, LR)):
+            levels = [v for v, _ in _by_value(runs, key).values() if finite(v) is not None]
+            blocks, names = [], []
+            for value, members in _by_value(runs, other).values():
+                cells = {value_key(r.fields.get(key)): r.metric("val_acc") for r in members}
+                row = [cells.get(value_key(v)) for v in levels]
+                if None not in row:
+                    blocks.append(row)
+                    names.append(fmt_value(value))
+            test = friedman(blocks) if len(levels) >= 2 else None
+            if test is None:
+                continue
+            medians = [statistics.median(col) for col in zip(*blocks, strict=True)]
+            listing = tr.join(
+                [
+                    tr("factor_item", value=fmt_value(v), val=pct(m))
+                    for v, m in zip(levels, medians, strict=True)
+                ]
+            )
+            best = [fmt_value(levels[row.index(max(row))]) for row in blocks]
+            sentences.append(
+                tr(
+                    "factor_differs" if test.significant else "factor_same",
+                    model=model,
+                    factor=key,
+                    other=other,
+                    n=len(blocks),
+                    k=len(levels),
+                    test=tr("test_friedman" if len(levels) > 2 else "test_sign"),
+                    p=p_text(test.p),
+                    listing=listing,
+                    best=tr.join(
+                        [
+                            tr("factor_best", at=a, value=b, factor=key, other=other)
+                            for a, b in zip(names, best, strict=True)
+                        ]
+                    ),
+                )
+            )
+    # One run per cell: an lr x dropout interaction cannot be told from noise; said once.
+    repeats = any(b.n > 1 for b in group.bests)
+    return sentences + ([tr("factor_no_interaction")] if sentences and not repeats else [])
+
+
+def error_sentences(group: Group, tr: Tr) -> list[str]:
+    """The best model's most frequent confusions on the test set, with counts."""
+    if not group.bests:
+        return []
+    run = group.bests[0].run
+    matrix = (run.result or {}).get("test_confusion")
+    if not (isinstance(matrix, list) and matrix and all(isinstance(r, list) for r in matrix)):
+        return []
+    pairs = sorted(
+        ((v, i, j) for i, row in enumerate(matrix) for j, v in enumerate(row) if i != j and v),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    wrong = sum(v for v, _, _ in pairs)
+    if not wrong:
+        return [tr("errors_none", model=run.model)]
+    top = pairs[:ERRORS_LISTED]
+    return [
+        tr(
+            "errors",
+            model=run.model,
+            wrong=count(wrong),
+            items=tr.join([tr("error_item", true=i, pred=j, n=v) for v, i, j in top]),
+            n=len(top),
+            share=f"{sum(v for v, _, _ in top) / wrong:.0%}",
+        )
+    ]
+
+
+ERRORS_LISTED = 5
+
+
+def user_sentences(group: Group, tr: Tr, search=None) -> list[str]:
+    """Our best of each of the user's architectures against the test accuracy printed in the
+    user's report: an unpaired two-proportion test (their per-image answers are not known),
+    with every way our protocol differs from theirs in the same sentence."""
+    protocol, sentences = user_results()["protocol"], []
+    for best in group.bests:
+        entry = user_entry(best.model)
+        ours, n = best.run.metric("test_acc"), best.run.test_images
+        if entry is None or ours is None or not n:
+            continue
+        test = two_proportions(ours, entry["test_acc"], n, protocol["test_images"])
+        differences = protocol_difference(group, best, protocol, tr, search)
+        sentences.append(
+            tr(
+                "user_vs_differs" if differences else "user_vs_same",
+                model=best.model,
+                ours=pct(ours),
+                n=count(n),
+                theirs=pct(entry["test_acc"]),
+                user_n=count(protocol["test_images"]),
+                verdict=_verdict(test, tr),
+                differences=differences,
+            )
+        )
     return sentences
+
+
+def protocol_difference(group: Group, best: Best, protocol: dict, tr: Tr, search=None) -> str:
+    """Every way our budget and training recipe for `best` differ from the user's protocol
+    ('' if none): training images, epochs, test images, grid coverage, then each training
+    setting (augmentation, label smoothing, EMA, schedule, batch size, ...)."""
+    b, model = group.budget, best.model
+    parts = []
+    if b.train_subset:
+        parts.append(tr("diff_train", n=count(b.train_images), total=count(b.train_total)))
+    if b.epochs is not None and b.epochs != protocol["epochs"]:
+        parts.append(tr("diff_epochs", n=b.epochs, user=protocol["epochs"]))
+    if b.test_images is not None and b.test_images < protocol["test_images"]:
+        parts.append(tr("diff_test", n=count(b.test_images), user=count(protocol["test_images"])))
+    full = len(protocol["lr"]) * len(protocol["dropout"])
+    if search is not None and not search.discrete:
+        parts.append(tr("diff_search", n=sum(r.model == model for r in group.runs), full=full))
+    else:
+        wanted = {
+            (value_key(lr), value_key(d)) for lr in protocol["lr"] for d in protocol["dropout"]
+        }
+        done = {
+            (value_key(finite(r.fields.get(LR))), value_key(finite(r.fields.get(DROPOUT))))
+            for r in group.runs
+            if r.model == model and r.finished
+        }
+        if len(done & wanted) < full:
+            parts.append(tr("diff_grid", n=len(done & wanted), full=full))
+    entry = user_entry(model)
+    if entry and best.params and best.params != entry["params"]:
+        parts.append(tr("diff_params", ours=count(best.params), user=count(entry["params"])))
+    for name, theirs in protocol["settings"].items():
+        mine = best.run.config.get(name, theirs)
+        if value_key(mine) != value_key(theirs):
+            parts.append(
+                tr("diff_setting", name=name, ours=fmt_value(mine), user=fmt_value(theirs))
+            )
+    return tr.join(parts)
 
 
 # ---------------------------------------------------------------- runs set aside
@@ -789,6 +861,24 @@ def status_sentences(runs: list[Run], tr: Tr, search: SearchInfo | None = None) 
             ]
         )
         sentences.append(tr("unfinished", n=len(open_runs), tally=tally))
+        for model in sorted({r.model for r in open_runs} - {r.model for r in runs if r.finished}):
+            mine = [r for r in open_runs if r.model == model and r.so_far()]
+            if not mine:
+                continue
+            top = max(mine, key=lambda r: r.so_far())
+            val, epoch = top.so_far()
+            reached = sorted({r.epochs_run for r in mine})
+            sentences.append(
+                tr(
+                    "unfinished_best",
+                    model=model,
+                    reached=f"{reached[0]}–{reached[-1]}" if len(reached) > 1 else reached[0],
+                    planned=top.planned_epochs or "?",
+                    val=pct(val),
+                    label=name(top),
+                    epoch=epoch,
+                )
+            )
     return sentences
 
 
@@ -828,8 +918,8 @@ def search_overview(analysis: Analysis, tr: Tr) -> list[str]:
     if planned and trained < planned:
         first += tr(
             "search_epochs",
-            trained=num(trained),
-            planned=num(planned),
+            trained=count(trained),
+            planned=count(planned),
             saved=f"{100 * (planned - trained) / planned:.0f}",
         )
     return [first]
@@ -864,7 +954,7 @@ def best_trial_sentences(group: Group, info: SearchInfo, tr: Tr) -> list[str]:
         return [tr("no_usable")] if group.runs else []
     top = trials[0]
     n = top.test_images
-    ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=num(n)) if n else ""
+    ci = tr("ci_wilson", ci=interval_text(top.test_interval()), n=count(n)) if n else ""
     sentences = [
         tr(
             "search_best",
@@ -880,7 +970,7 @@ def best_trial_sentences(group: Group, info: SearchInfo, tr: Tr) -> list[str]:
     if len(trials) < 2 or interval is None:
         return sentences
     near = [r for r in trials[1:] if within_noise(top, r)]
-    noise = {"ci": interval_text(interval), "images": num(top.val_images)}
+    noise = {"ci": interval_text(interval), "images": count(top.val_images)}
     if near:
         items = [f"{trial_label(r, info)} {pct(r.metric('val_acc'))}%" for r in near]
         listed = tr.join(items[:NEAR_LISTED], strong=True)

@@ -3,6 +3,7 @@ so report.md and index.html always say the same thing."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .tables import Table
@@ -38,16 +39,17 @@ class Image:
     filename: str
     alt: str
     png: bytes
+    look: str = ""  # which figure it is: names the catalogue's "what to look at" sentence
+    caption: str = ""  # "Figure 3: ... Look at ...", numbered once the report is assembled
 
 
 Block = Heading | Paragraph | Bullets | TableBlock | Image
 
 
 def md_text(text: str) -> str:
-    """Config strings in Markdown: no raw HTML may reach a viewer that renders it."""
-    return " ".join(
-        str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").split()
-    )
+    """Config strings in Markdown: no raw HTML may reach a viewer that renders it. Only a "<"
+    that could open a tag is escaped, so "p<0.001" reads as written."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", " ".join(str(text).split()))
 
 
 def render_markdown(blocks: list[Block], also_as: str = "Also as {links}.") -> str:
@@ -77,5 +79,6 @@ def render_markdown(blocks: list[Block], also_as: str = "Also as {links}.") -> s
                 text += "\n\n" + also_as.format(links=links)
             out.append(text)
         elif isinstance(block, Image):
-            out.append(f"![{md_text(block.alt)}]({block.filename})")
+            caption = f"\n\n_{md_text(block.caption)}_" if block.caption else ""
+            out.append(f"![{md_text(block.alt)}]({block.filename}){caption}")
     return "\n\n".join(out) + "\n"

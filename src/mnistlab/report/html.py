@@ -54,7 +54,7 @@ li { margin-bottom: 0.4em; }
   main { max-width: none; margin: 0; padding: 0; }
   nav { display: none; }
   .scroll { overflow: visible; }
-  table { font-size: 7.5pt; max-width: 100%; }
+  table { font-size: 8pt; max-width: 100%; }  /* 8 pt: the smallest print the report allows */
   th, td { padding: 0.12em 0.3em; overflow-wrap: break-word; }
   td.num { white-space: nowrap; }
   td.long { overflow-wrap: anywhere; min-width: 9em; }
@@ -122,7 +122,8 @@ def render_html(
             data = base64.b64encode(block.png).decode("ascii")
             body.append(
                 f'<figure><img src="data:image/png;base64,{data}" alt="{escape(block.alt)}">'
-                f'<figcaption class="note">{escape(block.filename)}</figcaption></figure>'
+                f'<figcaption class="note">{escape(block.caption or block.filename)}</figcaption>'
+                "</figure>"
             )
     html_lang = "zh-CN" if lang == "zh" else "en"
     return (

@@ -111,11 +111,32 @@ def _figure(width: float, height: float):
     return fig
 
 
+# The A4 page prints a figure at most PRINT_WIDTH_IN wide (210 mm less two 12 mm margins), and
+# at CSS's 96 pixels per inch when it is narrower: no text may print under MIN_PRINT_PT.
+PRINT_WIDTH_IN, MIN_PRINT_PT = 7.3, 8.0
+
+
 def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(
-        buf, format="png", metadata={"Software": None}, bbox_inches="tight", pad_inches=0.08
-    )
+    """The figure as PNG, its smallest text enlarged until it prints at MIN_PRINT_PT or more
+    on the A4 page (a wide figure is scaled down to the page width)."""
+    from matplotlib.text import Text
+
+    for _ in range(3):
+        buf = io.BytesIO()
+        fig.savefig(
+            buf, format="png", metadata={"Software": None}, bbox_inches="tight", pad_inches=0.08
+        )
+        width_px = int.from_bytes(buf.getvalue()[16:20], "big")  # the PNG header's width
+        least = MIN_PRINT_PT / (DPI * min(1 / 96, PRINT_WIDTH_IN / width_px)) + 0.05
+        small = [t for t in fig.findobj(Text) if t.get_text() and t.get_fontsize() < least]
+        if not small:
+            break
+        for axis in (a for ax in fig.axes for a in (ax.xaxis, ax.yaxis)):
+            labels = axis.get_ticklabels(which="both")
+            if labels and min(t.get_fontsize() for t in labels) < least:
+                axis.set_tick_params(which="both", labelsize=least)  # ticks are redrawn
+        for text in small:
+            text.set_fontsize(least)
     return buf.getvalue()
 
 
@@ -183,13 +204,33 @@ def _finite_values(runs: list[Run], keys: tuple[str, ...], scale: float = 1) -> 
 
 
 def _loss_limits(losses: list[float]):
-    """y-limits that fit the losses, starting at 0 unless a loss is negative; None if none."""
-    return _limits(losses, floor=0.0 if min(losses) >= 0 else None) if losses else None
+    """y-limits that fit the losses (None if none). Positive losses go on a log scale, so that
+    an early spike does not flatten every later epoch: the limits are then a ratio apart."""
+    if not losses:
+        return None
+    if min(losses) > 0:
+        return min(losses) / 1.25, max(losses) * 1.25
+    return _limits(losses, floor=0.0 if min(losses) >= 0 else None)
+
+
+def _set_ylim(ax, limits, tr: Tr | None = None) -> None:
+    """Apply limits from _accuracy_limits, or from _loss_limits with `tr`: then a log axis,
+    labelled so, when they are positive."""
+    if limits and tr is not None and limits[0] > 0:
+        ax.set_yscale("log")
+        ax.set_ylabel(tr("fig_log_scale", label=ax.get_ylabel()))
+    if limits:
+        ax.set_ylim(*limits)
 
 
 def _accuracy_limits(accs: list[float]):
-    """y-limits that fit accuracies in percent, never far past 100; None if there are none."""
-    return _limits(accs, ceiling=100.5) if accs else None
+    """y-limits fitted to accuracies in percent (None if none): from the 5th percentile up,
+    so that one run's collapse to chance does not squeeze the 95-99% that matter into a
+    sliver (its line leaves the axis at the bottom); never far past 100."""
+    if not accs:
+        return None
+    floor = sorted(accs)[len(accs) // 20]
+    return _limits([a for a in accs if a >= floor], ceiling=100.5)
 
 
 def _integer_epochs(ax, max_epoch: int) -> None:
@@ -247,9 +288,9 @@ def _run_title(run: Run, title: str, others: list[str], excluded: frozenset[str]
 def _draw_run_curves(loss_ax, acc_ax, run: Run, tr: Tr) -> bool:
     """Train (solid) and validation (dashed) loss and accuracy of one run, the chosen epoch
     marked; True if anything was drawn."""
-    epochs, train = run.series("train_loss")
+    epochs, train = run.series(run.train_key("loss"))
     _, val = run.series("val_loss")
-    _, train_acc = run.series("train_acc")
+    _, train_acc = run.series(run.train_key("acc"))
     _, val_acc = run.series("val_acc")
     # Markers keep a one-epoch run (a line of one point) visible.
     style_ = {"marker": "o", "markersize": 5 if len(epochs) == 1 else 3}
@@ -296,12 +337,15 @@ def _format_curve_axes(axes, loss_limits, acc_limits, max_epoch: int, tr: Tr) ->
     the bottom row."""
     for loss_row, acc_row in zip(axes[0::2], axes[1::2], strict=True):
         for j, (loss_ax, acc_ax) in enumerate(zip(loss_row, acc_row, strict=True)):
+            if loss_limits and loss_limits[0] > 0:
+                loss_ax.set_yscale("log")
             for ax, limits in ((loss_ax, loss_limits), (acc_ax, acc_limits)):
                 if limits:
                     ax.set_ylim(*limits)
                 if j > 0:
-                    ax.tick_params(labelleft=False)
+                    ax.tick_params(which="both", labelleft=False)
         loss_row[0].set_ylabel(tr("fig_loss"))
+        _set_ylim(loss_row[0], loss_limits, tr)
         acc_row[0].set_ylabel(tr("fig_accuracy"))
     for ax in axes[-1]:
         ax.set_xlabel(tr("fig_epoch"))
@@ -317,7 +361,8 @@ def _curves_legend(fig, runs: list[Run], tr: Tr) -> None:
         Line2D([], [], color=TRAIN_COLOR),
         Line2D([], [], color=VAL_COLOR, linestyle="--"),
     ]
-    labels = [tr("fig_train"), tr("fig_val")]
+    measured = any(r.train_key("acc") == "train_eval_acc" for r in runs)
+    labels = [tr("fig_train_eval" if measured else "fig_train"), tr("fig_val")]
     if any(r.finished for r in runs):
         handles.append(Line2D([], [], color="0.6", linestyle=":"))
         labels.append(tr("fig_chosen_epoch"))
@@ -453,9 +498,9 @@ def draw_best_runs(bests: list[Best], tr: Tr, subtitle: str = ""):
     for k, (best, color) in enumerate(zip(with_history, colors, strict=True)):
         run = best.run
         epochs, val_loss = run.series("val_loss")
-        _, train_loss = run.series("train_loss")
+        _, train_loss = run.series(run.train_key("loss"))
         _, val_acc = run.series("val_acc")
-        _, train_acc = run.series("train_acc")
+        _, train_acc = run.series(run.train_key("acc"))
         max_epoch = max(max_epoch, max(epochs, default=1))
         line = styles[(k // 10) % len(styles)]
         marker = {"marker": "o", "markersize": 3} if len(epochs) <= 30 else {}
@@ -474,10 +519,10 @@ def draw_best_runs(bests: list[Best], tr: Tr, subtitle: str = ""):
         labels.append(plain(best.model))
     handles.append(Line2D([], [], color="0.4", linestyle=":", alpha=0.6))
     labels.append(tr("fig_train_faint"))
-    accs = _finite_values([b.run for b in with_history], ("val_acc", "train_acc"), 100)
-    if accs:
-        acc_ax.set_ylim(*_accuracy_limits(accs))
+    runs = [b.run for b in with_history]
     loss_ax.set_ylabel(tr("fig_val_loss"))
+    _set_ylim(loss_ax, _loss_limits(_finite_values(runs, ("val_loss", "train_loss"))), tr)
+    _set_ylim(acc_ax, _accuracy_limits(_finite_values(runs, ("val_acc", "train_acc"), 100)))
     acc_ax.set_ylabel(tr("fig_val_accuracy"))
     _epoch_axes((loss_ax, acc_ax), max_epoch, tr)
     fig.suptitle(plain(tr("fig_best_runs_title") + subtitle), fontsize=11)
@@ -629,8 +674,9 @@ def confusion(matrix: list[list[int]], title: str, tr: Tr | None = None) -> byte
 
 
 def draw_misclassified(images: np.ndarray, items: list[tuple[int, int, int]], title: str, tr: Tr):
-    """A grid of test digits, each titled `true->pred`; images is (N, H, W) uint8."""
-    cols = min(12, len(items))
+    """A grid of test digits, each titled `true→pred`; images is (N, H, W) uint8. Eight to a
+    row, so that each prints about 2 cm wide on A4."""
+    cols = min(8, len(items))
     rows = math.ceil(len(items) / cols)
     fig = _figure(max(4.0, 0.95 * cols + 0.3), 1.05 * rows + 0.7)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
@@ -638,7 +684,7 @@ def draw_misclassified(images: np.ndarray, items: list[tuple[int, int, int]], ti
         ax.axis("off")
     for ax, (index, true, pred) in zip(axes, items, strict=False):
         ax.imshow(images[index], cmap="gray_r", vmin=0, vmax=255)
-        ax.set_title(f"{true}->{pred}", fontsize=9)
+        ax.set_title(f"{true}→{pred}", fontsize=9)
     fig.suptitle(plain(title), fontsize=10.5)
     return fig
 
@@ -1000,13 +1046,9 @@ def draw_trial_curves(
         if kind in ("best", "finished", "pruned"):
             healthy_loss += [v for v in loss if math.isfinite(v)]
             healthy_acc += [v for v in acc if math.isfinite(v)]
-    for ax, limits in (
-        (loss_ax, _loss_limits(healthy_loss)),
-        (acc_ax, _accuracy_limits(healthy_acc)),
-    ):
-        if limits:
-            ax.set_ylim(*limits)
     loss_ax.set_ylabel(tr("fig_val_loss"))
+    _set_ylim(loss_ax, _loss_limits(healthy_loss), tr)
+    _set_ylim(acc_ax, _accuracy_limits(healthy_acc))
     acc_ax.set_ylabel(tr("fig_val_accuracy"))
     _epoch_axes((loss_ax, acc_ax), max_epoch, tr)
     title = tr("fig_trials_title", label=label, n=len(with_history)) + subtitle

@@ -15,9 +15,12 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from scipy import stats
 
 from ..config import IDENTITY_FIELDS, TrainConfig
-from .stats import accuracy_interval, correctness, pearson_p, t_interval
+from .stats import accuracy_interval, correctness, t_interval
 
 LR, DROPOUT, SEED = "lr", "dropout", "seed"
 CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -94,6 +97,7 @@ class Run:
     history: list  # per-epoch dicts, as in history.json
     result: dict | None  # None until the run ends
     predictions: dict | None = None  # {"test_labels": [...], "test_predictions": [...]}
+    span: tuple[float, float] | None = None  # (start, end) wall-clock time, when known
 
     @classmethod
     def from_record(cls, record) -> Run:
@@ -108,6 +112,7 @@ class Run:
             history=[h for h in record.get("history") or [] if isinstance(h, dict)],
             result=record.get("result"),
             predictions=record.get("predictions"),
+            span=_span(record),
         )
 
     @property
@@ -202,12 +207,29 @@ class Run:
 
     @property
     def correct(self) -> list[bool] | None:
-        """Per test image: did the chosen epoch's weights get it right (None if not recorded)."""
-        return correctness(self.predictions)
+        """Per test image: did the chosen epoch's weights get it right (None if not recorded).
+        Runs recorded before predictions were kept still list every misclassified image: when
+        that list accounts for every error, it says the same."""
+        right = correctness(self.predictions)
+        items, n = (self.result or {}).get("test_misclassified"), self._count("test_used")
+        if right is not None or not isinstance(items, list) or not n:
+            return right
+        acc = self.metric("test_acc")
+        wrong = {i[0] for i in items if isinstance(i, list) and i and isinstance(i[0], int)}
+        if acc is None or len(wrong) != n - round(acc * n) or not wrong <= set(range(n)):
+            return None
+        return [i not in wrong for i in range(n)]
 
     @property
     def test_labels(self) -> list | None:
-        return self.predictions.get("test_labels") if self.correct is not None else None
+        return (self.predictions or {}).get("test_labels") if self.correct is not None else None
+
+    def so_far(self) -> tuple[float, int] | None:
+        """(best validation accuracy, its epoch) over the recorded epochs: what an unfinished
+        run had reached when it stopped."""
+        epochs, accs = self.series("val_acc")
+        scored = [(a, -e) for e, a in zip(epochs, accs, strict=True) if math.isfinite(a)]
+        return (max(scored)[0], -max(scored)[1]) if scored else None
 
     def test_interval(self) -> tuple[float, float] | None:
         """95% Wilson interval of the test accuracy for the images it was judged on."""
@@ -229,6 +251,12 @@ class Run:
                 return int(finite(h.get("epoch")) or i)
         return len(self.history) + 1
 
+    def train_key(self, metric: str) -> str:
+        """'train_eval_loss' / 'train_eval_acc' (eval mode, no dropout) where recorded, else
+        the running average with dropout on, 'train_loss' / 'train_acc'."""
+        measured = any(finite(h.get(f"train_eval_{metric}")) is not None for h in self.history)
+        return f"train_eval_{metric}" if measured else f"train_{metric}"
+
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """(epochs, values) with NaN where a value is missing or not finite (a gap in a plot)."""
         epochs = [int(finite(h.get("epoch")) or i) for i, h in enumerate(self.history, start=1)]
@@ -238,6 +266,82 @@ class Run:
 
 def to_runs(records: Iterable) -> list[Run]:
     return [Run.from_record(r) for r in records]
+
+
+def _span(record: dict) -> tuple[float, float] | None:
+    """When the run trained: its result's clock times; for runs recorded before those were
+    kept, the run folder's own files (config.json is written when the run is claimed, its
+    history after every epoch), trusted only when they span at least the epochs' own
+    recorded seconds (copies that reset file times do not)."""
+    result = record.get("result") or {}
+    start, end = finite(result.get("started_at")), finite(result.get("ended_at"))
+    if start is not None and end is not None:
+        return start, end
+    folder = record.get("dir")
+    trained = sum(finite(h.get("seconds")) or 0 for h in record.get("history") or [])
+    if folder is None or trained < 1:
+        return None
+    try:
+        start = (Path(folder) / "config.json").stat().st_mtime
+        end = max(p.stat().st_mtime for p in Path(folder).glob("*.json"))
+    except (OSError, ValueError):
+        return None
+    return (start, end) if end - start >= 0.9 * trained else None
+
+
+def concurrency(runs: list[Run]) -> int:
+    """The most runs of `runs` that were training at the same moment (1 if they ran one after
+    another or their times are not known)."""
+    edges = sorted(e for r in runs if r.span for e in ((r.span[0], 1), (r.span[1], -1)))
+    most = now = 0
+    for _, step in edges:  # an end sorts before a start at the same instant
+        now += step
+        most = max(most, now)
+    return max(most, 1)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a run's curves show (see read_curves)."""
+
+    epochs: int  # epochs recorded
+    low: int  # epoch of the lowest validation loss
+    overfit: (
+        int  # epochs (2 or more) after `low`, val loss ending >= OVERFIT_RISE up, train falling
+    )
+    rise: float  # last validation loss minus the lowest (0 when it did not over-fit)
+    collapsed: int | None  # first epoch at near-chance accuracy after the run had learned
+    best: int | None  # the epoch whose weights were kept (chosen by validation accuracy)
+
+
+OVERFIT_RISE = 0.2  # validation loss this far above its lowest (a fraction of it) at the end
+LEARNED = 0.5  # a run "had learned" once its validation accuracy passed this
+
+
+def read_curves(run: Run, near_chance: float = 0.1) -> Reading | None:
+    """Where validation loss bottoms out; whether it then rose by OVERFIT_RISE or more while
+    the training loss (measured in eval mode when recorded) still fell; a collapse to within
+    `near_chance` of guessing after the run had learned. None with fewer than 2 epochs."""
+    epochs, val = run.series("val_loss")
+    _, train = run.series(run.train_key("loss"))
+    _, accs = run.series("val_acc")
+    finite_val = [(v, e) for e, v in zip(epochs, val, strict=True) if math.isfinite(v)]
+    if len(finite_val) < 2:
+        return None
+    low_val, low = min(finite_val)
+    i, last = epochs.index(low), len(epochs) - 1
+    rise = val[last] - low_val if math.isfinite(val[last]) else 0.0
+    fell = math.isfinite(train[last]) and math.isfinite(train[i]) and train[last] < train[i]
+    over = last - i if fell and rise >= OVERFIT_RISE * low_val and last - i >= 2 else 0
+    chance = 1.0 / run.num_classes
+    collapsed, learned = None, False
+    for e, a in zip(epochs, accs, strict=True):
+        learned = learned or a >= LEARNED
+        if learned and a < chance + near_chance:
+            collapsed = e
+            break
+    best = finite((run.result or {}).get("best_epoch"))
+    return Reading(len(epochs), low, over, rise if over else 0.0, collapsed, best and int(best))
 
 
 def is_grid_key(key: str) -> bool:
@@ -444,12 +548,7 @@ def log_fit(bests: list[Best]) -> dict | None:
     xs, ys = zip(*points, strict=True)
     if len(set(xs)) < 2 or len(set(ys)) < 2:
         return None
-    slope, intercept = statistics.linear_regression(xs, ys)
-    r = statistics.correlation(xs, ys)
-    return {
-        "r": r,
-        "p": pearson_p(r, len(points)),
-        "slope": slope,
-        "intercept": intercept,
-        "n": len(points),
-    }
+    fit = stats.linregress(xs, ys)  # p: Pearson's r by Student's t, n - 2 degrees of freedom
+    r = max(-1.0, min(1.0, float(fit.rvalue)))
+    p = 0.0 if abs(r) >= 1.0 else float(fit.pvalue)
+    return {"r": r, "p": p, "slope": fit.slope, "intercept": fit.intercept, "n": len(points)}

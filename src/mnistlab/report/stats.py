@@ -1,8 +1,9 @@
-"""The few statistics a lab report needs, in plain Python (no scipy).
+"""The statistics a lab report needs, computed by scipy.
 
     wilson(correct, n)            95% Wilson score interval of an accuracy judged on n images
     mcnemar(a_right, b_right)     exact McNemar test on paired per-image correctness
-    mean_std(values)              mean, sample standard deviation (None for n < 2), n
+    two_proportions(a, b, n_a, n_b)  unpaired test of two accuracies (different test runs)
+    friedman(blocks)              does a factor matter across the levels of another? (a grid)
     t_interval(values)            95% t interval of a mean accuracy over repeated seeds
     spearman(xs, ys)              rank correlation and its two-sided p-value (a search's trends)
 
@@ -19,34 +20,23 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
+import numpy as np
+from scipy import stats
+
 ALPHA = 0.05  # "significant" means p < ALPHA
-
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; beyond, the normal's.
-T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
+EXACT_UP_TO = 8  # exact permutation p-values for a rank correlation up to this many points
 
 
-def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval (as fractions) for `correct` successes out of `n`.
-
-    Unlike the normal approximation it stays inside [0, 1] and is sensible near 100%, which
-    is where MNIST accuracies live (Brown, Cai and DasGupta 2001 recommend it)."""
+def wilson(correct: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval (as fractions) for `correct` successes out of `n`: it stays
+    inside [0, 1] and is sensible near 100%, where MNIST accuracies live (Brown, Cai and
+    DasGupta 2001 recommend it)."""
     if n <= 0:
         raise ValueError("an interval needs at least one image")
     if not 0 <= correct <= n:
         raise ValueError(f"correct must be in [0, {n}], got {correct}")
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # Exact ends: at p = 0 or 1 the interval must include the observed value.
-    low = 0.0 if correct == 0 else max(0.0, centre - half)
-    high = 1.0 if correct == n else min(1.0, centre + half)
-    return low, high
+    ci = stats.binomtest(correct, n).proportion_ci(0.95, method="wilson")
+    return max(0.0, ci.low), min(1.0, ci.high)
 
 
 def accuracy_interval(accuracy: float, n: int) -> tuple[float, float] | None:
@@ -58,17 +48,8 @@ def accuracy_interval(accuracy: float, n: int) -> tuple[float, float] | None:
 
 
 def binomial_two_sided(k: int, n: int) -> float:
-    """Exact two-sided p-value of k or fewer (or as extreme) successes in n fair coin flips."""
-    if n == 0:
-        return 1.0
-    k = min(k, n - k)
-    # comb(n, 0), then each term from the last: comb(n, i + 1) = comb(n, i) * (n - i) / (i + 1)
-    term = tail = 1
-    for i in range(k):
-        term = term * (n - i) // (i + 1)
-        tail += term
-    # Integers all the way: exact even for n in the thousands (the float only at the end).
-    return min(1.0, 2 * tail / 2**n)
+    """Exact two-sided p-value of k successes in n fair coin flips."""
+    return 1.0 if n == 0 else float(stats.binomtest(k, n, 0.5).pvalue)
 
 
 @dataclass(frozen=True)
@@ -93,9 +74,49 @@ def mcnemar(a_right: Sequence[bool], b_right: Sequence[bool]) -> McNemar:
         )
     only_a = sum(1 for a, b in zip(a_right, b_right, strict=True) if a and not b)
     only_b = sum(1 for a, b in zip(a_right, b_right, strict=True) if b and not a)
-    return McNemar(
-        len(a_right), only_a, only_b, binomial_two_sided(min(only_a, only_b), only_a + only_b)
-    )
+    return McNemar(len(a_right), only_a, only_b, binomial_two_sided(only_a, only_a + only_b))
+
+
+@dataclass(frozen=True)
+class Test:
+    """A test's statistic and two-sided p-value."""
+
+    statistic: float
+    p: float
+
+    @property
+    def significant(self) -> bool:
+        return self.p < ALPHA
+
+
+def two_proportions(acc_a: float, acc_b: float, n_a: int, n_b: int) -> Test:
+    """Unpaired test of two accuracies on n_a and n_b images (Pearson's chi-square on the 2x2
+    table, the two-proportion z test squared): for runs whose per-image answers cannot be
+    paired, such as ours against a number printed in the user's report."""
+    right_a, right_b = round(acc_a * n_a), round(acc_b * n_b)
+    table = [[right_a, n_a - right_a], [right_b, n_b - right_b]]
+    if min(right_a + right_b, n_a + n_b - right_a - right_b) == 0:
+        return Test(0.0, 1.0)  # both all right (or all wrong): nothing to tell apart
+    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+    return Test(float(chi2), float(p))
+
+
+def friedman(blocks: Sequence[Sequence[float]]) -> Test | None:
+    """Friedman's test that a factor's levels (the columns) differ, each row a block (a level
+    of the other factor): the rank-based test of a grid without repeats, which one wild cell
+    (a run that collapsed) cannot dominate; with two levels, the sign test it reduces to.
+    None with fewer than 2 blocks or 2 levels."""
+    if len(blocks) < 2 or len(blocks[0]) < 2:
+        return None
+    if len(blocks[0]) == 2:
+        wins = sum(b > a for a, b in blocks)
+        return Test(wins, binomial_two_sided(wins, sum(a != b for a, b in blocks)))
+    columns = list(zip(*blocks, strict=True))
+    with np.errstate(invalid="ignore", divide="ignore"):  # every block all tied: 0 / 0
+        result = stats.friedmanchisquare(*columns)
+    if not math.isfinite(result.pvalue):  # every block ranks the levels alike, all tied
+        return Test(0.0, 1.0)
+    return Test(float(result.statistic), float(result.pvalue))
 
 
 def correctness(predictions: dict | None) -> list[bool] | None:
@@ -123,13 +144,8 @@ def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
     mean, std, n = mean_std(values)
     if mean is None or std is None:
         return None
-    t = T95[n - 2] if n - 1 <= len(T95) else Z95
-    half = t * std / math.sqrt(n)
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
     return max(0.0, mean - half), min(1.0, mean + half)  # accuracies: never past 0% or 100%
-
-
-# ---------------------------------------------------------------- rank correlation
-EXACT_UP_TO = 8  # exact permutation p-values up to this many points (8! = 40,320 orderings)
 
 
 @dataclass(frozen=True)
@@ -140,61 +156,28 @@ class Spearman:
     exact: bool  # p from every ordering of the ranks (else Student's t approximation)
 
 
-def ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing the mean of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def _pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
-
-
 def spearman(xs: Sequence[float], ys: Sequence[float]) -> Spearman | None:
-    """Spearman's rho of paired values and its two-sided p-value: exact (every ordering of
-    the ranks counted) for up to EXACT_UP_TO points, else Student's t with n - 2 degrees of
-    freedom (what scipy.stats.spearmanr uses). None with fewer than 3 points, or when either
-    side is constant (no ranking to correlate)."""
+    """Spearman's rho and its two-sided p-value: exact (every ordering of the ranks) for up
+    to EXACT_UP_TO points, else Student's t with n - 2 degrees of freedom. None with fewer
+    than 3 points, or when either side is constant (no ranking to correlate)."""
     if len(xs) != len(ys):
         raise ValueError(f"spearman needs pairs: {len(xs)} x values, {len(ys)} y values")
     n = len(xs)
     if n < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return None
-    rx, ry = ranks(xs), ranks(ys)
-    rho = _pearson(rx, ry)
-    if n <= EXACT_UP_TO:
-        import itertools
-
-        mx = statistics.fmean(rx)
-        cx = [x - mx for x in rx]
-        sxx = sum(c * c for c in cx)
-        syy = sum((y - statistics.fmean(ry)) ** 2 for y in ry)
-        scale = math.sqrt(sxx * syy)
-        target = abs(rho) * scale - 1e-9  # the covariance as extreme as the one observed
-        extreme = total = 0
-        for perm in itertools.permutations(ry):
-            total += 1
-            if abs(sum(c * y for c, y in zip(cx, perm, strict=True))) >= target:
-                extreme += 1
-        return Spearman(rho, extreme / total, n, exact=True)
-    if abs(rho) >= 1.0:
-        return Spearman(rho, 0.0, n, exact=False)
-    df = n - 2
-    t = rho * math.sqrt(df / (1 - rho * rho))
-    return Spearman(rho, student_t_two_sided(t, df), n, exact=False)
+    exact = n <= EXACT_UP_TO
+    result = stats.spearmanr(xs, ys)  # p from Student's t with n - 2 degrees of freedom
+    rho = max(-1.0, min(1.0, round(float(result.statistic), 12)))
+    p = 0.0 if abs(rho) >= 1.0 else float(result.pvalue)
+    if exact:
+        test = stats.permutation_test(
+            (list(xs),),
+            lambda x: stats.spearmanr(x, ys).statistic,
+            permutation_type="pairings",
+            n_resamples=math.inf,
+        )
+        p = float(test.pvalue)
+    return Spearman(rho, p, n, exact=exact)
 
 
 def p_text(p: float, alpha: float = ALPHA) -> str:
@@ -206,49 +189,3 @@ def p_text(p: float, alpha: float = ALPHA) -> str:
     if (float(text) < alpha) != (p < alpha) or float(text) == alpha:
         text = f"{p:.4g}"
     return f"p={text}"
-
-
-def pearson_p(r: float, n: int) -> float:
-    """Two-sided p-value of Pearson's r over n pairs (t test with n - 2 degrees of freedom)."""
-    if n < 3:
-        raise ValueError(f"a correlation's p-value needs at least 3 pairs, got {n}")
-    if abs(r) >= 1.0:
-        return 0.0
-    return student_t_two_sided(r * math.sqrt((n - 2) / (1 - r * r)), n - 2)
-
-
-def student_t_two_sided(t: float, df: int) -> float:
-    """P(|T| >= |t|) for Student's t with `df` degrees of freedom: I_x(df/2, 1/2), x = df/(df+t²)."""
-    return min(1.0, max(0.0, _betainc(df / 2, 0.5, df / (df + t * t))))
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b), by its continued fraction
-    (Numerical Recipes, betacf), accurate to ~1e-12 for the arguments used here."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x > (a + 1) / (a + b + 2):  # the fraction converges fast on this side only
-        return 1.0 - _betainc(b, a, 1.0 - x)
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        for num in (
-            m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
-            -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1)),
-        ):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-14:
-            break
-    return math.exp(log_front) * h / a

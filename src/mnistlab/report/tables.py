@@ -19,7 +19,14 @@ import re
 from dataclasses import dataclass, field
 
 from .analysis import Analysis, Group
-from .conclusions import budget_label, exclusion_text, interval_text, pct, status_tally
+from .conclusions import (
+    budget_label,
+    exclusion_text,
+    interval_text,
+    pct,
+    protocol_difference,
+    status_tally,
+)
 from .i18n import Tr
 from .runs import (
     DROPOUT,
@@ -28,9 +35,11 @@ from .runs import (
     Best,
     Run,
     combinations,
-    finite,
+    concurrency,
+    count,
     fmt_value,
     grid_fields,
+    read_curves,
     seconds,
     sort_key,
     value_key,
@@ -39,7 +48,7 @@ from .stats import accuracy_interval
 from .trials import BEST_TRIALS, SearchInfo, best_trials, value_text, within_noise
 from .user_results import user_results
 
-ACCURACIES = ("train_acc", "val_acc", "test_acc")
+ACCURACIES = ("train_acc", "train_eval_acc", "val_acc", "test_acc")
 
 
 # A cell that reads as a number (right-aligned, never broken): "99.28", "98.1 ± 0.2", "3 of 12".
@@ -82,10 +91,10 @@ class Table:
 
 
 # ---------------------------------------------------------------- fitting an A4 page
-# Printed tables use 7.5 pt text (10 CSS px): about 5.9 px per Latin character and 10 px per
+# Printed tables use 8 pt text (10.7 CSS px): about 6.3 px per Latin character and 10.7 px per
 # Chinese one, plus 9 px of padding and border per cell. The printed column is 703 px wide.
 PAGE_PX = 680  # a little under the 703 px column: browsers round and fonts differ
-LATIN_PX, CJK_PX, CELL_PX, LONG_PX = 5.9, 10.0, 9.0, 90.0
+LATIN_PX, CJK_PX, CELL_PX, LONG_PX = 6.3, 10.7, 9.0, 90.0
 
 
 def _is_cjk(char: str) -> bool:
@@ -155,10 +164,6 @@ def fit_page(table: Table, keep: int, caption: str) -> list[Table]:
     return tables
 
 
-def count(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
-
-
 def _epochs(run: Run, tr: Tr) -> str:
     planned = run.planned_epochs
     if planned is not None and planned != run.epochs_run:
@@ -186,7 +191,7 @@ def best_tables(group: Group, tr: Tr) -> tuple[Table, Table]:
         key_cols.append(tr("col_runs"))
     key_cols += [_field_header(f, tr) for f in extra]
     detail_cols = [tr("col_model"), tr("col_params"), tr("col_epochs_run"), tr("col_best_epoch")]
-    detail_cols += [tr("col_train"), tr("col_run")]
+    detail_cols += [tr("col_train"), tr("col_train_eval"), tr("col_run")]
     key_rows, detail_rows = [], []
     for b in group.bests:
         run = b.run
@@ -204,10 +209,11 @@ def best_tables(group: Group, tr: Tr) -> tuple[Table, Table]:
                 _epochs(run, tr),
                 fmt_value(run.result.get("best_epoch")),
                 _acc_cell(b, "train_acc"),
+                _acc_cell(b, "train_eval_acc"),
                 run.run_id,
             ]
         )
-    notes = [tr("best_note")]
+    notes = [tr("best_note"), *_time_notes(group.runs, tr)]
     if repeats:
         notes.append(tr("best_note_seeds"))
     notes.append(tr("ci_note"))
@@ -424,6 +430,9 @@ def _order(run: Run):
 def run_status(run: Run, excluded: set[str], tr: Tr) -> str:
     if run.run_id in excluded:
         return tr("status_not_learned")
+    reading = read_curves(run)
+    if run.finished and reading and reading.collapsed:
+        return tr("status_collapsed").upper()
     if run.status in ("diverged", "failed"):
         return tr(f"status_{run.status}").upper()
     return tr(f"status_{run.status}")
@@ -438,9 +447,43 @@ def _run_fields(analysis: Analysis, runs: list[Run]) -> list[str]:
     return fields
 
 
+def _time_notes(runs: list[Run], tr: Tr) -> list[str]:
+    """What the time and train columns measure: runs that trained at once share the device;
+    training accuracy is a running average with dropout on unless measured in eval mode."""
+    shared = concurrency(runs)
+    notes = [tr("time_note_shared", n=shared)] if shared > 1 else []
+    return notes + [tr("train_note")]
+
+
 def _error_note(error) -> str:
     """A run's error on one line, cut to fit a table cell."""
     return " ".join(str(error).split())[:160]
+
+
+def _run_note(run: Run, analysis: Analysis, tr: Tr) -> str:
+    """What the detail table says of a run beyond its numbers: how it ended, and what its
+    curves show (see runs.read_curves)."""
+    result, reading = run.result or {}, read_curves(run)
+    if run.status == "diverged":
+        return tr("note_diverged", epoch=run.diverged_epoch)
+    if result.get("error"):
+        return _error_note(result["error"])
+    if run.run_id in analysis.excluded:
+        return exclusion_text(analysis.excluded[run.run_id], analysis.group_of(run), tr)
+    parts = []
+    if not run.finished and run.so_far():
+        val, epoch = run.so_far()
+        parts.append(tr("note_so_far", n=run.epochs_run, planned=run.planned_epochs or "?",
+                        val=pct(val), epoch=epoch))  # fmt: skip
+    if reading and reading.collapsed:
+        parts.append(tr("note_collapsed", epoch=reading.collapsed, kept=reading.best or "—"))
+    elif reading and reading.overfit:
+        parts.append(
+            tr("note_overfit", low=reading.low, k=reading.overfit, rise=f"{reading.rise:.3f}")
+        )
+    elif reading:
+        parts.append(tr("note_low", low=reading.low))
+    return tr.join(parts, strong=True)
 
 
 def all_runs_tables(analysis: Analysis, tr: Tr) -> tuple[Table, Table]:
@@ -460,6 +503,7 @@ def all_runs_tables(analysis: Analysis, tr: Tr) -> tuple[Table, Table]:
         tr("col_epochs_run"),
         tr("col_best_epoch"),
         tr("col_train"),
+        tr("col_train_eval"),
         tr("col_note"),
     ]
     key_rows, detail_rows, bad = [], [], []
@@ -478,13 +522,7 @@ def all_runs_tables(analysis: Analysis, tr: Tr) -> tuple[Table, Table]:
                 *(fmt_value(run.fields.get(f)) for f in extra),
             ]
         )
-        note = ""
-        if run.status == "diverged":
-            note = tr("note_diverged", epoch=run.diverged_epoch)
-        elif result.get("error"):
-            note = _error_note(result["error"])
-        elif run.run_id in excluded:
-            note = exclusion_text(analysis.excluded[run.run_id], analysis.group_of(run), tr)
+        note = _run_note(run, analysis, tr)
         detail = [run.model, run.run_id]
         if analysis.mixed:
             detail.append(analysis.group_of(run).letter)
@@ -493,11 +531,12 @@ def all_runs_tables(analysis: Analysis, tr: Tr) -> tuple[Table, Table]:
             _epochs(run, tr),
             fmt_value(result.get("best_epoch")),
             pct(run.metric("train_acc")),
+            pct(run.metric("train_eval_acc")),
             note,
         ]
         detail_rows.append(detail)
         bad.append(run.status in ("diverged", "failed") or run.run_id in excluded)
-    notes = [tr("all_note")]
+    notes = [tr("all_note"), *_time_notes(runs, tr)]
     if runs:
         notes.append(tr("all_tally", n=len(runs), tally=status_tally(runs, tr)))
     notes.append(tr("ci_note"))
@@ -573,7 +612,24 @@ def user_table(analysis: Analysis, tr: Tr) -> Table | None:
             ]
         )
         if ours is None:
-            rows.append([present[0], tr("source_ours_none"), "—", "—", "—", "—", "—", "—"])
+            so_far = max(
+                (
+                    (r.so_far(), r)
+                    for r in analysis.runs
+                    if r.model in present and not r.finished and r.so_far()
+                ),
+                key=lambda t: t[0][0],
+                default=None,
+            )
+            source, val = tr("source_ours_none"), "—"
+            if so_far is not None:
+                (acc, epoch), run = so_far
+                source = tr("source_ours_so_far", epoch=epoch, planned=run.planned_epochs or "?")
+                val = pct(acc)
+            rows.append([present[0], source, "—", "—", val, "—", "—", "—"])
+            full = len(results["protocol"]["lr"]) * len(results["protocol"]["dropout"])
+            gap = tr("diff_grid", n=0, full=full)
+            differences.append(tr("user_budget_item", model=present[0], gap=gap))
             continue
         group = next(g for g in analysis.groups if ours in g.bests)
         source = tr("source_ours", letter=group.letter) if group.letter else tr("source_ours_one")
@@ -589,7 +645,7 @@ def user_table(analysis: Analysis, tr: Tr) -> Table | None:
                 seconds(ours.seconds),
             ]
         )
-        gap = budget_difference(group, ours.model, results["protocol"], tr, analysis.search)
+        gap = protocol_difference(group, ours, results["protocol"], tr, analysis.search)
         if gap:
             differences.append(tr("user_budget_item", model=ours.model, gap=gap))
     if not rows:
@@ -610,33 +666,3 @@ def user_table(analysis: Analysis, tr: Tr) -> Table | None:
     else:
         notes.append(tr("user_budget_same"))
     return Table(columns, rows, notes=notes)
-
-
-def budget_difference(
-    group: Group, model: str, protocol: dict, tr: Tr, search: SearchInfo | None = None
-) -> str:
-    """How our budget for `model` differs from the user's full 8-epoch grid ('' if it doesn't).
-    A search with sampled (not listed) values is said to be a search, not a partial grid."""
-    b = group.budget
-    parts = []
-    if b.train_subset:
-        parts.append(tr("diff_train", n=count(b.train_images), total=count(b.train_total)))
-    if b.epochs is not None and b.epochs != protocol["epochs"]:
-        parts.append(tr("diff_epochs", n=b.epochs, user=protocol["epochs"]))
-    if b.test_images is not None and b.test_images < protocol["test_images"]:
-        parts.append(tr("diff_test", n=count(b.test_images), user=count(protocol["test_images"])))
-    full = len(protocol["lr"]) * len(protocol["dropout"])
-    if search is not None and not search.discrete:
-        trials = sum(r.model == model for r in group.runs)
-        parts.append(tr("diff_search", n=trials, full=full))
-        return tr.join(parts)
-    done = {
-        (value_key(finite(r.fields.get(LR))), value_key(finite(r.fields.get(DROPOUT))))
-        for r in group.runs
-        if r.model == model and r.finished
-    }
-    wanted = {(value_key(lr), value_key(d)) for lr in protocol["lr"] for d in protocol["dropout"]}
-    covered = len(done & wanted)
-    if covered < full:
-        parts.append(tr("diff_grid", n=covered, full=full))
-    return tr.join(parts)

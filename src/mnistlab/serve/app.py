@@ -7,7 +7,11 @@
                        or JSON {"pixels": 28x28 grey levels 0-255, "preprocess": true}
                        -> {"label", "class_name", "probabilities" (calibrated), "top3",
                            "warning" (null, or why it is probably not one digit),
-                           "preprocessed"}
+                           "preprocessed", "not_a_digit" (null, or why it is no digit)}
+    POST /api/number   an image of a written number (as for /api/predict)
+                       -> {"number" ("?" for a piece not read), "complete", "digits": [{"box"
+                           [left, top, right, bottom) in the image's pixels, "label",
+                           "class_name", "probability", "problem"}]}
 
 The page takes a drawing on its canvas, or a photo or scan uploaded or dropped beside it.
 With no checkpoint, the default model shipped in the package is served.
@@ -194,26 +198,44 @@ class _Service:
 
     @staticmethod
     def respond(result: dict) -> dict:
-        keys = ("label", "class_name", "probabilities", "top3", "warning", "calibrated")
+        keys = (
+            "label",
+            "class_name",
+            "probabilities",
+            "top3",
+            "warning",
+            "not_a_digit",
+            "calibrated",
+        )
         return {k: result[k] for k in keys} | {"preprocessed": result["preprocessed"].tolist()}
 
-    def run(self, source, name):
+    @staticmethod
+    def respond_number(result: dict) -> dict:
+        keys = ("box", "label", "class_name", "probability", "problem")
+        digits = [{k: d[k] for k in keys} for d in result["digits"]]
+        return {"number": result["number"], "complete": result["complete"], "digits": digits}
+
+    def run(self, source, name, number: bool = False):
         from fastapi import HTTPException
 
         try:
+            if number:
+                return self.respond_number(
+                    self.predictor.read_number(source, name, self.max_pixels)
+                )
             return self.respond(self.predictor.predict(source, name, self.max_pixels))
         except ImageError as exc:
             raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
         except UserError as exc:  # the model's fault (e.g. outputs that are not numbers)
             raise HTTPException(500, str(exc)) from None
 
-    def run_and_release(self, source, name):
+    def run_and_release(self, source, name, number: bool = False):
         try:
-            return self.run(source, name)
+            return self.run(source, name, number)
         finally:
             release_memory()
 
-    async def decode(self, data: bytes, name: str):
+    async def decode(self, data: bytes, name: str, number: bool = False):
         """One image decode in a worker thread, once a slot is free."""
         from fastapi import HTTPException
         from starlette.concurrency import run_in_threadpool
@@ -227,7 +249,7 @@ class _Service:
                 503, "the server is busy decoding other images; try again shortly"
             ) from None
         try:
-            return await run_in_threadpool(self.run_and_release, data, name)
+            return await run_in_threadpool(self.run_and_release, data, name, number)
         finally:
             semaphore.release()
 
@@ -331,16 +353,28 @@ def create_app(
     def model():
         return model_info
 
-    @app.post("/api/predict")
-    async def predict(request: Request):
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    async def image_answer(request: Request, ctype: str, number: bool):
+        """The answer for an image body (multipart field 'image', or raw image/* bytes), or
+        None when the body is not an image."""
         if ctype == "multipart/form-data":
-            return await service.decode(*await _read_upload(request, max_body_bytes))
+            upload = await _read_upload(request, max_body_bytes)
+            return await service.decode(*upload, number=number)
         if ctype.startswith("image/"):
             data = await request.body()
             if not data:
                 raise HTTPException(400, "empty request body: send the image's bytes")
-            return await service.decode(data, "upload")
+            return await service.decode(data, "upload", number=number)
+        return None
+
+    def content_type(request: Request) -> str:
+        return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @app.post("/api/predict")
+    async def predict(request: Request):
+        ctype = content_type(request)
+        answer = await image_answer(request, ctype, number=False)
+        if answer is not None:
+            return answer
         if ctype == "application/json" or ctype.endswith("+json"):
             pixels, preprocess = await _read_pixels(request, size)
             if not preprocess:
@@ -354,6 +388,18 @@ def create_app(
             415,
             f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
             'the raw bytes as image/png, image/jpeg, ...) or JSON {"pixels": [[...], ...]}',
+        )
+
+    @app.post("/api/number")
+    async def number(request: Request):
+        ctype = content_type(request)
+        answer = await image_answer(request, ctype, number=True)
+        if answer is not None:
+            return answer
+        raise HTTPException(
+            415,
+            f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
+            "the raw bytes as image/png, image/jpeg, ...)",
         )
 
     # Around the routes, parsers and exception handlers: the limit holds before they see a byte.
