@@ -2,6 +2,8 @@
 
     python scripts/train_default_model.py --install       # rebuild the shipped model
     python scripts/train_default_model.py --no-robust --out /tmp/plain.pt   # a lever's baseline
+    python scripts/train_default_model.py --writer-augment all --out /tmp/w.pt  # issue 22's families
+    python scripts/train_default_model.py --remeasure CHECKPOINT --install  # new metadata, same weights
 
 Recipe: the 99.5% time-to-accuracy recipe of benchmarks/time_to_accuracy.py with issue 14's
 robustness augmentation. fastnet with widths 32-48-64-128 (117,322 parameters), AdamW lr 0.01
@@ -19,13 +21,18 @@ normalisation of `preprocess_image`.
 Measured for the shipped model (2-core Intel Xeon VM, torch 2.13 CPU, fp32, one thread,
 the machine shared with other work; 531 s of training, 563 s wall):
     MNIST test 99.63% (epoch 15 of 16 chosen by validation, 99.62% val)
-    real-world 98.16% (first half 99.00%, held-out half 97.33%); 98.11% without the stroke
+    real-world: reporting half (last 898, never used for tuning) 97.33%, tuning half (first
+        899) 99.00%, both 98.16%; 98.11% without the stroke
         normalisation; the same recipe without robust_augment (--no-robust): 97.50%, and
         97.16% without either lever, MNIST test 99.59%
     temperature 0.50; expected calibration error on MNIST test 0.0918 -> 0.0011
     471 KB
 Each run prints these numbers as JSON and stores them in the checkpoint (`realworld`,
-`calibration`, `trained_by`). Rebuilt on the same VM with one thread, seed 0 gave
+`calibration`, `trained_by`); `realworld` names each half by its use
+(`accuracy_tuning_half`, `accuracy_reporting_half`, `accuracy_both_halves`), and only the
+reporting half is quoted to users. The writer families of issue 22 (`--writer-augment all`)
+are not in the shipped recipe: with them MNIST test fell to 99.54% (README, "Writers the
+model has not seen"). Rebuilt on the same VM with one thread, seed 0 gave
 bit-identical weights; seed 1 gave 99.65% MNIST test and 98.05% real-world. Another machine or
 thread count will differ within the noise of a single run (the narrower fastnet, 16-32-64-128, with the same
 recipe and seed gave 99.50% and 98.39%).
@@ -52,8 +59,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from mnistlab import config, engine  # noqa: E402
-from mnistlab.checkpoint import load_checkpoint  # noqa: E402
-from mnistlab.data.realworld import PARTS, SOURCE, load_realworld  # noqa: E402
+from mnistlab.checkpoint import load_checkpoint, read_checkpoint  # noqa: E402
+from mnistlab.data.realworld import DEV_SIZE, SOURCE, load_realworld  # noqa: E402
 from mnistlab.fileio import atomic_write_bytes, write_torch  # noqa: E402
 from mnistlab.predict import Predictor  # noqa: E402
 from mnistlab.preprocess import preprocess_image  # noqa: E402
@@ -79,6 +86,8 @@ RECIPE = dict(
     precision="fp32",
     seed=0,
 )
+# The writer families (issue 22) the ablation kept (scripts/ablate_augment.py, README).
+WRITER_AUGMENT = ""
 
 
 def cpu_name() -> str:
@@ -96,11 +105,34 @@ def realworld_accuracy(predictor: Predictor, strokes: bool = True) -> dict[str, 
     images, labels = load_realworld()
     digits = np.stack([preprocess_image(image, strokes=strokes) for image in images])
     right = predictor.probabilities(digits).argmax(1) == labels
-    dev = len(load_realworld("dev")[0])
     return {
         "all": float(right.mean()),
-        "dev": float(right[:dev].mean()),
-        "heldout": float(right[dev:].mean()),
+        "dev": float(right[:DEV_SIZE].mean()),
+        "heldout": float(right[DEV_SIZE:].mean()),
+    }
+
+
+def realworld_metadata(meta: dict) -> dict:
+    """The checkpoint's `realworld` table: each half under a name that says how it was used.
+    Only the reporting half is an honest figure for digits the recipe was not tuned on;
+    `mnistlab predict` and the page quote that one alone."""
+    with tempfile.TemporaryDirectory() as folder:
+        write_torch(Path(folder) / "model.pt", meta)
+        predictor = Predictor(Path(folder) / "model.pt")
+        with_strokes = realworld_accuracy(predictor, strokes=True)
+        without = realworld_accuracy(predictor, strokes=False)
+    total = len(load_realworld()[1])
+    return {
+        "source": SOURCE,
+        "halves": "split by position, first 899 and last 898: the source has no writer "
+        "labels, so the halves may share writers",
+        "tuning_half_digits": DEV_SIZE,
+        "accuracy_tuning_half": with_strokes["dev"],  # looked at while choosing the recipe
+        "reporting_half_digits": total - DEV_SIZE,
+        "accuracy_reporting_half": with_strokes["heldout"],  # never used for any choice
+        "accuracy_both_halves": with_strokes["all"],  # includes the tuning half: not quoted
+        "accuracy_tuning_half_without_stroke_normalization": without["dev"],
+        "accuracy_reporting_half_without_stroke_normalization": without["heldout"],
     }
 
 
@@ -112,17 +144,38 @@ def main() -> None:
     )
     parser.add_argument("--robust-fraction", type=float, default=0.5)
     parser.add_argument("--no-robust", action="store_true", help="the lever's baseline")
+    parser.add_argument(
+        "--writer-augment",
+        default=WRITER_AUGMENT,
+        help="writer families (TrainConfig.writer_augment); '' for none",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-subset", type=int, default=None, help="quick trials only")
     parser.add_argument("--out", type=Path, default=None, help="where to write the checkpoint")
     parser.add_argument(
         "--install", action="store_true", help="replace the shipped model and its pinned SHA-256"
     )
+    parser.add_argument(
+        "--remeasure",
+        type=Path,
+        default=None,
+        help="train nothing: measure this checkpoint's real-world accuracy again and write it "
+        "with the new table (to --out, or over the shipped model with --install)",
+    )
     args = parser.parse_args()
+    if args.remeasure:
+        meta = read_checkpoint(args.remeasure)
+        meta["realworld"] = realworld_metadata(meta)
+        summary = {"realworld": meta["realworld"]}
+        install(args, meta, summary)
+        print(json.dumps(summary, indent=1))
+        return
     settings = dict(RECIPE, epochs=args.epochs, seed=args.seed, train_subset=args.train_subset)
     settings["model_kwargs"] = {"widths": args.widths}
     if not args.no_robust:
         settings.update(robust_augment=True, robust_fraction=args.robust_fraction)
+    if args.writer_augment:
+        settings["writer_augment"] = args.writer_augment
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         cfg = config.TrainConfig(**settings, out_dir=folder)
@@ -132,24 +185,9 @@ def main() -> None:
         _, meta = load_checkpoint(Path(folder) / "checkpoint.pt")
     wall = time.perf_counter() - start
 
-    # Measure the trained model as users meet it: through Predictor (calibrated) and
-    # preprocess_image, with and without the stroke normalisation.
-    with tempfile.TemporaryDirectory() as folder:
-        write_torch(Path(folder) / "model.pt", meta)
-        predictor = Predictor(Path(folder) / "model.pt")
-        with_strokes = realworld_accuracy(predictor, strokes=True)
-        without = realworld_accuracy(predictor, strokes=False)
-    meta["realworld"] = {
-        "source": SOURCE,
-        "accuracy": with_strokes["all"],
-        **{f"accuracy_{part}": with_strokes[part] for part in PARTS if part != "all"},
-        "accuracy_without_stroke_normalization": without["all"],
-        **{
-            f"accuracy_{part}_without_stroke_normalization": without[part]
-            for part in PARTS
-            if part != "all"
-        },
-    }
+    # Measured as users meet it: through Predictor (calibrated) and preprocess_image, with
+    # and without the stroke normalisation.
+    meta["realworld"] = realworld_metadata(meta)
     meta["trained_by"] = {
         "script": "scripts/train_default_model.py",
         "arguments": sys.argv[1:],
@@ -168,6 +206,12 @@ def main() -> None:
         "params": result.params,
         **meta["trained_by"],
     }
+    install(args, meta, summary)
+    print(json.dumps(summary, indent=1))
+
+
+def install(args, meta: dict, summary: dict) -> None:
+    """Write the checkpoint to --out, or over the shipped model and its pins with --install."""
     if args.out or args.install:
         out = args.out or PRETRAINED / DEFAULT_MODEL
         write_torch(out, meta)
@@ -182,7 +226,6 @@ def main() -> None:
                 r'DEFAULT_SHA256 = "[0-9a-f]{64}"', f'DEFAULT_SHA256 = "{digest}"', init.read_text()
             )
             atomic_write_bytes(init, text.encode())
-    print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from PIL import Image, ImageDraw
 from use_helpers import png_with_header
 
 from mnistlab import cli
+from mnistlab.checkpoint import read_checkpoint
+from mnistlab.pretrained import default_checkpoint
 from mnistlab.serve import MAX_BODY_BYTES, create_app
 from mnistlab.serve import app as serve_app
 from mnistlab.serve.app import SERVE_EXTRA
@@ -524,7 +526,7 @@ def test_without_a_checkpoint_the_default_model_is_served(digit):
     with TestClient(create_app()) as default:
         info = default.get("/api/model").json()
         assert info["default_model"] is True and info["model"] == "fastnet"
-        assert info["realworld"]["accuracy"] >= 0.95
+        assert info["realworld"]["accuracy_reporting_half"] >= 0.95
         response = default.post("/api/predict", content=png, headers={"Content-Type": "image/png"})
         assert response.json()["label"] == label
 
@@ -623,6 +625,23 @@ def test_uploading_a_photo_in_the_browser(browser, live_server, digit, mnist, tm
     finally:
         page.close()
     assert problems == []
+
+
+@pytest.mark.browser
+def test_the_page_quotes_the_reporting_half_for_the_default_model(browser):
+    # Issue 22: never a real-world figure that includes the half used for tuning.
+    from playwright.sync_api import expect
+
+    real = read_checkpoint(default_checkpoint())["realworld"]
+    with running(create_app()) as port:
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        try:
+            page.goto(f"http://127.0.0.1:{port}/")
+            expect(page.locator("#model")).to_contain_text("not used for tuning")
+            held = f"{100 * real['accuracy_reporting_half']:.1f}% on 898 held-out scanned digits"
+            assert held in page.locator("#model").inner_text()
+        finally:
+            page.close()
 
 
 # ------------------------------------------------------------------ whole numbers (issue 22)

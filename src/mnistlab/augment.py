@@ -7,7 +7,10 @@ padding that grid_sample adds is the same black as MNIST's background.
     robust_augment    what people's digits do that MNIST's do not (issue 14): strokes
                       thicker or thinner, blur, low resolution (down- then up-sampled),
                       elastic distortion and contrast, each on a random part of the batch
-    augment_batch     the two together, as the engine calls them
+    writer_augment    how other writers form digits (issue 22): label-conditional conventions
+                      (continental 1, crossed 7, open 4, looped 2, hooked 9) and aspect
+                      ratio, slant, broken strokes, stray marks, uneven ink
+    augment_batch     all of them together, as the engine calls them
 
 Random numbers come from a `generator` on the CPU, so runs are reproducible on any device.
 """
@@ -238,12 +241,331 @@ def augment_batch(
     translate: float = 0.1,
     scale: float = 0.1,
     robust_fraction: float | None = None,
+    labels: torch.Tensor | None = None,
+    writer_families: tuple[str, ...] = (),
 ) -> torch.Tensor:
-    """The engine's augmentation: the random affine when its settings are given (as before
-    issue 14, drawing the same random numbers), then the robustness operations on
-    `robust_fraction` of the batch when that is given."""
+    """The engine's augmentation: the writer families (issue 22; they need the batch's
+    `labels`) on the clean digits, then the random affine when its settings are given (as
+    before issue 14, drawing the same random numbers), then the robustness operations on
+    `robust_fraction` of the batch when that is given. With no families nothing is drawn for
+    them, so earlier recipes train exactly as before."""
+    if writer_families:
+        if labels is None:
+            raise ValueError("writer_families need the batch's labels")
+        images = writer_augment(images, labels, generator, writer_families)
     if rotate_degrees is not None:
         images = random_affine(images, generator, rotate_degrees, translate, scale)
     if robust_fraction:
         images = robust_augment(images, generator, robust_fraction)
+    return images
+
+
+# ---------------------------------------------------------------- writers (issue 22)
+# How people outside MNIST's writers form digits. Each family is a batched op on (n, 1, H, W)
+# images in [0, 1] that draws its own random numbers; the label-conditional ones are given only
+# images of their label. They run on the clean digit, before the random affine, so a flag or
+# a bar added here is rotated, zoomed and blurred with the rest of the digit.
+LABEL_P = 0.5  # share of a label's images that get its convention
+WRITER_P = 0.25  # share of the batch that gets each label-free family
+INK = 0.3  # an ink pixel: above this level
+PEN = (2.0, 3.0)  # width of an added stroke, pixels of the 28x28 image (MNIST's pen is ~2-3)
+
+
+def _pen(n: int, generator: torch.Generator) -> torch.Tensor:
+    return _uniform(n, *PEN, generator)
+
+
+def _extent(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Ink bounding box per image: top, bottom, left, right (each (n,) float, pixel indices)."""
+    ink = images[:, 0] > INK  # (n, H, W)
+    rows, cols = ink.any(2), ink.any(1)
+    r = torch.arange(rows.shape[1], device=images.device, dtype=images.dtype)
+    c = torch.arange(cols.shape[1], device=images.device, dtype=images.dtype)
+    big = float(max(rows.shape[1], cols.shape[1]))
+    top = torch.where(rows, r, big).amin(1)
+    bottom = torch.where(rows, r, -1.0).amax(1)
+    left = torch.where(cols, c, big).amin(1)
+    right = torch.where(cols, c, -1.0).amax(1)
+    return top, bottom, left, right
+
+
+def _row_centre(images: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Ink-weighted mean column of row `rows[i]` of image i ((n,) float): where the stroke
+    crosses that row."""
+    n, _, h, w = images.shape
+    idx = rows.round().long().clamp(0, h - 1).to(images.device)
+    line = images[torch.arange(n, device=images.device), 0, idx]  # (n, W)
+    line = line * (line > INK)
+    c = torch.arange(w, device=images.device, dtype=images.dtype)
+    return (line * c).sum(1) / line.sum(1).clamp_min(1e-6)
+
+
+def _pixel_grid(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    _, _, h, w = images.shape
+    ys = torch.arange(h, device=images.device, dtype=images.dtype)[None, :, None]  # (1, H, 1)
+    xs = torch.arange(w, device=images.device, dtype=images.dtype)[None, None, :]  # (1, 1, W)
+    return xs, ys
+
+
+def _segment_ink(images, start, end, width) -> torch.Tensor:
+    """(n, 1, H, W): an antialiased straight stroke from start to end ((n, 2) as x, y),
+    `width` (n,) pixels wide, one per image."""
+    xs, ys = _pixel_grid(images)
+    x0, y0 = start[:, 0, None, None], start[:, 1, None, None]
+    dx, dy = (end - start)[:, 0, None, None], (end - start)[:, 1, None, None]
+    t = (((xs - x0) * dx + (ys - y0) * dy) / (dx * dx + dy * dy).clamp_min(1e-6)).clamp(0, 1)
+    dist = torch.hypot(xs - (x0 + t * dx), ys - (y0 + t * dy))  # (n, H, W)
+    return (width[:, None, None] / 2 + 0.5 - dist).clamp(0, 1)[:, None]
+
+
+def _draw(images, start, end, width) -> torch.Tensor:
+    return torch.maximum(
+        images, _segment_ink(images, start.to(images), end.to(images), width.to(images))
+    )
+
+
+def continental_one(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A 1 as most of Europe writes it: a flag from the top down to the left (80%) and/or a
+    foot across the base (always when there is no flag, else half the time)."""
+    n = images.shape[0]
+    top, bottom, _, _ = _extent(images)
+    height = (bottom - top + 1).clamp_min(1)
+    x_top, x_bottom = _row_centre(images, top), _row_centre(images, bottom)
+    flag = torch.rand(n, generator=generator) < 0.8
+    foot = ~flag | (torch.rand(n, generator=generator) < 0.5)
+    length = _uniform(n, 0.25, 0.5, generator) * height
+    angle = _uniform(n, 15.0, 50.0, generator) * (math.pi / 180)  # below the horizontal
+    half = _uniform(n, 0.15, 0.3, generator) * height
+    width = _pen(n, generator)
+    start = torch.stack([x_top, top], 1)
+    end = torch.stack([x_top - length * torch.cos(angle), top + length * torch.sin(angle)], 1)
+    flagged = _draw(images, start, end, width)
+    images = torch.where(flag[:, None, None, None].to(images.device), flagged, images)
+    start = torch.stack([x_bottom - half, bottom], 1)
+    footed = _draw(images, start, start + torch.stack([2 * half, 0 * half], 1), width)
+    return torch.where(foot[:, None, None, None].to(images.device), footed, images)
+
+
+def crossed_seven(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A 7 with a bar through the middle of its stem, slightly tilted."""
+    n = images.shape[0]
+    top, bottom, _, _ = _extent(images)
+    height = (bottom - top + 1).clamp_min(1)
+    y = top + _uniform(n, 0.45, 0.65, generator) * height
+    x = _row_centre(images, y)
+    half = _uniform(n, 0.18, 0.3, generator) * height
+    tilt = _uniform(n, -1.0, 1.0, generator)
+    start = torch.stack([x - half, y + tilt], 1)
+    end = torch.stack([x + half, y - tilt], 1)
+    return _draw(images, start, end, _pen(n, generator))
+
+
+def _enclosed(images: torch.Tensor) -> torch.Tensor:
+    """(n, H, W) bool: background that no path of background reaches from the border (holes)."""
+    background = images[:, 0] <= INK
+    outside = torch.zeros_like(background)
+    outside[:, 0], outside[:, -1], outside[:, :, 0], outside[:, :, -1] = (
+        background[:, 0],
+        background[:, -1],
+        background[:, :, 0],
+        background[:, :, -1],
+    )
+    for _ in range(sum(background.shape[1:])):  # a flood fill: at most H + W rounds suffice
+        grown = outside.clone()
+        grown[:, 1:] |= outside[:, :-1]
+        grown[:, :-1] |= outside[:, 1:]
+        grown[:, :, 1:] |= outside[:, :, :-1]
+        grown[:, :, :-1] |= outside[:, :, 1:]
+        grown &= background
+        if torch.equal(grown, outside):
+            break
+        outside = grown
+    return background & ~outside
+
+
+def open_four(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A closed 4 (its strokes meet at the top, enclosing a triangle) opened: the ink above
+    the hole's top is cut away, up to the digit's top. 4s without a hole are left alone: the
+    cut is only made where it can be placed from the image itself."""
+    n, _, h, w = images.shape
+    hole = _enclosed(images)  # (n, H, W)
+    closed = hole.flatten(1).sum(1) >= 3
+    if not closed.any():
+        return images
+    r = torch.arange(h, device=images.device)
+    hole_top = torch.where(hole.any(2), r, h).amin(1)  # (n,)
+    first = hole[torch.arange(n, device=images.device), hole_top.clamp(max=h - 1)].float()
+    c = torch.arange(w, device=images.device, dtype=images.dtype)
+    x = (first * c).sum(1) / first.sum(1).clamp_min(1)
+    top, _, _, _ = _extent(images)
+    start = torch.stack([x, hole_top.to(images.dtype)], 1)
+    end = torch.stack([x, top - 1], 1)
+    cut = _segment_ink(images, start, end, _uniform(n, 2.0, 3.0, generator).to(images))
+    opened = images * (1 - cut)
+    return torch.where(closed[:, None, None, None], opened, images)
+
+
+def looped_two(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A 2 with a small loop where its diagonal meets the base (bottom left)."""
+    n = images.shape[0]
+    top, bottom, left, _ = _extent(images)
+    radius = _uniform(n, 1.5, 3.0, generator)
+    cx = left + radius + _uniform(n, 0.0, 2.0, generator)
+    cy = bottom - radius - _uniform(n, 0.0, 1.0, generator)
+    width = _pen(n, generator)
+    xs, ys = _pixel_grid(images)
+    dist = (
+        torch.hypot(xs - cx[:, None, None], ys - cy[:, None, None]) - radius[:, None, None]
+    ).abs()
+    ring = (width[:, None, None] / 2 + 0.5 - dist).clamp(0, 1)[:, None]
+    return torch.maximum(images, ring)
+
+
+def hooked_nine(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A 9 whose tail curls back to the left at the bottom."""
+    n = images.shape[0]
+    top, bottom, _, _ = _extent(images)
+    height = (bottom - top + 1).clamp_min(1)
+    x = _row_centre(images, bottom)
+    length = _uniform(n, 0.2, 0.35, generator) * height
+    rise = _uniform(n, 0.2, 0.7, generator) * length
+    start = torch.stack([x, bottom], 1)
+    return _draw(images, start, torch.stack([x - length, bottom - rise], 1), _pen(n, generator))
+
+
+def _affine(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _to_unit(p: torch.Tensor, size: int) -> torch.Tensor:
+    """Pixel index -> affine_grid's [-1, 1] coordinate (align_corners=False)."""
+    return (2 * p + 1) / size - 1
+
+
+def aspect_stretch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Width times U(0.7, 1.6) (log-uniform) about the ink's centre, then the digit shrunk
+    back into a 20-pixel box if it outgrew it: scanners and forms that stretch a digit to fill
+    its box, and writers with wide or narrow hands."""
+    n, _, h, w = images.shape
+    top, bottom, left, right = _extent(images)
+    stretch = torch.exp(_uniform(n, math.log(0.7), math.log(1.6), generator))
+    wide = (right - left + 1).clamp_min(1) * stretch
+    tall = (bottom - top + 1).clamp_min(1)
+    fit = (20 / torch.maximum(wide, tall)).clamp(max=1)
+    sx, sy = stretch * fit, fit  # output = input * s about the centre
+    cx, cy = _to_unit((left + right) / 2, w), _to_unit((top + bottom) / 2, h)
+    zero = torch.zeros(n)
+    theta = torch.stack(
+        [
+            torch.stack([1 / sx, zero, cx * (1 - 1 / sx)], 1),
+            torch.stack([zero, 1 / sy, cy * (1 - 1 / sy)], 1),
+        ],
+        1,
+    )  # (n, 2, 3): output coordinates -> input coordinates
+    return _affine(images, theta)
+
+
+def slant(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A shear of U(-25, 25) degrees about the centre row: forward- or back-slanted hands
+    (the random affine's rotation turns the whole digit; a slant keeps rows level)."""
+    n = images.shape[0]
+    shear = torch.tan(_uniform(n, -25.0, 25.0, generator) * (math.pi / 180))
+    zero, one = torch.zeros(n), torch.ones(n)
+    theta = torch.stack([torch.stack([one, shear, zero], 1), torch.stack([zero, one, zero], 1)], 1)
+    return _affine(images, theta)
+
+
+def broken_strokes(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One to three gaps of 1.5-3 pixels cut at random places on the ink: a dry pen, a faint
+    scan."""
+    n = images.shape[0]
+    weights = (images.flatten(1) > INK).float() + 1e-6  # (n, H*W): anywhere on the ink
+    gaps = torch.multinomial(weights, 3, generator=generator)  # (n, 3), flat pixel indices
+    used = torch.arange(3)[None] < torch.randint(1, 4, (n, 1), generator=generator)  # (n, 3)
+    w = images.shape[-1]
+    xs, ys = _pixel_grid(images)
+    keep = torch.ones_like(images[:, 0])
+    for k in range(3):
+        x, y = (gaps[:, k] % w).to(images), (gaps[:, k] // w).to(images)
+        radius = _uniform(n, 0.75, 1.5, generator).to(images)
+        dist = torch.hypot(xs - x[:, None, None], ys - y[:, None, None])
+        hole = (radius[:, None, None] + 0.5 - dist).clamp(0, 1) * used[:, k, None, None].to(images)
+        keep = keep * (1 - hole)
+    return images * keep[:, None]
+
+
+def stray_marks(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Half the time a stroke of a neighbouring digit coming in from the left or right edge
+    and touching this one; otherwise a short stray mark or dot anywhere."""
+    n, _, h, w = images.shape
+    top, bottom, left, right = _extent(images)
+    neighbour = torch.rand(n, generator=generator) < 0.5
+    from_left = torch.rand(n, generator=generator) < 0.5
+    y = top + _uniform(n, 0.0, 1.0, generator) * (bottom - top).clamp_min(0)
+    edge = torch.where(from_left, torch.zeros(n), torch.full((n,), w - 1.0))
+    touch = torch.where(
+        from_left, left + _uniform(n, 0, 2, generator), right - _uniform(n, 0, 2, generator)
+    )
+    start_n = torch.stack([edge, y + _uniform(n, -4, 4, generator)], 1)
+    end_n = torch.stack([touch, y], 1)
+    start_s = torch.stack([_uniform(n, 0, w - 1, generator), _uniform(n, 0, h - 1, generator)], 1)
+    angle = _uniform(n, 0, math.pi, generator)
+    length = _uniform(n, 0, 3, generator)
+    end_s = start_s + torch.stack([torch.cos(angle), torch.sin(angle)], 1) * length[:, None]
+    pick = neighbour[:, None]
+    width = torch.where(neighbour, _pen(n, generator), _uniform(n, 1.5, 3.0, generator))
+    return _draw(
+        images, torch.where(pick, start_n, start_s), torch.where(pick, end_n, end_s), width
+    )
+
+
+def uneven_ink(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Ink that is dark in places and light in others (pen pressure, a drying pen): the levels
+    times a smooth random field in [0.3, 1], then full-white ink again at the darkest point,
+    as `preprocess_image` stretches every picture's levels."""
+    n, _, h, w = images.shape
+    coarse = _uniform(n * 9, 0.3, 1.0, generator).reshape(n, 1, 3, 3)
+    field = _resample(coarse.to(images), _linear_matrix(h, 3), _linear_matrix(w, 3))
+    x = images * field
+    return (x / x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)).clamp(0, 1)
+
+
+# name -> (operation, the label it is for or None for every label). The names are
+# config.WRITER_FAMILIES, in the order they are applied.
+WRITER_OPS = {
+    "continental_one": (continental_one, 1),
+    "crossed_seven": (crossed_seven, 7),
+    "open_four": (open_four, 4),
+    "looped_two": (looped_two, 2),
+    "hooked_nine": (hooked_nine, 9),
+    "aspect": (aspect_stretch, None),
+    "slant": (slant, None),
+    "broken": (broken_strokes, None),
+    "stray": (stray_marks, None),
+    "ink": (uneven_ink, None),
+}
+
+
+def writer_augment(
+    images: torch.Tensor,  # (B, C, H, W) float in [0, 1]
+    labels: torch.Tensor,  # (B,) int
+    generator: torch.Generator,
+    families: tuple[str, ...],
+) -> torch.Tensor:
+    """Apply each named family (config.WRITER_FAMILIES) to a random part of the batch:
+    LABEL_P of its label's images for a label's convention, WRITER_P of all images for the
+    others. Every family draws its choice for the whole batch, so which images change does
+    not depend on the others' outcomes; labels are never changed."""
+    labels = labels.cpu()
+    for name in (f for f in WRITER_OPS if f in families):
+        op, label = WRITER_OPS[name]
+        draw = torch.rand(len(labels), generator=generator)
+        chosen = (draw < LABEL_P) & (labels == label) if label is not None else draw < WRITER_P
+        which = chosen.nonzero().flatten()
+        if len(which):
+            # Small index-heavy ops on a few images: done on the CPU, whatever the device.
+            idx = which.to(images.device)
+            images = images.clone()
+            images[idx] = op(images[idx].cpu(), generator).clamp(0, 1).to(images.device)
     return images

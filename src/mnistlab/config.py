@@ -25,6 +25,19 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# The writer families of mnistlab.augment (issue 22), in the order they are applied.
+WRITER_FAMILIES = (
+    "continental_one",
+    "crossed_seven",
+    "open_four",
+    "looped_two",
+    "hooked_nine",
+    "aspect",
+    "slant",
+    "broken",
+    "stray",
+    "ink",
+)
 
 # torch.manual_seed takes any 64-bit value; the upper half is left out so a seed is the same
 # number signed or unsigned wherever it is stored.
@@ -109,6 +122,12 @@ class TrainConfig:
     robust_fraction: float = setting(
         0.5, "fraction of each batch that robust_augment changes, in [0, 1]", added_later=True
     )
+    writer_augment: str = setting(
+        "",
+        "how other writers form digits, added to training batches: comma-separated families "
+        f"of mnistlab.augment, or 'all' ({', '.join(WRITER_FAMILIES)})",
+        added_later=True,
+    )
     # --- weight averaging
     ema: bool = setting(False, "evaluate an exponential moving average of the weights")
     ema_decay: float = setting(0.999, "EMA decay per step; about 1/(1 - decay) steps of memory")
@@ -155,6 +174,11 @@ class TrainConfig:
     tensorboard: bool = setting(
         False, "also write TensorBoard event files to OUT_DIR/tensorboard", identity=False
     )
+
+    def writer_families(self) -> tuple[str, ...]:
+        """The families `writer_augment` names ('all' for every one), without blanks."""
+        names = tuple(n.strip() for n in self.writer_augment.split(",") if n.strip())
+        return WRITER_FAMILIES if names == ("all",) else names
 
     def validate(self) -> TrainConfig:
         """Refuse any value that cannot work, naming the setting; normalise ints given for
@@ -212,6 +236,11 @@ class TrainConfig:
             0 <= self.robust_fraction <= 1,
             f"robust_fraction must be in [0, 1], got {self.robust_fraction}",
         )
+        for name in self.writer_families():
+            need(
+                name in WRITER_FAMILIES,
+                f"writer_augment: unknown family {name!r}; valid: all, {', '.join(WRITER_FAMILIES)}",
+            )
         for name in ("seed", "split_seed"):
             value = getattr(self, name)
             need(0 <= value < MAX_SEED, f"{name} must be in [0, 2**63), got {value}")

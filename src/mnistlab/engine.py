@@ -121,8 +121,9 @@ def train_one_epoch(
     steps = math.ceil(len(data) / batch_size)
     for step in range(steps):
         idx = order[step * batch_size : (step + 1) * batch_size]
-        x = fmt(data.images[idx], transform)
         y = data.labels[idx]
+        # The writer families change a digit by its label (a flag only on 1s).
+        x = fmt(data.images[idx], transform and partial(transform, labels=y))
         with autocast_for(device, fmt.precision):
             logits = model(x)  # (B, classes)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=stepper.label_smoothing)
@@ -477,6 +478,8 @@ def setup(
         augment["scale"] = config.scale
     if config.robust_augment:  # thickness, blur, low resolution, elastic, contrast
         augment = (augment or {}) | {"robust_fraction": config.robust_fraction}
+    if config.writer_augment:  # other writers' conventions, aspect, slant, strokes, marks, ink
+        augment = (augment or {}) | {"writer_families": config.writer_families()}
     return Session(
         config=config,
         device=device,

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import UserError
 
 DEFAULT_MODEL = "fastnet-robust.pt"
-DEFAULT_SHA256 = "09e12078df33035d6f46cb99b69baad265a04117612682d61187815c5f3cdec7"
+DEFAULT_SHA256 = "978e3b06e368cb3654c9f8d5f781ce8f076af4e623b16fb91f07b96bea0ba528"
 
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> SHA-256, per process
 
