@@ -39,8 +39,10 @@ lint: $(VENV)/.all
 	$(PY) -m ruff format --check src tests benchmarks scripts examples
 	$(VENV)/bin/lint-imports  # the layers contract in pyproject.toml
 
+# Two workers (pytest-xdist), each test file on one of them so its module fixtures (a Ray
+# cluster, a browser, a trained checkpoint) are built once; tests pin one torch thread each.
 test: $(VENV)/.all browser lint
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -516,3 +516,18 @@ def test_worker_processes_write_the_same_ledger(finished, tmp_path):
     }
     lines = [line for line in stdout.splitlines() if line.startswith("[")]
     assert len(lines) == 4 and lines[-1].startswith("[4/4] ") and "ETA" in lines[0]
+
+
+def test_the_quick_tour_keeps_what_the_report_needs(tmp_path):
+    # Issue 23: the tour is sized for a 2-core CPU but keeps the user's five architectures,
+    # the user's whole lr x dropout grid for LeNet, and one budget per group of runs.
+    sweep = load_sweep("quick", str(tmp_path / "out"))
+    configs = [r.config for r in sweep.runs]
+    assert {c.model for c in configs} >= {"lenet", "alexnet", "resnet18", "wrn", "vgg11"}
+    lenet = [c for c in configs if c.model == "lenet"]
+    assert sorted({c.lr for c in lenet}) == [5e-4, 1e-3, 5e-3]
+    assert sorted({c.dropout for c in lenet}) == [0.25, 0.3, 0.5, 0.75]
+    assert len(lenet) == 12
+    others = [c for c in configs if c.model != "lenet"]
+    budgets = {(c.train_subset, c.epochs, c.eval_subset, c.batch_size, c.lr) for c in others}
+    assert len(budgets) == 1
