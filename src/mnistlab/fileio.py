@@ -8,12 +8,15 @@ survives a power cut. Failures of the disk (read-only, full, no permission) beco
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import os
+import sqlite3
 import stat
 import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +134,35 @@ def write_torch(path: str | os.PathLike, obj: Any) -> None:
 
 def atomic_copy(source: str | os.PathLike, destination: str | os.PathLike) -> None:
     atomic_write_bytes(destination, Path(source).read_bytes())
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_tables(path: Path, where: str, what: str, hint: str = "") -> set[str] | None:
+    """The table names of the SQLite file `path`, read after SQLite's quick check on a
+    read-only connection (nothing is written into a file that may be someone else's); None
+    for an empty file, which SQLite makes a new database. Errors are one line: `where`
+    starts it, `what` names the role the file was to play ("an MLflow store"), `hint` ends it."""
+    end = f"; {hint}" if hint else ""
+    if not path.is_file():
+        raise UserError(f"{where}: not a regular file, so not {what}{end}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise UserError(f"{where}: cannot read {what}: {exc.strerror}") from None
+    if not head:
+        return None
+    if head != SQLITE_HEADER:
+        raise UserError(f"{where}: not an SQLite file, so not {what}{end}")
+    readonly = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(readonly, uri=True, timeout=60)) as db:
+            check = db.execute("PRAGMA quick_check").fetchone()
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as exc:
+        raise UserError(f"{where}: a damaged SQLite file ({exc}){end}") from None
+    if check != ("ok",):
+        raise UserError(f"{where}: a damaged SQLite file ({check[0]}){end}")
+    return tables

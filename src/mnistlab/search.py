@@ -36,12 +36,9 @@ folder), and its samplers and pruners run in this process with a SQLite file as 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import sqlite3
 import time
-import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +52,7 @@ from .config import FIELD_TYPES, IDENTITY_FIELDS, ConfigError, TrainConfig, load
 from .data import load_dataset_cached
 from .engine import Callback, Stop, check_runnable
 from .errors import UserError
+from .fileio import sqlite_tables
 from .sweep import (
     CLAIM_POLL_SECONDS,
     Sweep,
@@ -389,29 +387,14 @@ def check_study_file(sweep_dir: str | os.PathLike) -> None:
     path = Path(sweep_dir) / STUDY_FILE
     if not path.exists() and not path.is_symlink():
         return
-    move = "move it aside or choose another --out"
-    if not path.is_file():
-        raise UserError(f"{path}: not a regular file, so not a search's study; {move}")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the search's study: {exc.strerror}") from None
-    if not head:
-        return  # SQLite makes an empty file a new database
-    if head != b"SQLite format 3\x00":
-        raise UserError(f"{path}: not an SQLite file, so not a search's study; {move}")
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-    try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=60)) as db:
-            check = db.execute("PRAGMA quick_check").fetchone()
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.Error as exc:
-        raise UserError(f"{path}: a damaged SQLite file ({exc}); {move}") from None
-    if check != ("ok",):
-        raise UserError(f"{path}: a damaged SQLite file ({check[0]}); {move}")
+    tables = sqlite_tables(
+        path, str(path), "a search's study", hint="move it aside or choose another --out"
+    )
     if tables and OPTUNA_TABLES - tables:
-        raise UserError(f"{path}: an SQLite database that is not a search's study; {move}")
+        raise UserError(
+            f"{path}: an SQLite database that is not a search's study; "
+            "move it aside or choose another --out"
+        )
 
 
 def storage_url(sweep_dir: str | os.PathLike) -> str:

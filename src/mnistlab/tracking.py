@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import socket
-import sqlite3
 import threading
 import time
 import urllib.parse
@@ -30,6 +29,7 @@ from filelock import FileLock
 from .config import IDENTITY_FIELDS
 from .engine import Callback
 from .errors import UserError
+from .fileio import sqlite_tables
 from .ledger import (
     DONE_STATUSES,
     MANIFEST,
@@ -214,7 +214,6 @@ def resolve_tracking_uri(value: str | None, sweep_dir: str | os.PathLike) -> str
 
 # Seconds a tracking server gets to accept a connection before a sweep gives up on it.
 STORE_CONNECT_SECONDS = 5.0
-SQLITE_HEADER = b"SQLite format 3\x00"
 # Tables every MLflow SQL store has: a non-empty SQLite file without them is someone else's.
 MLFLOW_TABLES = {"experiments", "runs", "alembic_version"}
 
@@ -253,29 +252,10 @@ def _check_sqlite_store(path: Path, uri: str, flag: str) -> None:
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
             raise UserError(f"{where}: cannot create the store: {folder} is not a writable folder")
         return
-    if not path.is_file():
-        raise UserError(f"{where}: not a regular file, so not an MLflow store")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise UserError(f"{where}: cannot read the store: {exc.strerror}") from None
-    if head and head != SQLITE_HEADER:
-        raise UserError(f"{where}: not an SQLite file, so not an MLflow store")
+    tables = sqlite_tables(path, where, "an MLflow store")
     # SQLite writes a journal beside the file: both the file and its folder must be writable.
     if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
         raise UserError(f"{where}: the store is read-only; MLflow needs to write it")
-    if not head:
-        return  # an empty file: SQLite makes it a new database
-    try:
-        readonly = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-        with contextlib.closing(sqlite3.connect(readonly, uri=True, timeout=60)) as db:
-            check = db.execute("PRAGMA quick_check").fetchone()
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.Error as exc:
-        raise UserError(f"{where}: a damaged SQLite file ({exc})") from None
-    if check != ("ok",):
-        raise UserError(f"{where}: a damaged SQLite file ({check[0]})")
     if tables and MLFLOW_TABLES - tables:
         raise UserError(f"{where}: an SQLite database that is not an MLflow store")
 
