@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from cli_helper import cli
+from sqlite_files import damaged_sqlite, foreign_sqlite
 
 from mnistlab import ledger, search
 from mnistlab.config import ConfigError
@@ -361,27 +362,12 @@ def test_two_search_processes_on_one_folder_end_exactly_the_trials_asked_for(tmp
 
 
 # ---------------------------------------------------------------- the study file
-def _foreign_sqlite(path: Path) -> None:
-    import sqlite3
-
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE notes (text TEXT)")
-        db.execute("INSERT INTO notes VALUES ('mine')")
-
-
-def _damaged_study(path: Path) -> None:
-    _foreign_sqlite(path)
-    data = bytearray(path.read_bytes())
-    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten
-    path.write_bytes(bytes(data))
-
-
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda p: p.write_bytes(b"my notes, not a database\n" * 40), "not an SQLite file"),
-        (_foreign_sqlite, "an SQLite database that is not a search's study"),
-        (_damaged_study, "a damaged SQLite file"),
+        (foreign_sqlite, "an SQLite database that is not a search's study"),
+        (damaged_sqlite, "a damaged SQLite file"),
         (lambda p: p.mkdir(), "not a regular file"),
     ],
 )

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 from cli_helper import cli
+from sqlite_files import damaged_sqlite, foreign_sqlite
 
 from mnistlab import ledger
 
@@ -168,28 +169,13 @@ def test_bad_mlflow_targets_are_one_line(tracked, tmp_path):
     assert resolve_tracking_uri(None, tmp_path).endswith("/mlruns/mlflow.db")
 
 
-def _foreign_sqlite(path: Path) -> None:
-    import sqlite3
-
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE notes (text TEXT)")
-        db.execute("INSERT INTO notes VALUES ('mine')")
-
-
-def _damaged_sqlite(path: Path) -> None:
-    _foreign_sqlite(path)
-    data = bytearray(path.read_bytes())
-    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten
-    path.write_bytes(bytes(data))
-
-
 @pytest.mark.skipif(not HAS_MLFLOW, reason="needs the mlflow extra")
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda p: p.write_bytes(b"not a database at all" * 50), "not an SQLite file"),
-        (_foreign_sqlite, "an SQLite database that is not an MLflow store"),
-        (_damaged_sqlite, "a damaged SQLite file"),
+        (foreign_sqlite, "an SQLite database that is not an MLflow store"),
+        (damaged_sqlite, "a damaged SQLite file"),
         (lambda p: p.mkdir(), "not a regular file"),
     ],
 )
