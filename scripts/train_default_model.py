@@ -58,7 +58,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from mnistlab import config, engine  # noqa: E402
+from mnistlab import augment, config, engine  # noqa: E402
 from mnistlab.checkpoint import load_checkpoint, read_checkpoint  # noqa: E402
 from mnistlab.data.realworld import DEV_SIZE, SOURCE, load_realworld  # noqa: E402
 from mnistlab.fileio import atomic_write_bytes, write_torch  # noqa: E402
@@ -149,6 +149,12 @@ def main() -> None:
         default=WRITER_AUGMENT,
         help="writer families (TrainConfig.writer_augment); '' for none",
     )
+    parser.add_argument(
+        "--writer-share",
+        type=float,
+        default=1.0,
+        help="scale the share of images each writer family changes (augment.LABEL_P, WRITER_P)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-subset", type=int, default=None, help="quick trials only")
     parser.add_argument("--out", type=Path, default=None, help="where to write the checkpoint")
@@ -176,6 +182,8 @@ def main() -> None:
         settings.update(robust_augment=True, robust_fraction=args.robust_fraction)
     if args.writer_augment:
         settings["writer_augment"] = args.writer_augment
+        augment.LABEL_P *= args.writer_share
+        augment.WRITER_P *= args.writer_share
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         cfg = config.TrainConfig(**settings, out_dir=folder)
