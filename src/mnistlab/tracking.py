@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -402,13 +403,20 @@ class MlflowLogger:
             self.logged()[ledger_id] = found
         return found
 
-    def error(self, exc: Exception) -> UserError:
-        """An error of the store as one line, naming the option the URI came from."""
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return UserError(
-            f"{self.flag} {mask_uri(self.tracking_uri)}: cannot log: {type(exc).__name__}: "
-            f"{mask_uris_in(first)}"
-        )
+    @contextlib.contextmanager
+    def errors_as_one_line(self) -> Iterator[None]:
+        """An error of the store as one line (not MLflow's traceback), naming the option the
+        URI came from."""
+        try:
+            yield
+        except UserError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UserError(
+                f"{self.flag} {mask_uri(self.tracking_uri)}: cannot log: {type(exc).__name__}: "
+                f"{mask_uris_in(first)}"
+            ) from None
 
     def _ours(self, run) -> bool:
         """Whether an MLflow run records a run of this sweep folder (not of the same sweep
@@ -521,13 +529,9 @@ class MlflowSync:
 
     def __enter__(self) -> MlflowSync:
         # The store opens here: a bad URI or a missing extra shows before any training.
-        try:
+        with self.logger.errors_as_one_line():
             self.logger.experiment_id  # noqa: B018  (opens the store, makes the experiment)
             self.logger.sync()
-        except UserError:
-            raise
-        except Exception as exc:
-            raise self.logger.error(exc) from None
         self._thread.start()
         return self
 
@@ -572,12 +576,8 @@ def import_to_mlflow(
     if not (sweep_dir / "runs").is_dir():
         raise UserError(f"{sweep_dir}: not a sweep folder (no runs/ in it)")
     logger = MlflowLogger(sweep_dir, tracking_uri, experiment, log=log, flag=flag)
-    try:
+    with logger.errors_as_one_line():
         return logger, logger.sync()
-    except UserError:
-        raise
-    except Exception as exc:  # the store's, as one line (not MLflow's traceback)
-        raise logger.error(exc) from None
 
 
 # ---------------------------------------------------------------- TensorBoard
@@ -586,20 +586,15 @@ HPARAM_STATUS = {s: "STATUS_SUCCESS" for s in ("finished", "stopped", "pruned")}
 
 
 def _hparams_summary(tag: str, **data):
-    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-    from tensorboard.plugins.hparams.metadata import PLUGIN_DATA_VERSION, PLUGIN_NAME
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams.metadata import create_summary_metadata
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-    content = HParamsPluginData(version=PLUGIN_DATA_VERSION, **data)
-    metadata = SummaryMetadata(
-        plugin_data=SummaryMetadata.PluginData(
-            plugin_name=PLUGIN_NAME, content=content.SerializeToString()
-        )
-    )
+    metadata = create_summary_metadata(HParamsPluginData(**data))
     return Summary(value=[Summary.Value(tag=tag, metadata=metadata)])
 
 
-def hparams_start(config: dict, group: str = ""):
+def hparams_start(config: dict):
     """A run's HParams session start: its settings. Written into the run's own event files
     (the same TensorBoard run as its scalars), so the HParams table pairs each run's settings
     with its metrics (val/acc, val/best_acc, ...). No experiment summary is written: TensorBoard
@@ -607,7 +602,7 @@ def hparams_start(config: dict, group: str = ""):
     from tensorboard.plugins.hparams.metadata import SESSION_START_INFO_TAG
     from tensorboard.plugins.hparams.plugin_data_pb2 import SessionStartInfo
 
-    start = SessionStartInfo(group_name=group, start_time_secs=time.time())
+    start = SessionStartInfo(start_time_secs=time.time())
     # The settings that decide what a run computes: numbers, text and bools; None and dicts
     # as text.
     for key in sorted(IDENTITY_FIELDS & set(config)):
