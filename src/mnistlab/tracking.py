@@ -146,9 +146,8 @@ def epochs_frame(sweep_dir: str | os.PathLike):
 
 # ---------------------------------------------------------------- MLflow
 MLFLOW_FOLDER = "mlruns"  # SWEEP_DIR/mlruns/{mlflow.db, artifacts/}: the default store
-RUN_ID_TAG = (
-    "mnistlab.run_id"  # the ledger run an MLflow run records: what makes logging idempotent
-)
+# The ledger run an MLflow run records: what makes logging idempotent.
+RUN_ID_TAG = "mnistlab.run_id"
 # The sweep folder an MLflow run's ledger run lives in: run ids are config hashes, so the same
 # sweep rerun into another folder has the same ids, and its runs are other runs to log.
 SWEEP_DIR_TAG = "mnistlab.sweep_dir"
@@ -603,8 +602,7 @@ def hparams_start(config: dict):
     from tensorboard.plugins.hparams.plugin_data_pb2 import SessionStartInfo
 
     start = SessionStartInfo(start_time_secs=time.time())
-    # The settings that decide what a run computes: numbers, text and bools; None and dicts
-    # as text.
+    # The settings that decide what a run computes; None and dicts as text.
     for key in sorted(IDENTITY_FIELDS & set(config)):
         value = config[key]
         if isinstance(value, bool):
