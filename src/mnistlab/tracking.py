@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,11 @@ from .uris import mask_uri, mask_uris_in
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
 # Accuracies and losses are as the ledger stores them (fractions in [0, 1], mean cross-entropy).
 RESULT_COLUMNS = {
-    **{key: key for key in SPLIT_METRICS},
-    "best_epoch": "best_epoch",
-    "epochs_run": "epochs_run",
-    "params": "params",
+    **{key: key for key in (*SPLIT_METRICS, "best_epoch", "epochs_run", "params")},
     "total_seconds": "time_s",
     "train_seconds": "train_time_s",
     "images_per_second": "images_per_s",
-    "device": "device",
-    "precision": "precision",
-    "git_commit": "git_commit",
-    "torch_version": "torch_version",
-    "error": "error",
+    **{key: key for key in ("device", "precision", "git_commit", "torch_version", "error")},
 }
 SPLIT_COLUMNS = {"train_used": "train_images", "val_used": "val_images", "test_used": "test_images"}
 EPOCH_COLUMNS = {
@@ -152,9 +146,8 @@ def epochs_frame(sweep_dir: str | os.PathLike):
 
 # ---------------------------------------------------------------- MLflow
 MLFLOW_FOLDER = "mlruns"  # SWEEP_DIR/mlruns/{mlflow.db, artifacts/}: the default store
-RUN_ID_TAG = (
-    "mnistlab.run_id"  # the ledger run an MLflow run records: what makes logging idempotent
-)
+# The ledger run an MLflow run records: what makes logging idempotent.
+RUN_ID_TAG = "mnistlab.run_id"
 # The sweep folder an MLflow run's ledger run lives in: run ids are config hashes, so the same
 # sweep rerun into another folder has the same ids, and its runs are other runs to log.
 SWEEP_DIR_TAG = "mnistlab.sweep_dir"
@@ -171,24 +164,11 @@ MLFLOW_STATUS = {
 }
 # Per-epoch history -> metric keys (logged with step = epoch).
 EPOCH_METRICS = (*(key for key in SPLIT_METRICS if not key.startswith("test")), "lr")
-# result.json -> the run's final metrics (train/val at the chosen epoch, test once on it):
-# the DataFrame's names, except that train/val get "best_", since their per-epoch curves
-# already carry the plain names in MLflow.
+# result.json -> the run's final metrics (train/val at the chosen epoch, test once on it, the
+# other numbers; text such as device is not `_finite` and stays out): the DataFrame's names,
+# except that train/val get "best_", since their per-epoch curves carry the plain names.
 FINAL_METRICS = {
-    **{key: f"best_{key}" for key in EPOCH_METRICS if key != "lr"},
-    **{
-        key: RESULT_COLUMNS[key]
-        for key in (
-            "test_acc",
-            "test_loss",
-            "best_epoch",
-            "epochs_run",
-            "params",
-            "total_seconds",
-            "train_seconds",
-            "images_per_second",
-        )
-    },
+    key: f"best_{key}" if key in EPOCH_METRICS else column for key, column in RESULT_COLUMNS.items()
 }
 
 
@@ -228,8 +208,7 @@ def check_store(uri: str, flag: str = "--mlflow") -> None:
         if path in ("", ":memory:") or "mode=memory" in uri:
             raise UserError(
                 f"{flag} {mask_uri(uri)}: an in-memory store loses every run when the process "
-                "ends; "
-                "give a file (sqlite:///path/mlflow.db) or a folder"
+                "ends; give a file (sqlite:///path/mlflow.db) or a folder"
             )
         _check_sqlite_store(Path(path), uri, flag)
     elif scheme in ("http", "https"):
@@ -368,28 +347,28 @@ class MlflowLogger:
             tags={SWEEP_DIR_TAG: self._folder},
         )
 
+    def _our_runs(self, filter_string: str = ""):
+        """The experiment's active MLflow runs that record runs of this sweep folder."""
+        from mlflow.entities import ViewType
+
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string, ViewType.ACTIVE_ONLY, 1000, page_token=token
+            )
+            yield from (run for run in page if self._ours(run))
+            if not (token := page.token):
+                return
+
     def logged(self) -> dict[str, str]:
         """Ledger run id -> MLflow run id of the runs already logged (and complete)."""
         if self._logged is None:
-            from mlflow.entities import ViewType
-
-            self._logged = {}
-            token = None
-            while True:
-                page = self.client.search_runs(
-                    [self.experiment_id],
-                    run_view_type=ViewType.ACTIVE_ONLY,
-                    max_results=1000,
-                    page_token=token,
-                )
-                for run in page:
-                    ledger_id = run.data.tags.get(RUN_ID_TAG)
-                    # RUNNING: being logged now, or cut short (then `_find` redoes it).
-                    if ledger_id is not None and run.info.status != "RUNNING" and self._ours(run):
-                        self._logged[ledger_id] = run.info.run_id
-                token = page.token
-                if not token:
-                    break
+            # RUNNING: being logged now, or cut short (then `_find` redoes it).
+            self._logged = {
+                run.data.tags[RUN_ID_TAG]: run.info.run_id
+                for run in self._our_runs()
+                if RUN_ID_TAG in run.data.tags and run.info.status != "RUNNING"
+            }
         return self._logged
 
     def sync(self) -> list[str]:
@@ -413,16 +392,8 @@ class MlflowLogger:
 
     def _find(self, ledger_id: str) -> str | None:
         """The MLflow run already logged for a ledger run (asking the store), or None."""
-        from mlflow.entities import ViewType
-
         found = None
-        for run in self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{RUN_ID_TAG}` = '{ledger_id}'",
-            run_view_type=ViewType.ACTIVE_ONLY,
-        ):
-            if not self._ours(run):
-                continue
+        for run in self._our_runs(f"tags.`{RUN_ID_TAG}` = '{ledger_id}'"):
             if run.info.status == "RUNNING" or found is not None:  # cut short, or a double
                 self.client.delete_run(run.info.run_id)
             else:
@@ -431,13 +402,20 @@ class MlflowLogger:
             self.logged()[ledger_id] = found
         return found
 
-    def error(self, exc: Exception) -> UserError:
-        """An error of the store as one line, naming the option the URI came from."""
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return UserError(
-            f"{self.flag} {mask_uri(self.tracking_uri)}: cannot log: {type(exc).__name__}: "
-            f"{mask_uris_in(first)}"
-        )
+    @contextlib.contextmanager
+    def errors_as_one_line(self) -> Iterator[None]:
+        """An error of the store as one line (not MLflow's traceback), naming the option the
+        URI came from."""
+        try:
+            yield
+        except UserError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UserError(
+                f"{self.flag} {mask_uri(self.tracking_uri)}: cannot log: {type(exc).__name__}: "
+                f"{mask_uris_in(first)}"
+            ) from None
 
     def _ours(self, run) -> bool:
         """Whether an MLflow run records a run of this sweep folder (not of the same sweep
@@ -496,10 +474,8 @@ class MlflowLogger:
             for key, name in FINAL_METRICS.items()
             if _finite(result.get(key))
         ]
-        for i in range(0, len(params), 100):  # MLflow's limits per batch call
-            self.client.log_batch(mlflow_id, params=params[i : i + 100])
-        for i in range(0, len(metrics), 1000):
-            self.client.log_batch(mlflow_id, metrics=metrics[i : i + 1000])
+        # Split into requests within MLflow's limits by the client itself.
+        self.client.log_batch(mlflow_id, metrics=metrics, params=params)
         for name in ARTIFACT_FILES:
             path = Path(record["dir"]) / name
             if path.is_file() and path.stat().st_size <= ARTIFACT_MAX_BYTES:
@@ -552,13 +528,9 @@ class MlflowSync:
 
     def __enter__(self) -> MlflowSync:
         # The store opens here: a bad URI or a missing extra shows before any training.
-        try:
+        with self.logger.errors_as_one_line():
             self.logger.experiment_id  # noqa: B018  (opens the store, makes the experiment)
             self.logger.sync()
-        except UserError:
-            raise
-        except Exception as exc:
-            raise self.logger.error(exc) from None
         self._thread.start()
         return self
 
@@ -603,12 +575,8 @@ def import_to_mlflow(
     if not (sweep_dir / "runs").is_dir():
         raise UserError(f"{sweep_dir}: not a sweep folder (no runs/ in it)")
     logger = MlflowLogger(sweep_dir, tracking_uri, experiment, log=log, flag=flag)
-    try:
+    with logger.errors_as_one_line():
         return logger, logger.sync()
-    except UserError:
-        raise
-    except Exception as exc:  # the store's, as one line (not MLflow's traceback)
-        raise logger.error(exc) from None
 
 
 # ---------------------------------------------------------------- TensorBoard
@@ -616,36 +584,16 @@ TENSORBOARD_VIEW = "tensorboard"  # SWEEP_DIR/tensorboard/<label> -> runs/<run_i
 HPARAM_STATUS = {s: "STATUS_SUCCESS" for s in ("finished", "stopped", "pruned")}
 
 
-def tensorboard_hparams(config: dict) -> dict[str, float | str | bool]:
-    """The settings that decide what a run computes, as HParams values (number, string or
-    bool; None and dicts as text)."""
-    values: dict[str, float | str | bool] = {}
-    for key in sorted(IDENTITY_FIELDS & set(config)):
-        value = config[key]
-        if isinstance(value, bool | str):
-            values[key] = value
-        elif isinstance(value, int | float):
-            values[key] = float(value)
-        else:
-            values[key] = json.dumps(value, sort_keys=True) if value is not None else "none"
-    return values
-
-
 def _hparams_summary(tag: str, **data):
-    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-    from tensorboard.plugins.hparams.metadata import PLUGIN_DATA_VERSION, PLUGIN_NAME
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams.metadata import create_summary_metadata
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-    content = HParamsPluginData(version=PLUGIN_DATA_VERSION, **data)
-    metadata = SummaryMetadata(
-        plugin_data=SummaryMetadata.PluginData(
-            plugin_name=PLUGIN_NAME, content=content.SerializeToString()
-        )
-    )
+    metadata = create_summary_metadata(HParamsPluginData(**data))
     return Summary(value=[Summary.Value(tag=tag, metadata=metadata)])
 
 
-def hparams_start(config: dict, group: str = ""):
+def hparams_start(config: dict):
     """A run's HParams session start: its settings. Written into the run's own event files
     (the same TensorBoard run as its scalars), so the HParams table pairs each run's settings
     with its metrics (val/acc, val/best_acc, ...). No experiment summary is written: TensorBoard
@@ -653,14 +601,18 @@ def hparams_start(config: dict, group: str = ""):
     from tensorboard.plugins.hparams.metadata import SESSION_START_INFO_TAG
     from tensorboard.plugins.hparams.plugin_data_pb2 import SessionStartInfo
 
-    start = SessionStartInfo(group_name=group, start_time_secs=time.time())
-    for key, value in tensorboard_hparams(config).items():
+    start = SessionStartInfo(start_time_secs=time.time())
+    # The settings that decide what a run computes; None and dicts as text.
+    for key in sorted(IDENTITY_FIELDS & set(config)):
+        value = config[key]
         if isinstance(value, bool):
             start.hparams[key].bool_value = value
-        elif isinstance(value, float):
+        elif isinstance(value, int | float):
             start.hparams[key].number_value = value
+        elif isinstance(value, str) or value is None:
+            start.hparams[key].string_value = "none" if value is None else value
         else:
-            start.hparams[key].string_value = value
+            start.hparams[key].string_value = json.dumps(value, sort_keys=True)
     return _hparams_summary(SESSION_START_INFO_TAG, session_start_info=start)
 
 

@@ -184,7 +184,11 @@ def _connect(ray, address: str | None, log) -> bool:
             with _loopback_only(ray), _private_token_file():
                 ray.init(
                     address="local",
-                    num_cpus=_usable_cpus(),
+                    # The CPUs this process may run on (taskset, a container's cpuset), which
+                    # os.cpu_count() ignores; macOS has no sched_getaffinity.
+                    num_cpus=len(os.sched_getaffinity(0))
+                    if hasattr(os, "sched_getaffinity")
+                    else os.cpu_count() or 1,
                     include_dashboard=False,
                     logging_level=logging.WARNING,
                 )
@@ -270,14 +274,6 @@ def _gcs_address(ray) -> str:
         return ray.get_runtime_context().gcs_address
     except Exception:  # older Ray: the address is not exposed; the node list still is
         return "an unknown address"
-
-
-def _usable_cpus() -> int:
-    # The CPUs this process may run on (taskset, a container's cpuset), which
-    # os.cpu_count() ignores.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _describe_cluster(
@@ -609,7 +605,7 @@ class _Schedule:
 
 def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
     ray, sweep, log, store = plan.ray, plan.sweep, plan.log, plan.store
-    cpus_per_run, max_concurrent = plan.cpus_per_run, plan.max_concurrent
+    cpus_per_run, max_concurrent, nodes = plan.cpus_per_run, plan.max_concurrent, plan.nodes
     # The ETA divides the work left by the runs that fit at once, not by the runs queued.
     fit = int(ray.cluster_resources().get("CPU", 0) // cpus_per_run) or 1
     progress = SweepProgress(sweep, todo, parallel=min(max_concurrent or fit, fit), log=log)
@@ -634,7 +630,8 @@ def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
                     run.run_id,
                     sweep.checkpoints,
                     cpus_per_run,
-                    _resume_files(folder),
+                    # What a run interrupted earlier left (config, history, resume state).
+                    {} if folder.status() in ("failed", "pending") else folder.export_files(),
                     (store.uri, _storage_key(sweep, run)) if store else None,
                     sink,
                 )
@@ -653,9 +650,15 @@ def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
                 if store is not None and not outcome.pop("lost", False):
                     # Recorded for good (or to start afresh): its resume state is spent. A
                     # run whose nodes were all lost keeps it, for the next sweep to resume.
-                    _forget(store, _storage_key(sweep, run), log)
-                if len(plan.nodes) > 1 and outcome.get("node_id") in plan.nodes:
-                    outcome["where"] = f" on {plan.nodes[outcome['node_id']]}"
+                    key = _storage_key(sweep, run)
+                    try:
+                        store.delete(key)
+                    except Exception as exc:
+                        log(
+                            f"ray: could not delete {store.describe(key)} (a stale resume state): {_plain(str(exc))}"
+                        )
+                if len(nodes) > 1 and outcome.get("node_id") in nodes:
+                    outcome["where"] = f" on {nodes[outcome['node_id']]}"
                 progress.finish(run, outcome, announce=True)
                 outcomes.append(outcome)
     finally:
@@ -666,22 +669,6 @@ def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
                 ray.cancel(ref, force=True)
             folder.release()
     return outcomes
-
-
-def _forget(store: Storage, key: str, log) -> None:
-    try:
-        store.delete(key)
-    except Exception as exc:
-        log(
-            f"ray: could not delete {store.describe(key)} (a stale resume state): {_plain(str(exc))}"
-        )
-
-
-def _resume_files(folder: RunFolder) -> dict[str, bytes]:
-    """What a run interrupted earlier left (config, history, resume state), for the worker."""
-    if folder.status() in ("failed", "pending"):
-        return {}
-    return folder.export_files()
 
 
 def _collect(ray, ref, run: SweepRun, folder: RunFolder, retries: int) -> dict:
@@ -748,7 +735,7 @@ def _train_one(
                 return
         print(line, flush=True)
 
-    if not ray_task_has_gpu():
+    if not ray.get_gpu_ids():
         # Ray leaves CUDA_VISIBLE_DEVICES alone for tasks without GPUs, so device "auto"
         # would pick a GPU that other runs were given.
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -778,12 +765,3 @@ def _train_one(
         if sent:  # the lines reach the driver before the result does
             with contextlib.suppress(Exception):
                 ray.wait(sent, num_returns=len(sent), timeout=10)
-
-
-def ray_task_has_gpu() -> bool:
-    import ray
-
-    try:
-        return bool(ray.get_gpu_ids())
-    except Exception:
-        return False
