@@ -65,38 +65,20 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
     overridden by flags the user actually typed. Values are checked by TrainConfig, not here,
     so a flag and a TOML file get the same message."""
     for f in dataclasses.fields(TrainConfig):
-        text = f.metadata["help"].replace("%", "%%")
-        if f.name == "model_kwargs":
-            parser.add_argument(
-                "--arch",
-                dest="model_kwargs",
-                action="append",
-                metavar="KEY=VALUE",
-                default=argparse.SUPPRESS,
-                help=f"{text} (repeatable; VALUE is read as JSON)",
-            )
-            continue
-        flag = "--" + f.name.replace("_", "-")
+        text, choices = f.metadata["help"].replace("%", "%%"), f.metadata["choices"]
         hint = FIELD_TYPES[f.name]
         kind = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
-        if kind is bool:
-            parser.add_argument(
-                flag,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=f"{text} (default {'on' if f.default else 'off'})",
-            )
-            continue
-        choices = f.metadata["choices"]
-        parser.add_argument(
-            flag,
-            dest=f.name,
-            type=kind,
-            default=argparse.SUPPRESS,
-            metavar="{" + ",".join(choices) + "}" if choices else None,
-            help=text + ("" if f.default is None else f" (default {f.default})"),
-        )
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "model_kwargs":
+            flag, options = "--arch", {"action": "append", "metavar": "KEY=VALUE"}
+            text += " (repeatable; VALUE is read as JSON)"
+        elif kind is bool:
+            options = {"action": argparse.BooleanOptionalAction}
+            text += f" (default {'on' if f.default else 'off'})"
+        else:
+            options = {"type": kind, "metavar": "{" + ",".join(choices) + "}" if choices else None}
+            text += "" if f.default is None else f" (default {f.default})"
+        parser.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=text, **options)
 
 
 def _parse_pairs(items: list[str], flag: str = "--set") -> dict:
