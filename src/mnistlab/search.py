@@ -1,32 +1,11 @@
 """Search: sampled configs instead of (or on top of) a full grid, with bad trials stopped
-early, using Optuna. A sweep file's [search] table:
-
-    [base]
-    epochs = 3
-    [grid]                          # optional: one search per grid combination
-    model = ["lenet", "fastnet"]
-    [search]
-    trials = 12                     # ended trials (finished + pruned) per grid combination
-    sampler = "tpe"                 # "tpe" (Bayesian), "random", or "grid" (every combination
-                                    # of choices, in a seeded random order: a grid with pruning)
-    pruner = "median"               # "median", "asha" (successive halving) or "none"
-    seed = 0                        # the sampler's seed
-    startup_trials = 3              # trials run to the end before pruning (median) / before TPE
-    min_epochs = 1                  # no trial is pruned before this many epochs
-    [search.space]                  # any config setting
-    lr = {low = 5e-4, high = 5e-3, log = true}
-    dropout = {low = 0.25, high = 0.75}
-    batch_size = {choices = [64, 128]}
+early, using Optuna. A sweep file's [search] table; its keys, the space's format and what a
+search does are in docs/tracking-and-search.md ("Search with pruning").
 
 Every trial is a normal ledger run: the sampled settings make a TrainConfig, its run id and
-its folder, trained by `sweep.execute_run` like every other run. The pruner reads each epoch's
-validation accuracy through `on_epoch` and may stop the run: the ledger records it as
-"pruned" with the epochs it trained. So `--status`, the report and MLflow see ordinary runs.
-
-The study lives beside the ledger (SWEEP_DIR/search.db, SQLite), one study per grid
-combination, so a killed search resumes: a trial that was training when the process died is
-run again with the same settings (its run folder resumes where it stopped), and the search
-goes on until `trials` trials have ended. A grid combination's runs and its study share the
+its folder, trained by `sweep.execute_run` like every other run; `PrunerCallback` may stop it
+as "pruned". So `--status`, the report and MLflow see ordinary runs. The study lives beside
+the ledger (SWEEP_DIR/search.db), one per grid combination, named by the run id of the
 combination's base settings: change them (or --set) and a new study starts.
 
 Why Optuna and not Ray Tune: the ledger already records, resumes and reports runs; Optuna's

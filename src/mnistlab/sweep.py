@@ -1,16 +1,5 @@
-"""Sweeps: a TOML file expands into a grid of training configs, each run in its own ledger
-folder; rerunning skips what is finished.
-
-    [sweep]
-    name = "quick"                 # the folder under runs/ (or set out_dir)
-    [base]                         # TrainConfig settings shared by every run
-    epochs = 2
-    [grid]                         # every list is an axis; the runs are their product
-                                   # ([[grid]] tables: several grids, runs pooled)
-    model = ["lenet", "resnet18"]
-    lr = [1e-3, 5e-4]
-    [overrides.resnet18]           # settings for one model's runs only
-    train_subset = 3000
+"""Sweeps: a TOML file (format: README, "Sweep files") expands into a grid of training
+configs, each run in its own ledger folder; rerunning skips what is finished.
 """
 
 from __future__ import annotations
