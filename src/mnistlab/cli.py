@@ -293,9 +293,8 @@ def cmd_sweep(args) -> int:
     ray = {key: getattr(args, key) for key in options if hasattr(args, key)}
     check_backend(args.backend, args.workers, ray)
     if args.status:
-        print(
-            "\n".join(status_lines(load_experiment(args.config, args.out, settings, check=False)))
-        )
+        experiment = load_experiment(args.config, args.out, settings, check=False)
+        print("\n".join(status_lines(experiment)))
         return 0
     result = run_experiment(
         args.config,

@@ -71,11 +71,9 @@ def shipped_sweeps() -> list[str]:
 def resolve_sweep_path(path_or_name: str | None) -> Path:
     if path_or_name is None:
         return bundled_config(DEFAULT_SWEEP)
-    path = Path(path_or_name)
-    if path.exists() or path.suffix == ".toml":
-        return path
-    if bundled_config(path_or_name).is_file():  # `mnistlab sweep seed`
-        return bundled_config(path_or_name)
+    path, shipped = Path(path_or_name), bundled_config(path_or_name)
+    if not (path.exists() or path.suffix == ".toml") and shipped.is_file():  # `mnistlab sweep seed`
+        return shipped
     return path
 
 
@@ -107,7 +105,7 @@ def load_sweep(
         if model not in {r.config.model for r in runs} | set(more_models):
             raise ConfigError(f"{path}: [overrides.{model}] names a model that is not in the grid")
     name = meta.get("name", path.stem)
-    if not isinstance(name, str) or not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
+    if not isinstance(name, str) or not SWEEP_NAME.fullmatch(name):  # so never "." or ".."
         raise ConfigError(
             f"{path}: [sweep] name must be a plain folder name (letters, digits, '.', '_', '-'), "
             f"got {name!r}"
