@@ -639,9 +639,7 @@ def search_summary(sweep_dir: str | os.PathLike) -> dict[str, Any]:
     )
     return {
         "runs": len(records),
-        "finished": sum(r["status"] == "finished" for r in records),
-        "pruned": sum(r["status"] == "pruned" for r in records),
-        "diverged": sum(r["status"] == "diverged" for r in records),
+        **{s: sum(r["status"] == s for r in records) for s in ("finished", "pruned", "diverged")},
         "epochs_trained": sum(len(r["history"]) for r in records),
         "epochs_if_unpruned": sum(r["config"]["epochs"] for r in records),
         "best_val_acc": best["result"]["val_acc"] if best else None,
