@@ -22,7 +22,6 @@ from .uris import mask_uris_in
 # the report first (about 0.1 s for this module against 2-3 s for all of them).
 
 
-# ---------------------------------------------------------------- data
 def add_data_parser(sub) -> None:
     p = sub.add_parser("data", help="inspect datasets")
     dsub = p.add_subparsers(dest="data_command", required=True)
@@ -33,7 +32,7 @@ def add_data_parser(sub) -> None:
             "--dataset", default="mnist", help="mnist (bundled), fashion-mnist, kmnist (downloaded)"
         )
         q.add_argument(
-            "--data-dir", default=None, metavar="DIR",
+            "--data-dir", metavar="DIR",
             help="a folder with the four IDX files (plain or .gz; torchvision's X/raw/ works too)",
         )  # fmt: skip
     info.add_argument("--val-fraction", type=float, default=0.1)
@@ -56,52 +55,30 @@ def cmd_data(args) -> int:
         return 0
     split = stratified_split(dataset.train_labels, args.val_fraction, args.split_seed)
     info = summarize(dataset, split)
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(format_summary(info))
+    print(json.dumps(info, indent=2) if args.json else format_summary(info))
     return 0
 
 
-# ---------------------------------------------------------------- train
 def _config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, its help text and choices read from the field's
     metadata. Unset flags stay out of the namespace, so a config file's values are only
     overridden by flags the user actually typed. Values are checked by TrainConfig, not here,
     so a flag and a TOML file get the same message."""
     for f in dataclasses.fields(TrainConfig):
-        text = f.metadata["help"].replace("%", "%%")
-        if f.name == "model_kwargs":
-            parser.add_argument(
-                "--arch",
-                dest="model_kwargs",
-                action="append",
-                metavar="KEY=VALUE",
-                default=argparse.SUPPRESS,
-                help=f"{text} (repeatable; VALUE is read as JSON)",
-            )
-            continue
-        flag = "--" + f.name.replace("_", "-")
+        text, choices = f.metadata["help"].replace("%", "%%"), f.metadata["choices"]
         hint = FIELD_TYPES[f.name]
         kind = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
-        if kind is bool:
-            parser.add_argument(
-                flag,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=f"{text} (default {'on' if f.default else 'off'})",
-            )
-            continue
-        choices = f.metadata["choices"]
-        parser.add_argument(
-            flag,
-            dest=f.name,
-            type=kind,
-            default=argparse.SUPPRESS,
-            metavar="{" + ",".join(choices) + "}" if choices else None,
-            help=text + ("" if f.default is None else f" (default {f.default})"),
-        )
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "model_kwargs":
+            flag, options = "--arch", {"action": "append", "metavar": "KEY=VALUE"}
+            text += " (repeatable; VALUE is read as JSON)"
+        elif kind is bool:
+            options = {"action": argparse.BooleanOptionalAction}
+            text += f" (default {'on' if f.default else 'off'})"
+        else:
+            options = {"type": kind, "metavar": "{" + ",".join(choices) + "}" if choices else None}
+            text += "" if f.default is None else f" (default {f.default})"
+        parser.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=text, **options)
 
 
 def _parse_pairs(items: list[str], flag: str = "--set") -> dict:
@@ -120,15 +97,12 @@ def _parse_pairs(items: list[str], flag: str = "--set") -> dict:
 
 def config_from_args(args):
     """Defaults, then the --config file, then flags: the later wins."""
-    values = {}
-    if getattr(args, "config", None):
-        values.update(load_toml(args.config))
+    values = load_toml(args.config) if args.config else {}
     for f in dataclasses.fields(TrainConfig):
         if hasattr(args, f.name):
             value = getattr(args, f.name)
             values[f.name] = _parse_pairs(value, "--arch") if f.name == "model_kwargs" else value
-    source = args.config if getattr(args, "config", None) else "flags"
-    return TrainConfig.from_dict(values, source=str(source))  # from_dict validates
+    return TrainConfig.from_dict(values, source=str(args.config or "flags"))  # validates
 
 
 def add_train_parser(sub) -> None:
@@ -156,14 +130,8 @@ def cmd_train(args) -> int:
     if config.out_dir is None:
         config.out_dir = str(Path("runs/train") / run_id_for(config))
     folder = RunFolder(config.out_dir)
-    quiet = args.json
-    outcome = execute_run(
-        config,
-        folder,
-        log=(lambda *a: None) if quiet else print,
-        progress=not quiet,
-        force=args.force,
-    )
+    log = (lambda *a: None) if args.json else print
+    outcome = execute_run(config, folder, log=log, progress=not args.json, force=args.force)
     recorded = folder.read_result() or {}
     if outcome["status"] == "claimed":
         raise UserError(f"{folder.path}: being trained by {outcome['holder']}; wait for it")
@@ -186,19 +154,17 @@ def cmd_train(args) -> int:
     return {"finished": 0, "diverged": 1, "failed": 1}.get(recorded.get("status"), 0)
 
 
-# ---------------------------------------------------------------- evaluate
 def add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="recompute accuracy, loss and per-class accuracy")
     p.add_argument("checkpoint", nargs="?", help="a checkpoint.pt")
     p.add_argument("--split", default="test", help="test (default) or val")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--ensemble",
         nargs="+",
         metavar="CKPT",
-        default=None,
         help="average these checkpoints' softmax probabilities (and CHECKPOINT's, if "
         "given); report each model's accuracy and the ensemble's",
     )
@@ -206,18 +172,21 @@ def add_evaluate_parser(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_checkpoint  # start-up cost
+    from .evaluate import evaluate_checkpoint, evaluate_ensemble  # start-up cost
 
     if args.ensemble:
-        from .evaluate import evaluate_ensemble  # start-up cost
-
         paths = ([args.checkpoint] if args.checkpoint else []) + args.ensemble
         out = evaluate_ensemble(paths, args.split, args.data_dir, args.device)
-        if args.json:
-            print(json.dumps(out, indent=1))
-            return 0
+    elif args.checkpoint:
+        out = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.device)
+    else:
+        raise UserError("evaluate needs a checkpoint path")
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    if args.ensemble:
         width = max(len(m["model"]) for m in out["models"] + [{"model": "ensemble"}])
-        print(f"ensemble of {len(paths)} on {out['split']} ({out['images']} images):")
+        print(f"ensemble of {len(out['models'])} on {out['split']} ({out['images']} images):")
         for m in out["models"]:
             print(
                 f"  {m['model']:<{width}}  acc {m['acc']:.4f}  loss {m['loss']:.4f}  {m['checkpoint']}"
@@ -228,12 +197,6 @@ def cmd_evaluate(args) -> int:
             f"  {'ensemble':<{width}}  acc {ens['acc']:.4f}  loss {ens['loss']:.4f}  "
             f"({100 * (ens['acc'] - best):+.2f} points vs the best single model)"
         )
-        return 0
-    if not args.checkpoint:
-        raise UserError("evaluate needs a checkpoint path")
-    out = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.device)
-    if args.json:
-        print(json.dumps(out, indent=1))
         return 0
     print(
         f"{out['model']} on {out['split']} ({out['images']} images): acc {out['acc']:.4f}, "
@@ -256,7 +219,6 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- sweep
 # The sweep's Ray flags: each is a keyword argument of backends.ray.ray_cluster.
 RAY_FLAGS = [
     ("--address", str, "auto or HOST:PORT of a running cluster (default: a private Ray)"),
@@ -278,10 +240,9 @@ def add_sweep_parser(sub) -> None:
     p.add_argument(
         "config",
         nargs="?",
-        default=None,
         help="a sweep TOML file, or a shipped one by name (quick, seed, best, cpu_best)",
     )
-    p.add_argument("--out", default=None, help="the sweep folder (default runs/<name>)")
+    p.add_argument("--out", help="the sweep folder (default runs/<name>)")
     p.add_argument(
         "--set",
         dest="settings",
@@ -302,7 +263,6 @@ def add_sweep_parser(sub) -> None:
         "--mlflow",
         nargs="?",
         const="",
-        default=None,
         metavar="URI",
         help="also log each ended run to MLflow (the mlflow extra): a tracking URI, a folder, "
         "or nothing for SWEEP_DIR/mlruns (SQLite)",
@@ -328,15 +288,13 @@ def cmd_sweep(args) -> int:
         status_lines,
     )
 
-    _check_sweep_name(args.config)
     settings = _sweep_settings(args)
     options = (flag[2:].replace("-", "_") for flag, _, _ in RAY_FLAGS)
     ray = {key: getattr(args, key) for key in options if hasattr(args, key)}
     check_backend(args.backend, args.workers, ray)
     if args.status:
-        print(
-            "\n".join(status_lines(load_experiment(args.config, args.out, settings, check=False)))
-        )
+        experiment = load_experiment(args.config, args.out, settings, check=False)
+        print("\n".join(status_lines(experiment)))
         return 0
     result = run_experiment(
         args.config,
@@ -359,26 +317,20 @@ def cmd_sweep(args) -> int:
     return 1 if result.count("failed") else 0
 
 
-def _check_sweep_name(name: str | None) -> None:
-    """`mnistlab sweep quik`: neither a file nor a shipped sweep, so list the shipped ones."""
+def _sweep_settings(args) -> dict:
+    """The --set pairs, checked on their own so a mistake is blamed on --set, not on the
+    sweep file they are merged into; before them, the sweep's name (`mnistlab sweep quik`:
+    neither a file nor a shipped sweep, so list the shipped ones)."""
     from .sweep import shipped_sweeps  # start-up cost
 
-    if name is None or Path(name).exists() or Path(name).suffix == ".toml":
-        return  # a missing FILE.toml is reported by the loader, with its path
-    shipped = shipped_sweeps()
-    if name not in shipped:
+    name, shipped = args.config, shipped_sweeps()
+    # A missing FILE.toml is reported by the loader, with its path.
+    if name and not (Path(name).exists() or Path(name).suffix == ".toml") and name not in shipped:
         close = suggest(name, shipped)
         raise UserError(
             f"{name}: no such sweep file or shipped sweep; shipped: {', '.join(shipped)}"
             + (f"; did you mean {close}?" if close else "")
         )
-
-
-def _sweep_settings(args) -> dict:
-    """The --set pairs, checked on their own so a mistake is blamed on --set, not on the
-    sweep file they are merged into."""
-    from .sweep import shipped_sweeps  # start-up cost
-
     settings = _parse_pairs(args.settings, "--set")
     if "out_dir" in settings:
         raise UserError(
@@ -387,7 +339,7 @@ def _sweep_settings(args) -> dict:
         )
     value = args.mlflow
     # `mnistlab sweep --mlflow seed` would otherwise run the default sweep, logging to ./seed.
-    if value and "://" not in value and (value.endswith(".toml") or value in shipped_sweeps()):
+    if value and "://" not in value and (value.endswith(".toml") or value in shipped):
         raise UserError(
             f"--mlflow {value}: that is a sweep, not a tracking URI; put the sweep before "
             f"--mlflow (mnistlab sweep {value} --mlflow), or write a folder as ./{value}"
@@ -395,7 +347,6 @@ def _sweep_settings(args) -> dict:
     return check_settings(settings, source="--set")
 
 
-# ---------------------------------------------------------------- models
 def add_models_parser(sub) -> None:
     p = sub.add_parser(
         "models",
@@ -443,9 +394,6 @@ def _with_aliases(name: str, aliases: list[str]) -> str:
 
 
 def _format_model(model: dict, in_channels: int) -> str:
-    def assignments(values: dict) -> str:
-        return ", ".join(f"{k}={v}" for k, v in values.items())
-
     lines = [
         f"{model['name']}: {model['class']}, {model['params']:,} parameters, "
         f"{model['macs'] / 1e6:.2f} MMACs per {in_channels}x28x28 image",
@@ -460,7 +408,8 @@ def _format_model(model: dict, in_channels: int) -> str:
     else:
         lines.append("architecture options: none")
     if model["fixed"]:
-        lines.append(f"fixed by this variant: {assignments(model['fixed'])}")
+        fixed = ", ".join(f"{k}={v}" for k, v in model["fixed"].items())
+        lines.append(f"fixed by this variant: {fixed}")
     if model["variants"]:
         lines.append(f"other variants of {model['class']}: {', '.join(model['variants'])}")
     lines.append(
@@ -469,11 +418,10 @@ def _format_model(model: dict, in_channels: int) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- report
 def add_report_parser(sub) -> None:
     p = sub.add_parser("report", help="write a sweep's lab report (tables, figures, HTML)")
     p.add_argument("sweep_dir", help="a sweep folder (the one holding runs/)")
-    p.add_argument("--out", default=None, help="output folder (default SWEEP_DIR/report)")
+    p.add_argument("--out", help="output folder (default SWEEP_DIR/report)")
     p.add_argument(
         "--lang",
         default="en",
@@ -498,7 +446,6 @@ def cmd_report(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- predict
 def add_predict_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
@@ -531,7 +478,6 @@ def add_predict_parser(sub) -> None:
     p.add_argument(
         "--save-preprocessed",
         metavar="DIR",
-        default=None,
         help="also write each 28x28 image the model saw as DIR/<name>.png (never over an input; "
         "over other files only with --force)",
     )
@@ -548,23 +494,16 @@ def _default_model_line(predictor) -> str:
     """What `predict` and `serve` say when they use the model shipped in the package."""
     info = predictor.describe()
     test = info["test_accuracy"]
+    numbers = [f"MNIST test {test:.2%}"] if test is not None else []
     # Only the real-world half never looked at while tuning is quoted: a figure that
     # includes the tuning half would flatter the model.
     real = info.get("realworld") or {}
     held, digits = real.get("accuracy_reporting_half"), real.get("reporting_half_digits")
-    numbers = ", ".join(
-        part
-        for part in (
-            f"MNIST test {test:.2%}" if test is not None else "",
-            f"{held:.1%} on {digits:,} held-out scanned digits not used for tuning"
-            if held is not None and digits
-            else "",
-        )
-        if part
-    )
+    if held is not None and digits:
+        numbers.append(f"{held:.1%} on {digits:,} held-out scanned digits not used for tuning")
     return (
         f"default model ({info['model']}, {info['parameters']:,} parameters"
-        + (f"; {numbers}" if numbers else "")
+        + (f"; {', '.join(numbers)}" if numbers else "")
         + "); give a checkpoint first to use your own"
     )
 
@@ -594,46 +533,37 @@ def cmd_predict(args) -> int:
         print(f"using the {_default_model_line(predictor)}", file=sys.stderr)
     if args.number:
         results = read_number_files(checkpoint, images, device=args.device, predictor=predictor)
-        for r in results:
-            if r["error"]:
-                print(f"mnistlab: error: {r['error']}", file=sys.stderr)
-        good = [r for r in results if not r["error"]]
-        print(results_to_json(results) if args.json else "\n".join(map(format_number, good)))
-        failed = sum(1 for r in results if r["error"])
-        if failed == len(results):
-            return 2
-        return 1 if failed or not all(r["complete"] for r in good) else 0
-    results = predict_files(
-        checkpoint,
-        images,
-        predictor=predictor,
-        device=args.device,
-        save_preprocessed=args.save_preprocessed,
-        force=args.force,
-    )
+    else:
+        results = predict_files(
+            checkpoint,
+            images,
+            predictor=predictor,
+            device=args.device,
+            save_preprocessed=args.save_preprocessed,
+            force=args.force,
+        )
+    good = [r for r in results if not r["error"]]
     for r in results:
         if r["error"]:
             print(f"mnistlab: error: {r['error']}", file=sys.stderr)
     if args.json:
         print(results_to_json(results))
     else:
-        for r in results:
-            if not r["error"]:
-                print(format_result(r))
+        for r in good:
+            print(format_number(r) if args.number else format_result(r))
     if args.save_preprocessed is not None:
         print(f"preprocessed images in {args.save_preprocessed}", file=sys.stderr)
-    failed = sum(1 for r in results if r["error"])
-    return 0 if not failed else 2 if failed == len(results) else 1
+    if not good:
+        return 2
+    incomplete = args.number and not all(r["complete"] for r in good)
+    return 1 if len(good) < len(results) or incomplete else 0
 
 
-# ---------------------------------------------------------------- export
 def add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX, checked with onnxruntime")
     p.add_argument("checkpoint", help="a checkpoint.pt")
     p.add_argument("--format", choices=["onnx"], default="onnx", help="onnx (the only one)")
-    p.add_argument(
-        "--out", default=None, help="the file to write (default: the checkpoint's path with .onnx)"
-    )
+    p.add_argument("--out", help="the file to write (default: the checkpoint's path with .onnx)")
     p.add_argument(
         "--dynamic-batch",
         action="store_true",
@@ -646,7 +576,7 @@ def add_export_parser(sub) -> None:
         default=256,
         help="test images to compare torch and onnxruntime on (default 256)",
     )
-    p.add_argument("--data-dir", default=None, help="where the checkpoint's dataset lives")
+    p.add_argument("--data-dir", help="where the checkpoint's dataset lives")
     p.add_argument("--json", action="store_true", help="print the export report as JSON")
     p.add_argument(
         "--force",
@@ -689,12 +619,9 @@ def cmd_export(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- serve
 def add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="web demo: draw a digit, see the prediction (serve extra)")
-    p.add_argument(
-        "checkpoint", nargs="?", default=None, help="a checkpoint.pt (default: the default model)"
-    )
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint.pt (default: the default model)")
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )
@@ -709,7 +636,6 @@ def cmd_serve(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- mlflow-import
 def add_mlflow_import_parser(sub) -> None:
     p = sub.add_parser(
         "mlflow-import",
@@ -722,11 +648,10 @@ def add_mlflow_import_parser(sub) -> None:
     p.add_argument("sweep_dir", help="a sweep folder (the one holding runs/)")
     p.add_argument(
         "--tracking-uri",
-        default=None,
         metavar="URI",
         help="MLflow tracking URI or a folder (default SWEEP_DIR/mlruns, SQLite)",
     )
-    p.add_argument("--experiment", default=None, help="experiment name (default the sweep's name)")
+    p.add_argument("--experiment", help="experiment name (default the sweep's name)")
     p.set_defaults(handler=cmd_mlflow_import)
 
 
@@ -741,7 +666,6 @@ def cmd_mlflow_import(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- main
 PARSER_BUILDERS = [
     add_data_parser,
     add_train_parser,

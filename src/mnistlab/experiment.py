@@ -103,18 +103,17 @@ def run_experiment(
     settings = (settings or {}) | ({"tensorboard": True} if tensorboard else {})
     # On a cluster the GPUs are on the workers, not necessarily here: Ray checks placement.
     experiment = load_experiment(source, out_dir, settings, check_device=backend != "ray")
+    sweep = experiment.sweep if isinstance(experiment, Search) else experiment
     if mlflow is not None:  # in seconds, before anything is written or trained
-        where = (experiment.sweep if isinstance(experiment, Search) else experiment).out_dir
-        check_store(resolve_tracking_uri(mlflow, where), "--mlflow")
+        check_store(resolve_tracking_uri(mlflow, sweep.out_dir), "--mlflow")
     if isinstance(experiment, Search):
         if backend != "local" or workers != 1:
             raise UserError(
                 "a [search] runs its trials one after the other in this process: "
                 "leave out --backend ray and --workers"
             )
-        sweep, outcomes = experiment.sweep, _search(experiment, mlflow, log, progress)
+        outcomes = _search(experiment, mlflow, log, progress)
     else:
-        sweep = experiment
         with _backend(sweep, backend, workers, ray or {}, log) as run_backend:
             todo = prepare(sweep)
             log(
@@ -174,9 +173,8 @@ def _search(search: Search, mlflow: str | None, log, progress: bool) -> list[dic
         + ", ".join(d.describe() for d in spec.space.values())
         + f"; writing to {search.sweep.out_dir}"
     )
-    bases = [point.config for point in search.plan.points]
     check_study_file(search.sweep.out_dir)  # before MLflow makes its store in the folder
-    with tracking(search.sweep, bases, mlflow, log):
+    with tracking(search.sweep, [point.config for point in search.plan.points], mlflow, log):
         return run_search(search, log=log, progress=progress)
 
 
@@ -213,15 +211,14 @@ def tracking(sweep: Sweep, configs: list, mlflow: str | None, log) -> Iterator[N
 # ---------------------------------------------------------------- what the terminal shows
 def status_lines(experiment: Sweep | Search) -> list[str]:
     """Each run's status (a search: each trial's), then how many have ended of how many."""
+    sweep = experiment.sweep if isinstance(experiment, Search) else experiment
     if isinstance(experiment, Search):
-        sweep = experiment.sweep
         records = ledger.read_runs(sweep.out_dir, log=ledger.silent)
         labels = ledger.run_labels({r["run_id"]: r["config"] for r in records})
         rows = [(r["status"], r["run_id"], labels[r["run_id"]]) for r in records]
         target = experiment.plan.spec.trials * len(experiment.plan.points)
         what = "search, {done}/{target} trials ended"
     else:
-        sweep = experiment
         rows = [(sweep.folder(run).status(), run.run_id, run.label) for run in sweep.runs]
         target, what = len(sweep.runs), "{done}/{target} done"
     counts = Counter(status for status, _, _ in rows)

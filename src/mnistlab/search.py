@@ -1,32 +1,11 @@
 """Search: sampled configs instead of (or on top of) a full grid, with bad trials stopped
-early, using Optuna. A sweep file's [search] table:
-
-    [base]
-    epochs = 3
-    [grid]                          # optional: one search per grid combination
-    model = ["lenet", "fastnet"]
-    [search]
-    trials = 12                     # ended trials (finished + pruned) per grid combination
-    sampler = "tpe"                 # "tpe" (Bayesian), "random", or "grid" (every combination
-                                    # of choices, in a seeded random order: a grid with pruning)
-    pruner = "median"               # "median", "asha" (successive halving) or "none"
-    seed = 0                        # the sampler's seed
-    startup_trials = 3              # trials run to the end before pruning (median) / before TPE
-    min_epochs = 1                  # no trial is pruned before this many epochs
-    [search.space]                  # any config setting
-    lr = {low = 5e-4, high = 5e-3, log = true}
-    dropout = {low = 0.25, high = 0.75}
-    batch_size = {choices = [64, 128]}
+early, using Optuna. A sweep file's [search] table; its keys, the space's format and what a
+search does are in docs/tracking-and-search.md ("Search with pruning").
 
 Every trial is a normal ledger run: the sampled settings make a TrainConfig, its run id and
-its folder, trained by `sweep.execute_run` like every other run. The pruner reads each epoch's
-validation accuracy through `on_epoch` and may stop the run: the ledger records it as
-"pruned" with the epochs it trained. So `--status`, the report and MLflow see ordinary runs.
-
-The study lives beside the ledger (SWEEP_DIR/search.db, SQLite), one study per grid
-combination, so a killed search resumes: a trial that was training when the process died is
-run again with the same settings (its run folder resumes where it stopped), and the search
-goes on until `trials` trials have ended. A grid combination's runs and its study share the
+its folder, trained by `sweep.execute_run` like every other run; `PrunerCallback` may stop it
+as "pruned". So `--status`, the report and MLflow see ordinary runs. The study lives beside
+the ledger (SWEEP_DIR/search.db), one per grid combination, named by the run id of the
 combination's base settings: change them (or --set) and a new study starts.
 
 Why Optuna and not Ray Tune: the ledger already records, resumes and reports runs; Optuna's
@@ -40,7 +19,7 @@ import math
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,16 +45,6 @@ from .sweep import (
 )
 from .tracking import link_tensorboard
 
-SEARCH_KEYS = (
-    "space",
-    "trials",
-    "sampler",
-    "pruner",
-    "seed",
-    "startup_trials",
-    "min_epochs",
-    "reduction_factor",
-)
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "asha", "none")
 STUDY_FILE = "search.db"
@@ -125,6 +94,9 @@ class SearchSpec:
     startup_trials: int = 5
     min_epochs: int = 1
     reduction_factor: int = 3
+
+
+SEARCH_KEYS = tuple(f.name for f in fields(SearchSpec))
 
 
 @dataclass
@@ -186,12 +158,10 @@ def load_search(
         sections=("search",),
         more_models=tuple(searched or ()),
     )
-    # The combinations are the searches' bases, not runs: the runs are the trials.
-    points = [(run.written, run.config, run.label) for run in sweep.runs]
-    plan = plan_search(spec, points, sweep.overrides, sweep.settings, str(path), set(sweep.axes))
+    plan = plan_search(spec, sweep)
     if check:
         check_corners(plan, check_device)
-    sweep.runs = []
+    sweep.runs = []  # the combinations are the searches' bases, not runs: the runs are the trials
     return Search(sweep, plan)
 
 
@@ -303,18 +273,12 @@ def _dimension(name: str, spec: Any, where: str) -> Dimension:
     return Dimension(name, low=low, high=high, log=log)
 
 
-def plan_search(
-    spec: SearchSpec,
-    points: list[tuple[dict, TrainConfig, str]],
-    overrides: dict[str, dict],
-    settings: dict[str, Any],
-    source: str,
-    axes: set[str] = frozenset(),
-) -> SearchPlan:
-    """Check the space against every grid combination and build the plan: a searched
+def plan_search(spec: SearchSpec, sweep: Sweep) -> SearchPlan:
+    """Check the space against every grid combination of `sweep` and build the plan: a searched
     setting that is also a grid axis, set by [overrides] or by --set is refused (one of them
     would silently lose), and each range's ends and each choice must make a valid config."""
-    both = sorted(set(axes) & set(spec.space))
+    overrides, settings, source = sweep.overrides, sweep.settings, str(sweep.source)
+    both = sorted(set(sweep.axes) & set(spec.space))
     if both:
         raise ConfigError(
             f"{source}: {', '.join(both)} is both a [grid] axis and searched in "
@@ -334,8 +298,8 @@ def plan_search(
             f"{'it' if len(both) == 1 else 'them'}"
         )
     plan = SearchPlan(spec, [], overrides, settings, source)
-    for values, config, label in points:
-        point = SearchPoint(values, config, ledger.run_id_for(config), label)
+    for run in sweep.runs:
+        point = SearchPoint(run.written, run.config, run.run_id, run.label)
         for dim in spec.space.values():
             for value in dim.corners():
                 try:
@@ -464,15 +428,12 @@ def recover(optuna, study, log) -> int:
     """Trials left RUNNING by a search process that died: mark them failed and queue their
     settings again, so the next trial retrains (and the ledger resumes) the same run. A trial
     another live process is running is left to it."""
-    from optuna.trial import TrialState
-
+    state = optuna.trial.TrialState
     stale = [
-        trial
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if not _owner_alive(trial)
+        t for t in study.get_trials(deepcopy=False, states=(state.RUNNING,)) if not _owner_alive(t)
     ]
     for trial in stale:
-        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        study.tell(trial.number, state=state.FAIL, skip_if_finished=True)
         study.enqueue_trial(trial.params, user_attrs={"resumes_trial": trial.number})
     if stale:
         log(f"search: {len(stale)} trial(s) cut short earlier will be run again")
@@ -507,39 +468,19 @@ def _owner_alive(trial) -> bool:
     )
 
 
-def ended(study) -> int:
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-
-
-def running(study) -> int:
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-
-
-def trial_runs(search: Search, study, point: SearchPoint) -> list[SweepRun]:
-    """The ledger runs of a study's trials (one per distinct config), in trial order."""
-    runs = {}
-    for trial in study.get_trials(deepcopy=False):
-        if not trial.params:
-            continue
-        config = search.plan.config_for(point, trial.params)
-        run_id = ledger.run_id_for(config)
-        runs.setdefault(run_id, SweepRun(run_id, config))
-    return list(runs.values())
-
-
 def record_trials(search: Search, studies: list, log) -> dict[str, SweepRun]:
     """Write the sweep's manifest (what --status, the report and MLflow read) from every
     study's trials: called under the search lock, it holds the trials of every process on
-    the folder, not only this one's. Returns run id -> run."""
+    the folder, not only this one's. Returns run id -> run, one per distinct config, in trial
+    order."""
     sweep = search.sweep
     known: dict[str, SweepRun] = {}
     for point, study in studies:
-        for run in trial_runs(search, study, point):
-            known.setdefault(run.run_id, run)
+        for trial in study.get_trials(deepcopy=False):
+            if trial.params:
+                config = search.plan.config_for(point, trial.params)
+                run_id = ledger.run_id_for(config)
+                known.setdefault(run_id, SweepRun(run_id, config))
     sweep.runs = list(known.values())
     label_runs(sweep.runs)
     prepare(sweep)
@@ -567,8 +508,7 @@ def run_search(search: Search, *, log=print, progress: bool = False) -> list[dic
 
 
 def _search_trials(optuna, search: Search, lock, token: str, log, progress: bool) -> list[dict]:
-    from optuna.trial import TrialState
-
+    state = optuna.trial.TrialState
     sweep, spec = search.sweep, search.plan.spec
     with lock:
         try:
@@ -589,7 +529,8 @@ def _search_trials(optuna, search: Search, lock, token: str, log, progress: bool
             trial = None
             with lock:
                 recover(optuna, study, log)
-                done, others = ended(study), running(study)
+                done = len(study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED)))
+                others = len(study.get_trials(deepcopy=False, states=(state.RUNNING,)))
                 if done >= spec.trials:
                     break
                 if done + others < spec.trials:
@@ -633,13 +574,13 @@ def _search_trials(optuna, search: Search, lock, token: str, log, progress: bool
             result = folder.read_result() or {}
             status = result.get("status")
             if status == "pruned":
-                study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+                study.tell(trial, state=state.PRUNED, skip_if_finished=True)
             elif status in ("finished", "diverged"):
                 # A diverged run is a real outcome (too high a learning rate): the sampler
                 # should learn from it, so it ends with its best accuracy (or 0).
                 study.tell(trial, result.get("val_acc") or 0.0, skip_if_finished=True)
             else:  # failed: not counted
-                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                study.tell(trial, state=state.FAIL, skip_if_finished=True)
             failures = failures + 1 if outcome["status"] == "failed" else 0
             if outcome.get("permanent") or failures >= MAX_FAILURES_IN_A_ROW:
                 raise UserError(
@@ -698,9 +639,7 @@ def search_summary(sweep_dir: str | os.PathLike) -> dict[str, Any]:
     )
     return {
         "runs": len(records),
-        "finished": sum(r["status"] == "finished" for r in records),
-        "pruned": sum(r["status"] == "pruned" for r in records),
-        "diverged": sum(r["status"] == "diverged" for r in records),
+        **{s: sum(r["status"] == s for r in records) for s in ("finished", "pruned", "diverged")},
         "epochs_trained": sum(len(r["history"]) for r in records),
         "epochs_if_unpruned": sum(r["config"]["epochs"] for r in records),
         "best_val_acc": best["result"]["val_acc"] if best else None,

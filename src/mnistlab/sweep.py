@@ -1,16 +1,5 @@
-"""Sweeps: a TOML file expands into a grid of training configs, each run in its own ledger
-folder; rerunning skips what is finished.
-
-    [sweep]
-    name = "quick"                 # the folder under runs/ (or set out_dir)
-    [base]                         # TrainConfig settings shared by every run
-    epochs = 2
-    [grid]                         # every list is an axis; the runs are their product
-                                   # ([[grid]] tables: several grids, runs pooled)
-    model = ["lenet", "resnet18"]
-    lr = [1e-3, 5e-4]
-    [overrides.resnet18]           # settings for one model's runs only
-    train_subset = 3000
+"""Sweeps: a TOML file (format: README, "Sweep files") expands into a grid of training
+configs, each run in its own ledger folder; rerunning skips what is finished.
 """
 
 from __future__ import annotations
@@ -64,7 +53,6 @@ class Sweep:
     axes: dict[str, list] = field(default_factory=dict)
     overrides: dict[str, dict] = field(default_factory=dict)  # [overrides.<model>] tables
     settings: dict[str, Any] = field(default_factory=dict)  # --set: every run's values
-    extra: dict[str, Any] = field(default_factory=dict)  # sections a tool built on it reads
 
     def folder(self, run: SweepRun, log=print) -> RunFolder:
         return RunFolder(self.out_dir / "runs" / run.run_id, log=log)
@@ -83,11 +71,9 @@ def shipped_sweeps() -> list[str]:
 def resolve_sweep_path(path_or_name: str | None) -> Path:
     if path_or_name is None:
         return bundled_config(DEFAULT_SWEEP)
-    path = Path(path_or_name)
-    if path.exists() or path.suffix == ".toml":
-        return path
-    if bundled_config(path_or_name).is_file():  # `mnistlab sweep seed`
-        return bundled_config(path_or_name)
+    path, shipped = Path(path_or_name), bundled_config(path_or_name)
+    if not (path.exists() or path.suffix == ".toml") and shipped.is_file():  # `mnistlab sweep seed`
+        return shipped
     return path
 
 
@@ -108,10 +94,10 @@ def load_sweep(
     split sizes, architecture options on the meta device, a GPU where one is asked for).
 
     `sections` names further tables a tool built on the sweep reads (a search's [search]):
-    they are kept, unread, in `Sweep.extra`; `more_models` are models that tool may run,
-    which [overrides] may name besides the grid's."""
+    allowed here, not read; `more_models` are models that tool may run, which [overrides]
+    may name besides the grid's."""
     path = resolve_sweep_path(path_or_name)
-    meta, base, grids, overrides, extra = _read_sections(path, sections)
+    meta, base, grids, overrides = _read_sections(path, sections)
     if settings and "out_dir" in settings:
         raise ConfigError("out_dir cannot be set per run: use --out to choose the sweep folder")
     runs = _expand(path, base, grids, overrides, settings or {})
@@ -119,7 +105,7 @@ def load_sweep(
         if model not in {r.config.model for r in runs} | set(more_models):
             raise ConfigError(f"{path}: [overrides.{model}] names a model that is not in the grid")
     name = meta.get("name", path.stem)
-    if not isinstance(name, str) or not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
+    if not isinstance(name, str) or not SWEEP_NAME.fullmatch(name):  # so never "." or ".."
         raise ConfigError(
             f"{path}: [sweep] name must be a plain folder name (letters, digits, '.', '_', '-'), "
             f"got {name!r}"
@@ -127,23 +113,25 @@ def load_sweep(
     label_runs(runs)
     if check:
         check_runs(path, runs, check_device)
+    checkpoints = meta.get("checkpoints", True)
+    if not isinstance(checkpoints, bool):  # bool("no") is True: refuse strings outright
+        raise ConfigError(f"{path}: [sweep] checkpoints must be true or false, got {checkpoints!r}")
     return Sweep(
         name=name,
         out_dir=Path(out_dir or meta.get("out_dir") or Path("runs") / name),
         source=path,
         runs=runs,
-        checkpoints=_boolean(meta.get("checkpoints", True), f"{path}: [sweep] checkpoints"),
+        checkpoints=checkpoints,
         description=meta.get("description", ""),
         axes={k: v for g in grids for k, v in g.items()},
         overrides=overrides,
         settings=settings or {},
-        extra=extra,
     )
 
 
 def _read_sections(path: Path, extra_sections: tuple[str, ...] = ()):
-    """The sweep file's sections, each checked for shape: (meta, base, grids, overrides,
-    extra). A section written as a plain value (`base = 3`) is one line, not a traceback."""
+    """The sweep file's sections, each checked for shape: (meta, base, grids, overrides).
+    A section written as a plain value (`base = 3`) is one line, not a traceback."""
     spec = load_toml(path)
     valid = (*SECTIONS, *extra_sections)
     unknown = sorted(set(spec) - set(valid))
@@ -178,8 +166,7 @@ def _read_sections(path: Path, extra_sections: tuple[str, ...] = ()):
             raise ConfigError(
                 f"{path}: [overrides.{model}] must be a table of settings, got {table!r}"
             )
-    extra = {name: spec[name] for name in extra_sections if name in spec}
-    return meta, spec.get("base", {}), grids, overrides, extra
+    return meta, spec.get("base", {}), grids, overrides
 
 
 def _expand(path: Path, base, grids, overrides, settings) -> list[SweepRun]:
@@ -191,7 +178,7 @@ def _expand(path: Path, base, grids, overrides, settings) -> list[SweepRun]:
             values = written | overrides.get(written.get("model", TrainConfig.model), {})
             values |= settings | {"out_dir": None}  # the ledger decides where a run lives
             try:
-                config = TrainConfig.from_dict(values, source=str(path)).validate()
+                config = TrainConfig.from_dict(values, source=str(path))  # validated
             except ConfigError as exc:
                 message = str(exc)
                 raise ConfigError(
@@ -200,12 +187,6 @@ def _expand(path: Path, base, grids, overrides, settings) -> list[SweepRun]:
             run_id = ledger.run_id_for(config)
             runs.setdefault(run_id, SweepRun(run_id, config, written=written))
     return list(runs.values())
-
-
-def _boolean(value, what: str) -> bool:
-    if not isinstance(value, bool):  # bool("no") is True: refuse strings outright
-        raise ConfigError(f"{what} must be true or false, got {value!r}")
-    return value
 
 
 def label_runs(runs: list[SweepRun]) -> None:
@@ -315,9 +296,7 @@ def execute_run(
             "train_seconds": result.train_seconds,
             "error": result.error,
         }
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # a crashed run must not stop the sweep
+    except Exception as exc:  # a crashed run must not stop the sweep (Ctrl-C is no Exception)
         permanent = isinstance(exc, UserError)
         error = f"{type(exc).__name__}: {exc}" if not permanent else str(exc)
         folder.fail(config, error, traceback.format_exc())
@@ -391,13 +370,10 @@ class EtaEstimator:
         return math.exp(near_y + self.DEFAULT_SLOPE * (x - near_x))
 
     def estimate(self, costs: list[RunCost]) -> float | None:
-        total = 0.0
-        for cost in costs:
-            rate = self.per_image(cost)
-            if rate is None:
-                return None
-            total += rate * cost.images
-        return total
+        rates = [self.per_image(cost) for cost in costs]
+        if None in rates:
+            return None
+        return sum(rate * cost.images for rate, cost in zip(rates, costs, strict=True))
 
 
 class SweepProgress:
@@ -411,11 +387,9 @@ class SweepProgress:
 
     def _eta(self) -> str:
         seconds = self.eta.estimate(list(self.left.values()))
-        return (
-            ""
-            if seconds is None or not self.left
-            else f", ETA {tqdm.format_interval(seconds / self.parallel)}"
-        )
+        if seconds is None or not self.left:
+            return ""
+        return f", ETA {tqdm.format_interval(seconds / self.parallel)}"
 
     def start(self, run: SweepRun) -> None:
         self.log(f"[{self.done + 1}/{self.total}{self._eta()}] {run.label}")
