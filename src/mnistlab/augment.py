@@ -103,25 +103,19 @@ def _resample(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> t
     return rows @ images @ cols.transpose(-1, -2)
 
 
-def elastic_distort(
-    images: torch.Tensor, generator: torch.Generator, alpha: float = ELASTIC_ALPHA
-) -> torch.Tensor:
+def elastic_distort(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A smooth random displacement of every pixel (Simard et al. 2003, "Best practices for
     convolutional neural networks applied to visual document analysis"), by up to about
-    `alpha` pixels: wobbly strokes, as a hand that is not MNIST's writes them."""
+    ELASTIC_ALPHA pixels: wobbly strokes, as a hand that is not MNIST's writes them."""
     b, _, h, w = images.shape
     # Random control points on a coarse grid, interpolated: a smooth field (B, 2, H, W).
-    coarse = torch.rand(b, 2, ELASTIC_GRID, ELASTIC_GRID, generator=generator) * 2 - 1
-    field = _resample(
-        coarse.to(images.device, images.dtype),
-        _linear_matrix(h, ELASTIC_GRID),
-        _linear_matrix(w, ELASTIC_GRID),
-    )
+    coarse = (torch.rand(b, 2, ELASTIC_GRID, ELASTIC_GRID, generator=generator) * 2 - 1).to(images)
+    field = _resample(coarse, _linear_matrix(h, ELASTIC_GRID), _linear_matrix(w, ELASTIC_GRID))
     identity = torch.eye(2, 3, device=images.device, dtype=images.dtype).expand(b, 2, 3)
     grid = F.affine_grid(identity, list(images.shape), align_corners=False)  # (B, H, W, 2)
     # Pixels -> [-1, 1] grid units: 2 / size per pixel.
     scale = torch.tensor([2 / w, 2 / h], device=images.device, dtype=images.dtype)
-    grid = grid + (field * alpha).permute(0, 2, 3, 1) * scale
+    grid = grid + (field * ELASTIC_ALPHA).permute(0, 2, 3, 1) * scale
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -143,9 +137,7 @@ def change_thickness(images: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     b, c, h, w = images.shape
     big = _resample(images, _linear_matrix(2 * h, h), _linear_matrix(2 * w, w))
     out = big.clone()
-    for step in steps.unique().tolist():
-        if step == 0:
-            continue
+    for step in steps.unique().tolist():  # 0 leaves an image as it is: no rounds
         chosen = (steps == step).nonzero().flatten().to(images.device)
         op = torch.maximum if step > 0 else torch.minimum
         out[chosen] = _shift_extreme(big[chosen], abs(step), op)
@@ -179,12 +171,11 @@ def robust_augment(
     images: torch.Tensor,  # (B, C, H, W) float in [0, 1]
     generator: torch.Generator,
     fraction: float = 0.5,
-    p: float = OPERATION_P,
 ) -> torch.Tensor:
     """Make `fraction` of the batch look less like MNIST: each chosen image gets, each with
-    probability `p`, an elastic distortion, thicker or thinner strokes, a lower resolution,
-    a blur and a contrast change (in that order), and is then brought back to full-white
-    ink, as `preprocess_image` brings every picture. The rest of the batch is untouched."""
+    probability OPERATION_P, an elastic distortion, thicker or thinner strokes, a lower
+    resolution, a blur and a contrast change (in that order), and is then brought back to
+    full-white ink, as `preprocess_image` brings every picture. The rest is untouched."""
     b = images.shape[0]
     chosen = (torch.rand(b, generator=generator) < fraction).nonzero().flatten()
     n = len(chosen)
@@ -193,7 +184,7 @@ def robust_augment(
     x = images[chosen.to(images.device)]
 
     def some() -> torch.Tensor:  # which of the chosen images get the next operation
-        return (torch.rand(n, generator=generator) < p).nonzero().flatten()
+        return (torch.rand(n, generator=generator) < OPERATION_P).nonzero().flatten()
 
     def apply(x: torch.Tensor, which: torch.Tensor, op) -> torch.Tensor:
         if len(which) == 0:
