@@ -9,6 +9,7 @@ batches are cut by index, so no per-sample Python runs on the hot path.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import subprocess
 import sys
@@ -307,14 +308,12 @@ def _progress_printer(epoch: int, epochs: int, enabled: bool):
     if not enabled or not (sys.stderr.isatty() or in_notebook):
         return None
     bar = tqdm(total=None, desc=f"epoch {epoch}/{epochs}", unit="img", leave=False, file=sys.stderr)
-    state = {"last": 0, "tick": 0}
+    ticks = itertools.count(1)
 
     def update(seen: int, total: int, loss: torch.Tensor) -> None:
         bar.total = total
-        bar.update(seen - state["last"])
-        state["last"] = seen
-        state["tick"] += 1
-        if state["tick"] % 20 == 0:  # .item() syncs the device: not every step
+        bar.update(seen - bar.n)
+        if next(ticks) % 20 == 0:  # .item() syncs the device: not every step
             bar.set_postfix(loss=f"{loss.item():.4f}")
 
     update.close = bar.close
@@ -377,6 +376,7 @@ class Session:
     """Everything a run resolves once, before its first epoch."""
 
     config: TrainConfig
+    dataset: Dataset
     device: torch.device
     fmt: InputFormat  # normalisation, memory layout and precision, resolved for this model
     model: nn.Module
@@ -388,10 +388,6 @@ class Session:
     test_data: DeviceSplit
     train_probe: DeviceSplit  # a fixed sample of train_data, as large as val: judged like val
     split_info: dict[str, Any]
-    model_kwargs: dict[str, Any]
-    params: int
-    num_classes: int
-    image_shape: tuple[int, int]
     augment: dict | None
 
     @property
@@ -404,17 +400,12 @@ class Session:
 
 
 def model_kwargs_for(config: TrainConfig, num_classes: int) -> dict[str, Any]:
-    return {
-        "num_classes": num_classes,
-        "in_channels": 1,
-        "dropout": config.dropout,
-        **config.model_kwargs,
-    }
+    return (
+        dict(num_classes=num_classes, in_channels=1, dropout=config.dropout) | config.model_kwargs
+    )
 
 
-def setup(
-    config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None = None, log=print
-) -> Session:
+def setup(config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None, log) -> Session:
     """Device, precision, data, model and optimiser, each resolved once. `speed`: the
     (precision, channels_last) a resumed run started with, kept rather than timed again."""
     if config.num_threads:
@@ -427,8 +418,7 @@ def setup(
     train_data, val_data, test_data, train_probe, split_info = prepare_data(config, dataset, device)
     mean, std = normalization_of(dataset)
     torch.manual_seed(config.seed)  # weight init and dropout
-    model_kwargs = model_kwargs_for(config, dataset.num_classes)
-    model = create_model(config.model, **model_kwargs).to(device)
+    model = create_model(config.model, **model_kwargs_for(config, dataset.num_classes)).to(device)
     precision, channels_last = speed or speed_settings(
         model,
         device,
@@ -457,6 +447,7 @@ def setup(
         augment["writer_families"] = config.writer_families()
     return Session(
         config=config,
+        dataset=dataset,
         device=device,
         fmt=InputFormat(mean, std, channels_last, precision),
         model=model,
@@ -468,10 +459,6 @@ def setup(
         test_data=test_data,
         train_probe=train_probe,
         split_info=split_info,
-        model_kwargs=model_kwargs,
-        params=count_parameters(model),
-        num_classes=dataset.num_classes,
-        image_shape=tuple(dataset.image_shape),
         augment=augment or None,
     )
 
@@ -539,7 +526,7 @@ def why_diverged(stats: dict, val: dict | None, num_classes: int) -> str | None:
 
 def why_not_learned(state: TrainState, s: Session) -> str | None:
     """A run whose best validation accuracy is within noise of chance did not learn."""
-    n, chance = len(s.val_data), 1 / s.num_classes
+    n, chance = len(s.val_data), 1 / s.dataset.num_classes
     steps = len(state.history) * math.ceil(len(s.train_data) / s.config.batch_size)
     if n < MIN_VAL_FOR_CHANCE_CHECK or steps < MIN_STEPS_FOR_CHANCE_CHECK:
         return None
@@ -558,7 +545,7 @@ def judge_epoch(s: Session, state: TrainState, epoch: int, stats: dict) -> str |
     the history; returns why the run diverged, or None."""
     state.train_seconds += stats["seconds"]
     val = None if stats["diverged"] else s.evaluate(s.val_data)
-    why = why_diverged(stats, val, s.num_classes)
+    why = why_diverged(stats, val, s.dataset.num_classes)
     ok = why is None
     probe = s.evaluate(s.train_probe) if ok else None
     state.note_epoch(
@@ -637,7 +624,7 @@ def test_once(s: Session, state: TrainState, log) -> tuple[dict, dict]:
     test = s.evaluate(s.test_data)
     metrics.update(test_loss=test["loss"], test_acc=test["acc"])
     labels = s.test_data.labels.cpu()
-    extra = confusion_breakdown(test["predictions"], labels, s.num_classes)
+    extra = confusion_breakdown(test["predictions"], labels, s.dataset.num_classes)
     extra["test_predictions"] = test["predictions"].tolist()
     extra["test_labels"] = labels.tolist()
     log(
@@ -651,9 +638,9 @@ def checkpoint_meta(s: Session, state: TrainState, metrics: dict) -> dict[str, A
     return {
         "format": CHECKPOINT_FORMAT,
         "model": s.config.model,
-        "model_kwargs": s.model_kwargs,
+        "model_kwargs": model_kwargs_for(s.config, s.dataset.num_classes),
         "normalization": {"mean": s.fmt.mean, "std": s.fmt.std},
-        "image_size": list(s.image_shape),
+        "image_size": list(s.dataset.image_shape),
         "config": s.config.to_dict(),
         "split": s.split_info,
         "metrics": metrics,
@@ -732,7 +719,7 @@ def train(
         history=state.history,
         best_epoch=state.best_epoch,
         metrics=metrics,
-        params=s.params,
+        params=count_parameters(s.model),
         train_seconds=state.train_seconds,
         total_seconds=time.perf_counter() - wall_start,
         images_per_second=trained_images / state.train_seconds if state.train_seconds else 0.0,
