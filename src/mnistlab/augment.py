@@ -1,17 +1,9 @@
 """Training augmentation for a whole batch at once: no per-image Python on the hot path.
 
-Operates on images in [0, 1] with a black (0) background, before normalisation, so the
-padding that grid_sample adds is the same black as MNIST's background.
-
-    random_affine     rotation, zoom and shift (one affine_grid + grid_sample call)
-    robust_augment    what people's digits do that MNIST's do not (issue 14): strokes
-                      thicker or thinner, blur, low resolution (down- then up-sampled),
-                      elastic distortion and contrast, each on a random part of the batch
-    writer_augment    how other writers form digits (issue 22): label-conditional conventions
-                      (continental 1, crossed 7, open 4, looped 2, hooked 9) and aspect
-                      ratio, slant, broken strokes, stray marks, uneven ink
-    augment_batch     all of them together, as the engine calls them
-
+`random_affine` (rotation, zoom, shift), `robust_augment` (issue 14: what people's digits do
+that MNIST's do not) and `writer_augment` (issue 22: how other writers form digits), together
+in `augment_batch`. They operate on images in [0, 1] with a black (0) background, before
+normalisation, so the padding that grid_sample adds is the same black as MNIST's background.
 Random numbers come from a `generator` on the CPU, so runs are reproducible on any device.
 """
 
@@ -28,6 +20,17 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
     return torch.rand(n, generator=generator) * (high - low) + low  # (n,)
 
 
+def _theta(top: list[torch.Tensor], bottom: list[torch.Tensor]) -> torch.Tensor:
+    """(n, 2, 3) affine matrices from the (n,) entries of their two rows."""
+    return torch.stack([torch.stack(top, 1), torch.stack(bottom, 1)], 1)
+
+
+def _affine(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """`theta` maps output coordinates to input coordinates, in affine_grid's [-1, 1] units."""
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)  # (B, H, W, 2)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def random_affine(
     images: torch.Tensor,  # (B, C, H, W) float in [0, 1]
     generator: torch.Generator,
@@ -37,25 +40,14 @@ def random_affine(
 ) -> torch.Tensor:
     """Rotate by U(-d, d) degrees, zoom by U(1-s, 1+s), shift by U(-t, t) of the size per axis."""
     b = images.shape[0]
-
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return _uniform(b, low, high, generator)
-
-    angle = uniform(-rotate_degrees, rotate_degrees) * (math.pi / 180)
-    zoom = uniform(1 - scale, 1 + scale)
+    angle = _uniform(b, -rotate_degrees, rotate_degrees, generator) * (math.pi / 180)
+    zoom = _uniform(b, 1 - scale, 1 + scale, generator)
     # affine_grid works in [-1, 1] coordinates, so a shift of t*size is 2t there.
-    shift_x, shift_y = (
-        uniform(-2 * translate, 2 * translate),
-        uniform(-2 * translate, 2 * translate),
-    )
+    shift_x = _uniform(b, -2 * translate, 2 * translate, generator)
+    shift_y = _uniform(b, -2 * translate, 2 * translate, generator)
     # The matrix maps output coordinates to input coordinates, hence the inverse zoom.
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack(
-        [torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1
-    )  # (B, 2, 3)
-    theta = theta.to(device=images.device, dtype=images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (B, H, W, 2)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return _affine(images, _theta([cos, -sin, shift_x], [sin, cos, shift_y]))
 
 
 # ---------------------------------------------------------------- robustness
@@ -111,25 +103,19 @@ def _resample(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> t
     return rows @ images @ cols.transpose(-1, -2)
 
 
-def elastic_distort(
-    images: torch.Tensor, generator: torch.Generator, alpha: float = ELASTIC_ALPHA
-) -> torch.Tensor:
+def elastic_distort(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A smooth random displacement of every pixel (Simard et al. 2003, "Best practices for
     convolutional neural networks applied to visual document analysis"), by up to about
-    `alpha` pixels: wobbly strokes, as a hand that is not MNIST's writes them."""
+    ELASTIC_ALPHA pixels: wobbly strokes, as a hand that is not MNIST's writes them."""
     b, _, h, w = images.shape
     # Random control points on a coarse grid, interpolated: a smooth field (B, 2, H, W).
-    coarse = torch.rand(b, 2, ELASTIC_GRID, ELASTIC_GRID, generator=generator) * 2 - 1
-    field = _resample(
-        coarse.to(images.device, images.dtype),
-        _linear_matrix(h, ELASTIC_GRID),
-        _linear_matrix(w, ELASTIC_GRID),
-    )
+    coarse = (torch.rand(b, 2, ELASTIC_GRID, ELASTIC_GRID, generator=generator) * 2 - 1).to(images)
+    field = _resample(coarse, _linear_matrix(h, ELASTIC_GRID), _linear_matrix(w, ELASTIC_GRID))
     identity = torch.eye(2, 3, device=images.device, dtype=images.dtype).expand(b, 2, 3)
     grid = F.affine_grid(identity, list(images.shape), align_corners=False)  # (B, H, W, 2)
     # Pixels -> [-1, 1] grid units: 2 / size per pixel.
     scale = torch.tensor([2 / w, 2 / h], device=images.device, dtype=images.dtype)
-    grid = grid + (field * alpha).permute(0, 2, 3, 1) * scale
+    grid = grid + (field * ELASTIC_ALPHA).permute(0, 2, 3, 1) * scale
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -151,9 +137,7 @@ def change_thickness(images: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     b, c, h, w = images.shape
     big = _resample(images, _linear_matrix(2 * h, h), _linear_matrix(2 * w, w))
     out = big.clone()
-    for step in steps.unique().tolist():
-        if step == 0:
-            continue
+    for step in steps.unique().tolist():  # 0 leaves an image as it is: no rounds
         chosen = (steps == step).nonzero().flatten().to(images.device)
         op = torch.maximum if step > 0 else torch.minimum
         out[chosen] = _shift_extreme(big[chosen], abs(step), op)
@@ -187,12 +171,11 @@ def robust_augment(
     images: torch.Tensor,  # (B, C, H, W) float in [0, 1]
     generator: torch.Generator,
     fraction: float = 0.5,
-    p: float = OPERATION_P,
 ) -> torch.Tensor:
     """Make `fraction` of the batch look less like MNIST: each chosen image gets, each with
-    probability `p`, an elastic distortion, thicker or thinner strokes, a lower resolution,
-    a blur and a contrast change (in that order), and is then brought back to full-white
-    ink, as `preprocess_image` brings every picture. The rest of the batch is untouched."""
+    probability OPERATION_P, an elastic distortion, thicker or thinner strokes, a lower
+    resolution, a blur and a contrast change (in that order), and is then brought back to
+    full-white ink, as `preprocess_image` brings every picture. The rest is untouched."""
     b = images.shape[0]
     chosen = (torch.rand(b, generator=generator) < fraction).nonzero().flatten()
     n = len(chosen)
@@ -201,7 +184,7 @@ def robust_augment(
     x = images[chosen.to(images.device)]
 
     def some() -> torch.Tensor:  # which of the chosen images get the next operation
-        return (torch.rand(n, generator=generator) < p).nonzero().flatten()
+        return (torch.rand(n, generator=generator) < OPERATION_P).nonzero().flatten()
 
     def apply(x: torch.Tensor, which: torch.Tensor, op) -> torch.Tensor:
         if len(which) == 0:
@@ -363,13 +346,8 @@ def crossed_seven(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
 def _enclosed(images: torch.Tensor) -> torch.Tensor:
     """(n, H, W) bool: background that no path of background reaches from the border (holes)."""
     background = images[:, 0] <= INK
-    outside = torch.zeros_like(background)
-    outside[:, 0], outside[:, -1], outside[:, :, 0], outside[:, :, -1] = (
-        background[:, 0],
-        background[:, -1],
-        background[:, :, 0],
-        background[:, :, -1],
-    )
+    outside = background.clone()
+    outside[:, 1:-1, 1:-1] = False  # the flood starts from the border's background
     for _ in range(sum(background.shape[1:])):  # a flood fill: at most H + W rounds suffice
         grown = outside.clone()
         grown[:, 1:] |= outside[:, :-1]
@@ -433,11 +411,6 @@ def hooked_nine(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     return _draw(images, start, torch.stack([x - length, bottom - rise], 1), _pen(n, generator))
 
 
-def _affine(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
 def _to_unit(p: torch.Tensor, size: int) -> torch.Tensor:
     """Pixel index -> affine_grid's [-1, 1] coordinate (align_corners=False)."""
     return (2 * p + 1) / size - 1
@@ -456,14 +429,9 @@ def aspect_stretch(images: torch.Tensor, generator: torch.Generator) -> torch.Te
     sx, sy = stretch * fit, fit  # output = input * s about the centre
     cx, cy = _to_unit((left + right) / 2, w), _to_unit((top + bottom) / 2, h)
     zero = torch.zeros(n)
-    theta = torch.stack(
-        [
-            torch.stack([1 / sx, zero, cx * (1 - 1 / sx)], 1),
-            torch.stack([zero, 1 / sy, cy * (1 - 1 / sy)], 1),
-        ],
-        1,
-    )  # (n, 2, 3): output coordinates -> input coordinates
-    return _affine(images, theta)
+    return _affine(
+        images, _theta([1 / sx, zero, cx * (1 - 1 / sx)], [zero, 1 / sy, cy * (1 - 1 / sy)])
+    )
 
 
 def slant(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -472,8 +440,7 @@ def slant(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     n = images.shape[0]
     shear = torch.tan(_uniform(n, -25.0, 25.0, generator) * (math.pi / 180))
     zero, one = torch.zeros(n), torch.ones(n)
-    theta = torch.stack([torch.stack([one, shear, zero], 1), torch.stack([zero, one, zero], 1)], 1)
-    return _affine(images, theta)
+    return _affine(images, _theta([one, shear, zero], [zero, one, zero]))
 
 
 def broken_strokes(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

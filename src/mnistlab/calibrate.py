@@ -6,11 +6,6 @@ modern neural networks") divides the logits by one number T > 0, fitted on the v
 split by minimising the negative log-likelihood; the predicted class never changes, only how
 sure the model says it is.
 
-    fit_temperature(logits, labels) -> T
-    expected_calibration_error(probabilities, labels) -> ECE (15 equal-width confidence bins)
-    calibration_of(logits, labels) -> {"temperature", "calibration": {ECE and NLL before
-                                       and after, split, images}}: what a checkpoint stores
-
 Numbers in, numbers out: numpy arrays or torch tensors of logits (or log-probabilities,
 which differ from logits by a constant per row and so calibrate the same).
 """
@@ -86,22 +81,19 @@ def expected_calibration_error(probabilities: Any, labels: Any, bins: int = ECE_
     return float(np.abs(gaps).sum() / len(y))
 
 
-def calibration_report(logits: Any, labels: Any, temperature: float) -> dict[str, float]:
-    """ECE and NLL of `logits` on `labels`, before (T = 1) and after dividing by `temperature`."""
-    return {
-        "ece_before": expected_calibration_error(softmax(logits), labels),
-        "ece_after": expected_calibration_error(softmax(logits, temperature), labels),
-        "nll_before": negative_log_likelihood(logits, labels),
-        "nll_after": negative_log_likelihood(logits, labels, temperature),
-    }
-
-
-def calibration_of(logits: Any, labels: Any, split: str = "val") -> dict[str, Any]:
+def calibration_of(logits: Any, labels: Any) -> dict[str, Any]:
     """Fit T on (N, classes) `logits` and their labels (the validation split's). Returns what
-    a checkpoint stores: `temperature` and `calibration`."""
-    temperature = fit_temperature(logits, labels)
+    a checkpoint stores: `temperature`, and `calibration` with ECE and NLL before (T = 1) and
+    after dividing by it."""
+    t = fit_temperature(logits, labels)
     return {
-        "temperature": temperature,
-        "calibration": {"split": split, "images": len(_as_numpy(labels))}
-        | calibration_report(logits, labels, temperature),
+        "temperature": t,
+        "calibration": {
+            "split": "val",
+            "images": len(_as_numpy(labels)),
+            "ece_before": expected_calibration_error(softmax(logits), labels),
+            "ece_after": expected_calibration_error(softmax(logits, t), labels),
+            "nll_before": negative_log_likelihood(logits, labels),
+            "nll_after": negative_log_likelihood(logits, labels, t),
+        },
     }

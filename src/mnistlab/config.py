@@ -195,14 +195,14 @@ class TrainConfig:
         # models import torch (2.5 s); only validation needs them.
         from .models import list_models, unknown_model_message
 
-        def need(ok: bool, message: str) -> None:
+        def need(ok: bool, name: str, rule: str) -> None:
             if not ok:
-                raise ConfigError(message)
+                raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)}")
 
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float):
-                need(math.isfinite(value), f"{f.name} must be a finite number, got {value}")
+                need(math.isfinite(value), f.name, "a finite number")
             choices = f.metadata["choices"]
             if choices is not None and value not in choices:
                 raise ConfigError(f"unknown {f.name} {value!r}; valid: {', '.join(choices)}")
@@ -212,45 +212,35 @@ class TrainConfig:
             raise ConfigError(
                 f"model_kwargs: {key} is not an architecture option; {NOT_ARCHITECTURE[key]}"
             )
-        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        need(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
-        need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        need(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        need(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        need(
-            0 <= self.label_smoothing < 1,
-            f"label_smoothing must be in [0, 1), got {self.label_smoothing}",
-        )
-        need(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        need(
-            0 <= self.rotate_degrees <= 180,
-            f"rotate_degrees must be in [0, 180], got {self.rotate_degrees}",
-        )
-        need(0 <= self.translate < 1, f"translate must be in [0, 1), got {self.translate}")
-        need(0 <= self.scale < 1, f"scale must be in [0, 1), got {self.scale}")
-        need(
-            0 <= self.robust_fraction <= 1,
-            f"robust_fraction must be in [0, 1], got {self.robust_fraction}",
-        )
+        need(self.lr > 0, "lr", "> 0")
+        need(0 <= self.dropout < 1, "dropout", "in [0, 1)")
+        need(self.epochs >= 1, "epochs", ">= 1")
+        need(self.batch_size >= 1, "batch_size", ">= 1")
+        need(self.eval_batch_size >= 1, "eval_batch_size", ">= 1")
+        need(self.weight_decay >= 0, "weight_decay", ">= 0")
+        need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
+        need(self.warmup_epochs >= 0, "warmup_epochs", ">= 0")
+        need(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)")
+        need(0 < self.val_fraction < 1, "val_fraction", "in (0, 1)")
+        need(0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)")
+        need(0 <= self.rotate_degrees <= 180, "rotate_degrees", "in [0, 180]")
+        need(0 <= self.translate < 1, "translate", "in [0, 1)")
+        need(0 <= self.scale < 1, "scale", "in [0, 1)")
+        need(0 <= self.robust_fraction <= 1, "robust_fraction", "in [0, 1]")
         for name in self.writer_families():
-            need(
-                name in WRITER_FAMILIES,
-                f"writer_augment: unknown family {name!r}; valid: all, {', '.join(WRITER_FAMILIES)}",
-            )
+            if name not in WRITER_FAMILIES:
+                raise ConfigError(
+                    f"writer_augment: unknown family {name!r}; "
+                    f"valid: all, {', '.join(WRITER_FAMILIES)}"
+                )
         for name in ("seed", "split_seed"):
-            value = getattr(self, name)
-            need(0 <= value < MAX_SEED, f"{name} must be in [0, 2**63), got {value}")
+            need(0 <= getattr(self, name) < MAX_SEED, name, "in [0, 2**63)")
         for name in ("train_subset", "eval_subset", "num_threads"):
-            value = getattr(self, name)
-            need(value is None or value >= 1, f"{name} must be >= 1, got {value}")
-        need(
-            not self.tensorboard or importlib.util.find_spec("tensorboard") is not None,
-            "tensorboard logging needs the tensorboard extra: pip install 'mnistlab[tensorboard]'",
-        )
+            need(getattr(self, name) is None or getattr(self, name) >= 1, name, ">= 1")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError(
+                "tensorboard logging needs the tensorboard extra: pip install 'mnistlab[tensorboard]'"
+            )
 
     def _check_model(self) -> None:
         """The architecture options against the model's constructor, and the parameter budget,
@@ -328,12 +318,13 @@ def _known(values: Any, source: str) -> dict[str, Any]:
 
 
 def _checked_types(values: dict[str, Any], source: str) -> dict[str, Any]:
-    return {name: _coerce(name, value, FIELD_TYPES[name], source) for name, value in values.items()}
+    return {name: _coerce(name, value, source) for name, value in values.items()}
 
 
-def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+def _coerce(name: str, value: Any, source: str) -> Any:
     """TOML gives ints where floats are meant (lr = 1) and JSON gives the same: accept those;
     refuse a string where a number is meant, instead of failing later mid-run."""
+    hint = FIELD_TYPES[name]
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if value is None and type(None) in options:
         return None
@@ -348,20 +339,10 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
         return value
     if origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return dict(value)
-    raise ConfigError(f"{source}: {name} must be {_type_name(hint)}, got {value!r}")
-
-
-def _type_name(hint: Any) -> str:
-    """`int | None`, `dict[str, Any]`: the annotation as it is written in the class."""
-    if isinstance(hint, types.UnionType):
-        return " | ".join(_type_name(t) for t in typing.get_args(hint))
-    if hint is type(None):
-        return "None"
-    if hint is Any:
-        return "Any"
-    args = typing.get_args(hint)
-    name = getattr(typing.get_origin(hint) or hint, "__name__", str(hint))
-    return f"{name}[{', '.join(_type_name(a) for a in args)}]" if args else name
+    # The annotation as written in the class (a string under `from __future__ import annotations`).
+    raise ConfigError(
+        f"{source}: {name} must be {TrainConfig.__annotations__[name]}, got {value!r}"
+    )
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

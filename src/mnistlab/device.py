@@ -1,12 +1,4 @@
 """Where a model runs and in what precision: chosen once per run, for training and for use.
-
-    resolve_device("auto")                  cuda, then mps, then cpu; an explicit one checked
-    resolve_precision("auto", device)       bf16/fp16 on GPUs; fp32 elsewhere (no model to time)
-    speed_settings(model, device, ...)      (precision, channels_last) for one model: on the
-                                            CPU, the fastest of the allowed ones, timed
-    autocast_for(device, precision)         the autocast context (a no-op for fp32)
-    cpu_info()                              the CPU's model name, vendor and feature flags
-
 Model code never calls .cuda() or .half(): these choices are made here and passed down.
 
 Why the CPU choice is timed rather than read from the CPU's flags: bf16 autocast and

@@ -9,6 +9,7 @@ batches are cut by index, so no per-sample Python runs on the hot path.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import subprocess
 import sys
@@ -91,10 +92,6 @@ class Stepper:
         if self.ema is not None:
             self.ema.update(model)
 
-    @property
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
-
 
 # ------------------------------------------------------------------ one epoch, and evaluation
 def train_one_epoch(
@@ -116,7 +113,7 @@ def train_one_epoch(
     transform = None if augment is None else partial(augment_batch, generator=generator, **augment)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    seen = 0
+    seen, diverged = 0, False
     start = time.perf_counter()
     steps = math.ceil(len(data) / batch_size)
     for step in range(steps):
@@ -133,24 +130,19 @@ def train_one_epoch(
         seen += len(y)
         # Checking every step would force a device sync per step; every 50 is cheap.
         if (step % 50 == 49 or step == steps - 1) and not torch.isfinite(loss_sum):
-            return {
-                "loss": float("nan"),
-                "acc": correct.item() / seen,
-                "diverged": True,
-                "seconds": time.perf_counter() - start,
-                "images_per_second": 0.0,
-            }
+            diverged = True
+            break
         if progress is not None:
             progress(seen, len(data), loss)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     return {
-        "loss": loss_sum.item() / seen,
+        "loss": float("nan") if diverged else loss_sum.item() / seen,
         "acc": correct.item() / seen,
         "seconds": seconds,
-        "images_per_second": seen / seconds,
-        "diverged": False,
+        "images_per_second": 0.0 if diverged else seen / seconds,
+        "diverged": diverged,
     }
 
 
@@ -189,25 +181,20 @@ class WeightEMA:
 
 
 # ------------------------------------------------------------------ optimiser and schedule
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
 def make_optimizer(
     config: TrainConfig, model: nn.Module, device: torch.device
 ) -> torch.optim.Optimizer:
-    params = model.parameters()
+    kwargs: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
     # One fused kernel per step instead of a dozen per tensor: 2x the speed of the user's VGG
     # (128.8M parameters) on the 2-core CPU, where the optimiser step dominates.
-    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
-    return torch.optim.SGD(
-        params,
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.nesterov,
-        weight_decay=config.weight_decay,
-        **fused,
-    )
+    if device.type in ("cuda", "cpu"):
+        kwargs["fused"] = True
+    if config.optimizer == "sgd":
+        kwargs |= {"momentum": config.momentum, "nesterov": config.nesterov}
+    return OPTIMIZERS[config.optimizer](model.parameters(), **kwargs)
 
 
 def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
@@ -235,6 +222,10 @@ def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
 
 
 # ------------------------------------------------------------------ the run
+def _seeded_sample(idx: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    return idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:n]]
+
+
 def split_indices(config: TrainConfig, dataset: Dataset):
     """Which images each split uses: (train indices, val indices, test count, split info).
     Raises ConfigError for a subset larger than its split or a class missing from val."""
@@ -246,19 +237,21 @@ def split_indices(config: TrainConfig, dataset: Dataset):
                 f"train_subset {config.train_subset} is larger than the training split "
                 f"({len(train_idx)} images)"
             )
-        g = torch.Generator().manual_seed(config.split_seed)
-        train_idx = train_idx[torch.randperm(len(train_idx), generator=g)[: config.train_subset]]
+        train_idx = _seeded_sample(train_idx, config.train_subset, config.split_seed)
     # The val indices are sorted, so "the first N" would favour early files: take a seeded
     # sample instead. Test keeps its order: its first N images are what `eval_subset` says.
-    val_idx = split.val_indices
-    n_eval = config.eval_subset
+    val_idx, n_eval = split.val_indices, config.eval_subset
     if n_eval is not None and n_eval < len(val_idx):
-        g = torch.Generator().manual_seed(config.split_seed)
-        val_idx = val_idx[torch.randperm(len(val_idx), generator=g)[:n_eval]].sort().values
-    check_val_split(dataset.train_labels[val_idx], dataset.num_classes, config)
-    test_used = (
-        len(dataset.test_labels) if n_eval is None else min(n_eval, len(dataset.test_labels))
-    )
+        val_idx = _seeded_sample(val_idx, n_eval, config.split_seed).sort().values
+    per_class = torch.bincount(dataset.train_labels[val_idx], minlength=dataset.num_classes)
+    fewest = int(per_class.min())
+    if fewest < MIN_VAL_PER_CLASS:
+        raise ConfigError(
+            f"the validation split has {fewest} image(s) of class {int(per_class.argmin())} "
+            f"({len(val_idx)} in all, val_fraction {config.val_fraction:g}); it needs at "
+            f"least {MIN_VAL_PER_CLASS} of every class: raise val_fraction or eval_subset"
+        )
+    test_used = min(n_eval or len(dataset.test_labels), len(dataset.test_labels))
     split_info = split.describe() | {
         "train_used": len(train_idx),
         "val_used": len(val_idx),
@@ -271,22 +264,17 @@ def split_indices(config: TrainConfig, dataset: Dataset):
 def prepare_data(config: TrainConfig, dataset: Dataset, device: torch.device):
     """The split the user asked for, a seeded training subset if any, all on `device`."""
     train_idx, val_idx, test_used, split_info = split_indices(config, dataset)
-    images, labels = dataset.train_images, dataset.train_labels
-
-    def on_device(imgs, labs):
-        return DeviceSplit(imgs.to(device), labs.to(device))
-
     # The generalisation gap needs training accuracy measured as validation is (eval mode, no
     # dropout or augmentation) on as many images: a fixed seeded sample of the training split.
-    g = torch.Generator().manual_seed(config.split_seed + 1)
-    probe_idx = train_idx[torch.randperm(len(train_idx), generator=g)[: len(val_idx)]]
-    return (
-        on_device(images[train_idx], labels[train_idx]),
-        on_device(images[val_idx], labels[val_idx]),
-        on_device(dataset.test_images[:test_used], dataset.test_labels[:test_used]),
-        on_device(images[probe_idx], labels[probe_idx]),
-        split_info,
+    probe_idx = _seeded_sample(train_idx, len(val_idx), config.split_seed + 1)
+    train, val, probe = (
+        DeviceSplit(dataset.train_images[i].to(device), dataset.train_labels[i].to(device))
+        for i in (train_idx, val_idx, probe_idx)
     )
+    test = DeviceSplit(
+        dataset.test_images[:test_used].to(device), dataset.test_labels[:test_used].to(device)
+    )
+    return train, val, test, probe, split_info
 
 
 def check_runnable(
@@ -306,17 +294,6 @@ def check_runnable(
     return split_info | {"params": count_parameters(model), "macs": count_macs(model, shape)}
 
 
-def check_val_split(val_labels: torch.Tensor, num_classes: int, config: TrainConfig) -> None:
-    per_class = torch.bincount(val_labels, minlength=num_classes)
-    fewest = int(per_class.min())
-    if fewest < MIN_VAL_PER_CLASS:
-        raise ConfigError(
-            f"the validation split has {fewest} image(s) of class {int(per_class.argmin())} "
-            f"({len(val_labels)} in all, val_fraction {config.val_fraction:g}); it needs at "
-            f"least {MIN_VAL_PER_CLASS} of every class: raise val_fraction or eval_subset"
-        )
-
-
 def normalization_of(dataset: Dataset) -> tuple[float, float]:
     # Statistics of the whole training file: the same for every split seed, so checkpoints
     # from different runs share one preprocessing.
@@ -331,14 +308,12 @@ def _progress_printer(epoch: int, epochs: int, enabled: bool):
     if not enabled or not (sys.stderr.isatty() or in_notebook):
         return None
     bar = tqdm(total=None, desc=f"epoch {epoch}/{epochs}", unit="img", leave=False, file=sys.stderr)
-    state = {"last": 0, "tick": 0}
+    ticks = itertools.count(1)
 
     def update(seen: int, total: int, loss: torch.Tensor) -> None:
         bar.total = total
-        bar.update(seen - state["last"])
-        state["last"] = seen
-        state["tick"] += 1
-        if state["tick"] % 20 == 0:  # .item() syncs the device: not every step
+        bar.update(seen - bar.n)
+        if next(ticks) % 20 == 0:  # .item() syncs the device: not every step
             bar.set_postfix(loss=f"{loss.item():.4f}")
 
     update.close = bar.close
@@ -401,6 +376,7 @@ class Session:
     """Everything a run resolves once, before its first epoch."""
 
     config: TrainConfig
+    dataset: Dataset
     device: torch.device
     fmt: InputFormat  # normalisation, memory layout and precision, resolved for this model
     model: nn.Module
@@ -412,10 +388,6 @@ class Session:
     test_data: DeviceSplit
     train_probe: DeviceSplit  # a fixed sample of train_data, as large as val: judged like val
     split_info: dict[str, Any]
-    model_kwargs: dict[str, Any]
-    params: int
-    num_classes: int
-    image_shape: tuple[int, int]
     augment: dict | None
 
     @property
@@ -428,17 +400,12 @@ class Session:
 
 
 def model_kwargs_for(config: TrainConfig, num_classes: int) -> dict[str, Any]:
-    return {
-        "num_classes": num_classes,
-        "in_channels": 1,
-        "dropout": config.dropout,
-        **config.model_kwargs,
-    }
+    return (
+        dict(num_classes=num_classes, in_channels=1, dropout=config.dropout) | config.model_kwargs
+    )
 
 
-def setup(
-    config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None = None, log=print
-) -> Session:
+def setup(config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None, log) -> Session:
     """Device, precision, data, model and optimiser, each resolved once. `speed`: the
     (precision, channels_last) a resumed run started with, kept rather than timed again."""
     if config.num_threads:
@@ -451,8 +418,7 @@ def setup(
     train_data, val_data, test_data, train_probe, split_info = prepare_data(config, dataset, device)
     mean, std = normalization_of(dataset)
     torch.manual_seed(config.seed)  # weight init and dropout
-    model_kwargs = model_kwargs_for(config, dataset.num_classes)
-    model = create_model(config.model, **model_kwargs).to(device)
+    model = create_model(config.model, **model_kwargs_for(config, dataset.num_classes)).to(device)
     precision, channels_last = speed or speed_settings(
         model,
         device,
@@ -472,16 +438,16 @@ def setup(
         WeightEMA(model, config.ema_decay) if config.ema else None,
         config.label_smoothing,
     )
-    augment = None
+    augment: dict[str, Any] = {}
     if config.augment:
-        augment = {"rotate_degrees": config.rotate_degrees, "translate": config.translate}
-        augment["scale"] = config.scale
-    if config.robust_augment:  # thickness, blur, low resolution, elastic, contrast
-        augment = (augment or {}) | {"robust_fraction": config.robust_fraction}
-    if config.writer_augment:  # other writers' conventions, aspect, slant, strokes, marks, ink
-        augment = (augment or {}) | {"writer_families": config.writer_families()}
+        augment = {k: getattr(config, k) for k in ("rotate_degrees", "translate", "scale")}
+    if config.robust_augment:
+        augment["robust_fraction"] = config.robust_fraction
+    if config.writer_augment:
+        augment["writer_families"] = config.writer_families()
     return Session(
         config=config,
+        dataset=dataset,
         device=device,
         fmt=InputFormat(mean, std, channels_last, precision),
         model=model,
@@ -493,11 +459,7 @@ def setup(
         test_data=test_data,
         train_probe=train_probe,
         split_info=split_info,
-        model_kwargs=model_kwargs,
-        params=count_parameters(model),
-        num_classes=dataset.num_classes,
-        image_shape=tuple(dataset.image_shape),
-        augment=augment,
+        augment=augment or None,
     )
 
 
@@ -564,15 +526,13 @@ def why_diverged(stats: dict, val: dict | None, num_classes: int) -> str | None:
 
 def why_not_learned(state: TrainState, s: Session) -> str | None:
     """A run whose best validation accuracy is within noise of chance did not learn."""
-    n, chance = len(s.val_data), 1 / s.num_classes
+    n, chance = len(s.val_data), 1 / s.dataset.num_classes
     steps = len(state.history) * math.ceil(len(s.train_data) / s.config.batch_size)
     if n < MIN_VAL_FOR_CHANCE_CHECK or steps < MIN_STEPS_FOR_CHANCE_CHECK:
         return None
-    if state.best_epoch is None:
-        return None
     # Three binomial standard deviations above chance on n images.
     ceiling = chance + 3 * math.sqrt(chance * (1 - chance) / n)
-    if state.best_val_acc <= ceiling:
+    if state.best_epoch is not None and state.best_val_acc <= ceiling:
         return (
             f"it did not learn: best validation accuracy {state.best_val_acc:.1%} on {n} images "
             f"is within noise of chance ({chance:.0%})"
@@ -585,7 +545,7 @@ def judge_epoch(s: Session, state: TrainState, epoch: int, stats: dict) -> str |
     the history; returns why the run diverged, or None."""
     state.train_seconds += stats["seconds"]
     val = None if stats["diverged"] else s.evaluate(s.val_data)
-    why = why_diverged(stats, val, s.num_classes)
+    why = why_diverged(stats, val, s.dataset.num_classes)
     ok = why is None
     probe = s.evaluate(s.train_probe) if ok else None
     state.note_epoch(
@@ -599,7 +559,7 @@ def judge_epoch(s: Session, state: TrainState, epoch: int, stats: dict) -> str |
             "train_eval_acc": probe["acc"] if ok else None,
             "val_loss": val["loss"] if ok else None,
             "val_acc": val["acc"] if ok else None,
-            "lr": s.stepper.lr,
+            "lr": s.stepper.optimizer.param_groups[0]["lr"],
             "seconds": stats["seconds"],
             "images_per_second": stats["images_per_second"] if ok else None,
         },
@@ -653,13 +613,9 @@ def run_epochs(
     return "finished", why_not_learned(state, s)
 
 
-def blank_metrics() -> dict[str, float | None]:
-    return dict.fromkeys(SPLIT_METRICS)
-
-
 def test_once(s: Session, state: TrainState, log) -> tuple[dict, dict]:
     """Load the chosen epoch's weights and judge them on the test set: the one and only look."""
-    metrics = blank_metrics()
+    metrics = dict.fromkeys(SPLIT_METRICS)
     if state.best_epoch is None:
         return metrics, {}
     best_row = state.history[state.best_epoch - 1]
@@ -668,7 +624,7 @@ def test_once(s: Session, state: TrainState, log) -> tuple[dict, dict]:
     test = s.evaluate(s.test_data)
     metrics.update(test_loss=test["loss"], test_acc=test["acc"])
     labels = s.test_data.labels.cpu()
-    extra = confusion_breakdown(test["predictions"], labels, s.num_classes)
+    extra = confusion_breakdown(test["predictions"], labels, s.dataset.num_classes)
     extra["test_predictions"] = test["predictions"].tolist()
     extra["test_labels"] = labels.tolist()
     log(
@@ -682,9 +638,9 @@ def checkpoint_meta(s: Session, state: TrainState, metrics: dict) -> dict[str, A
     return {
         "format": CHECKPOINT_FORMAT,
         "model": s.config.model,
-        "model_kwargs": s.model_kwargs,
+        "model_kwargs": model_kwargs_for(s.config, s.dataset.num_classes),
         "normalization": {"mean": s.fmt.mean, "std": s.fmt.std},
-        "image_size": list(s.image_shape),
+        "image_size": list(s.dataset.image_shape),
         "config": s.config.to_dict(),
         "split": s.split_info,
         "metrics": metrics,
@@ -746,7 +702,9 @@ def train(
     finally:
         for callback in callbacks:
             callback.on_train_end(status)
-    metrics, extra = (blank_metrics(), {}) if status == "interrupted" else test_once(s, state, log)
+    metrics, extra = (
+        (dict.fromkeys(SPLIT_METRICS), {}) if status == "interrupted" else test_once(s, state, log)
+    )
     # Temperature scaling on the validation split, for honest probabilities (calibrate.py).
     calibration = {}
     if extra:
@@ -761,7 +719,7 @@ def train(
         history=state.history,
         best_epoch=state.best_epoch,
         metrics=metrics,
-        params=s.params,
+        params=count_parameters(s.model),
         train_seconds=state.train_seconds,
         total_seconds=time.perf_counter() - wall_start,
         images_per_second=trained_images / state.train_seconds if state.train_seconds else 0.0,

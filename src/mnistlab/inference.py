@@ -1,11 +1,5 @@
 """The forward pass, shared by training's evaluation, calibration, `evaluate` and `predict`:
-uint8 images in, logits out, in order, in eval mode, batch by batch.
-
-    InputFormat(mean, std, channels_last, precision)   how uint8 images become model input
-    logits_of(model, images, fmt)                      (N, classes) float32 logits on the CPU
-    evaluate_split(model, split, fmt)                  loss, accuracy, predictions, probabilities
-    confusion_breakdown(predictions, labels, classes)  per-class accuracy, confusion, mistakes
-"""
+uint8 images in, logits out, in order, in eval mode, batch by batch."""
 
 from __future__ import annotations
 
