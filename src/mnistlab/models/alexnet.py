@@ -58,6 +58,4 @@ class AlexNet(nn.Module):
         return self.classifier(self.features(x))  # (B, C, H, W) -> (B, num_classes)
 
 
-@register
-def alexnet(**kw) -> nn.Module:
-    return AlexNet(**kw)
+register("alexnet", AlexNet)

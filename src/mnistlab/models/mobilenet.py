@@ -111,6 +111,4 @@ class MobileNetV2(nn.Module):
         return self.head(self.features(x))
 
 
-@register
-def mobilenetv2(**kw) -> nn.Module:
-    return MobileNetV2(**kw)
+register("mobilenetv2", MobileNetV2)

@@ -93,22 +93,8 @@ class VGG(nn.Module):
         return self.classifier(x)
 
 
+for _name, _layout in VGG_LAYOUTS.items():
+    register(_name, VGG, _layout)
 # The seed's choices are defaults, so an architecture option can still override one.
-@register(defaults={"batch_norm": False, "pool_size": 7, "hidden": 4096})
-def vgg11_seed(**kw) -> nn.Module:
-    return VGG(VGG_LAYOUTS["vgg11"], **kw)
-
-
-@register
-def vgg11(**kw) -> nn.Module:
-    return VGG(VGG_LAYOUTS["vgg11"], **kw)
-
-
-@register
-def vgg13(**kw) -> nn.Module:
-    return VGG(VGG_LAYOUTS["vgg13"], **kw)
-
-
-@register
-def vgg16(**kw) -> nn.Module:
-    return VGG(VGG_LAYOUTS["vgg16"], **kw)
+SEED_HEAD = {"batch_norm": False, "pool_size": 7, "hidden": 4096}
+vgg11_seed = register("vgg11_seed", VGG, VGG_LAYOUTS["vgg11"], defaults=SEED_HEAD)
