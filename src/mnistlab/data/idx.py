@@ -68,9 +68,7 @@ def _open(path: Path):
     except OSError as exc:
         fh.close()
         raise IDXError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    if not gzipped:
-        return fh, size, False
-    return gzip.GzipFile(fileobj=fh, mode="rb"), size, True
+    return (gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh), size, gzipped
 
 
 def _read_upto(stream, n: int) -> bytes:
@@ -168,16 +166,12 @@ def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = No
         raise IDXError(
             f"{source}: bad magic number {magic} ({found}), expected {expect_magic} ({wanted})"
         )
-    type_code, ndim = raw[2], raw[3]
-    if ndim == 0:
+    if raw[3] == 0:
         raise IDXError(f"{source}: header declares 0 dimensions")
-    header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
-        raise IDXError(f"{source}: header truncated (needs {header_len} bytes, has {len(raw)})")
-    shape = struct.unpack(f">{ndim}I", raw[4:header_len])
-    dtype = np.dtype(_DTYPES[type_code])
-    # Python ints, not numpy: a hostile header's product must not wrap around.
-    expected = math.prod(shape) * dtype.itemsize
+    if len(raw) < 4 + 4 * raw[3]:
+        raise IDXError(f"{source}: header truncated (needs {4 + 4 * raw[3]} bytes, has {len(raw)})")
+    shape, header_len, expected = _claimed_size(raw)
+    dtype = np.dtype(_DTYPES[raw[2]])
     actual = len(raw) - header_len
     if actual != expected:
         what = "truncated" if actual < expected else "has trailing bytes"

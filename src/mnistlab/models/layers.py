@@ -9,8 +9,9 @@ from ..errors import UserError
 
 
 @torch.no_grad()
-def output_shape(module: nn.Module, in_channels: int, image_size: int) -> torch.Size:
-    """Shape of `module`'s output for one (1, in_channels, image_size, image_size) input.
+def flat_features(module: nn.Module, in_channels: int, image_size: int) -> int:
+    """Number of features after flattening `module`'s output (the first Linear's input) for
+    one (1, in_channels, image_size, image_size) input.
 
     Run in eval mode so batch norm neither rejects a batch of one nor updates its running
     statistics with the dummy zeros; the module's previous mode is restored afterwards.
@@ -18,15 +19,10 @@ def output_shape(module: nn.Module, in_channels: int, image_size: int) -> torch.
     was_training = module.training
     module.eval()
     try:
-        return module(torch.zeros(1, in_channels, image_size, image_size)).shape
+        return module(torch.zeros(1, in_channels, image_size, image_size))[0].numel()
     except RuntimeError as exc:  # e.g. "Output size is too small" after too many pools
         raise UserError(
             f"a {image_size}x{image_size} input is too small for this model's layers ({exc})"
         ) from exc
     finally:
         module.train(was_training)
-
-
-def flat_features(module: nn.Module, in_channels: int, image_size: int) -> int:
-    """Number of features after flattening `module`'s output (the first Linear's input)."""
-    return output_shape(module, in_channels, image_size)[1:].numel()
