@@ -216,7 +216,6 @@ class RunFolder:
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
-    # ------------------------------------------------------------ reading
     def _read_record(self, name: str):
         """A JSON file of the run, or None; a damaged one is set aside and reported."""
         path = self.path / name
@@ -299,7 +298,6 @@ class RunFolder:
                 f"{self.path}: holds a run with a different config; use another out_dir"
             )
 
-    # ------------------------------------------------------------ claiming
     def claim(self) -> bool:
         """Take the run for this process; False when a live process elsewhere holds it.
 
@@ -338,7 +336,6 @@ class RunFolder:
         """Who holds the run now ("host pid N since HH:MM"), or None."""
         return _Claim(self.path / CLAIM).holder()
 
-    # ------------------------------------------------------------ what the engine reports
     def start(self, config: TrainConfig) -> None:
         self.check_same_run(config)
         make_dirs(self.path)
@@ -408,7 +405,6 @@ class RunFolder:
                 (self.path / name).unlink()
         shutil.rmtree(self.path / TENSORBOARD, ignore_errors=True)
 
-    # ------------------------------------------------------------ moving between machines
     def export_files(self) -> dict[str, bytes]:
         """The run's files as bytes, for sending a run trained elsewhere to the ledger."""
         return {n: (self.path / n).read_bytes() for n in _MOVED if (self.path / n).is_file()}

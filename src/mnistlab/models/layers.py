@@ -8,6 +8,25 @@ import torch.nn as nn
 from ..errors import UserError
 
 
+def make_features(layout: list, in_channels: int, batch_norm: bool) -> nn.Sequential:
+    """3x3 convolutions (an int: the output channels) and 2x2 max pools ("M"), each
+    convolution followed by ReLU (and batch norm first with `batch_norm`): AlexNet's and
+    VGG's feature stacks."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for item in layout:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2))
+            continue
+        # A bias before batch norm is redundant (BN subtracts the mean and adds its own shift).
+        layers.append(nn.Conv2d(channels, item, 3, padding=1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(item))
+        layers.append(nn.ReLU(inplace=True))
+        channels = item
+    return nn.Sequential(*layers)
+
+
 @torch.no_grad()
 def flat_features(module: nn.Module, in_channels: int, image_size: int) -> int:
     """Number of features after flattening `module`'s output (the first Linear's input) for

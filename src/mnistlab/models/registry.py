@@ -94,7 +94,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# ---------------------------------------------------------------- architecture options
 def model_options(name: str) -> dict[str, Any]:
     """The architecture options `name` accepts (`--arch KEY=VALUE`), each with its default."""
     return dict(_option_table(name)[0])

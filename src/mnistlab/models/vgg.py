@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import flat_features
+from .layers import flat_features, make_features
 from .registry import register
 
 PAPER = (
@@ -39,22 +39,6 @@ VGG_LAYOUTS = {
     "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
 }
-
-
-def make_features(layout: list, in_channels: int, batch_norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    channels = in_channels
-    for item in layout:
-        if item == "M":
-            layers.append(nn.MaxPool2d(2))
-            continue
-        # A bias before batch norm is redundant (BN subtracts the mean and adds its own shift).
-        layers.append(nn.Conv2d(channels, item, 3, padding=1, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(item))
-        layers.append(nn.ReLU(inplace=True))
-        channels = item
-    return nn.Sequential(*layers)
 
 
 class VGG(nn.Module):
