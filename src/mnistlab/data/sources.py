@@ -289,7 +289,7 @@ def _describe_failure(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def download_file(url: str, dest: Path, md5: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+def download_file(url: str, dest: Path, md5: str) -> None:
     """Fetch `url` to `dest` via a temporary file in the same folder; rename only once verified.
 
     Raises OSError (or an urllib/http.client error) with a short reason on any failure; an
@@ -300,7 +300,10 @@ def download_file(url: str, dest: Path, md5: str, timeout: float = DOWNLOAD_TIME
     tmp = Path(tmp_name)
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as resp,
+        ):
             declared = resp.headers.get("Content-Length")
             declared = int(declared) if declared and declared.isdigit() else None
             if declared is not None and declared > MAX_DOWNLOAD_BYTES:
@@ -327,12 +330,7 @@ def download_file(url: str, dest: Path, md5: str, timeout: float = DOWNLOAD_TIME
         tmp.unlink(missing_ok=True)
 
 
-def fetch(
-    name: str,
-    cache_dir: str | os.PathLike | None = None,
-    mirror: str | None = None,
-    timeout: float = DOWNLOAD_TIMEOUT_S,
-) -> Path:
+def fetch(name: str, cache_dir: str | os.PathLike | None = None, mirror: str | None = None) -> Path:
     """Make sure the dataset's four files are in the cache, verified; return their folder."""
     spec = DATASETS[name]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -348,7 +346,7 @@ def fetch(
             url = base.rstrip("/") + "/" + file_name
             log.info("downloading %s", url)
             try:
-                download_file(url, dest, md5, timeout)
+                download_file(url, dest, md5)
                 break
             except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
                 reason = " ".join(_describe_failure(exc).split())  # the message stays one line
