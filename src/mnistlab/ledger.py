@@ -260,9 +260,6 @@ class RunFolder:
     def read_history(self) -> list[dict]:
         return self._read_record(HISTORY) or []
 
-    def read_predictions(self) -> dict | None:
-        return self._read_record(PREDICTIONS)
-
     def status(self) -> str:
         result = self.read_result()
         if result is not None:
@@ -401,8 +398,7 @@ class RunFolder:
     def reset(self) -> None:
         """Remove the run's own files (a retry of a failed run, or --force), nothing else."""
         for name in RUN_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                (self.path / name).unlink()
+            (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.path / TENSORBOARD, ignore_errors=True)
 
     def export_files(self) -> dict[str, bytes]:
@@ -608,7 +604,7 @@ def read_runs(sweep_dir: str | os.PathLike, log=print) -> list[dict]:
                 "config": config,
                 "history": folder.read_history(),
                 "result": result,
-                "predictions": folder.read_predictions() if result else None,
+                "predictions": folder._read_record(PREDICTIONS) if result else None,
             }
         )
     return records
