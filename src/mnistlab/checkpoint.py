@@ -84,17 +84,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check_file(path: Path) -> None:
-    try:
-        is_file, is_dir = path.is_file(), path.is_dir()
-    except OSError as exc:  # a name too long, a loop of links
-        raise CheckpointError(f"{path}: cannot read ({exc.strerror or _first_line(exc)})") from None
-    if is_dir:
+    if os.path.isdir(path):
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
-    if not is_file:
-        problem = regular_file_problem(path)
-        if problem in (None, "no such file"):
-            raise CheckpointError(f"{path}: checkpoint not found")
-        raise CheckpointError(f"{path}: {problem}")
+    problem = regular_file_problem(path)
+    if problem:
+        raise CheckpointError(
+            f"{path}: {'checkpoint not found' if problem == 'no such file' else problem}"
+        )
     kind = image_kind(path)
     if kind:
         raise CheckpointError(f"{path}: is a {kind} image, not a checkpoint")
@@ -155,7 +151,6 @@ def _load_error(exc: BaseException) -> str:
     return _first_line(exc)
 
 
-# ---------------------------------------------------------------- metadata
 def _is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
@@ -164,12 +159,14 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
+def _is_finite(value: Any) -> bool:
+    return _is_real(value) and math.isfinite(value)
+
+
 def _plain(value: Any, depth: int = 0) -> bool:
     """JSON-like data: what an architecture option can be."""
-    if value is None or isinstance(value, bool | str) or _is_int(value):
+    if value is None or isinstance(value, bool | str) or _is_int(value) or _is_finite(value):
         return True
-    if _is_real(value):
-        return math.isfinite(value)
     if isinstance(value, list | tuple) and depth < 3 and len(value) <= 1024:
         return all(_plain(v, depth + 1) for v in value)
     return False
@@ -184,33 +181,15 @@ def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") 
     """Check the type and range of every field a loader uses; returns `meta` with metrics that
     are not finite numbers replaced by None. Raises `CheckpointError` (one line) otherwise."""
 
-    def bad(field: str, wanted: str, value: Any = ...) -> CheckpointError:
-        if value is ...:
-            return CheckpointError(f"{path}: bad checkpoint metadata: {field} is missing")
+    def bad(field: str, wanted: str, value: Any) -> CheckpointError:
         return CheckpointError(
             f"{path}: bad checkpoint metadata: {field} must be {wanted}; got {_describe(value)}"
         )
 
     for key in ("model", "model_kwargs", "normalization", "state_dict"):
         if key not in meta:
-            raise bad(key, "")
-    _check_model_fields(meta, bad)
-    _check_input_fields(meta, bad)
-    _check_optional_fields(meta, bad)
-    metrics = meta.get("metrics")
-    if metrics:
-        if not all(isinstance(k, str) and (v is None or _is_real(v)) for k, v in metrics.items()):
-            raise bad("metrics", "a table of numbers", metrics)
-        # NaN is not JSON: a metric that is not a number is unknown.
-        meta["metrics"] = {
-            k: (float(v) if v is not None and math.isfinite(v) else None)
-            for k, v in metrics.items()
-        }
-    return meta
-
-
-def _check_model_fields(meta: dict[str, Any], bad) -> None:
-    """The architecture and its weights: what building the model reads."""
+            raise CheckpointError(f"{path}: bad checkpoint metadata: {key} is missing")
+    # The architecture and its weights: what building the model reads.
     if not isinstance(meta["model"], str) or not meta["model"]:
         raise bad("'model'", "a model name", meta["model"])
     kwargs = meta["model_kwargs"]
@@ -230,17 +209,14 @@ def _check_model_fields(meta: dict[str, Any], bad) -> None:
         or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
     ):
         raise bad("state_dict", "a table of named tensors", state)
-
-
-def _check_input_fields(meta: dict[str, Any], bad) -> None:
-    """What turns a picture into the model's input: normalisation and image size."""
+    # What turns a picture into the model's input: normalisation and image size.
     norm = meta["normalization"]
     if not isinstance(norm, dict):
         raise bad("normalization", "a table with mean and std", norm)
     mean, std = norm.get("mean", ...), norm.get("std", ...)
-    if not (_is_real(mean) and math.isfinite(mean)):
+    if not _is_finite(mean):
         raise bad("normalization mean", "a finite number", mean)
-    if not (_is_real(std) and math.isfinite(std) and std > 0):
+    if not (_is_finite(std) and std > 0):
         raise bad("normalization std", "a finite number > 0", std)
     size = meta.get("image_size")
     if size is not None and not (
@@ -249,10 +225,7 @@ def _check_input_fields(meta: dict[str, Any], bad) -> None:
         and all(_is_int(s) and 1 <= s <= MAX_IMAGE_SIDE for s in size)
     ):
         raise bad("image_size", f"[height, width], each 1 to {MAX_IMAGE_SIDE} pixels", size)
-
-
-def _check_optional_fields(meta: dict[str, Any], bad) -> None:
-    """Fields a checkpoint may lack (older ones do), checked when present."""
+    # Fields a checkpoint may lack (older ones do), checked when present.
     for key, kinds, wanted in (
         ("config", dict, "a table"),
         ("metrics", dict, "a table of numbers"),
@@ -265,9 +238,7 @@ def _check_optional_fields(meta: dict[str, Any], bad) -> None:
             raise bad(key, wanted, meta[key])
     temperature = meta.get("temperature")
     if temperature is not None and not (
-        _is_real(temperature)
-        and math.isfinite(temperature)
-        and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE
+        _is_finite(temperature) and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE
     ):
         raise bad(
             "temperature", f"a number from {MIN_TEMPERATURE} to {MAX_TEMPERATURE:g}", temperature
@@ -292,56 +263,43 @@ def _check_optional_fields(meta: dict[str, Any], bad) -> None:
     ):
         if key in config and not check(config[key]):
             raise bad(f"config.{key}", wanted, config[key])
-
-
-# ---------------------------------------------------------------- building the model
-class _Budget(threading.local):
-    """What a model build under `_counted` may register (this thread's build only)."""
-
-    active = False
-    params = 0
-    modules = 0
-    max_params = 0
-    max_modules = 0
-
-
-_budget = _Budget()
+    metrics = meta.get("metrics")
+    if metrics:
+        if not all(isinstance(k, str) and (v is None or _is_real(v)) for k, v in metrics.items()):
+            raise bad("metrics", "a table of numbers", metrics)
+        # NaN is not JSON: a metric that is not a number is unknown.
+        meta["metrics"] = {
+            k: (float(v) if v is not None and math.isfinite(v) else None)
+            for k, v in metrics.items()
+        }
+    return meta
 
 
 class _TooBig(Exception):
     pass
 
 
-def _count_parameter(module, name, param):
-    if _budget.active and param is not None:
-        _budget.params += param.numel()
-        if _budget.params > _budget.max_params:
-            raise _TooBig
-    return None
-
-
-def _count_module(module, name, submodule):
-    if _budget.active:
-        _budget.modules += 1
-        if _budget.modules > _budget.max_modules:
-            raise _TooBig
-    return None
-
-
 @contextlib.contextmanager
 def _counted(max_params: int, max_modules: int):
     """Abort a model build as soon as it registers more parameters (elements) or modules than
     the checkpoint's weights could fill: a hostile `depth=10**7` stops within milliseconds."""
+    owner, counts, limits = threading.get_ident(), [0, 0], (max_params, max_modules)
+
+    def count(kind: int, amount: int) -> None:
+        if threading.get_ident() == owner:  # the hooks are global: count this thread's build
+            counts[kind] += amount
+            if counts[kind] > limits[kind]:
+                raise _TooBig
+
     handles = [
-        nn_module.register_module_parameter_registration_hook(_count_parameter),
-        nn_module.register_module_module_registration_hook(_count_module),
+        nn_module.register_module_parameter_registration_hook(
+            lambda _module, _name, param: count(0, 0 if param is None else param.numel())
+        ),
+        nn_module.register_module_module_registration_hook(lambda *_: count(1, 1)),
     ]
-    _budget.active, _budget.params, _budget.modules = True, 0, 0
-    _budget.max_params, _budget.max_modules = max_params, max_modules
     try:
         yield
     finally:
-        _budget.active = False
         for handle in handles:
             handle.remove()
 
@@ -371,12 +329,11 @@ def check_weights_fit(meta: dict[str, Any], path: str | os.PathLike = "checkpoin
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
-        if unexpected:
-            more = " ..." if len(unexpected) > 3 else ""
-            parts.append(f"unexpected {', '.join(unexpected[:3])}{more}")
+        parts = [
+            f"{label} {', '.join(keys[:3])}" + (" ..." if len(keys) > 3 else "")
+            for label, keys in (("missing", missing), ("unexpected", unexpected))
+            if keys
+        ]
         raise CheckpointError(f"{what} ({'; '.join(parts)})")
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
@@ -423,17 +380,6 @@ def model_meta(model: nn.Module) -> dict[str, Any] | None:
     return getattr(unwrap(model), META_ATTRIBUTE, None)
 
 
-def is_mnistlab_checkpoint(path: str | os.PathLike) -> bool:
-    """Whether `path` is a checkpoint mnistlab wrote (it reads as one, format and all)."""
-    if regular_file_problem(path) is not None:
-        return False
-    try:
-        read_checkpoint(path)
-    except UserError:
-        return False
-    return True
-
-
 def save_model(model: nn.Module, path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write `model` (a `train()` result's `.model`, or one from `load_model`) as a checkpoint
     that `load_model`, `mnistlab predict`, `evaluate`, `export` and `serve` read. Atomic.
@@ -441,11 +387,14 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, force: bool = False
     target = Path(path)
     if os.path.isdir(target):
         raise UserError(f"{target}: is a folder; give a file name, e.g. model.pt")
-    if os.path.lexists(target) and not force and not is_mnistlab_checkpoint(target):
-        raise UserError(
-            f"{target}: exists and is not an mnistlab checkpoint; save_model(..., force=True) "
-            "replaces it"
-        )
+    if os.path.lexists(target) and not force:
+        try:  # it must read as a checkpoint mnistlab wrote, format and all
+            read_checkpoint(target)
+        except UserError:
+            raise UserError(
+                f"{target}: exists and is not an mnistlab checkpoint; save_model(..., force=True) "
+                "replaces it"
+            ) from None
     meta = model_meta(model)
     if meta is None:
         raise UserError(

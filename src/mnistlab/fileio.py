@@ -80,16 +80,13 @@ def make_dirs(path: str | os.PathLike) -> Path:
 
 
 def _sync_folder(folder: Path) -> None:
-    try:
+    # Some platforms (Windows) cannot open a folder: the rename still happened.
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms (Windows) cannot open a folder: the rename still happened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:

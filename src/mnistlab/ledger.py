@@ -66,6 +66,7 @@ MANIFEST = "sweep.json"
 # Everything a run writes into its folder; reset() removes exactly these and nothing else
 # (an --out-dir may name a folder that holds other things too).
 RUN_FILES = (RESULT, HISTORY, PREDICTIONS, CHECKPOINT, RESUME, ERROR)
+_MOVED = (*RUN_FILES, CONFIG)  # what a run trained on another machine sends home
 # A run is over when its result says one of these; "failed" runs are tried again.
 # A run ended early on purpose: by a callback of the user's ("stopped") or a search's pruner.
 EARLY_STOP_STATUSES = ("stopped", "pruned")
@@ -174,32 +175,25 @@ class TrainResult:
     model: Any = field(default=None, repr=False)  # the trained module (chosen epoch), in memory
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "error": self.error,
-            "model": self.config["model"],
-            "params": self.params,
-            "config": self.config,
-            "best_epoch": self.best_epoch,
-            "epochs_run": len(self.history),
-            **self.metrics,
-            "train_seconds": self.train_seconds,
-            "total_seconds": self.total_seconds,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "images_per_second": self.images_per_second,
-            "device": self.device,
-            "precision": self.precision,
-            "torch_version": self.torch_version,
-            "git_commit": self.git_commit,
-            "seed": self.config["seed"],
-            "split": self.split,
-            "train_subset": self.config["train_subset"],
-            "per_class_accuracy": self.per_class_accuracy,
-            "test_confusion": self.test_confusion,
-            "test_misclassified": self.test_misclassified,
+        kept = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in _NOT_IN_RESULT
         }
+        return (
+            self.metrics
+            | kept
+            | {
+                "model": self.config["model"],
+                "epochs_run": len(self.history),
+                "seed": self.config["seed"],
+                "train_subset": self.config["train_subset"],
+            }
+        )
+
+
+# Kept in history.json and predictions.json, or in memory only: not in result.json.
+_NOT_IN_RESULT = ("history", "metrics", "test_predictions", "test_labels", "out_dir", "model")
 
 
 class RunFolder:
@@ -222,7 +216,6 @@ class RunFolder:
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
-    # ------------------------------------------------------------ reading
     def _read_record(self, name: str):
         """A JSON file of the run, or None; a damaged one is set aside and reported."""
         path = self.path / name
@@ -267,9 +260,6 @@ class RunFolder:
     def read_history(self) -> list[dict]:
         return self._read_record(HISTORY) or []
 
-    def read_predictions(self) -> dict | None:
-        return self._read_record(PREDICTIONS)
-
     def status(self) -> str:
         result = self.read_result()
         if result is not None:
@@ -281,44 +271,30 @@ class RunFolder:
     def is_done(self) -> bool:
         return self.status() in DONE_STATUSES
 
-    def holds_other_run(self, config: TrainConfig) -> bool:
-        """True when the folder records a different config (resuming it would mix two runs)."""
-        recorded = self.read_config()
-        if recorded is None:
-            return False
-        return not isinstance(recorded.get("model"), str) or run_id_for(recorded) != run_id_for(
-            config
-        )
-
-    def foreign_files(self) -> list[str]:
-        """Run files (checkpoint.pt, history.json, ...) that mnistlab did not write here.
-
-        The tool knows its own by their config.json: a run writes it first, before any other
-        run file, so run files in a folder without one (or without the damaged one this
-        module set aside, `config.json.damaged-*`) came from somebody else."""
-        try:
-            if (self.path / CONFIG).is_file() or any(self.path.glob(f"{CONFIG}.damaged-*")):
-                return []
-            return [name for name in RUN_FILES if os.path.lexists(self.path / name)]
-        except OSError:
-            return []
-
     def check_same_run(self, config: TrainConfig) -> None:
         """Refuse a folder this run must not write into: another run's, or one holding run
         files that mnistlab did not write (the rule: never replace what the tool did not
-        create)."""
-        foreign = self.foreign_files()  # first: reading a damaged config sets it aside
+        create). The tool knows its own by their config.json: a run writes it first, so run
+        files in a folder without one (or without the damaged one set aside,
+        `config.json.damaged-*`) came from somebody else."""
+        try:  # first: reading a damaged config below sets it aside
+            ours = (self.path / CONFIG).is_file() or any(self.path.glob(f"{CONFIG}.damaged-*"))
+            foreign = [] if ours else [n for n in RUN_FILES if os.path.lexists(self.path / n)]
+        except OSError:
+            foreign = []
         if foreign:
             raise ConfigError(
                 f"{self.path}: holds {', '.join(foreign)} that mnistlab did not write (no "
                 f"{CONFIG} of a run beside them); use another out_dir"
             )
-        if self.holds_other_run(config):
+        recorded = self.read_config()
+        if recorded is not None and (
+            not isinstance(recorded.get("model"), str) or run_id_for(recorded) != run_id_for(config)
+        ):
             raise ConfigError(
                 f"{self.path}: holds a run with a different config; use another out_dir"
             )
 
-    # ------------------------------------------------------------ claiming
     def claim(self) -> bool:
         """Take the run for this process; False when a live process elsewhere holds it.
 
@@ -357,7 +333,6 @@ class RunFolder:
         """Who holds the run now ("host pid N since HH:MM"), or None."""
         return _Claim(self.path / CLAIM).holder()
 
-    # ------------------------------------------------------------ what the engine reports
     def start(self, config: TrainConfig) -> None:
         self.check_same_run(config)
         make_dirs(self.path)
@@ -423,14 +398,12 @@ class RunFolder:
     def reset(self) -> None:
         """Remove the run's own files (a retry of a failed run, or --force), nothing else."""
         for name in RUN_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                (self.path / name).unlink()
+            (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.path / TENSORBOARD, ignore_errors=True)
 
-    # ------------------------------------------------------------ moving between machines
-    def export_files(self, names=RUN_FILES + (CONFIG,)) -> dict[str, bytes]:
+    def export_files(self) -> dict[str, bytes]:
         """The run's files as bytes, for sending a run trained elsewhere to the ledger."""
-        return {n: (self.path / n).read_bytes() for n in names if (self.path / n).is_file()}
+        return {n: (self.path / n).read_bytes() for n in _MOVED if (self.path / n).is_file()}
 
     def import_files(self, files: dict[str, bytes], config: TrainConfig | None = None) -> None:
         """Write files from `export_files`, result.json last (the run is over only then).
@@ -444,7 +417,7 @@ class RunFolder:
                 files[RESULT] = json_bytes(json.loads(files[RESULT]) | {"config": recorded})
         make_dirs(self.path)
         for name in sorted(files, key=lambda n: n == RESULT):
-            if name not in RUN_FILES + (CONFIG,):
+            if name not in _MOVED:
                 raise ValueError(f"not a run file: {name}")
             atomic_write_bytes(self.path / name, files[name])
 
@@ -516,20 +489,16 @@ class _Claim:
                 fh.write(payload)
                 fh.flush()
                 os.fsync(fh.fileno())
-            self._start_heartbeat()
+            # Other machines cannot see our pid: they judge the claim by its age, so keep it
+            # young even through an epoch that takes longer than CLAIM_STALE_SECONDS.
+            self._stop = stop = threading.Event()
+            threading.Thread(target=self._beat, args=(stop,), daemon=True).start()
             return True
         return False
 
-    def _start_heartbeat(self) -> None:
-        # Other machines cannot see our pid: they judge the claim by its age, so keep it young
-        # even through an epoch that takes longer than CLAIM_STALE_SECONDS.
-        self._stop = threading.Event()
-
-        def beat(stop: threading.Event) -> None:
-            while not stop.wait(CLAIM_HEARTBEAT_SECONDS):
-                self.refresh()
-
-        threading.Thread(target=beat, args=(self._stop,), daemon=True).start()
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(CLAIM_HEARTBEAT_SECONDS):
+            self.refresh()
 
     def refresh(self) -> None:
         with contextlib.suppress(OSError):
@@ -635,7 +604,7 @@ def read_runs(sweep_dir: str | os.PathLike, log=print) -> list[dict]:
                 "config": config,
                 "history": folder.read_history(),
                 "result": result,
-                "predictions": folder.read_predictions() if result else None,
+                "predictions": folder._read_record(PREDICTIONS) if result else None,
             }
         )
     return records

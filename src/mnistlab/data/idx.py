@@ -68,9 +68,7 @@ def _open(path: Path):
     except OSError as exc:
         fh.close()
         raise IDXError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    if not gzipped:
-        return fh, size, False
-    return gzip.GzipFile(fileobj=fh, mode="rb"), size, True
+    return (gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh), size, gzipped
 
 
 def _read_upto(stream, n: int) -> bytes:
@@ -97,7 +95,7 @@ def _claimed_size(head: bytes) -> tuple[tuple[int, ...], int, int] | None:
     return shape, header_len, math.prod(shape) * np.dtype(_DTYPES[head[2]]).itemsize
 
 
-def _read_bounded(path: Path, header_only: bool = False, max_bytes: int = MAX_IDX_BYTES) -> bytes:
+def _read_bounded(path: Path, header_only: bool) -> bytes:
     """The IDX header and (unless `header_only`) no more data than the header claims, plus a
     margin. A plain file's size is checked against the claim before its data is read."""
     stream, disk_size, gzipped = _open(path)
@@ -115,10 +113,10 @@ def _read_bounded(path: Path, header_only: bool = False, max_bytes: int = MAX_ID
                 f"{path}: {what}: header declares shape {tuple(shape)} = {expected} data bytes, "
                 f"file has {disk_size - header_len}"
             )
-        if expected > max_bytes:
+        if expected > MAX_IDX_BYTES:
             raise IDXError(
                 f"{path}: header declares shape {tuple(shape)} = {expected:,} data bytes, over "
-                f"the {max_bytes:,}-byte limit for one IDX file"
+                f"the {MAX_IDX_BYTES:,}-byte limit for one IDX file"
             )
         data = _read_upto(stream, expected + _MARGIN)
         if len(data) == expected + _MARGIN:  # and maybe much more: stop here
@@ -129,15 +127,13 @@ def _read_bounded(path: Path, header_only: bool = False, max_bytes: int = MAX_ID
         return head + data
 
 
-def read_idx_bytes(
-    path: str | os.PathLike, header_only: bool = False, max_bytes: int = MAX_IDX_BYTES
-) -> bytes:
+def read_idx_bytes(path: str | os.PathLike, header_only: bool = False) -> bytes:
     """The file's IDX bytes, gunzipped when the file starts with the gzip signature. Never more
-    than the header claims plus a small margin is decompressed, and claims over `max_bytes`
+    than the header claims plus a small margin is decompressed, and claims over MAX_IDX_BYTES
     are refused; `header_only` stops after the header."""
     path = Path(path)
     try:
-        raw = _read_bounded(path, header_only, max_bytes)
+        raw = _read_bounded(path, header_only)
     except EOFError:
         raise IDXError(f"{path}: gzip data is truncated (the file was cut short)") from None
     except (OSError, zlib.error) as exc:  # BadGzipFile, CRC mismatches, read errors
@@ -168,16 +164,12 @@ def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = No
         raise IDXError(
             f"{source}: bad magic number {magic} ({found}), expected {expect_magic} ({wanted})"
         )
-    type_code, ndim = raw[2], raw[3]
-    if ndim == 0:
+    if raw[3] == 0:
         raise IDXError(f"{source}: header declares 0 dimensions")
-    header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
-        raise IDXError(f"{source}: header truncated (needs {header_len} bytes, has {len(raw)})")
-    shape = struct.unpack(f">{ndim}I", raw[4:header_len])
-    dtype = np.dtype(_DTYPES[type_code])
-    # Python ints, not numpy: a hostile header's product must not wrap around.
-    expected = math.prod(shape) * dtype.itemsize
+    if len(raw) < 4 + 4 * raw[3]:
+        raise IDXError(f"{source}: header truncated (needs {4 + 4 * raw[3]} bytes, has {len(raw)})")
+    shape, header_len, expected = _claimed_size(raw)
+    dtype = np.dtype(_DTYPES[raw[2]])
     actual = len(raw) - header_len
     if actual != expected:
         what = "truncated" if actual < expected else "has trailing bytes"

@@ -75,11 +75,6 @@ def format_summary(info: dict) -> str:
     return "\n".join(lines)
 
 
-def sample_indices(labels: torch.Tensor, num_classes: int, per_class: int) -> list[list[int]]:
-    """The first `per_class` indices of each class, in file order: the same grid every time."""
-    return [torch.nonzero(labels == c).flatten()[:per_class].tolist() for c in range(num_classes)]
-
-
 def save_digit_grid(
     dataset: Dataset, out: str | os.PathLike, per_class: int = 10, split: str = "train"
 ) -> Path:
@@ -94,8 +89,9 @@ def save_digit_grid(
     h, w = dataset.image_shape
     # One canvas and one imshow: far faster than a subplot per digit. Empty cells stay black.
     canvas = torch.zeros(k * (h + 2), per_class * (w + 2), dtype=torch.uint8)  # (rows, cols)
-    for c, indices in enumerate(sample_indices(labels, k, per_class)):
-        for j, i in enumerate(indices):
+    for c in range(k):
+        # The first `per_class` of the class, in file order: the same grid every time.
+        for j, i in enumerate(torch.nonzero(labels == c).flatten()[:per_class].tolist()):
             y, x = c * (h + 2) + 1, j * (w + 2) + 1
             canvas[y : y + h, x : x + w] = images[i]
 

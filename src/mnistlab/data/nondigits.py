@@ -20,26 +20,14 @@ LETTERS = "ACEFHKLMNPRTUVWXYacdefhkmnprtuvwxy"  # not O0 Il1 Z2 S5 B8 G6 b6 g9 q
 FONT_DIRS = ("/usr/share/fonts/truetype", "/usr/share/fonts/opentype", "/Library/Fonts")
 
 
-def _fonts() -> list[str]:
-    found = []
-    for folder in FONT_DIRS:
-        found += sorted(str(p) for p in Path(folder).glob("**/*.ttf"))
-    return found
-
-
-def _font(path: str | None, size: int):
-    from PIL import ImageFont
-
-    if path is None:
-        return ImageFont.load_default(size=size)  # Pillow's own (needs FreeType, as Pillow has)
-    return ImageFont.truetype(path, size)
-
-
 def letter(rng: np.random.Generator, fonts: list[str]) -> np.ndarray:
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     size = int(rng.integers(40, 160))
-    font = _font(fonts[rng.integers(len(fonts))] if fonts else None, size)
+    if fonts:
+        font = ImageFont.truetype(fonts[rng.integers(len(fonts))], size)
+    else:  # Pillow's own (needs FreeType, as Pillow has)
+        font = ImageFont.load_default(size=size)
     canvas = Image.new("L", (2 * size, 2 * size), 255)
     ImageDraw.Draw(canvas).text(
         (size // 2, size // 3), LETTERS[rng.integers(len(LETTERS))], fill=0, font=font
@@ -113,7 +101,7 @@ def nondigit_pictures(count: int, seed: int = 0) -> list[tuple[str, np.ndarray]]
     """`count` pictures, the kinds taken in turn, seeded: the same list every time on the
     same machine (letters use the fonts installed here)."""
     rng = np.random.default_rng(seed)
-    fonts = _fonts()
+    fonts = [f for d in FONT_DIRS for f in sorted(str(p) for p in Path(d).glob("**/*.ttf"))]
     makers = {
         "letter": lambda: letter(rng, fonts),
         "blank": lambda: blank(rng),

@@ -231,15 +231,9 @@ def load_from_dir(
     paths = find_idx_files(folder, name)
     sums = expected_sha256 or {}
     try:
-        train_x, train_y = read_pair(
-            paths[FILE_STEMS[0]],
-            paths[FILE_STEMS[1]],
-            (sums.get(FILE_STEMS[0]), sums.get(FILE_STEMS[1])),
-        )
-        test_x, test_y = read_pair(
-            paths[FILE_STEMS[2]],
-            paths[FILE_STEMS[3]],
-            (sums.get(FILE_STEMS[2]), sums.get(FILE_STEMS[3])),
+        (train_x, train_y), (test_x, test_y) = (
+            read_pair(paths[images], paths[labels], (sums.get(images), sums.get(labels)))
+            for images, labels in (FILE_STEMS[:2], FILE_STEMS[2:])
         )
     except IDXError as exc:
         raise DataError(str(exc)) from None
@@ -270,7 +264,6 @@ def load_from_dir(
     )
 
 
-# ---------------------------------------------------------------- download cache
 def default_cache_dir() -> Path:
     """$MNISTLAB_DATA_CACHE, else $XDG_CACHE_HOME/mnistlab, else ~/.cache/mnistlab."""
     if os.environ.get(CACHE_ENV):
@@ -282,11 +275,8 @@ def default_cache_dir() -> Path:
 
 
 def _md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -299,7 +289,7 @@ def _describe_failure(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def download_file(url: str, dest: Path, md5: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+def download_file(url: str, dest: Path, md5: str) -> None:
     """Fetch `url` to `dest` via a temporary file in the same folder; rename only once verified.
 
     Raises OSError (or an urllib/http.client error) with a short reason on any failure; an
@@ -310,7 +300,10 @@ def download_file(url: str, dest: Path, md5: str, timeout: float = DOWNLOAD_TIME
     tmp = Path(tmp_name)
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as resp,
+        ):
             declared = resp.headers.get("Content-Length")
             declared = int(declared) if declared and declared.isdigit() else None
             if declared is not None and declared > MAX_DOWNLOAD_BYTES:
@@ -337,12 +330,7 @@ def download_file(url: str, dest: Path, md5: str, timeout: float = DOWNLOAD_TIME
         tmp.unlink(missing_ok=True)
 
 
-def fetch(
-    name: str,
-    cache_dir: str | os.PathLike | None = None,
-    mirror: str | None = None,
-    timeout: float = DOWNLOAD_TIMEOUT_S,
-) -> Path:
+def fetch(name: str, cache_dir: str | os.PathLike | None = None, mirror: str | None = None) -> Path:
     """Make sure the dataset's four files are in the cache, verified; return their folder."""
     spec = DATASETS[name]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -358,7 +346,7 @@ def fetch(
             url = base.rstrip("/") + "/" + file_name
             log.info("downloading %s", url)
             try:
-                download_file(url, dest, md5, timeout)
+                download_file(url, dest, md5)
                 break
             except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
                 reason = " ".join(_describe_failure(exc).split())  # the message stays one line
@@ -396,17 +384,9 @@ def load_dataset(
             f"(or pass --data-dir with four IDX files)"
         )
     if spec.name == "mnist":
-        return load_from_dir(
-            BUNDLED_DIR,
-            "mnist",
-            expected_sha256=MNIST_SHA256,
-            checksum="verified (bundled copy; SHA-256 of all 4 files match the original MNIST)",
-            class_names=spec.class_names,
-        )
-    folder = fetch(spec.name, cache_dir, mirror)
-    return load_from_dir(
-        folder,
-        spec.name,
-        checksum="verified (MD5 of all 4 downloaded files match the published checksums)",
-        class_names=spec.class_names,
-    )
+        folder, sums = BUNDLED_DIR, MNIST_SHA256
+        checksum = "verified (bundled copy; SHA-256 of all 4 files match the original MNIST)"
+    else:
+        folder, sums = fetch(spec.name, cache_dir, mirror), None
+        checksum = "verified (MD5 of all 4 downloaded files match the published checksums)"
+    return load_from_dir(folder, spec.name, sums, checksum, spec.class_names)

@@ -27,11 +27,8 @@ class Split:
     @property
     def digest(self) -> str:
         """A short hash of the indices: two runs with the same digest saw the same split."""
-        h = hashlib.sha256()
-        h.update(self.train_indices.numpy().astype("<i8").tobytes())
-        h.update(b"|")
-        h.update(self.val_indices.numpy().astype("<i8").tobytes())
-        return h.hexdigest()[:16]
+        parts = (t.numpy().astype("<i8").tobytes() for t in (self.train_indices, self.val_indices))
+        return hashlib.sha256(b"|".join(parts)).hexdigest()[:16]
 
     def describe(self) -> dict:
         return {

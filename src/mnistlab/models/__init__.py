@@ -1,7 +1,7 @@
 """The model zoo: a tiny explicit registry of architectures, chosen by name.
 
-Every model file registers its constructors with `@register`; every constructor has the same
-signature `(num_classes=10, in_channels=1, dropout=..., **arch_kwargs)`. Each file is imported
+Every model file registers its classes with `register(name, class, ...)`; every class has the
+same signature `(num_classes=10, in_channels=1, dropout=..., **arch_kwargs)`. Each file is imported
 explicitly below, so the registry never depends on import order elsewhere.
 
 Architecture options are checked against the constructors' signatures before anything is
@@ -11,17 +11,7 @@ allocator crash.
 """
 
 # Explicit imports fill the registry (timm issue 1694: implicit discovery breaks silently).
-from . import (  # noqa: E402
-    alexnet,  # noqa: F401
-    fastnet,  # noqa: F401
-    lenet,  # noqa: F401
-    mlp,  # noqa: F401
-    mobilenet,  # noqa: F401
-    resnet,  # noqa: F401
-    simple_cnn,  # noqa: F401
-    vgg,  # noqa: F401
-    wide_resnet,  # noqa: F401
-)
+from . import alexnet, fastnet, lenet, mlp, mobilenet, resnet, simple_cnn, vgg, wide_resnet  # noqa: F401
 from .registry import (
     MAX_PARAMETERS,
     check_model,

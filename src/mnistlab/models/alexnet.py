@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import flat_features
+from .layers import flat_features, make_features
 from .registry import register
 
 PAPER = "Krizhevsky et al. 2012, ImageNet classification with deep convolutional neural networks"
@@ -32,16 +32,8 @@ class AlexNet(nn.Module):
         image_size: int = 28,
     ):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = in_channels
-        for item in layout or ALEXNET_LAYOUT:
-            if item == "M":
-                layers.append(nn.MaxPool2d(2))
-            else:
-                layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU(inplace=True)]
-                channels = item
         # (B, 1, 28, 28) -> 96@28 -> pool 14 -> 256@14 -> pool 7 -> 384, 384, 256@7 -> pool 3
-        self.features = nn.Sequential(*layers)  # (B, 256, 3, 3)
+        self.features = make_features(layout or ALEXNET_LAYOUT, in_channels, batch_norm=False)
         flat = flat_features(self.features, in_channels, image_size)  # 2304 at 28x28
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (B, 2304)
@@ -58,6 +50,4 @@ class AlexNet(nn.Module):
         return self.classifier(self.features(x))  # (B, C, H, W) -> (B, num_classes)
 
 
-@register
-def alexnet(**kw) -> nn.Module:
-    return AlexNet(**kw)
+register("alexnet", AlexNet)

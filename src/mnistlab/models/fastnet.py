@@ -62,6 +62,4 @@ class FastNet(nn.Module):
         return self.head(self.features(x))
 
 
-@register
-def fastnet(**kw) -> nn.Module:
-    return FastNet(**kw)
+register("fastnet", FastNet)

@@ -62,6 +62,4 @@ class LeNet(nn.Module):
         return self.classifier(self.features(x))  # (B, C, H, W) -> (B, num_classes)
 
 
-@register
-def lenet(**kw) -> nn.Module:
-    return LeNet(**kw)
+register("lenet", LeNet)

@@ -37,6 +37,4 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
-@register
-def mlp(**kw) -> nn.Module:
-    return MLP(**kw)
+register("mlp", MLP)

@@ -44,16 +44,9 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 def conv_bn_relu6(
     in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1
 ):
+    pad = kernel_size // 2  # "same" size for odd kernels at stride 1
     return nn.Sequential(
-        nn.Conv2d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            kernel_size // 2,
-            groups=groups,
-            bias=False,
-        ),
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, pad, groups=groups, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU6(inplace=True),
     )
@@ -111,6 +104,4 @@ class MobileNetV2(nn.Module):
         return self.head(self.features(x))
 
 
-@register
-def mobilenetv2(**kw) -> nn.Module:
-    return MobileNetV2(**kw)
+register("mobilenetv2", MobileNetV2)

@@ -26,36 +26,31 @@ MAX_PARAMETERS = 1_000_000_000
 COMMON_ARGUMENTS = ("num_classes", "in_channels", "dropout")
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-# name -> (fixed, defaults): what a thin variant of a class sets, stated where it registers.
-_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+# name -> (class, fixed, defaults): what a registered name builds, as its file states it.
+_VARIANTS: dict[str, tuple[type[nn.Module], dict[str, Any], dict[str, Any]]] = {}
 
 
 def register(
-    constructor: Callable[..., nn.Module] | None = None,
-    *,
+    name: str,
+    model: type[nn.Module],
+    *args: Any,
     fixed: dict[str, Any] | None = None,
     defaults: dict[str, Any] | None = None,
-):
-    """`@register` a constructor under its name. A thin variant of a class says what it sets:
-    `fixed`, class options it decides (wrn16_4: depth=16; not options of the variant), and
-    `defaults`, class options it changes but lets the user override. The registered function
-    passes them on, so calling it directly builds the same network."""
+) -> Callable[..., nn.Module]:
+    """Register `model(*args, **kw)` under `name` and return its constructor. A thin variant of
+    a class says what it sets: `args`, the variant's data (a layout; never options), `fixed`,
+    class options it decides (wrn16_4: depth=16; not options of the variant), and `defaults`,
+    class options it changes but lets the user override."""
+    if name in _REGISTRY:
+        raise RuntimeError(f"model {name!r} registered twice")
     fixed, defaults = fixed or {}, defaults or {}
 
-    def add(function: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        name = function.__name__
-        if name in _REGISTRY:
-            raise RuntimeError(f"model {name!r} registered twice")
+    def build(**kw) -> nn.Module:
+        return model(*args, **(defaults | kw | fixed))
 
-        @functools.wraps(function)
-        def build(**kw) -> nn.Module:
-            return function(**(defaults | kw | fixed))
-
-        _REGISTRY[name] = build
-        _VARIANTS[name] = (fixed, defaults)
-        return build
-
-    return add if constructor is None else add(constructor)
+    _REGISTRY[name] = build
+    _VARIANTS[name] = (model, fixed, defaults)
+    return build
 
 
 def list_models() -> list[str]:
@@ -99,7 +94,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# ---------------------------------------------------------------- architecture options
 def model_options(name: str) -> dict[str, Any]:
     """The architecture options `name` accepts (`--arch KEY=VALUE`), each with its default."""
     return dict(_option_table(name)[0])
@@ -112,31 +106,21 @@ def fixed_options(name: str) -> dict[str, Any]:
 
 @functools.cache
 def _option_table(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """From signatures and the registration: the constructor's own keyword arguments, and,
-    for a thin variant (`wrn16_4(**kw)`), its class's keyword arguments less those the
-    variant fixes, with the defaults it changes."""
+    """The class's keyword arguments with a default, less the common ones and those the
+    variant fixes, with the defaults it changes; and what it fixes. Parameters without a
+    default are the variant's data (a layout, a block type), never options."""
     if name not in _REGISTRY:
         raise UserError(unknown_model_message(name))
-    constructor = _REGISTRY[name]
-    options = _keyword_defaults(constructor)
-    fixed, defaults = _VARIANTS[name]
-    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(constructor).parameters.values()):
-        for option, default in _keyword_defaults(model_class(name)).items():
-            if option not in options and option not in fixed:
-                options[option] = defaults.get(option, default)
-    for common in COMMON_ARGUMENTS:
-        options.pop(common, None)
-    return options, {k: v for k, v in fixed.items() if k not in COMMON_ARGUMENTS}
-
-
-def _keyword_defaults(function: Callable) -> dict[str, Any]:
-    """Parameters that can be passed by keyword and have a default; those without one are
-    the variant's data (a layout, a block type), filled in by the variant, never options."""
-    return {
-        p.name: p.default
-        for p in inspect.signature(function).parameters.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty
+    model, fixed, defaults = _VARIANTS[name]
+    options = {
+        p.name: defaults.get(p.name, p.default)
+        for p in inspect.signature(model).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.default is not p.empty
+        and p.name not in fixed
+        and p.name not in COMMON_ARGUMENTS
     }
+    return options, {k: v for k, v in fixed.items() if k not in COMMON_ARGUMENTS}
 
 
 def _check_arguments(
@@ -156,7 +140,10 @@ def _check_arguments(
     options, fixed = model_options(name), fixed_options(name)
     for key, value in arch_kwargs.items():
         if key in fixed:
-            others = [m for m in list_models() if key in model_options(m) and _same_class(m, name)]
+            same = model_class(name)
+            others = [
+                m for m in list_models() if key in model_options(m) and model_class(m) is same
+            ]
             where = f"; models that take it: {', '.join(others)}" if others else ""
             raise UserError(
                 f"model {name!r}: architecture option {key} is fixed at {fixed[key]!r} by this "
@@ -228,12 +215,6 @@ def _with(arch_kwargs: dict[str, Any]) -> str:
     return f" with {_assignments(arch_kwargs)}" if arch_kwargs else ""
 
 
-@functools.cache
 def model_class(name: str) -> type[nn.Module]:
-    """The nn.Module class a registered name builds (found on the meta device)."""
-    with torch.device("meta"):
-        return type(_REGISTRY[name]())
-
-
-def _same_class(a: str, b: str) -> bool:
-    return model_class(a) is model_class(b)
+    """The nn.Module class a registered name builds."""
+    return _VARIANTS[name][0]

@@ -88,11 +88,5 @@ class ResNet(nn.Module):
         return self.head(x)
 
 
-@register
-def resnet18(**kw) -> nn.Module:
-    return ResNet(BasicBlock, (2, 2, 2, 2), **kw)
-
-
-@register
-def resnet34(**kw) -> nn.Module:
-    return ResNet(BasicBlock, (3, 4, 6, 3), **kw)
+register("resnet18", ResNet, BasicBlock, (2, 2, 2, 2))
+register("resnet34", ResNet, BasicBlock, (3, 4, 6, 3))

@@ -65,16 +65,5 @@ class SimpleCNN(nn.Module):
         return self.head(self.features(x))  # (B, 160, 8, 8) for m5 -> (B, num_classes)
 
 
-@register
-def m3(**kw) -> nn.Module:
-    return SimpleCNN(*SIMPLE_CNN_LAYOUTS["m3"], **kw)
-
-
-@register
-def m5(**kw) -> nn.Module:
-    return SimpleCNN(*SIMPLE_CNN_LAYOUTS["m5"], **kw)
-
-
-@register
-def m7(**kw) -> nn.Module:
-    return SimpleCNN(*SIMPLE_CNN_LAYOUTS["m7"], **kw)
+for _name, _layout in SIMPLE_CNN_LAYOUTS.items():
+    register(_name, SimpleCNN, *_layout)

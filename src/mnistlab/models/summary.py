@@ -9,6 +9,7 @@ are memory-bound and small next to the convolutions).
 
 from __future__ import annotations
 
+import math
 import sys
 
 import torch
@@ -16,7 +17,6 @@ import torch.nn as nn
 
 from ..errors import UserError
 from .registry import (
-    _REGISTRY,
     count_parameters,
     create_model,
     fixed_options,
@@ -36,23 +36,19 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> 
     """
     total = 0
 
-    def conv_hook(module: nn.Conv2d, inputs, output: torch.Tensor) -> None:
+    def hook(module: nn.Module, inputs, output: torch.Tensor) -> None:
         nonlocal total
-        per_output = (
-            (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
-        )
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+        else:
+            per_output = module.in_features
         total += output[0].numel() * per_output  # output[0]: one image of the batch of one
 
-    def linear_hook(module: nn.Linear, inputs, output: torch.Tensor) -> None:
-        nonlocal total
-        total += output[0].numel() * module.in_features
-
-    handles = []
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(conv_hook))
-        elif isinstance(module, nn.Linear):
-            handles.append(module.register_forward_hook(linear_hook))
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -68,8 +64,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> 
 
 def paper_of(name: str) -> str:
     """The citation in the `PAPER` constant of the file that registered `name`."""
-    module = sys.modules[_REGISTRY[name].__module__]
-    return getattr(module, "PAPER", "")
+    return getattr(sys.modules[model_class(name).__module__], "PAPER", "")
 
 
 def describe_models(
@@ -116,6 +111,7 @@ def describe_model(name: str, num_classes: int = 10, in_channels: int = 1) -> di
         "name": name,
         "aliases": [n for n in same if n != name],
         "class": model_class(name).__name__,
+        # JSON-ready: tuples as lists.
         "options": {k: _plain(v) for k, v in model_options(name).items()},
         "fixed": {k: _plain(v) for k, v in fixed_options(name).items()},
         "variants": [n for n in list_models() if n != name and model_class(n) is model_class(name)],
@@ -123,5 +119,4 @@ def describe_model(name: str, num_classes: int = 10, in_channels: int = 1) -> di
 
 
 def _plain(value):
-    """JSON-ready: tuples as lists."""
     return list(value) if isinstance(value, tuple) else value

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import flat_features
+from .layers import flat_features, make_features
 from .registry import register
 
 PAPER = (
@@ -39,22 +39,6 @@ VGG_LAYOUTS = {
     "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
 }
-
-
-def make_features(layout: list, in_channels: int, batch_norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    channels = in_channels
-    for item in layout:
-        if item == "M":
-            layers.append(nn.MaxPool2d(2))
-            continue
-        # A bias before batch norm is redundant (BN subtracts the mean and adds its own shift).
-        layers.append(nn.Conv2d(channels, item, 3, padding=1, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(item))
-        layers.append(nn.ReLU(inplace=True))
-        channels = item
-    return nn.Sequential(*layers)
 
 
 class VGG(nn.Module):
@@ -93,22 +77,8 @@ class VGG(nn.Module):
         return self.classifier(x)
 
 
+for _name, _layout in VGG_LAYOUTS.items():
+    register(_name, VGG, _layout)
 # The seed's choices are defaults, so an architecture option can still override one.
-@register(defaults={"batch_norm": False, "pool_size": 7, "hidden": 4096})
-def vgg11_seed(**kw) -> nn.Module:
-    return VGG(VGG_LAYOUTS["vgg11"], **kw)
-
-
-@register
-def vgg11(**kw) -> nn.Module:
-    return VGG(VGG_LAYOUTS["vgg11"], **kw)
-
-
-@register
-def vgg13(**kw) -> nn.Module:
-    return VGG(VGG_LAYOUTS["vgg13"], **kw)
-
-
-@register
-def vgg16(**kw) -> nn.Module:
-    return VGG(VGG_LAYOUTS["vgg16"], **kw)
+SEED_HEAD = {"batch_norm": False, "pool_size": 7, "hidden": 4096}
+vgg11_seed = register("vgg11_seed", VGG, VGG_LAYOUTS["vgg11"], defaults=SEED_HEAD)

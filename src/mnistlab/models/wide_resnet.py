@@ -85,22 +85,7 @@ class WideResNet(nn.Module):
         return self.head(x)
 
 
-@register
-def wrn(depth: int = 16, widen_factor: int = 4, **kw) -> nn.Module:
-    """Any depth and width, chosen by architecture options (`--arch depth=22`)."""
-    return WideResNet(depth=depth, widen_factor=widen_factor, **kw)
-
-
-@register(fixed={"depth": 16, "widen_factor": 4})
-def wrn16_4(**kw) -> nn.Module:
-    return WideResNet(**kw)
-
-
-@register(fixed={"depth": 16, "widen_factor": 8})
-def wrn16_8(**kw) -> nn.Module:
-    return WideResNet(**kw)
-
-
-@register(fixed={"depth": 28, "widen_factor": 10})
-def wrn28_10(**kw) -> nn.Module:
-    return WideResNet(**kw)
+register("wrn", WideResNet)  # any depth and width, chosen by architecture options
+wrn16_4 = register("wrn16_4", WideResNet, fixed={"depth": 16, "widen_factor": 4})
+wrn16_8 = register("wrn16_8", WideResNet, fixed={"depth": 16, "widen_factor": 8})
+wrn28_10 = register("wrn28_10", WideResNet, fixed={"depth": 28, "widen_factor": 10})

@@ -24,11 +24,8 @@ _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> SHA-256
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def default_checkpoint(expected_sha256: str | None = None) -> Path:
