@@ -4,13 +4,8 @@ MNIST's digits were made this way (LeCun et al., "Gradient-based learning applie
 recognition", 1998, and the MNIST page): the NIST digit was size-normalised to fit a 20x20 box
 keeping its aspect ratio, antialiased, and placed in a 28x28 field so that its centre of mass
 sits at the centre. A model trained on MNIST has only ever seen that form, so a photo or a
-drawing has to be brought into it first:
-
-    greyscale (alpha flattened onto white) -> white ink on black (inverted when the border is
-    light) -> levels stretched from paper to ink -> cropped to the ink's bounding box ->
-    stroke width brought into MNIST's range (issue 14: thick markers, blurred scans and
-    hairlines all become MNIST-like pen strokes) -> longer side scaled to 20 px
-    (antialiased) -> pasted into 28x28 -> shifted so the centre of mass is at pixel (14, 14)
+drawing has to be brought into it first, by the steps of `STEPS` below (the stroke width
+step is issue 14's: thick markers, blurred scans and hairlines all become pen strokes).
 
 Slant is left as it is (MNIST's digits were never deslanted, and training rotates them by
 up to 10-15 degrees); centring is by centre of mass, as MNIST's own. Only numpy and Pillow
@@ -25,10 +20,13 @@ count are capped before anything is decoded, and every way a file can be bad bec
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import io
 import math
 import os
 import warnings
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -272,15 +270,6 @@ def _has_alpha(image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
-def _border(grey: np.ndarray) -> np.ndarray:
-    """The pixels of a frame ~2% of the shorter side wide: where the paper is."""
-    h, w = grey.shape
-    k = max(1, round(0.02 * min(h, w)))
-    return np.concatenate(
-        [grey[:k].ravel(), grey[-k:].ravel(), grey[:, :k].ravel(), grey[:, -k:].ravel()]
-    )
-
-
 # ------------------------------------------------------------------ the pipeline
 def preprocess_image(
     source: Any,
@@ -298,21 +287,9 @@ def preprocess_image(
 
     `source` is a path, the bytes of an image file, a PIL image, or a 2-D array of grey
     levels in [0, 255]. Raises `ImageError` (a `UserError`) for anything unusable."""
-    box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
+    ink = ink_image(source, name, max_bytes=max_bytes, max_pixels=max_pixels)
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
-    if isinstance(source, np.ndarray | np.generic):  # a numpy scalar is a 0-d array
-        grey = _grey_from_array(np.asarray(source), label, max_pixels)
-        return _digit_from_grey(grey, label, size, box, strokes)
-    image = open_image(
-        source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
-    )
-    try:
-        return _digit_from_grey(_to_grey(image, 255, label), label, size, box, strokes)
-    except ImageError as exc:
-        if exc.reason != "blank" or not _has_alpha(image):
-            raise
-        # Light strokes on a transparent background vanish on white paper: try black paper.
-        return _digit_from_grey(_to_grey(image, 0, label), label, size, box, strokes)
+    return digit_from_ink(crop_to_ink(ink), label, size, box, strokes)
 
 
 def _grey_from_array(array: np.ndarray, label: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -322,11 +299,7 @@ def _grey_from_array(array: np.ndarray, label: str, max_pixels: int = MAX_PIXELS
         )
     # The caps of a decoded file, before the float copies below (8 bytes a pixel each).
     _check_pixels((array.shape[1], array.shape[0]), label, max_pixels)
-    if (
-        array.dtype == np.bool_
-        or not np.issubdtype(array.dtype, np.number)
-        or np.issubdtype(array.dtype, np.complexfloating)
-    ):
+    if array.dtype.kind not in "iuf":  # bool, complex, object, strings, dates...
         raise ImageError(f"{label}: expected real numbers, got {array.dtype}", "bad_array")
     arr = array.astype(np.float64)
     if not np.isfinite(arr).all():
@@ -337,25 +310,6 @@ def _grey_from_array(array: np.ndarray, label: str, max_pixels: int = MAX_PIXELS
             "bad_array",
         )
     return np.rint(arr).astype(np.uint8)
-
-
-def _levels(grey: np.ndarray, label: str) -> tuple[np.ndarray, int, int]:
-    """(grey with ink bright, the paper's level, ink minus paper); `ImageError` when blank."""
-    # White ink on black, like MNIST. The border is paper almost always, the digit rarely
-    # touches it, so its median says which way round the picture is.
-    paper = int(np.median(_border(grey)))
-    if paper > 127:
-        grey = 255 - grey
-        paper = 255 - paper
-    ink = int(grey.max())
-    contrast = ink - paper
-    if contrast < MIN_CONTRAST:
-        raise ImageError(
-            f"{label}: no digit found (blank image: ink differs from the background by "
-            f"{max(contrast, 0)} grey levels of 255, {MIN_CONTRAST} needed)",
-            "blank",
-        )
-    return grey, paper, contrast
 
 
 def ink_image(
@@ -372,7 +326,7 @@ def ink_image(
     judges the whole picture, and `segment.find_digits` cuts a number's digits from it."""
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
     if isinstance(source, np.ndarray | np.generic):
-        return _ink_from_grey(_grey_from_array(np.asarray(source), label), label)
+        return _ink_from_grey(_grey_from_array(np.asarray(source), label, max_pixels), label)
     image = open_image(
         source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
     )
@@ -386,21 +340,24 @@ def ink_image(
 
 
 def _ink_from_grey(grey: np.ndarray, label: str) -> np.ndarray:
-    grey, paper, contrast = _levels(grey, label)
+    """float32 ink in [0, 1]: paper 0, the darkest ink 1; `ImageError` when blank."""
+    # White ink on black, like MNIST. The border (a frame ~2% of the shorter side wide) is
+    # paper almost always, the digit rarely touches it, so its median says which way round
+    # the picture is.
+    k = max(1, round(0.02 * min(grey.shape)))
+    border = [grey[:k].ravel(), grey[-k:].ravel(), grey[:, :k].ravel(), grey[:, -k:].ravel()]
+    paper = int(np.median(np.concatenate(border)))
+    if paper > 127:
+        grey, paper = 255 - grey, 255 - paper
+    contrast = int(grey.max()) - paper
+    if contrast < MIN_CONTRAST:
+        raise ImageError(
+            f"{label}: no digit found (blank image: ink differs from the background by "
+            f"{max(contrast, 0)} grey levels of 255, {MIN_CONTRAST} needed)",
+            "blank",
+        )
     ink = (grey.astype(np.float32) - paper) / contrast
     return np.clip(ink, 0.0, 1.0, out=ink)
-
-
-def _digit_from_grey(
-    grey: np.ndarray, label: str, size: int, box: int, strokes: bool = True
-) -> np.ndarray:
-    grey, paper, contrast = _levels(grey, label)
-    # Crop to the ink, judged on uint8 so a 40-megapixel photo never becomes floats whole.
-    is_ink = grey > paper + INK_THRESHOLD * contrast  # (H, W) bool
-    rows, cols = np.flatnonzero(is_ink.any(1)), np.flatnonzero(is_ink.any(0))
-    crop = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
-    crop = np.clip((crop - paper) / contrast, 0.0, 1.0)  # paper -> 0, ink -> 1
-    return digit_from_ink(crop, label, size, box, strokes)
 
 
 def digit_from_ink(
@@ -476,16 +433,12 @@ def _work_scale(crop: np.ndarray, side: int) -> np.ndarray:
 def _filtered(work: np.ndarray, kind: str, size: int) -> np.ndarray:
     """Grey-level dilation ("max") or erosion ("min") over a size x size square, outside the
     picture counting as paper (0). Separable: a running extreme along each axis in turn."""
-    op = np.maximum if kind == "max" else np.minimum
+    op = np.max if kind == "max" else np.min
     r = size // 2
     out = work.astype(np.float32)
     for axis in (0, 1):
         padded = np.pad(out, [(r, r) if a == axis else (0, 0) for a in (0, 1)])
-        n = out.shape[axis]
-        result = padded.take(range(0, n), axis=axis)
-        for shift in range(1, 2 * r + 1):
-            result = op(result, padded.take(range(shift, shift + n), axis=axis))
-        out = result
+        out = op(np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1, axis), axis=-1)
     return out
 
 
@@ -500,18 +453,11 @@ def stroke_width(work: np.ndarray) -> float:
     return 2.0 * area / max(area - eroded, 1)
 
 
-def count_components(mask: np.ndarray, min_fraction: float = 0.0) -> int:
-    """Separate 8-connected pieces of a (H, W) bool mask holding at least `min_fraction` of
-    its pixels each (numpy only: labels spread to their neighbours' minimum, with pointer
-    jumping, until nothing changes)."""
-    return len(component_sizes(mask, min_fraction))
-
-
 def component_boxes(
     mask: np.ndarray, min_fraction: float = 0.0
 ) -> list[tuple[int, int, int, int, int]]:
     """(pixels, top, bottom, left, right) of each 8-connected piece holding at least
-    `min_fraction` of the mask's pixels, largest first."""
+    `min_fraction` of the mask's pixels, largest first (`label_components`: numpy only)."""
     labels = label_components(mask)
     total = int(mask.sum())
     out = []
@@ -520,10 +466,6 @@ def component_boxes(
         if len(ys) >= min_fraction * total:
             out.append((len(ys), int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())))
     return sorted(out, reverse=True)
-
-
-def component_sizes(mask: np.ndarray, min_fraction: float = 0.0) -> list[int]:
-    return [box[0] for box in component_boxes(mask, min_fraction)]
 
 
 def pooled_mask(mask: np.ndarray, factor: int) -> np.ndarray:
@@ -579,12 +521,12 @@ def normalize_strokes(crop: np.ndarray) -> np.ndarray:
     if width < low:
         return _filtered(work, "max", 2 * steps + 1)
     mask = work > 0.5
-    pieces = count_components(mask, 0.02)
+    pieces = len(component_boxes(mask, 0.02))
     area = mask.sum()
     for k in range(steps, 0, -1):  # the most erosion that keeps the digit whole
         eroded = _filtered(work, "min", 2 * k + 1)
         kept = eroded > 0.5
-        if kept.sum() >= (1 - MAX_ERODED) * area and count_components(kept, 0.02) <= pieces:
+        if kept.sum() >= (1 - MAX_ERODED) * area and len(component_boxes(kept, 0.02)) <= pieces:
             return eroded / max(float(eroded.max()), 1e-6)
     return work
 
@@ -629,7 +571,13 @@ def shape_warning(digit: np.ndarray) -> str | None:
     return None
 
 
-_LIBC_TRIM: Any = None
+@cache
+def _malloc_trim() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:  # a libc that cannot be loaded
+        return None
 
 
 def release_memory() -> None:
@@ -638,20 +586,9 @@ def release_memory() -> None:
     glibc keeps freed blocks below its (adaptive, up to 32 MB) mmap threshold in its heaps, one
     per thread: a server that decoded a few 8-megapixel images in worker threads stays ~100 MB
     larger per thread for good. `malloc_trim(0)` returns them; elsewhere this does nothing."""
-    global _LIBC_TRIM
-    if _LIBC_TRIM is None:
-        _LIBC_TRIM = False
-        try:
-            import ctypes
-            import ctypes.util
-
-            name = ctypes.util.find_library("c")
-            if name:
-                _LIBC_TRIM = getattr(ctypes.CDLL(name), "malloc_trim", False)
-        except (OSError, AttributeError):
-            pass
-    if _LIBC_TRIM:
-        _LIBC_TRIM(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 # The PNGs `save_png` writes say so in a text chunk: a rerun may replace what mnistlab wrote,
