@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import UserError
 from .fileio import atomic_write_bytes, regular_file_problem
@@ -95,40 +96,27 @@ def read_image_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -
         raise ImageError(f"{path}: {problem}", "missing")
     try:
         size = path.stat().st_size
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({_first_line(exc)})", "missing") from None
-    if size > max_bytes:
-        raise ImageError(
-            f"{path}: file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}", "too_large"
-        )
-    try:
+        if size > max_bytes:
+            raise ImageError(
+                f"{path}: file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}",
+                "too_large",
+            )
         return path.read_bytes()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({_first_line(exc)})", "missing") from None
 
 
-def open_image(
-    source: Any,
-    name: str | None = None,
-    *,
-    max_bytes: int = MAX_FILE_BYTES,
-    max_pixels: int = MAX_PIXELS,
-    work_pixels: int | None = None,
-):
+def open_image(source: Any, label: str, max_bytes: int, max_pixels: int) -> Image.Image:
     """Decode a path, bytes or PIL image fully (so truncation shows here), with the caps
-    applied. Returns a loaded `PIL.Image.Image`, upright per its EXIF orientation, and (with
-    `work_pixels`) shrunk by a whole factor to at most that many pixels."""
-    from PIL import Image, ImageOps
-
+    applied; shrunk by a whole factor to at most WORK_PIXELS pixels, upright per its EXIF
+    orientation."""
     if isinstance(source, Image.Image):
-        image, label = source, name or "image"
+        image = source
         _check_pixels(image.size, label, max_pixels)
     else:
         if isinstance(source, str | os.PathLike):
-            label = name or str(source)
             data = read_image_bytes(source, max_bytes)
         elif isinstance(source, bytes | bytearray | memoryview):
-            label = name or "image"
             data = bytes(source)
             if len(data) > max_bytes:
                 raise ImageError(
@@ -139,9 +127,8 @@ def open_image(
             raise TypeError(f"expected a path, bytes or a PIL image, got {type(source).__name__}")
         if not data:
             raise ImageError(f"{label}: empty file", "not_an_image")
-        image = _decode(data, label, max_pixels, work_pixels)
-    if work_pixels is not None:
-        image = _shrink(image, work_pixels)
+        image = _decode(data, label, max_pixels)
+    image = _shrink(image)
     # Phone photos are often stored sideways with an orientation tag; a malformed EXIF block
     # should not cost the picture itself (nor print Pillow's "Corrupt EXIF data" warning).
     with contextlib.suppress(Exception), warnings.catch_warnings():
@@ -167,38 +154,31 @@ def _check_pixels(size: tuple[int, int], label: str, max_pixels: int) -> None:
         raise ImageError(f"{label}: image has no pixels ({width}x{height})", "not_an_image")
 
 
-def _shrink_factor(size: tuple[int, int], work_pixels: int) -> int:
+def _shrink_factor(size: tuple[int, int]) -> int:
     width, height = size
-    factor = max(1, math.ceil(math.sqrt(width * height / work_pixels)))
-    while math.ceil(width / factor) * math.ceil(height / factor) > work_pixels:
+    factor = max(1, math.ceil(math.sqrt(width * height / WORK_PIXELS)))
+    while math.ceil(width / factor) * math.ceil(height / factor) > WORK_PIXELS:
         factor += 1  # a long thin picture: its short side cannot shrink below 1
     return factor
 
 
-def _shrink(image, work_pixels: int):
-    """`image` box-averaged by a whole factor to at most `work_pixels` pixels."""
-    factor = _shrink_factor(image.size, work_pixels)
+def _shrink(image: Image.Image) -> Image.Image:
+    """`image` box-averaged by a whole factor to at most WORK_PIXELS pixels."""
+    factor = _shrink_factor(image.size)
     if factor == 1:
         return image
     try:
         return image.reduce(factor)
     except (ValueError, OSError):  # a mode reduce() does not take (1, P, I;16, LAB...)
         pass
-    if image.mode.startswith("I;16"):
-        target = "I"
-    elif _has_alpha(image):
-        target = "RGBA"
-    else:
-        target = "L"
+    target = "I" if image.mode.startswith("I;16") else "RGBA" if _has_alpha(image) else "L"
     try:
         return image.convert(target).reduce(factor)
     except (ValueError, OSError):
         return image  # the grey conversion will say what is wrong with it
 
 
-def _decode(data: bytes, label: str, max_pixels: int, work_pixels: int | None = None):
-    from PIL import Image, UnidentifiedImageError
-
+def _decode(data: bytes, label: str, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         # Pillow's other warnings about a damaged file (EXIF, palettes...) are noise beside the
         # one-line error or the result. Pillow only warns below twice its own limit; a bomb
@@ -222,12 +202,12 @@ def _decode(data: bytes, label: str, max_pixels: int, work_pixels: int | None = 
             ) from None
         # The header is all Pillow has read so far: check the size before decoding pixels.
         _check_pixels(image.size, label, max_pixels)
-        if work_pixels is not None and image.format == "JPEG":
-            factor = _shrink_factor(image.size, work_pixels)
-            if factor > 1:  # libjpeg decodes at 1/2, 1/4 or 1/8 scale for a fraction of the cost
-                with contextlib.suppress(Exception):
-                    w, h = image.size
-                    image.draft(image.mode, (math.ceil(w / factor), math.ceil(h / factor)))
+        # libjpeg decodes at 1/2, 1/4 or 1/8 scale for a fraction of the cost.
+        factor = _shrink_factor(image.size)
+        if image.format == "JPEG" and factor > 1:
+            with contextlib.suppress(Exception):
+                w, h = image.size
+                image.draft(image.mode, (math.ceil(w / factor), math.ceil(h / factor)))
         try:
             image.load()
         except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, zlib.error...
@@ -240,8 +220,6 @@ def _decode(data: bytes, label: str, max_pixels: int, work_pixels: int | None = 
 # ------------------------------------------------------------------ greyscale
 def _to_grey(image, background: int, label: str = "image"):
     """uint8 (H, W) luma, with any transparency flattened onto `background` (0 or 255)."""
-    from PIL import Image
-
     mode = image.mode
     if mode in ("I", "F") or mode.startswith("I;16"):
         # 16-bit and float greyscale: Pillow's convert("L") clips instead of scaling.
@@ -292,7 +270,7 @@ def preprocess_image(
     return digit_from_ink(crop_to_ink(ink), label, size, box, strokes)
 
 
-def _grey_from_array(array: np.ndarray, label: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def _grey_from_array(array: np.ndarray, label: str, max_pixels: int) -> np.ndarray:
     if array.ndim != 2 or min(array.shape) < 1:
         raise ImageError(
             f"{label}: expected a 2-D array of grey levels, got shape {array.shape}", "bad_array"
@@ -327,9 +305,7 @@ def ink_image(
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
     if isinstance(source, np.ndarray | np.generic):
         return _ink_from_grey(_grey_from_array(np.asarray(source), label, max_pixels), label)
-    image = open_image(
-        source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
-    )
+    image = open_image(source, label, max_bytes, max_pixels)
     try:
         return _ink_from_grey(_to_grey(image, 255, label), label)
     except ImageError as exc:
@@ -369,8 +345,6 @@ def digit_from_ink(
 ) -> np.ndarray:
     """Ink in [0, 1] cropped to one digit -> MNIST form, uint8 (size, size): the steps of
     `preprocess_image` after the crop."""
-    from PIL import Image
-
     box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
     if strokes:
         crop = normalize_strokes(crop)
@@ -417,8 +391,6 @@ MAX_ERODED = 0.6
 
 
 def _work_scale(crop: np.ndarray, side: int) -> np.ndarray:
-    from PIL import Image
-
     h, w = crop.shape
     scale = side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -598,8 +570,6 @@ PNG_SOFTWARE = "mnistlab preprocess"
 
 def save_png(digit: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a (H, W) uint8 digit as a greyscale PNG, atomically, marked as mnistlab's."""
-    from PIL import Image, PngImagePlugin
-
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", PNG_SOFTWARE)
     buffer = io.BytesIO()
@@ -611,8 +581,6 @@ def save_png(digit: np.ndarray, path: str | os.PathLike) -> Path:
 
 def written_by_mnistlab(path: str | os.PathLike) -> bool:
     """Whether `path` is a PNG that `save_png` wrote (its header says so; nothing is decoded)."""
-    from PIL import Image
-
     if regular_file_problem(path) is not None:  # a FIFO would block Pillow's open
         return False
     try:
