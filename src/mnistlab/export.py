@@ -40,8 +40,8 @@ from .checkpoint import load_checkpoint
 from .data import load_dataset
 from .errors import UserError
 from .fileio import OutputError, atomic_write_bytes, describe_os_error, regular_file_problem
-from .predict import class_names_of
-from .preprocess import STEPS
+from .predict import class_names_of, same_file
+from .preprocess import STEPS, first_line
 
 ONNX_EXTRA = "ONNX export needs the onnx extra: pip install 'mnistlab[onnx]'"
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -124,7 +124,6 @@ def _export_proto(wrapper: nn.Module, example: torch.Tensor, dynamic_batch: bool
     """(onnx.ModelProto, exporter name); TorchScript first, torch.export as the fallback."""
     import onnx
 
-    first_error = None
     try:
         buffer = io.BytesIO()
         with warnings.catch_warnings(), _quiet_stderr():
@@ -170,23 +169,8 @@ def _export_proto(wrapper: nn.Module, example: torch.Tensor, dynamic_batch: bool
     except Exception as exc:
         raise UserError(
             f"ONNX export failed with both exporters: TorchScript: "
-            f"{_first_line(first_error)}; torch.export: {_first_line(exc)}"
+            f"{first_line(first_error)}; torch.export: {first_line(exc)}"
         ) from None
-
-
-def _first_line(exc: BaseException | None) -> str:
-    text = str(exc).strip() if exc is not None else ""
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist: compare where they would be
-        try:
-            return a.resolve() == b.resolve()
-        except (OSError, RuntimeError):
-            return False
 
 
 def written_by_export(path: str | os.PathLike) -> bool:
@@ -207,7 +191,7 @@ def written_by_export(path: str | os.PathLike) -> bool:
 def check_out(out: Path, checkpoint: str | os.PathLike, force: bool = False) -> None:
     """Refuse, before any work, an output that is the input, a folder, a place under a file,
     or (without `force`) a file that `export_onnx` did not write."""
-    if _same_file(out, Path(checkpoint)):
+    if same_file(out, Path(checkpoint)):
         raise UserError(
             f"--out {out}: is the checkpoint being exported; give another file name, "
             "e.g. one ending in .onnx"
@@ -327,7 +311,7 @@ def export_onnx(
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
-        raise UserError(f"the exported ONNX model is invalid ({_first_line(exc)})") from None
+        raise UserError(f"the exported ONNX model is invalid ({first_line(exc)})") from None
     payload = proto.SerializeToString()
 
     # The check: the same pixels through torch and through onnxruntime.

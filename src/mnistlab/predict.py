@@ -23,6 +23,7 @@ itself unless `force` is set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -152,11 +153,6 @@ class Predictor:
             )
         return probs
 
-    def preprocess(
-        self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
-    ) -> np.ndarray:
-        return self.read(source, name, max_pixels)[0]
-
     def read(
         self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
     ) -> tuple[np.ndarray, dict[str, float]]:
@@ -220,37 +216,26 @@ class Predictor:
             for piece in pieces
             for digit in read_piece(piece, lambda parts: self._confidence(parts, label))
         ]
-        digits: list[np.ndarray | None] = []
+        entries = []
         for piece in pieces:
-            digit = None
+            entry = {"box": list(piece.box), "problem": piece.problem}
+            entry |= dict.fromkeys(("label", "class_name", "probability", "top3", "preprocessed"))
             if piece.problem is None:
                 try:
-                    digit = digit_from_ink(piece.ink, label, self.image_size)
+                    entry["preprocessed"] = digit_from_ink(piece.ink, label, self.image_size)
                 except ImageError as exc:  # its ink vanished when scaled: a speck
-                    piece.problem = f"not a digit ({exc})"
-            digits.append(digit)
-        found = [d for d in digits if d is not None]
-        probs = iter(self.probabilities(np.stack(found)) if found else [])
-        entries = []
-        for piece, digit in zip(pieces, digits, strict=True):
-            entry: dict[str, Any] = {"box": list(piece.box), "problem": piece.problem}
-            if digit is None:
-                entry |= {"label": None, "class_name": None, "probability": None, "top3": None}
-            else:
-                p = next(probs)
-                result = self.result(digit, p)
-                # Only the model's doubt refuses a piece: the picture tests of ood.py are
-                # for whole pictures, and its shape tests refused clean digits in numbers.
-                if float(p.max()) < MIN_TOP:
-                    entry["problem"] = f"unsure which digit (top probability {float(p.max()):.0%})"
-                entry |= {
-                    "label": result["label"],
-                    "class_name": result["class_name"],
-                    "probability": float(p[result["label"]]),
-                    "top3": result["top3"],
-                }
-            entry["preprocessed"] = digit
+                    entry["problem"] = f"not a digit ({exc})"
             entries.append(entry)
+        read = [e for e in entries if e["preprocessed"] is not None]
+        probs = self.probabilities(np.stack([e["preprocessed"] for e in read])) if read else []
+        for entry, p in zip(read, probs, strict=True):
+            result = self.result(entry["preprocessed"], p)
+            # Only the model's doubt refuses a piece: the picture tests of ood.py are
+            # for whole pictures, and its shape tests refused clean digits in numbers.
+            if float(p.max()) < MIN_TOP:
+                entry["problem"] = f"unsure which digit (top probability {float(p.max()):.0%})"
+            entry |= {k: result[k] for k in ("label", "class_name", "top3")}
+            entry["probability"] = float(p[result["label"]])
         text = "".join(e["class_name"] if e["problem"] is None else "?" for e in entries)
         return {
             "file": name,
@@ -263,16 +248,13 @@ class Predictor:
 
     def _confidence(self, pieces: list, label: str) -> np.ndarray:
         """The model's top probability for each piece read as one digit (0: no ink left)."""
-        digits, where = [], []
+        digits = {}
         for i, piece in enumerate(pieces):
-            try:
-                digits.append(digit_from_ink(piece.ink, label, self.image_size))
-                where.append(i)
-            except ImageError:
-                pass
+            with contextlib.suppress(ImageError):
+                digits[i] = digit_from_ink(piece.ink, label, self.image_size)
         out = np.zeros(len(pieces))
         if digits:
-            out[where] = self.probabilities(np.stack(digits)).max(1)
+            out[list(digits)] = self.probabilities(np.stack(list(digits.values()))).max(1)
         return out
 
     def predict_many(
@@ -312,18 +294,6 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str = "cpu")
     return load_checkpoint(checkpoint, resolve_device(device))[0]
 
 
-def _predictor_for(model: Any, device: str) -> Predictor:
-    if isinstance(model, Predictor):
-        return model
-    if model is None or isinstance(model, str | os.PathLike):
-        return Predictor(model, device)
-    if isinstance(model, torch.nn.Module):
-        return Predictor(device=device, model=model)
-    raise TypeError(
-        f"model must be a torch module, a checkpoint path or None, got {type(model).__name__}"
-    )
-
-
 def predict(model: Any, images: Any, device: str = "cpu") -> dict[str, Any] | list[dict]:
     """Classify pictures with `model`: a module from `train()` or `load_model()`, a checkpoint
     path, or None for the default model. `images` is one picture (a path, a PIL image, the
@@ -332,7 +302,16 @@ def predict(model: Any, images: Any, device: str = "cpu") -> dict[str, Any] | li
     `class_name`, `probabilities` (calibrated), `top3`, `warning`, `not_a_digit` (None, or
     why it is not a digit at all: `mnistlab.ood`), `preprocessed` and `error`.
     A picture that cannot be used raises `ImageError` alone, and sets `error` in a list."""
-    predictor = _predictor_for(model, device)
+    if isinstance(model, Predictor):
+        predictor = model
+    elif model is None or isinstance(model, str | os.PathLike):
+        predictor = Predictor(model, device)
+    elif isinstance(model, torch.nn.Module):
+        predictor = Predictor(device=device, model=model)
+    else:
+        raise TypeError(
+            f"model must be a torch module, a checkpoint path or None, got {type(model).__name__}"
+        )
     single = not isinstance(images, list | tuple) and not (
         isinstance(images, np.ndarray) and images.ndim == 3
     )
@@ -497,7 +476,7 @@ def check_inputs(checkpoint: str | os.PathLike | None, images: Sequence[str | os
         raise UserError(problems[0] + more)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): compare where they would be
@@ -538,12 +517,11 @@ def plan_outputs(
             name = f"{stem}-{n}.png"
         used.add(name)
         target = out_dir / name
-        for source in inputs:
-            if _same_file(target, Path(source)):
-                raise UserError(
-                    f"--save-preprocessed {out_dir}: {target} is one of the inputs; "
-                    "choose another folder"
-                )
+        if any(same_file(target, Path(source)) for source in inputs):
+            raise UserError(
+                f"--save-preprocessed {out_dir}: {target} is one of the inputs; "
+                "choose another folder"
+            )
         try:
             exists, is_dir = target.exists(), target.is_dir()
         except OSError as exc:

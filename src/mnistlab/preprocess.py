@@ -79,7 +79,7 @@ class ImageError(UserError):
         self.reason = reason
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -103,7 +103,7 @@ def read_image_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -
             )
         return path.read_bytes()
     except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({_first_line(exc)})", "missing") from None
+        raise ImageError(f"{path}: cannot read ({first_line(exc)})", "missing") from None
 
 
 def open_image(source: Any, label: str, max_bytes: int, max_pixels: int) -> Image.Image:
@@ -194,11 +194,11 @@ def _decode(data: bytes, label: str, max_pixels: int) -> Image.Image:
             ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageError(
-                f"{label}: refused as a decompression bomb ({_first_line(exc)})", "too_many_pixels"
+                f"{label}: refused as a decompression bomb ({first_line(exc)})", "too_many_pixels"
             ) from None
         except Exception as exc:  # a header that parses into nonsense
             raise ImageError(
-                f"{label}: corrupt image header ({_first_line(exc)})", "corrupt"
+                f"{label}: corrupt image header ({first_line(exc)})", "corrupt"
             ) from None
         # The header is all Pillow has read so far: check the size before decoding pixels.
         _check_pixels(image.size, label, max_pixels)
@@ -212,7 +212,7 @@ def _decode(data: bytes, label: str, max_pixels: int) -> Image.Image:
             image.load()
         except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, zlib.error...
             raise ImageError(
-                f"{label}: truncated or corrupt image data ({_first_line(exc)})", "corrupt"
+                f"{label}: truncated or corrupt image data ({first_line(exc)})", "corrupt"
             ) from None
     return image
 
@@ -240,7 +240,7 @@ def _to_grey(image, background: int, label: str = "image"):
         return np.asarray(image.convert("L"))
     except ValueError as exc:  # a mode Pillow cannot convert
         raise ImageError(
-            f"{label}: unsupported image mode {mode} ({_first_line(exc)})", "corrupt"
+            f"{label}: unsupported image mode {mode} ({first_line(exc)})", "corrupt"
         ) from None
 
 
