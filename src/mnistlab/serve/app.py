@@ -117,10 +117,10 @@ class BodySizeLimit:
             try:
                 declared = int(length)
             except ValueError:
-                await _send_json(send, 400, {"detail": "Content-Length is not a number"})
+                await _send_detail(send, 400, "Content-Length is not a number")
                 return
             if declared > self.max_bytes:
-                await _send_json(send, 413, {"detail": self._message(declared)})
+                await _send_detail(send, 413, self._message(declared))
                 return
         received, started = 0, False
 
@@ -143,7 +143,7 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _send_json(send, 413, {"detail": self._message(None)})
+                await _send_detail(send, 413, self._message(None))
 
     def _message(self, size: int | None) -> str:
         limit = f"{self.max_bytes / 2**20:.1f} MB"
@@ -157,19 +157,11 @@ class BodySizeLimit:
         return f"request body is {shown}; the limit is {limit}"
 
 
-async def _send_json(send, status: int, payload: dict) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+async def _send_detail(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    length = (b"content-length", str(len(body)).encode())
+    headers = [(b"content-type", b"application/json"), length, (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
