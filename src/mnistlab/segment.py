@@ -114,27 +114,9 @@ def _union(a: _Part, b: _Part) -> _Part:
     )
 
 
-def _merge_broken(parts: list[_Part], height: float) -> list[_Part]:
-    """Join pieces stacked above one another into one digit, until none are left."""
-    merged = True
-    while merged:
-        merged = False
-        parts.sort(key=lambda p: p.left)
-        for i, a in enumerate(parts):
-            for j in range(i + 1, len(parts)):
-                b = parts[j]
-                overlap = min(a.right, b.right) - max(a.left, b.left)
-                if overlap < STACKED * min(a.width, b.width):
-                    continue
-                both = _union(a, b)
-                if both.height <= MERGED_HEIGHT * height and both.width <= MERGED_WIDTH * height:
-                    parts[i] = both
-                    del parts[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return _join_fragments(parts, height)
+def _fits(both: _Part, height: float) -> bool:
+    """Whether two pieces joined are no larger than one digit."""
+    return both.height <= MERGED_HEIGHT * height and both.width <= MERGED_WIDTH * height
 
 
 def _gap(a: _Part, b: _Part) -> int:
@@ -142,26 +124,35 @@ def _gap(a: _Part, b: _Part) -> int:
     return max(a.left, b.left) - min(a.right, b.right)
 
 
+def _merge_broken(parts: list[_Part], height: float) -> list[_Part]:
+    """Join pieces stacked above one another into one digit, until none are left."""
+    while True:
+        parts.sort(key=lambda p: p.left)
+        pairs = ((a, b) for a in range(len(parts)) for b in range(a + 1, len(parts)))
+        i, j = next(((a, b) for a, b in pairs if _stacked(parts[a], parts[b], height)), (0, 0))
+        if i == j:
+            return _join_fragments(parts, height)
+        parts[i] = _union(parts[i], parts[j])
+        del parts[j]
+
+
+def _stacked(a: _Part, b: _Part, height: float) -> bool:
+    """Whether two pieces lie above one another and, together, fit in one digit."""
+    return -_gap(a, b) >= STACKED * min(a.width, b.width) and _fits(_union(a, b), height)
+
+
 def _join_fragments(parts: list[_Part], height: float) -> list[_Part]:
-    joined = True
-    while joined:
-        joined = False
+    while True:
         for i, small in enumerate(parts):
             if small.height >= FRAGMENT * height or len(parts) < 2:
                 continue
-            others = [j for j in range(len(parts)) if j != i]
-            j = min(others, key=lambda k: _gap(small, parts[k]))
-            both = _union(small, parts[j])
-            if (
-                _gap(small, parts[j]) <= REACH * height
-                and both.width <= MERGED_WIDTH * height
-                and both.height <= MERGED_HEIGHT * height
-            ):
-                parts[j] = both
+            j = min((k for k in range(len(parts)) if k != i), key=lambda k: _gap(small, parts[k]))
+            if _gap(small, parts[j]) <= REACH * height and _fits(_union(small, parts[j]), height):
+                parts[j] = _union(small, parts[j])
                 del parts[i]
-                joined = True
                 break
-    return parts
+        else:
+            return parts
 
 
 def _stroke_width(mask: np.ndarray) -> float:
