@@ -336,6 +336,22 @@ def _ink_from_grey(grey: np.ndarray, label: str) -> np.ndarray:
     return np.clip(ink, 0.0, 1.0, out=ink)
 
 
+def _work_scale(crop: np.ndarray, side: int) -> np.ndarray:
+    """Ink with its longer side scaled to `side` pixels, keeping the aspect ratio, and its
+    peak brought to 1 (thin strokes shrunk a lot come out faint; MNIST's ink is full white).
+    Pillow's Lanczos widens its kernel by the reduction factor, so shrinking a photo averages
+    (antialiases) instead of sampling."""
+    h, w = crop.shape
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    work = np.asarray(
+        Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
+    )
+    work = np.clip(work, 0.0, 1.0)  # Lanczos rings a little below 0 and above 1
+    peak = work.max()
+    return work / peak if peak > 0 else work
+
+
 def digit_from_ink(
     crop: np.ndarray,
     label: str = "image",
@@ -349,17 +365,10 @@ def digit_from_ink(
     if strokes:
         crop = normalize_strokes(crop)
 
-    # Longer side to `box` pixels keeping the aspect ratio. Pillow's Lanczos widens its kernel
-    # by the reduction factor, so shrinking a photo averages (antialiases) instead of sampling.
-    h, w = crop.shape
-    scale = box / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.LANCZOS))
-    small = np.clip(small, 0.0, 1.0)  # Lanczos rings a little below 0 and above 1
-    peak = small.max()
-    if peak <= 0:
+    small = _work_scale(crop, box)
+    if small.max() <= 0:
         raise ImageError(f"{label}: no digit found (the ink vanished when scaled)", "blank")
-    small = small / peak  # thin strokes shrunk a lot come out faint; MNIST's ink is full white
+    new_h, new_w = small.shape
 
     # Centre of mass to the centre, by whole pixels (as MNIST's own digits are: their mean is
     # (14.0, 14.0) with a spread of 0.3 px), never pushing ink off the field.
@@ -388,18 +397,6 @@ STROKE_RANGE = (5.0, 11.0)
 # Erosion never takes more than this fraction of the ink, nor splits the digit into more
 # pieces: a thick digit with one thin stroke keeps that stroke.
 MAX_ERODED = 0.6
-
-
-def _work_scale(crop: np.ndarray, side: int) -> np.ndarray:
-    h, w = crop.shape
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    work = np.asarray(
-        Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
-    )
-    work = np.clip(work, 0.0, 1.0)
-    peak = work.max()
-    return work / peak if peak > 0 else work
 
 
 def _filtered(work: np.ndarray, kind: str, size: int) -> np.ndarray:
