@@ -28,6 +28,7 @@ import json
 import math
 import os
 import socket
+import weakref
 from importlib import resources
 from numbers import Integral
 from typing import Any
@@ -81,23 +82,6 @@ PAGE_HEADERS = {
 
 class _BodyTooLarge(Exception):
     pass
-
-
-class DecodeSlots:
-    """At most `n` image decodes at once. The waiting happens in the event loop, not in worker
-    threads, so health checks and small requests are never starved of threads. One semaphore
-    per event loop (a test client starts a new loop each time; a server has one)."""
-
-    def __init__(self, n: int):
-        self.n = n
-        self._loop = None
-        self._semaphore = None
-
-    def semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._semaphore = loop, asyncio.Semaphore(self.n)
-        return self._semaphore
 
 
 class BodySizeLimit:
@@ -181,13 +165,12 @@ def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
             got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
             raise ValueError(f"pixels must be {expected}; row {i} has {got}")
         for value in row:
-            # bool is an int in Python, but true/false in an image is a client bug
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"pixels must be {expected}; row {i} holds {_short(value)}")
-            # JSON integers are unbounded (10**400 is valid JSON): compared as integers, never
+            # bool is an int in Python, but true/false in an image is a client bug. JSON
+            # integers are unbounded (10**400 is valid JSON): compared as integers, never
             # converted to float first, where they overflow.
-            ok = 0 <= value <= 255 if isinstance(value, Integral) else math.isfinite(value)
-            if not (ok and 0 <= value <= 255):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            finite = number and (isinstance(value, Integral) or math.isfinite(value))
+            if not (finite and 0 <= value <= 255):
                 raise ValueError(f"pixels must be {expected}; row {i} holds {_short(value)}")
     return np.asarray(pixels, dtype=np.float64)
 
@@ -227,7 +210,9 @@ def create_app(
             raise UserError(SERVE_EXTRA) from None
 
     predictor = Predictor(checkpoint, device)
-    slots = DecodeSlots(max_concurrent_decodes)
+    # At most max_concurrent_decodes at once, one semaphore per event loop (a test client
+    # starts a new loop each time; a server has one).
+    slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     model_info = predictor.describe()
     page = (resources.files("mnistlab.serve") / "static" / "index.html").read_text("utf-8")
     size = predictor.image_size
@@ -253,8 +238,11 @@ def create_app(
             release_memory()
 
     async def decode(data: bytes, name: str, number: bool):
-        """One image decode in a worker thread, once a slot is free."""
-        semaphore = slots.semaphore()
+        """One image decode in a worker thread, once a slot is free. The waiting happens in
+        the event loop, not in worker threads, so health checks and small requests are never
+        starved of threads."""
+        loop = asyncio.get_running_loop()
+        semaphore = slots.setdefault(loop, asyncio.Semaphore(max_concurrent_decodes))
         try:
             async with asyncio.timeout(DECODE_WAIT_S):
                 await semaphore.acquire()
