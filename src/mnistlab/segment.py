@@ -209,11 +209,7 @@ def find_digits(ink: np.ndarray) -> list[Piece]:
     largest = max(p.pixels for p in parts)
     parts = [p for p in parts if p.pixels >= SPECK * largest]
     if len(parts) > TOO_MANY:
-        ys, xs = np.nonzero(mask)
-        top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        box = (int(left), int(top), int(right), int(bottom))
-        problem = f"{len(parts)} separate marks: not a written number"
-        return [Piece(box, ink[top:bottom, left:right], problem)]
+        return [_tight(ink, 0, 0, f"{len(parts)} separate marks: not a written number")]
     # A digit's height: the tall pieces' (broken strokes and specks are shorter).
     tallest = max(p.height for p in parts)
     height = float(np.median([p.height for p in parts if p.height >= 0.5 * tallest]))
@@ -223,17 +219,10 @@ def find_digits(ink: np.ndarray) -> list[Piece]:
         piece = _to_piece(part, own, ink, factor)
         piece.height = height * factor
         # Each line as (x at the crop's top row, slope), in the crop's own pixels.
-        middle = (part.top + (part.height - 1) / 2) * factor
-        piece.cuts = [
-            (
-                (part.left + x) * factor
-                + factor // 2
-                - piece.box[0]
-                - slope * (middle - piece.box[1]),
-                slope,
-            )
-            for _, x, slope in _candidate_cuts(own, part, height)
-        ]
+        left = part.left * factor + factor // 2 - piece.box[0]
+        rise = (part.top + (part.height - 1) / 2) * factor - piece.box[1]
+        cuts = _candidate_cuts(own, part, height)
+        piece.cuts = [(left + x * factor - slope * rise, slope) for _, x, slope in cuts]
         pieces.append(piece)
     return pieces
 
