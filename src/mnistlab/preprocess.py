@@ -254,20 +254,19 @@ def preprocess_image(
     name: str | None = None,
     *,
     size: int = OUTPUT_SIZE,
-    box: int | None = None,
     max_bytes: int = MAX_FILE_BYTES,
     max_pixels: int = MAX_PIXELS,
     strokes: bool = True,
 ) -> np.ndarray:
     """A picture of one digit -> MNIST form: uint8 (size, size), white ink on black, the ink
-    scaled into a box x box square (20 of 28), its strokes brought to MNIST's width (unless
+    scaled into a square of 20/28 of the side, its strokes brought to MNIST's width (unless
     `strokes` is False) and its centre of mass at the centre.
 
     `source` is a path, the bytes of an image file, a PIL image, or a 2-D array of grey
     levels in [0, 255]. Raises `ImageError` (a `UserError`) for anything unusable."""
     ink = ink_image(source, name, max_bytes=max_bytes, max_pixels=max_pixels)
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
-    return digit_from_ink(crop_to_ink(ink), label, size, box, strokes)
+    return digit_from_ink(crop_to_ink(ink), label, size, strokes)
 
 
 def _grey_from_array(array: np.ndarray, label: str, max_pixels: int) -> np.ndarray:
@@ -356,16 +355,14 @@ def digit_from_ink(
     crop: np.ndarray,
     label: str = "image",
     size: int = OUTPUT_SIZE,
-    box: int | None = None,
     strokes: bool = True,
 ) -> np.ndarray:
     """Ink in [0, 1] cropped to one digit -> MNIST form, uint8 (size, size): the steps of
     `preprocess_image` after the crop."""
-    box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
     if strokes:
         crop = normalize_strokes(crop)
 
-    small = _work_scale(crop, box)
+    small = _work_scale(crop, round(size * BOX_SIZE / OUTPUT_SIZE))
     if small.max() <= 0:
         raise ImageError(f"{label}: no digit found (the ink vanished when scaled)", "blank")
     new_h, new_w = small.shape
@@ -484,9 +481,8 @@ def normalize_strokes(crop: np.ndarray) -> np.ndarray:
     low, high = STROKE_RANGE
     if low <= width <= high or width == 0:
         return work
-    steps = round(abs(width - STROKE_TARGET) / 2)  # a 3x3 filter moves each edge 1 pixel
-    if steps == 0:
-        return work
+    # A 3x3 filter moves each edge 1 pixel; outside STROKE_RANGE that is 2 steps or more.
+    steps = round(abs(width - STROKE_TARGET) / 2)
     if width < low:
         return _filtered(work, "max", 2 * steps + 1)
     mask = work > 0.5
