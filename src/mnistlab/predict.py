@@ -13,12 +13,8 @@ are divided by the checkpoint's temperature (`mnistlab.calibrate`), so the proba
 calibrated ones. A result carries a `warning` when the picture is probably not one digit
 (its shape, or probabilities spread over many classes), and `not_a_digit` when it is no
 digit at all (`mnistlab.ood`: a letter, a blank page, a photo). A file that cannot be used as a
-picture gives a result with `error` set; the other files are still classified.
-
-`predict_files` is stricter about what is not a picture at all: a missing or unreadable file,
-or arguments given the wrong way round, is bad input (`UserError`, exit 2) found before the
-model is loaded. It never writes over one of its inputs, nor over a file it did not write
-itself unless `force` is set.
+picture gives a result with `error` set; the other files are still classified (but
+`predict_files` refuses missing files before the model is loaded: `check_inputs`).
 """
 
 from __future__ import annotations
@@ -95,8 +91,7 @@ class Predictor:
             self.model, self.meta = model.to(self.device).eval(), meta
             checkpoint = f"<{meta['model']} in memory>"
         else:
-            if checkpoint is None:
-                checkpoint = default_checkpoint()
+            checkpoint = default_checkpoint() if checkpoint is None else checkpoint
             # Validated there: types, ranges, std > 0, weights that fit the model and are finite.
             self.model, self.meta = load_checkpoint(checkpoint, self.device)
         self.checkpoint = str(checkpoint)
@@ -257,12 +252,8 @@ class Predictor:
             out[list(digits)] = self.probabilities(np.stack(list(digits.values()))).max(1)
         return out
 
-    def predict_many(
-        self, sources: Iterable[Any], names: Sequence[str] | None = None
-    ) -> list[dict]:
+    def predict_many(self, sources: Sequence[Any], names: Sequence[str]) -> list[dict]:
         """Many pictures, one forward pass per batch; a bad one gets `error` and the rest go on."""
-        sources = list(sources)
-        names = list(names) if names is not None else [str(s) for s in sources]
         results: list[dict[str, Any] | None] = [None] * len(sources)
         good: list[tuple[int, np.ndarray, dict[str, float]]] = []
         for i, (source, name) in enumerate(zip(sources, names, strict=True)):

@@ -158,8 +158,6 @@ def _join_fragments(parts: list[_Part], height: float) -> list[_Part]:
 def _stroke_width(mask: np.ndarray) -> float:
     """Typical stroke width in pixels: ink area / (half its boundary length)."""
     area = int(mask.sum())
-    if area == 0:
-        return 1.0
     edges = np.count_nonzero(mask[:, 1:] != mask[:, :-1]) + np.count_nonzero(mask[1:] != mask[:-1])
     return max(1.0, 2.0 * area / max(edges, 1))
 
