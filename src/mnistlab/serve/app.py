@@ -215,13 +215,12 @@ def create_app(
     slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     model_info = predictor.describe()
     page = (resources.files("mnistlab.serve") / "static" / "index.html").read_text("utf-8")
-    size = predictor.image_size
 
     # Swagger and ReDoc pages load their scripts from a CDN: off, so nothing here needs a network.
     app = FastAPI(title="mnistlab", docs_url=None, redoc_url=None)
     app.state.predictor = predictor
 
-    def run(source, name, number: bool = False):
+    def run(source, name, number: bool = False, release: bool = False):
         try:
             if number:
                 return _number_answer(predictor.read_number(source, name, max_pixels))
@@ -230,12 +229,9 @@ def create_app(
             raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
         except UserError as exc:  # the model's fault (e.g. outputs that are not numbers)
             raise HTTPException(500, str(exc)) from None
-
-    def run_and_release(data: bytes, name: str, number: bool):
-        try:
-            return run(data, name, number)
         finally:
-            release_memory()
+            if release:  # after an image decode
+                release_memory()
 
     async def decode(data: bytes, name: str, number: bool):
         """One image decode in a worker thread, once a slot is free. The waiting happens in
@@ -251,7 +247,7 @@ def create_app(
                 503, "the server is busy decoding other images; try again shortly"
             ) from None
         try:
-            return await run_in_threadpool(run_and_release, data, name, number)
+            return await run_in_threadpool(run, data, name, number, True)
         finally:
             semaphore.release()
 
@@ -318,7 +314,7 @@ def create_app(
             if not isinstance(payload, dict) or "pixels" not in payload:
                 raise HTTPException(422, 'JSON body must be an object with "pixels"')
             try:
-                pixels = pixels_to_array(payload["pixels"], size)
+                pixels = pixels_to_array(payload["pixels"], predictor.image_size)
             except ValueError as exc:
                 raise HTTPException(422, str(exc)) from None
             if payload.get("preprocess", True) is not False:
