@@ -305,7 +305,6 @@ def export_onnx(
         raise UserError(f"the exported ONNX model is invalid ({first_line(exc)})") from None
     payload = proto.SerializeToString()
 
-    # The check: the same pixels through torch and through onnxruntime.
     images, source = _check_images(meta, data_dir, check_images)
     x, max_abs_diff, agreement = _compare(ort, payload, wrapper, images, dynamic_batch, batch_size)
     batch = "batch" if dynamic_batch else batch_size

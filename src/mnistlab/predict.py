@@ -378,8 +378,7 @@ def format_result(result: dict[str, Any]) -> str:
     if result["error"]:
         return result["error"]
     top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in result["top3"])
-    if result.get("not_a_digit"):
-        why = result["not_a_digit"]
+    if why := result.get("not_a_digit"):
         if "more than one digit" in why:
             why += " (mnistlab predict --number reads numbers)"
         return f"{result['file']}: not a digit: {why}  (closest: {top})"

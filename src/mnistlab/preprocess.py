@@ -64,10 +64,9 @@ WORK_PIXELS = 4_000_000
 # before their decoders run, which keeps the attack surface to well-worn code.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 
-# Levels, as fractions of the paper-to-ink contrast.
 MIN_CONTRAST = 40  # grey levels (of 255) between paper and the darkest ink; less is "blank"
-INK_THRESHOLD = 0.3  # a pixel is ink for the bounding box above this: paper grain, JPEG
-#                      noise and faint smudges stay out of the crop
+INK_THRESHOLD = 0.3  # of the paper-to-ink contrast: a pixel above it is ink for the bounding
+#                      box, so paper grain, JPEG noise and faint smudges stay out of the crop
 
 
 class ImageError(UserError):
