@@ -201,8 +201,7 @@ class Predictor:
         pieces = find_digits(ink)
         if not pieces:
             raise ImageError(f"{label}: no digits found (no ink above the paper)", "blank")
-        why = not_writing(picture_stats(ink))
-        if why is not None:  # a photo or a texture: not read at all
+        if why := not_writing(picture_stats(ink)):  # a photo or a texture: not read at all
             boxes = np.array([p.box for p in pieces])
             box = (*boxes[:, :2].min(0).tolist(), *boxes[:, 2:].max(0).tolist())
             pieces = [Piece(box, np.zeros((0, 0), np.float32), why)]

@@ -82,7 +82,6 @@ class _Part:
     right: int  # exclusive
     top: int
     bottom: int  # exclusive
-    pixels: int
 
     @property
     def width(self) -> int:
@@ -94,12 +93,12 @@ class _Part:
 
 
 def _parts(labels: np.ndarray, none: int) -> list[_Part]:
+    """A part per component, but specks (under SPECK of the largest one's pixels)."""
+    values, counts = np.unique(labels[labels != none], return_counts=True)
     out = []
-    for value in np.unique(labels[labels != none]):
+    for value in values[counts >= SPECK * counts.max()]:
         ys, xs = np.nonzero(labels == value)
-        out.append(
-            _Part(frozenset([int(value)]), xs.min(), xs.max() + 1, ys.min(), ys.max() + 1, len(ys))
-        )
+        out.append(_Part(frozenset([int(value)]), xs.min(), xs.max() + 1, ys.min(), ys.max() + 1))
     return out
 
 
@@ -110,7 +109,6 @@ def _union(a: _Part, b: _Part) -> _Part:
         max(a.right, b.right),
         min(a.top, b.top),
         max(a.bottom, b.bottom),
-        a.pixels + b.pixels,
     )
 
 
@@ -204,8 +202,6 @@ def find_digits(ink: np.ndarray) -> list[Piece]:
     small = pooled_mask(mask, factor)
     labels = label_components(small)
     parts = _parts(labels, small.size)
-    largest = max(p.pixels for p in parts)
-    parts = [p for p in parts if p.pixels >= SPECK * largest]
     if len(parts) > TOO_MANY:
         return [_tight(ink, 0, 0, f"{len(parts)} separate marks: not a written number")]
     # A digit's height: the tall pieces' (broken strokes and specks are shorter).
