@@ -198,9 +198,7 @@ class Predictor:
         it is not a digit, or None) and `preprocessed`. Raises `ImageError` if unusable."""
         label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
         ink = ink_image(source, label, max_pixels=max_pixels)
-        pieces = find_digits(ink)
-        if not pieces:
-            raise ImageError(f"{label}: no digits found (no ink above the paper)", "blank")
+        pieces = find_digits(ink)  # never empty: ink_image refused a blank picture
         if why := not_writing(picture_stats(ink)):  # a photo or a texture: not read at all
             boxes = np.array([p.box for p in pieces])
             box = (*boxes[:, :2].min(0).tolist(), *boxes[:, 2:].max(0).tolist())
