@@ -54,16 +54,11 @@ def evaluate_checkpoint(
     model, meta = load_checkpoint(path, dev)
     data, num_classes = load_eval_split(meta, split, data_dir, dev, path)
     norm = meta["normalization"]
-    # Judge with the precision and memory layout the run was recorded with: "auto" would pick
-    # bf16 on a bf16 CPU for an fp32 run, and the recorded test accuracy would not reproduce.
-    recorded = meta.get("config", {})
-    try:
-        precision = resolve_precision(meta.get("precision", recorded.get("precision", "auto")), dev)
-    except UserError:  # e.g. an fp16 GPU run judged on the CPU
-        precision = resolve_precision("auto", dev)
-    channels_last = bool(meta.get("channels_last", recorded.get("channels_last", False)))
+    # The memory layout the run was recorded with, as its precision (`_precision`).
+    channels_last = bool(meta.get("channels_last", meta.get("config", {}).get("channels_last")))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    precision = _precision(meta, dev)
     out = evaluate_split(
         model, data, InputFormat(norm["mean"], norm["std"], channels_last, precision)
     )
@@ -83,6 +78,18 @@ def evaluate_checkpoint(
         # A quick run judged test on its first N images only; say so beside its number.
         "recorded_test_images": meta.get("split", {}).get("test_used"),
     }
+
+
+def _precision(meta: dict, dev, forced: str | None = None) -> str:
+    """`forced`, or the precision the run was recorded with: "auto" would pick bf16 on a bf16
+    CPU for an fp32 run, and the recorded test accuracy would not reproduce."""
+    recorded = meta.get("precision", meta.get("config", {}).get("precision", "auto"))
+    try:
+        return resolve_precision(forced or recorded, dev)
+    except UserError:  # e.g. an fp16 GPU run judged on the CPU
+        if forced is not None:
+            raise
+        return resolve_precision("auto", dev)
 
 
 def calibration_summary(logits, labels, temperature: float | None) -> dict[str, Any]:
@@ -134,15 +141,7 @@ def evaluate_ensemble(
         model, meta = load_checkpoint(path, dev)
         if data is None:
             data, num_classes = load_eval_split(meta, split, data_dir, dev)
-        recorded = meta.get("config", {})
-        try:
-            prec = resolve_precision(
-                precision or meta.get("precision", recorded.get("precision", "auto")), dev
-            )
-        except UserError:
-            if precision is not None:
-                raise
-            prec = resolve_precision("auto", dev)
+        prec = _precision(meta, dev, precision)
         norm = meta["normalization"]
         out = evaluate_split(model, data, InputFormat(norm["mean"], norm["std"], False, prec))
         probs = out["logits"].double().softmax(1)  # (N, classes); double so the mean is exact

@@ -9,12 +9,12 @@ no mnistlab numbers to use it:
     output "logits"  float32 (B, num_classes): apply softmax for probabilities
 
 The model name, normalisation, class names, the calibration temperature and this
-description travel in the file's metadata, with a pointer to the preprocessing that makes
-"MNIST form" from a picture: `mnistlab.preprocess.preprocess_image`, which needs only numpy
-and Pillow (`mnistlab.preprocessing` in the metadata lists its steps). Calibrated
-probabilities, as `mnistlab predict` prints them, are softmax(logits / T). The export is checked with onnxruntime on real test images from the checkpoint's
-dataset before it is written (atomically): the largest absolute logit difference must be at
-most `tolerance` and every prediction must agree.
+description travel in the file's metadata, with the steps of the preprocessing that makes
+"MNIST form" from a picture (`mnistlab.preprocess.preprocess_image`, numpy and Pillow only).
+Calibrated probabilities, as `mnistlab predict` prints them, are softmax(logits / T). Before
+it is written (atomically), the export is checked with onnxruntime on real test images of the
+checkpoint's dataset: the largest absolute logit difference must be at most `tolerance` and
+every prediction must agree.
 
 Exporter: TorchScript-based (`dynamo=False`) first: deterministic, ~1 s, and it handles every
 model in the zoo but one; torch.export-based (`dynamo=True`) as the fallback, which also
@@ -40,8 +40,8 @@ from .checkpoint import load_checkpoint
 from .data import load_dataset
 from .errors import UserError
 from .fileio import OutputError, atomic_write_bytes, describe_os_error, regular_file_problem
-from .predict import class_names_of
-from .preprocess import STEPS
+from .predict import class_names_of, same_file
+from .preprocess import STEPS, first_line
 
 ONNX_EXTRA = "ONNX export needs the onnx extra: pip install 'mnistlab[onnx]'"
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -77,15 +77,6 @@ class WithNormalization(nn.Module):
 # A fixed batch is traced and checked at full size (its input alone is 3 KB an image, its
 # activations far more): 100,000 grew to 3.5 GB before onnxruntime died.
 MAX_BATCH_SIZE = 1024
-
-
-def _require_onnx():
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError:
-        raise UserError(ONNX_EXTRA) from None
-    return onnx, onnxruntime
 
 
 @contextlib.contextmanager
@@ -124,7 +115,8 @@ def _export_proto(wrapper: nn.Module, example: torch.Tensor, dynamic_batch: bool
     """(onnx.ModelProto, exporter name); TorchScript first, torch.export as the fallback."""
     import onnx
 
-    first_error = None
+    names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+    axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     try:
         buffer = io.BytesIO()
         with warnings.catch_warnings(), _quiet_stderr():
@@ -136,12 +128,9 @@ def _export_proto(wrapper: nn.Module, example: torch.Tensor, dynamic_batch: bool
                 buffer,
                 dynamo=False,
                 opset_version=TORCHSCRIPT_OPSET,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
                 do_constant_folding=True,
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-                if dynamic_batch
-                else None,
+                dynamic_axes=axes,
+                **names,
             )
         return onnx.load_from_string(buffer.getvalue()), "torchscript"
     except Exception as exc:  # unsupported operator, or the exporter is gone in a later torch
@@ -162,31 +151,15 @@ def _export_proto(wrapper: nn.Module, example: torch.Tensor, dynamic_batch: bool
                 dynamo=True,
                 opset_version=DYNAMO_OPSET,
                 verbose=False,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
                 dynamic_shapes=dynamic_shapes,
+                **names,
             )
         return program.model_proto, "dynamo"
     except Exception as exc:
         raise UserError(
             f"ONNX export failed with both exporters: TorchScript: "
-            f"{_first_line(first_error)}; torch.export: {_first_line(exc)}"
+            f"{first_line(first_error)}; torch.export: {first_line(exc)}"
         ) from None
-
-
-def _first_line(exc: BaseException | None) -> str:
-    text = str(exc).strip() if exc is not None else ""
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist: compare where they would be
-        try:
-            return a.resolve() == b.resolve()
-        except (OSError, RuntimeError):
-            return False
 
 
 def written_by_export(path: str | os.PathLike) -> bool:
@@ -207,7 +180,7 @@ def written_by_export(path: str | os.PathLike) -> bool:
 def check_out(out: Path, checkpoint: str | os.PathLike, force: bool = False) -> None:
     """Refuse, before any work, an output that is the input, a folder, a place under a file,
     or (without `force`) a file that `export_onnx` did not write."""
-    if _same_file(out, Path(checkpoint)):
+    if same_file(out, Path(checkpoint)):
         raise UserError(
             f"--out {out}: is the checkpoint being exported; give another file name, "
             "e.g. one ending in .onnx"
@@ -238,10 +211,8 @@ def _check_images(meta: dict, data_dir: str | None, n: int) -> tuple[np.ndarray,
     try:
         dataset = load_dataset(name, data_dir or config.get("data_dir"))
     except UserError:
-        name, dataset = (
-            "mnist (bundled; the checkpoint's dataset is not available)",
-            load_dataset("mnist"),
-        )
+        name = "mnist (bundled; the checkpoint's dataset is not available)"
+        dataset = load_dataset("mnist")
     return dataset.test_images[:n].numpy(), f"{name} test"
 
 
@@ -303,7 +274,11 @@ def export_onnx(
     absolute logit difference), `agreement` (fraction of identical predictions) and
     `images` (how many were checked). Nothing is written when the check fails. `out` is never
     the checkpoint itself, and never a file this function did not write, unless `force`."""
-    onnx, ort = _require_onnx()
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError(ONNX_EXTRA) from None
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise UserError(
             f"batch size must be in [1, {MAX_BATCH_SIZE}], got {batch_size} (a fixed batch; "
@@ -327,26 +302,19 @@ def export_onnx(
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
-        raise UserError(f"the exported ONNX model is invalid ({_first_line(exc)})") from None
+        raise UserError(f"the exported ONNX model is invalid ({first_line(exc)})") from None
     payload = proto.SerializeToString()
 
-    # The check: the same pixels through torch and through onnxruntime.
-    images, source = _check_images(meta, data_dir, max(check_images, 1))
+    images, source = _check_images(meta, data_dir, check_images)
     x, max_abs_diff, agreement = _compare(ort, payload, wrapper, images, dynamic_batch, batch_size)
+    batch = "batch" if dynamic_batch else batch_size
+    shape = [batch, in_channels, height, width]
     report = {
         "path": str(out),
         "exporter": exporter,
         "bytes": len(payload),
-        "input": {
-            "name": INPUT_NAME,
-            "shape": ["batch" if dynamic_batch else batch_size, in_channels, height, width],
-            "dtype": "float32",
-            "range": [0, 255],
-        },
-        "output": {
-            "name": OUTPUT_NAME,
-            "shape": ["batch" if dynamic_batch else batch_size, num_classes],
-        },
+        "input": {"name": INPUT_NAME, "shape": shape, "dtype": "float32", "range": [0, 255]},
+        "output": {"name": OUTPUT_NAME, "shape": [batch, num_classes]},
         "images": len(x),
         "check_data": source,
         "max_abs_diff": max_abs_diff,

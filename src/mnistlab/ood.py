@@ -100,13 +100,11 @@ def refusal(
     """Why the picture is not a digit (one phrase), or None. `digit` is the preprocessed
     (H, W) uint8; `stats` from `picture_stats` (None: only the model and the digit judged)."""
     if stats is not None:
-        why = not_writing(stats)
-        if why is not None:
+        if why := not_writing(stats):
             return why
         if stats["main"] < MIN_MAIN:
             return "no mark large enough to be a digit: specks or grain"
-    why = shape_warning(digit)
-    if why is not None:
+    if why := shape_warning(digit):
         return why
     if residual(digit, int(np.argmax(probabilities))) > MAX_RESIDUAL:
         return "its shape is unlike any digit's"

@@ -13,16 +13,13 @@ are divided by the checkpoint's temperature (`mnistlab.calibrate`), so the proba
 calibrated ones. A result carries a `warning` when the picture is probably not one digit
 (its shape, or probabilities spread over many classes), and `not_a_digit` when it is no
 digit at all (`mnistlab.ood`: a letter, a blank page, a photo). A file that cannot be used as a
-picture gives a result with `error` set; the other files are still classified.
-
-`predict_files` is stricter about what is not a picture at all: a missing or unreadable file,
-or arguments given the wrong way round, is bad input (`UserError`, exit 2) found before the
-model is loaded. It never writes over one of its inputs, nor over a file it did not write
-itself unless `force` is set.
+picture gives a result with `error` set; the other files are still classified (but
+`predict_files` refuses missing files before the model is loaded: `check_inputs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -94,8 +91,7 @@ class Predictor:
             self.model, self.meta = model.to(self.device).eval(), meta
             checkpoint = f"<{meta['model']} in memory>"
         else:
-            if checkpoint is None:
-                checkpoint = default_checkpoint()
+            checkpoint = default_checkpoint() if checkpoint is None else checkpoint
             # Validated there: types, ranges, std > 0, weights that fit the model and are finite.
             self.model, self.meta = load_checkpoint(checkpoint, self.device)
         self.checkpoint = str(checkpoint)
@@ -152,11 +148,6 @@ class Predictor:
             )
         return probs
 
-    def preprocess(
-        self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
-    ) -> np.ndarray:
-        return self.read(source, name, max_pixels)[0]
-
     def read(
         self, source: Any, name: str | None = None, max_pixels: int = MAX_PIXELS
     ) -> tuple[np.ndarray, dict[str, float]]:
@@ -207,11 +198,8 @@ class Predictor:
         it is not a digit, or None) and `preprocessed`. Raises `ImageError` if unusable."""
         label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
         ink = ink_image(source, label, max_pixels=max_pixels)
-        pieces = find_digits(ink)
-        if not pieces:
-            raise ImageError(f"{label}: no digits found (no ink above the paper)", "blank")
-        why = not_writing(picture_stats(ink))
-        if why is not None:  # a photo or a texture: not read at all
+        pieces = find_digits(ink)  # never empty: ink_image refused a blank picture
+        if why := not_writing(picture_stats(ink)):  # a photo or a texture: not read at all
             boxes = np.array([p.box for p in pieces])
             box = (*boxes[:, :2].min(0).tolist(), *boxes[:, 2:].max(0).tolist())
             pieces = [Piece(box, np.zeros((0, 0), np.float32), why)]
@@ -220,37 +208,26 @@ class Predictor:
             for piece in pieces
             for digit in read_piece(piece, lambda parts: self._confidence(parts, label))
         ]
-        digits: list[np.ndarray | None] = []
+        entries = []
         for piece in pieces:
-            digit = None
+            entry = {"box": list(piece.box), "problem": piece.problem}
+            entry |= dict.fromkeys(("label", "class_name", "probability", "top3", "preprocessed"))
             if piece.problem is None:
                 try:
-                    digit = digit_from_ink(piece.ink, label, self.image_size)
+                    entry["preprocessed"] = digit_from_ink(piece.ink, label, self.image_size)
                 except ImageError as exc:  # its ink vanished when scaled: a speck
-                    piece.problem = f"not a digit ({exc})"
-            digits.append(digit)
-        found = [d for d in digits if d is not None]
-        probs = iter(self.probabilities(np.stack(found)) if found else [])
-        entries = []
-        for piece, digit in zip(pieces, digits, strict=True):
-            entry: dict[str, Any] = {"box": list(piece.box), "problem": piece.problem}
-            if digit is None:
-                entry |= {"label": None, "class_name": None, "probability": None, "top3": None}
-            else:
-                p = next(probs)
-                result = self.result(digit, p)
-                # Only the model's doubt refuses a piece: the picture tests of ood.py are
-                # for whole pictures, and its shape tests refused clean digits in numbers.
-                if float(p.max()) < MIN_TOP:
-                    entry["problem"] = f"unsure which digit (top probability {float(p.max()):.0%})"
-                entry |= {
-                    "label": result["label"],
-                    "class_name": result["class_name"],
-                    "probability": float(p[result["label"]]),
-                    "top3": result["top3"],
-                }
-            entry["preprocessed"] = digit
+                    entry["problem"] = f"not a digit ({exc})"
             entries.append(entry)
+        read = [e for e in entries if e["preprocessed"] is not None]
+        probs = self.probabilities(np.stack([e["preprocessed"] for e in read])) if read else []
+        for entry, p in zip(read, probs, strict=True):
+            result = self.result(entry["preprocessed"], p)
+            # Only the model's doubt refuses a piece: the picture tests of ood.py are
+            # for whole pictures, and its shape tests refused clean digits in numbers.
+            if float(p.max()) < MIN_TOP:
+                entry["problem"] = f"unsure which digit (top probability {float(p.max()):.0%})"
+            entry |= {k: result[k] for k in ("label", "class_name", "top3")}
+            entry["probability"] = float(p[result["label"]])
         text = "".join(e["class_name"] if e["problem"] is None else "?" for e in entries)
         return {
             "file": name,
@@ -263,24 +240,17 @@ class Predictor:
 
     def _confidence(self, pieces: list, label: str) -> np.ndarray:
         """The model's top probability for each piece read as one digit (0: no ink left)."""
-        digits, where = [], []
+        digits = {}
         for i, piece in enumerate(pieces):
-            try:
-                digits.append(digit_from_ink(piece.ink, label, self.image_size))
-                where.append(i)
-            except ImageError:
-                pass
+            with contextlib.suppress(ImageError):
+                digits[i] = digit_from_ink(piece.ink, label, self.image_size)
         out = np.zeros(len(pieces))
         if digits:
-            out[where] = self.probabilities(np.stack(digits)).max(1)
+            out[list(digits)] = self.probabilities(np.stack(list(digits.values()))).max(1)
         return out
 
-    def predict_many(
-        self, sources: Iterable[Any], names: Sequence[str] | None = None
-    ) -> list[dict]:
+    def predict_many(self, sources: Sequence[Any], names: Sequence[str]) -> list[dict]:
         """Many pictures, one forward pass per batch; a bad one gets `error` and the rest go on."""
-        sources = list(sources)
-        names = list(names) if names is not None else [str(s) for s in sources]
         results: list[dict[str, Any] | None] = [None] * len(sources)
         good: list[tuple[int, np.ndarray, dict[str, float]]] = []
         for i, (source, name) in enumerate(zip(sources, names, strict=True)):
@@ -312,18 +282,6 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str = "cpu")
     return load_checkpoint(checkpoint, resolve_device(device))[0]
 
 
-def _predictor_for(model: Any, device: str) -> Predictor:
-    if isinstance(model, Predictor):
-        return model
-    if model is None or isinstance(model, str | os.PathLike):
-        return Predictor(model, device)
-    if isinstance(model, torch.nn.Module):
-        return Predictor(device=device, model=model)
-    raise TypeError(
-        f"model must be a torch module, a checkpoint path or None, got {type(model).__name__}"
-    )
-
-
 def predict(model: Any, images: Any, device: str = "cpu") -> dict[str, Any] | list[dict]:
     """Classify pictures with `model`: a module from `train()` or `load_model()`, a checkpoint
     path, or None for the default model. `images` is one picture (a path, a PIL image, the
@@ -332,7 +290,16 @@ def predict(model: Any, images: Any, device: str = "cpu") -> dict[str, Any] | li
     `class_name`, `probabilities` (calibrated), `top3`, `warning`, `not_a_digit` (None, or
     why it is not a digit at all: `mnistlab.ood`), `preprocessed` and `error`.
     A picture that cannot be used raises `ImageError` alone, and sets `error` in a list."""
-    predictor = _predictor_for(model, device)
+    if isinstance(model, Predictor):
+        predictor = model
+    elif model is None or isinstance(model, str | os.PathLike):
+        predictor = Predictor(model, device)
+    elif isinstance(model, torch.nn.Module):
+        predictor = Predictor(device=device, model=model)
+    else:
+        raise TypeError(
+            f"model must be a torch module, a checkpoint path or None, got {type(model).__name__}"
+        )
     single = not isinstance(images, list | tuple) and not (
         isinstance(images, np.ndarray) and images.ndim == 3
     )
@@ -408,8 +375,7 @@ def format_result(result: dict[str, Any]) -> str:
     if result["error"]:
         return result["error"]
     top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in result["top3"])
-    if result.get("not_a_digit"):
-        why = result["not_a_digit"]
+    if why := result.get("not_a_digit"):
         if "more than one digit" in why:
             why += " (mnistlab predict --number reads numbers)"
         return f"{result['file']}: not a digit: {why}  (closest: {top})"
@@ -497,7 +463,7 @@ def check_inputs(checkpoint: str | os.PathLike | None, images: Sequence[str | os
         raise UserError(problems[0] + more)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): compare where they would be
@@ -538,12 +504,11 @@ def plan_outputs(
             name = f"{stem}-{n}.png"
         used.add(name)
         target = out_dir / name
-        for source in inputs:
-            if _same_file(target, Path(source)):
-                raise UserError(
-                    f"--save-preprocessed {out_dir}: {target} is one of the inputs; "
-                    "choose another folder"
-                )
+        if any(same_file(target, Path(source)) for source in inputs):
+            raise UserError(
+                f"--save-preprocessed {out_dir}: {target} is one of the inputs; "
+                "choose another folder"
+            )
         try:
             exists, is_dir = target.exists(), target.is_dir()
         except OSError as exc:

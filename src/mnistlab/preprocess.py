@@ -4,13 +4,8 @@ MNIST's digits were made this way (LeCun et al., "Gradient-based learning applie
 recognition", 1998, and the MNIST page): the NIST digit was size-normalised to fit a 20x20 box
 keeping its aspect ratio, antialiased, and placed in a 28x28 field so that its centre of mass
 sits at the centre. A model trained on MNIST has only ever seen that form, so a photo or a
-drawing has to be brought into it first:
-
-    greyscale (alpha flattened onto white) -> white ink on black (inverted when the border is
-    light) -> levels stretched from paper to ink -> cropped to the ink's bounding box ->
-    stroke width brought into MNIST's range (issue 14: thick markers, blurred scans and
-    hairlines all become MNIST-like pen strokes) -> longer side scaled to 20 px
-    (antialiased) -> pasted into 28x28 -> shifted so the centre of mass is at pixel (14, 14)
+drawing has to be brought into it first, by the steps of `STEPS` below (the stroke width
+step is issue 14's: thick markers, blurred scans and hairlines all become pen strokes).
 
 Slant is left as it is (MNIST's digits were never deslanted, and training rotates them by
 up to 10-15 degrees); centring is by centre of mass, as MNIST's own. Only numpy and Pillow
@@ -25,14 +20,18 @@ count are capped before anything is decoded, and every way a file can be bad bec
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import io
 import math
 import os
 import warnings
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import UserError
 from .fileio import atomic_write_bytes, regular_file_problem
@@ -65,10 +64,9 @@ WORK_PIXELS = 4_000_000
 # before their decoders run, which keeps the attack surface to well-worn code.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 
-# Levels, as fractions of the paper-to-ink contrast.
 MIN_CONTRAST = 40  # grey levels (of 255) between paper and the darkest ink; less is "blank"
-INK_THRESHOLD = 0.3  # a pixel is ink for the bounding box above this: paper grain, JPEG
-#                      noise and faint smudges stay out of the crop
+INK_THRESHOLD = 0.3  # of the paper-to-ink contrast: a pixel above it is ink for the bounding
+#                      box, so paper grain, JPEG noise and faint smudges stay out of the crop
 
 
 class ImageError(UserError):
@@ -80,7 +78,7 @@ class ImageError(UserError):
         self.reason = reason
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -97,40 +95,27 @@ def read_image_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -
         raise ImageError(f"{path}: {problem}", "missing")
     try:
         size = path.stat().st_size
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({_first_line(exc)})", "missing") from None
-    if size > max_bytes:
-        raise ImageError(
-            f"{path}: file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}", "too_large"
-        )
-    try:
+        if size > max_bytes:
+            raise ImageError(
+                f"{path}: file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}",
+                "too_large",
+            )
         return path.read_bytes()
     except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({_first_line(exc)})", "missing") from None
+        raise ImageError(f"{path}: cannot read ({first_line(exc)})", "missing") from None
 
 
-def open_image(
-    source: Any,
-    name: str | None = None,
-    *,
-    max_bytes: int = MAX_FILE_BYTES,
-    max_pixels: int = MAX_PIXELS,
-    work_pixels: int | None = None,
-):
+def open_image(source: Any, label: str, max_bytes: int, max_pixels: int) -> Image.Image:
     """Decode a path, bytes or PIL image fully (so truncation shows here), with the caps
-    applied. Returns a loaded `PIL.Image.Image`, upright per its EXIF orientation, and (with
-    `work_pixels`) shrunk by a whole factor to at most that many pixels."""
-    from PIL import Image, ImageOps
-
+    applied; shrunk by a whole factor to at most WORK_PIXELS pixels, upright per its EXIF
+    orientation."""
     if isinstance(source, Image.Image):
-        image, label = source, name or "image"
+        image = source
         _check_pixels(image.size, label, max_pixels)
     else:
         if isinstance(source, str | os.PathLike):
-            label = name or str(source)
             data = read_image_bytes(source, max_bytes)
         elif isinstance(source, bytes | bytearray | memoryview):
-            label = name or "image"
             data = bytes(source)
             if len(data) > max_bytes:
                 raise ImageError(
@@ -141,9 +126,8 @@ def open_image(
             raise TypeError(f"expected a path, bytes or a PIL image, got {type(source).__name__}")
         if not data:
             raise ImageError(f"{label}: empty file", "not_an_image")
-        image = _decode(data, label, max_pixels, work_pixels)
-    if work_pixels is not None:
-        image = _shrink(image, work_pixels)
+        image = _decode(data, label, max_pixels)
+    image = _shrink(image)
     # Phone photos are often stored sideways with an orientation tag; a malformed EXIF block
     # should not cost the picture itself (nor print Pillow's "Corrupt EXIF data" warning).
     with contextlib.suppress(Exception), warnings.catch_warnings():
@@ -169,38 +153,31 @@ def _check_pixels(size: tuple[int, int], label: str, max_pixels: int) -> None:
         raise ImageError(f"{label}: image has no pixels ({width}x{height})", "not_an_image")
 
 
-def _shrink_factor(size: tuple[int, int], work_pixels: int) -> int:
+def _shrink_factor(size: tuple[int, int]) -> int:
     width, height = size
-    factor = max(1, math.ceil(math.sqrt(width * height / work_pixels)))
-    while math.ceil(width / factor) * math.ceil(height / factor) > work_pixels:
+    factor = max(1, math.ceil(math.sqrt(width * height / WORK_PIXELS)))
+    while math.ceil(width / factor) * math.ceil(height / factor) > WORK_PIXELS:
         factor += 1  # a long thin picture: its short side cannot shrink below 1
     return factor
 
 
-def _shrink(image, work_pixels: int):
-    """`image` box-averaged by a whole factor to at most `work_pixels` pixels."""
-    factor = _shrink_factor(image.size, work_pixels)
+def _shrink(image: Image.Image) -> Image.Image:
+    """`image` box-averaged by a whole factor to at most WORK_PIXELS pixels."""
+    factor = _shrink_factor(image.size)
     if factor == 1:
         return image
     try:
         return image.reduce(factor)
     except (ValueError, OSError):  # a mode reduce() does not take (1, P, I;16, LAB...)
         pass
-    if image.mode.startswith("I;16"):
-        target = "I"
-    elif _has_alpha(image):
-        target = "RGBA"
-    else:
-        target = "L"
+    target = "I" if image.mode.startswith("I;16") else "RGBA" if _has_alpha(image) else "L"
     try:
         return image.convert(target).reduce(factor)
     except (ValueError, OSError):
         return image  # the grey conversion will say what is wrong with it
 
 
-def _decode(data: bytes, label: str, max_pixels: int, work_pixels: int | None = None):
-    from PIL import Image, UnidentifiedImageError
-
+def _decode(data: bytes, label: str, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         # Pillow's other warnings about a damaged file (EXIF, palettes...) are noise beside the
         # one-line error or the result. Pillow only warns below twice its own limit; a bomb
@@ -216,25 +193,25 @@ def _decode(data: bytes, label: str, max_pixels: int, work_pixels: int | None = 
             ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageError(
-                f"{label}: refused as a decompression bomb ({_first_line(exc)})", "too_many_pixels"
+                f"{label}: refused as a decompression bomb ({first_line(exc)})", "too_many_pixels"
             ) from None
         except Exception as exc:  # a header that parses into nonsense
             raise ImageError(
-                f"{label}: corrupt image header ({_first_line(exc)})", "corrupt"
+                f"{label}: corrupt image header ({first_line(exc)})", "corrupt"
             ) from None
         # The header is all Pillow has read so far: check the size before decoding pixels.
         _check_pixels(image.size, label, max_pixels)
-        if work_pixels is not None and image.format == "JPEG":
-            factor = _shrink_factor(image.size, work_pixels)
-            if factor > 1:  # libjpeg decodes at 1/2, 1/4 or 1/8 scale for a fraction of the cost
-                with contextlib.suppress(Exception):
-                    w, h = image.size
-                    image.draft(image.mode, (math.ceil(w / factor), math.ceil(h / factor)))
+        # libjpeg decodes at 1/2, 1/4 or 1/8 scale for a fraction of the cost.
+        factor = _shrink_factor(image.size)
+        if image.format == "JPEG" and factor > 1:
+            with contextlib.suppress(Exception):
+                w, h = image.size
+                image.draft(image.mode, (math.ceil(w / factor), math.ceil(h / factor)))
         try:
             image.load()
         except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, zlib.error...
             raise ImageError(
-                f"{label}: truncated or corrupt image data ({_first_line(exc)})", "corrupt"
+                f"{label}: truncated or corrupt image data ({first_line(exc)})", "corrupt"
             ) from None
     return image
 
@@ -242,8 +219,6 @@ def _decode(data: bytes, label: str, max_pixels: int, work_pixels: int | None = 
 # ------------------------------------------------------------------ greyscale
 def _to_grey(image, background: int, label: str = "image"):
     """uint8 (H, W) luma, with any transparency flattened onto `background` (0 or 255)."""
-    from PIL import Image
-
     mode = image.mode
     if mode in ("I", "F") or mode.startswith("I;16"):
         # 16-bit and float greyscale: Pillow's convert("L") clips instead of scaling.
@@ -264,21 +239,12 @@ def _to_grey(image, background: int, label: str = "image"):
         return np.asarray(image.convert("L"))
     except ValueError as exc:  # a mode Pillow cannot convert
         raise ImageError(
-            f"{label}: unsupported image mode {mode} ({_first_line(exc)})", "corrupt"
+            f"{label}: unsupported image mode {mode} ({first_line(exc)})", "corrupt"
         ) from None
 
 
 def _has_alpha(image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-
-
-def _border(grey: np.ndarray) -> np.ndarray:
-    """The pixels of a frame ~2% of the shorter side wide: where the paper is."""
-    h, w = grey.shape
-    k = max(1, round(0.02 * min(h, w)))
-    return np.concatenate(
-        [grey[:k].ravel(), grey[-k:].ravel(), grey[:, :k].ravel(), grey[:, -k:].ravel()]
-    )
 
 
 # ------------------------------------------------------------------ the pipeline
@@ -287,46 +253,29 @@ def preprocess_image(
     name: str | None = None,
     *,
     size: int = OUTPUT_SIZE,
-    box: int | None = None,
     max_bytes: int = MAX_FILE_BYTES,
     max_pixels: int = MAX_PIXELS,
     strokes: bool = True,
 ) -> np.ndarray:
     """A picture of one digit -> MNIST form: uint8 (size, size), white ink on black, the ink
-    scaled into a box x box square (20 of 28), its strokes brought to MNIST's width (unless
+    scaled into a square of 20/28 of the side, its strokes brought to MNIST's width (unless
     `strokes` is False) and its centre of mass at the centre.
 
     `source` is a path, the bytes of an image file, a PIL image, or a 2-D array of grey
     levels in [0, 255]. Raises `ImageError` (a `UserError`) for anything unusable."""
-    box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
+    ink = ink_image(source, name, max_bytes=max_bytes, max_pixels=max_pixels)
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
-    if isinstance(source, np.ndarray | np.generic):  # a numpy scalar is a 0-d array
-        grey = _grey_from_array(np.asarray(source), label, max_pixels)
-        return _digit_from_grey(grey, label, size, box, strokes)
-    image = open_image(
-        source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
-    )
-    try:
-        return _digit_from_grey(_to_grey(image, 255, label), label, size, box, strokes)
-    except ImageError as exc:
-        if exc.reason != "blank" or not _has_alpha(image):
-            raise
-        # Light strokes on a transparent background vanish on white paper: try black paper.
-        return _digit_from_grey(_to_grey(image, 0, label), label, size, box, strokes)
+    return digit_from_ink(crop_to_ink(ink), label, size, strokes)
 
 
-def _grey_from_array(array: np.ndarray, label: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def _grey_from_array(array: np.ndarray, label: str, max_pixels: int) -> np.ndarray:
     if array.ndim != 2 or min(array.shape) < 1:
         raise ImageError(
             f"{label}: expected a 2-D array of grey levels, got shape {array.shape}", "bad_array"
         )
     # The caps of a decoded file, before the float copies below (8 bytes a pixel each).
     _check_pixels((array.shape[1], array.shape[0]), label, max_pixels)
-    if (
-        array.dtype == np.bool_
-        or not np.issubdtype(array.dtype, np.number)
-        or np.issubdtype(array.dtype, np.complexfloating)
-    ):
+    if array.dtype.kind not in "iuf":  # bool, complex, object, strings, dates...
         raise ImageError(f"{label}: expected real numbers, got {array.dtype}", "bad_array")
     arr = array.astype(np.float64)
     if not np.isfinite(arr).all():
@@ -337,25 +286,6 @@ def _grey_from_array(array: np.ndarray, label: str, max_pixels: int = MAX_PIXELS
             "bad_array",
         )
     return np.rint(arr).astype(np.uint8)
-
-
-def _levels(grey: np.ndarray, label: str) -> tuple[np.ndarray, int, int]:
-    """(grey with ink bright, the paper's level, ink minus paper); `ImageError` when blank."""
-    # White ink on black, like MNIST. The border is paper almost always, the digit rarely
-    # touches it, so its median says which way round the picture is.
-    paper = int(np.median(_border(grey)))
-    if paper > 127:
-        grey = 255 - grey
-        paper = 255 - paper
-    ink = int(grey.max())
-    contrast = ink - paper
-    if contrast < MIN_CONTRAST:
-        raise ImageError(
-            f"{label}: no digit found (blank image: ink differs from the background by "
-            f"{max(contrast, 0)} grey levels of 255, {MIN_CONTRAST} needed)",
-            "blank",
-        )
-    return grey, paper, contrast
 
 
 def ink_image(
@@ -372,10 +302,8 @@ def ink_image(
     judges the whole picture, and `segment.find_digits` cuts a number's digits from it."""
     label = name or (str(source) if isinstance(source, str | os.PathLike) else "image")
     if isinstance(source, np.ndarray | np.generic):
-        return _ink_from_grey(_grey_from_array(np.asarray(source), label), label)
-    image = open_image(
-        source, label, max_bytes=max_bytes, max_pixels=max_pixels, work_pixels=WORK_PIXELS
-    )
+        return _ink_from_grey(_grey_from_array(np.asarray(source), label, max_pixels), label)
+    image = open_image(source, label, max_bytes, max_pixels)
     try:
         return _ink_from_grey(_to_grey(image, 255, label), label)
     except ImageError as exc:
@@ -386,49 +314,57 @@ def ink_image(
 
 
 def _ink_from_grey(grey: np.ndarray, label: str) -> np.ndarray:
-    grey, paper, contrast = _levels(grey, label)
+    """float32 ink in [0, 1]: paper 0, the darkest ink 1; `ImageError` when blank."""
+    # White ink on black, like MNIST. The border (a frame ~2% of the shorter side wide) is
+    # paper almost always, the digit rarely touches it, so its median says which way round
+    # the picture is.
+    k = max(1, round(0.02 * min(grey.shape)))
+    border = [grey[:k].ravel(), grey[-k:].ravel(), grey[:, :k].ravel(), grey[:, -k:].ravel()]
+    paper = int(np.median(np.concatenate(border)))
+    if paper > 127:
+        grey, paper = 255 - grey, 255 - paper
+    contrast = int(grey.max()) - paper
+    if contrast < MIN_CONTRAST:
+        raise ImageError(
+            f"{label}: no digit found (blank image: ink differs from the background by "
+            f"{max(contrast, 0)} grey levels of 255, {MIN_CONTRAST} needed)",
+            "blank",
+        )
     ink = (grey.astype(np.float32) - paper) / contrast
     return np.clip(ink, 0.0, 1.0, out=ink)
 
 
-def _digit_from_grey(
-    grey: np.ndarray, label: str, size: int, box: int, strokes: bool = True
-) -> np.ndarray:
-    grey, paper, contrast = _levels(grey, label)
-    # Crop to the ink, judged on uint8 so a 40-megapixel photo never becomes floats whole.
-    is_ink = grey > paper + INK_THRESHOLD * contrast  # (H, W) bool
-    rows, cols = np.flatnonzero(is_ink.any(1)), np.flatnonzero(is_ink.any(0))
-    crop = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
-    crop = np.clip((crop - paper) / contrast, 0.0, 1.0)  # paper -> 0, ink -> 1
-    return digit_from_ink(crop, label, size, box, strokes)
+def _work_scale(crop: np.ndarray, side: int) -> np.ndarray:
+    """Ink with its longer side scaled to `side` pixels, keeping the aspect ratio, and its
+    peak brought to 1 (thin strokes shrunk a lot come out faint; MNIST's ink is full white).
+    Pillow's Lanczos widens its kernel by the reduction factor, so shrinking a photo averages
+    (antialiases) instead of sampling."""
+    h, w = crop.shape
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    work = np.asarray(
+        Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
+    )
+    work = np.clip(work, 0.0, 1.0)  # Lanczos rings a little below 0 and above 1
+    peak = work.max()
+    return work / peak if peak > 0 else work
 
 
 def digit_from_ink(
     crop: np.ndarray,
     label: str = "image",
     size: int = OUTPUT_SIZE,
-    box: int | None = None,
     strokes: bool = True,
 ) -> np.ndarray:
     """Ink in [0, 1] cropped to one digit -> MNIST form, uint8 (size, size): the steps of
     `preprocess_image` after the crop."""
-    from PIL import Image
-
-    box = box if box is not None else round(size * BOX_SIZE / OUTPUT_SIZE)
     if strokes:
         crop = normalize_strokes(crop)
 
-    # Longer side to `box` pixels keeping the aspect ratio. Pillow's Lanczos widens its kernel
-    # by the reduction factor, so shrinking a photo averages (antialiases) instead of sampling.
-    h, w = crop.shape
-    scale = box / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.LANCZOS))
-    small = np.clip(small, 0.0, 1.0)  # Lanczos rings a little below 0 and above 1
-    peak = small.max()
-    if peak <= 0:
+    small = _work_scale(crop, round(size * BOX_SIZE / OUTPUT_SIZE))
+    if small.max() <= 0:
         raise ImageError(f"{label}: no digit found (the ink vanished when scaled)", "blank")
-    small = small / peak  # thin strokes shrunk a lot come out faint; MNIST's ink is full white
+    new_h, new_w = small.shape
 
     # Centre of mass to the centre, by whole pixels (as MNIST's own digits are: their mean is
     # (14.0, 14.0) with a spread of 0.3 px), never pushing ink off the field.
@@ -459,33 +395,15 @@ STROKE_RANGE = (5.0, 11.0)
 MAX_ERODED = 0.6
 
 
-def _work_scale(crop: np.ndarray, side: int) -> np.ndarray:
-    from PIL import Image
-
-    h, w = crop.shape
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    work = np.asarray(
-        Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
-    )
-    work = np.clip(work, 0.0, 1.0)
-    peak = work.max()
-    return work / peak if peak > 0 else work
-
-
 def _filtered(work: np.ndarray, kind: str, size: int) -> np.ndarray:
     """Grey-level dilation ("max") or erosion ("min") over a size x size square, outside the
     picture counting as paper (0). Separable: a running extreme along each axis in turn."""
-    op = np.maximum if kind == "max" else np.minimum
+    op = np.max if kind == "max" else np.min
     r = size // 2
     out = work.astype(np.float32)
     for axis in (0, 1):
         padded = np.pad(out, [(r, r) if a == axis else (0, 0) for a in (0, 1)])
-        n = out.shape[axis]
-        result = padded.take(range(0, n), axis=axis)
-        for shift in range(1, 2 * r + 1):
-            result = op(result, padded.take(range(shift, shift + n), axis=axis))
-        out = result
+        out = op(np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1, axis), axis=-1)
     return out
 
 
@@ -500,18 +418,11 @@ def stroke_width(work: np.ndarray) -> float:
     return 2.0 * area / max(area - eroded, 1)
 
 
-def count_components(mask: np.ndarray, min_fraction: float = 0.0) -> int:
-    """Separate 8-connected pieces of a (H, W) bool mask holding at least `min_fraction` of
-    its pixels each (numpy only: labels spread to their neighbours' minimum, with pointer
-    jumping, until nothing changes)."""
-    return len(component_sizes(mask, min_fraction))
-
-
 def component_boxes(
     mask: np.ndarray, min_fraction: float = 0.0
 ) -> list[tuple[int, int, int, int, int]]:
     """(pixels, top, bottom, left, right) of each 8-connected piece holding at least
-    `min_fraction` of the mask's pixels, largest first."""
+    `min_fraction` of the mask's pixels, largest first (`label_components`: numpy only)."""
     labels = label_components(mask)
     total = int(mask.sum())
     out = []
@@ -520,10 +431,6 @@ def component_boxes(
         if len(ys) >= min_fraction * total:
             out.append((len(ys), int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())))
     return sorted(out, reverse=True)
-
-
-def component_sizes(mask: np.ndarray, min_fraction: float = 0.0) -> list[int]:
-    return [box[0] for box in component_boxes(mask, min_fraction)]
 
 
 def pooled_mask(mask: np.ndarray, factor: int) -> np.ndarray:
@@ -573,18 +480,17 @@ def normalize_strokes(crop: np.ndarray) -> np.ndarray:
     low, high = STROKE_RANGE
     if low <= width <= high or width == 0:
         return work
-    steps = round(abs(width - STROKE_TARGET) / 2)  # a 3x3 filter moves each edge 1 pixel
-    if steps == 0:
-        return work
+    # A 3x3 filter moves each edge 1 pixel; outside STROKE_RANGE that is 2 steps or more.
+    steps = round(abs(width - STROKE_TARGET) / 2)
     if width < low:
         return _filtered(work, "max", 2 * steps + 1)
     mask = work > 0.5
-    pieces = count_components(mask, 0.02)
+    pieces = len(component_boxes(mask, 0.02))
     area = mask.sum()
     for k in range(steps, 0, -1):  # the most erosion that keeps the digit whole
         eroded = _filtered(work, "min", 2 * k + 1)
         kept = eroded > 0.5
-        if kept.sum() >= (1 - MAX_ERODED) * area and count_components(kept, 0.02) <= pieces:
+        if kept.sum() >= (1 - MAX_ERODED) * area and len(component_boxes(kept, 0.02)) <= pieces:
             return eroded / max(float(eroded.max()), 1e-6)
     return work
 
@@ -629,7 +535,13 @@ def shape_warning(digit: np.ndarray) -> str | None:
     return None
 
 
-_LIBC_TRIM: Any = None
+@cache
+def _malloc_trim() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:  # a libc that cannot be loaded
+        return None
 
 
 def release_memory() -> None:
@@ -638,20 +550,9 @@ def release_memory() -> None:
     glibc keeps freed blocks below its (adaptive, up to 32 MB) mmap threshold in its heaps, one
     per thread: a server that decoded a few 8-megapixel images in worker threads stays ~100 MB
     larger per thread for good. `malloc_trim(0)` returns them; elsewhere this does nothing."""
-    global _LIBC_TRIM
-    if _LIBC_TRIM is None:
-        _LIBC_TRIM = False
-        try:
-            import ctypes
-            import ctypes.util
-
-            name = ctypes.util.find_library("c")
-            if name:
-                _LIBC_TRIM = getattr(ctypes.CDLL(name), "malloc_trim", False)
-        except (OSError, AttributeError):
-            pass
-    if _LIBC_TRIM:
-        _LIBC_TRIM(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 # The PNGs `save_png` writes say so in a text chunk: a rerun may replace what mnistlab wrote,
@@ -661,8 +562,6 @@ PNG_SOFTWARE = "mnistlab preprocess"
 
 def save_png(digit: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a (H, W) uint8 digit as a greyscale PNG, atomically, marked as mnistlab's."""
-    from PIL import Image, PngImagePlugin
-
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", PNG_SOFTWARE)
     buffer = io.BytesIO()
@@ -674,8 +573,6 @@ def save_png(digit: np.ndarray, path: str | os.PathLike) -> Path:
 
 def written_by_mnistlab(path: str | os.PathLike) -> bool:
     """Whether `path` is a PNG that `save_png` wrote (its header says so; nothing is decoded)."""
-    from PIL import Image
-
     if regular_file_problem(path) is not None:  # a FIFO would block Pillow's open
         return False
     try:

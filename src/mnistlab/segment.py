@@ -82,7 +82,6 @@ class _Part:
     right: int  # exclusive
     top: int
     bottom: int  # exclusive
-    pixels: int
 
     @property
     def width(self) -> int:
@@ -94,12 +93,12 @@ class _Part:
 
 
 def _parts(labels: np.ndarray, none: int) -> list[_Part]:
+    """A part per component, but specks (under SPECK of the largest one's pixels)."""
+    values, counts = np.unique(labels[labels != none], return_counts=True)
     out = []
-    for value in np.unique(labels[labels != none]):
+    for value in values[counts >= SPECK * counts.max()]:
         ys, xs = np.nonzero(labels == value)
-        out.append(
-            _Part(frozenset([int(value)]), xs.min(), xs.max() + 1, ys.min(), ys.max() + 1, len(ys))
-        )
+        out.append(_Part(frozenset([int(value)]), xs.min(), xs.max() + 1, ys.min(), ys.max() + 1))
     return out
 
 
@@ -110,31 +109,12 @@ def _union(a: _Part, b: _Part) -> _Part:
         max(a.right, b.right),
         min(a.top, b.top),
         max(a.bottom, b.bottom),
-        a.pixels + b.pixels,
     )
 
 
-def _merge_broken(parts: list[_Part], height: float) -> list[_Part]:
-    """Join pieces stacked above one another into one digit, until none are left."""
-    merged = True
-    while merged:
-        merged = False
-        parts.sort(key=lambda p: p.left)
-        for i, a in enumerate(parts):
-            for j in range(i + 1, len(parts)):
-                b = parts[j]
-                overlap = min(a.right, b.right) - max(a.left, b.left)
-                if overlap < STACKED * min(a.width, b.width):
-                    continue
-                both = _union(a, b)
-                if both.height <= MERGED_HEIGHT * height and both.width <= MERGED_WIDTH * height:
-                    parts[i] = both
-                    del parts[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return _join_fragments(parts, height)
+def _fits(both: _Part, height: float) -> bool:
+    """Whether two pieces joined are no larger than one digit."""
+    return both.height <= MERGED_HEIGHT * height and both.width <= MERGED_WIDTH * height
 
 
 def _gap(a: _Part, b: _Part) -> int:
@@ -142,33 +122,40 @@ def _gap(a: _Part, b: _Part) -> int:
     return max(a.left, b.left) - min(a.right, b.right)
 
 
+def _merge_broken(parts: list[_Part], height: float) -> list[_Part]:
+    """Join pieces stacked above one another into one digit, until none are left."""
+    while True:
+        parts.sort(key=lambda p: p.left)
+        pairs = ((a, b) for a in range(len(parts)) for b in range(a + 1, len(parts)))
+        i, j = next(((a, b) for a, b in pairs if _stacked(parts[a], parts[b], height)), (0, 0))
+        if i == j:
+            return _join_fragments(parts, height)
+        parts[i] = _union(parts[i], parts[j])
+        del parts[j]
+
+
+def _stacked(a: _Part, b: _Part, height: float) -> bool:
+    """Whether two pieces lie above one another and, together, fit in one digit."""
+    return -_gap(a, b) >= STACKED * min(a.width, b.width) and _fits(_union(a, b), height)
+
+
 def _join_fragments(parts: list[_Part], height: float) -> list[_Part]:
-    joined = True
-    while joined:
-        joined = False
+    while True:
         for i, small in enumerate(parts):
             if small.height >= FRAGMENT * height or len(parts) < 2:
                 continue
-            others = [j for j in range(len(parts)) if j != i]
-            j = min(others, key=lambda k: _gap(small, parts[k]))
-            both = _union(small, parts[j])
-            if (
-                _gap(small, parts[j]) <= REACH * height
-                and both.width <= MERGED_WIDTH * height
-                and both.height <= MERGED_HEIGHT * height
-            ):
-                parts[j] = both
+            j = min((k for k in range(len(parts)) if k != i), key=lambda k: _gap(small, parts[k]))
+            if _gap(small, parts[j]) <= REACH * height and _fits(_union(small, parts[j]), height):
+                parts[j] = _union(small, parts[j])
                 del parts[i]
-                joined = True
                 break
-    return parts
+        else:
+            return parts
 
 
 def _stroke_width(mask: np.ndarray) -> float:
     """Typical stroke width in pixels: ink area / (half its boundary length)."""
     area = int(mask.sum())
-    if area == 0:
-        return 1.0
     edges = np.count_nonzero(mask[:, 1:] != mask[:, :-1]) + np.count_nonzero(mask[1:] != mask[:-1])
     return max(1.0, 2.0 * area / max(edges, 1))
 
@@ -215,14 +202,8 @@ def find_digits(ink: np.ndarray) -> list[Piece]:
     small = pooled_mask(mask, factor)
     labels = label_components(small)
     parts = _parts(labels, small.size)
-    largest = max(p.pixels for p in parts)
-    parts = [p for p in parts if p.pixels >= SPECK * largest]
     if len(parts) > TOO_MANY:
-        ys, xs = np.nonzero(mask)
-        top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        box = (int(left), int(top), int(right), int(bottom))
-        problem = f"{len(parts)} separate marks: not a written number"
-        return [Piece(box, ink[top:bottom, left:right], problem)]
+        return [_tight(ink, 0, 0, f"{len(parts)} separate marks: not a written number")]
     # A digit's height: the tall pieces' (broken strokes and specks are shorter).
     tallest = max(p.height for p in parts)
     height = float(np.median([p.height for p in parts if p.height >= 0.5 * tallest]))
@@ -232,17 +213,10 @@ def find_digits(ink: np.ndarray) -> list[Piece]:
         piece = _to_piece(part, own, ink, factor)
         piece.height = height * factor
         # Each line as (x at the crop's top row, slope), in the crop's own pixels.
-        middle = (part.top + (part.height - 1) / 2) * factor
-        piece.cuts = [
-            (
-                (part.left + x) * factor
-                + factor // 2
-                - piece.box[0]
-                - slope * (middle - piece.box[1]),
-                slope,
-            )
-            for _, x, slope in _candidate_cuts(own, part, height)
-        ]
+        left = part.left * factor + factor // 2 - piece.box[0]
+        rise = (part.top + (part.height - 1) / 2) * factor - piece.box[1]
+        cuts = _candidate_cuts(own, part, height)
+        piece.cuts = [(left + x * factor - slope * rise, slope) for _, x, slope in cuts]
         pieces.append(piece)
     return pieces
 

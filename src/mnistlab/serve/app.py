@@ -28,6 +28,7 @@ import json
 import math
 import os
 import socket
+import weakref
 from importlib import resources
 from numbers import Integral
 from typing import Any
@@ -83,23 +84,6 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class DecodeSlots:
-    """At most `n` image decodes at once. The waiting happens in the event loop, not in worker
-    threads, so health checks and small requests are never starved of threads. One semaphore
-    per event loop (a test client starts a new loop each time; a server has one)."""
-
-    def __init__(self, n: int):
-        self.n = n
-        self._loop = None
-        self._semaphore = None
-
-    def semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._semaphore = loop, asyncio.Semaphore(self.n)
-        return self._semaphore
-
-
 class BodySizeLimit:
     """Plain ASGI middleware: 413 when Content-Length says the body is too large, and again
     when the bytes received exceed the limit (chunked uploads and lying headers)."""
@@ -117,10 +101,10 @@ class BodySizeLimit:
             try:
                 declared = int(length)
             except ValueError:
-                await _send_json(send, 400, {"detail": "Content-Length is not a number"})
+                await _send_detail(send, 400, "Content-Length is not a number")
                 return
             if declared > self.max_bytes:
-                await _send_json(send, 413, {"detail": self._message(declared)})
+                await _send_detail(send, 413, self._message(declared))
                 return
         received, started = 0, False
 
@@ -143,7 +127,7 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _send_json(send, 413, {"detail": self._message(None)})
+                await _send_detail(send, 413, self._message(None))
 
     def _message(self, size: int | None) -> str:
         limit = f"{self.max_bytes / 2**20:.1f} MB"
@@ -157,24 +141,12 @@ class BodySizeLimit:
         return f"request body is {shown}; the limit is {limit}"
 
 
-async def _send_json(send, status: int, payload: dict) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+async def _send_detail(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    length = (b"content-length", str(len(body)).encode())
+    headers = [(b"content-type", b"application/json"), length, (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _page() -> str:
-    return (resources.files("mnistlab.serve") / "static" / "index.html").read_text(encoding="utf-8")
 
 
 def _short(value: Any) -> str:
@@ -193,128 +165,25 @@ def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
             got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
             raise ValueError(f"pixels must be {expected}; row {i} has {got}")
         for value in row:
-            # bool is an int in Python, but true/false in an image is a client bug
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"pixels must be {expected}; row {i} holds {_short(value)}")
-            # JSON integers are unbounded (10**400 is valid JSON): compared as integers, never
+            # bool is an int in Python, but true/false in an image is a client bug. JSON
+            # integers are unbounded (10**400 is valid JSON): compared as integers, never
             # converted to float first, where they overflow.
-            ok = 0 <= value <= 255 if isinstance(value, Integral) else math.isfinite(value)
-            if not (ok and 0 <= value <= 255):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            finite = number and (isinstance(value, Integral) or math.isfinite(value))
+            if not (finite and 0 <= value <= 255):
                 raise ValueError(f"pixels must be {expected}; row {i} holds {_short(value)}")
     return np.asarray(pixels, dtype=np.float64)
 
 
-class _Service:
-    """One prediction per request, with image decodes bounded and their memory given back."""
-
-    def __init__(self, predictor, slots: DecodeSlots, max_pixels: int):
-        self.predictor, self.slots, self.max_pixels = predictor, slots, max_pixels
-
-    @staticmethod
-    def respond(result: dict) -> dict:
-        keys = (
-            "label",
-            "class_name",
-            "probabilities",
-            "top3",
-            "warning",
-            "not_a_digit",
-            "calibrated",
-        )
-        return {k: result[k] for k in keys} | {"preprocessed": result["preprocessed"].tolist()}
-
-    @staticmethod
-    def respond_number(result: dict) -> dict:
-        keys = ("box", "label", "class_name", "probability", "problem")
-        digits = [{k: d[k] for k in keys} for d in result["digits"]]
-        return {"number": result["number"], "complete": result["complete"], "digits": digits}
-
-    def run(self, source, name, number: bool = False):
-        from fastapi import HTTPException
-
-        try:
-            if number:
-                return self.respond_number(
-                    self.predictor.read_number(source, name, self.max_pixels)
-                )
-            return self.respond(self.predictor.predict(source, name, self.max_pixels))
-        except ImageError as exc:
-            raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
-        except UserError as exc:  # the model's fault (e.g. outputs that are not numbers)
-            raise HTTPException(500, str(exc)) from None
-
-    def run_and_release(self, source, name, number: bool = False):
-        try:
-            return self.run(source, name, number)
-        finally:
-            release_memory()
-
-    async def decode(self, data: bytes, name: str, number: bool = False):
-        """One image decode in a worker thread, once a slot is free."""
-        from fastapi import HTTPException
-        from starlette.concurrency import run_in_threadpool
-
-        semaphore = self.slots.semaphore()
-        try:
-            async with asyncio.timeout(DECODE_WAIT_S):
-                await semaphore.acquire()
-        except TimeoutError:
-            raise HTTPException(
-                503, "the server is busy decoding other images; try again shortly"
-            ) from None
-        try:
-            return await run_in_threadpool(self.run_and_release, data, name, number)
-        finally:
-            semaphore.release()
-
-    def run_as_is(self, pixels: np.ndarray):
-        # The client says the digit is already in MNIST form: no cropping or centring.
-        digit = np.rint(pixels).astype(np.uint8)
-        probabilities = self.predictor.probabilities(digit[None])[0]
-        return self.respond(self.predictor.result(digit, probabilities, "pixels"))
+def _answer(result: dict) -> dict:
+    keys = ("label", "class_name", "probabilities", "top3", "warning", "not_a_digit", "calibrated")
+    return {k: result[k] for k in keys} | {"preprocessed": result["preprocessed"].tolist()}
 
 
-async def _read_upload(request, max_body_bytes: int) -> tuple[bytes, str]:
-    """The file field 'image' of a multipart body: (its bytes, its file name)."""
-    from fastapi import HTTPException
-
-    try:
-        form = await request.form(max_files=1, max_fields=8, max_part_size=max_body_bytes)
-    except _BodyTooLarge:
-        raise
-    except Exception as exc:  # malformed multipart, too many parts
-        detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-        raise HTTPException(400, f"bad multipart body: {detail}") from None
-    upload = form.get("image")
-    if upload is None or isinstance(upload, str):
-        raise HTTPException(400, "multipart body needs a file field named 'image'")
-    data = await upload.read()
-    if not data:
-        raise HTTPException(400, "the uploaded image is empty")
-    name = upload.filename or "upload"
-    await upload.close()
-    return data, name
-
-
-async def _read_pixels(request, size) -> tuple[np.ndarray, bool]:
-    """A JSON body {"pixels": [[...]], "preprocess": bool}: (the pixels, whether to
-    preprocess them)."""
-    from fastapi import HTTPException
-
-    body = await request.body()
-    if not body.strip():
-        raise HTTPException(400, 'empty request body: send {"pixels": [[...], ...]}')
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise HTTPException(400, "request body is not valid JSON") from None
-    if not isinstance(payload, dict) or "pixels" not in payload:
-        raise HTTPException(422, 'JSON body must be an object with "pixels"')
-    try:
-        pixels = pixels_to_array(payload["pixels"], size)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    return pixels, payload.get("preprocess", True) is not False
+def _number_answer(result: dict) -> dict:
+    keys = ("box", "label", "class_name", "probability", "problem")
+    digits = [{k: d[k] for k in keys} for d in result["digits"]]
+    return {"number": result["number"], "complete": result["complete"], "digits": digits}
 
 
 def create_app(
@@ -341,14 +210,46 @@ def create_app(
             raise UserError(SERVE_EXTRA) from None
 
     predictor = Predictor(checkpoint, device)
-    service = _Service(predictor, DecodeSlots(max_concurrent_decodes), max_pixels)
+    # At most max_concurrent_decodes at once, one semaphore per event loop (a test client
+    # starts a new loop each time; a server has one).
+    slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     model_info = predictor.describe()
-    page = _page()
-    size = predictor.image_size
+    page = (resources.files("mnistlab.serve") / "static" / "index.html").read_text("utf-8")
 
     # Swagger and ReDoc pages load their scripts from a CDN: off, so nothing here needs a network.
     app = FastAPI(title="mnistlab", docs_url=None, redoc_url=None)
     app.state.predictor = predictor
+
+    def run(source, name, number: bool = False, release: bool = False):
+        try:
+            if number:
+                return _number_answer(predictor.read_number(source, name, max_pixels))
+            return _answer(predictor.predict(source, name, max_pixels))
+        except ImageError as exc:
+            raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
+        except UserError as exc:  # the model's fault (e.g. outputs that are not numbers)
+            raise HTTPException(500, str(exc)) from None
+        finally:
+            if release:  # after an image decode
+                release_memory()
+
+    async def decode(data: bytes, name: str, number: bool):
+        """One image decode in a worker thread, once a slot is free. The waiting happens in
+        the event loop, not in worker threads, so health checks and small requests are never
+        starved of threads."""
+        loop = asyncio.get_running_loop()
+        semaphore = slots.setdefault(loop, asyncio.Semaphore(max_concurrent_decodes))
+        try:
+            async with asyncio.timeout(DECODE_WAIT_S):
+                await semaphore.acquire()
+        except TimeoutError:
+            raise HTTPException(
+                503, "the server is busy decoding other images; try again shortly"
+            ) from None
+        try:
+            return await run_in_threadpool(run, data, name, number, True)
+        finally:
+            semaphore.release()
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -370,15 +271,28 @@ def create_app(
     async def image_answer(request: Request, ctype: str, number: bool):
         """The answer for an image body (multipart field 'image', or raw image/* bytes), or
         None when the body is not an image."""
-        if ctype == "multipart/form-data":
-            upload = await _read_upload(request, max_body_bytes)
-            return await service.decode(*upload, number=number)
         if ctype.startswith("image/"):
             data = await request.body()
             if not data:
                 raise HTTPException(400, "empty request body: send the image's bytes")
-            return await service.decode(data, "upload", number=number)
-        return None
+            return await decode(data, "upload", number)
+        if ctype != "multipart/form-data":
+            return None
+        try:
+            form = await request.form(max_files=1, max_fields=8, max_part_size=max_body_bytes)
+        except _BodyTooLarge:
+            raise
+        except Exception as exc:  # malformed multipart, too many parts
+            detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+            raise HTTPException(400, f"bad multipart body: {detail}") from None
+        upload = form.get("image")
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(400, "multipart body needs a file field named 'image'")
+        data = await upload.read()
+        if not data:
+            raise HTTPException(400, "the uploaded image is empty")
+        await upload.close()
+        return await decode(data, upload.filename or "upload", number)
 
     def content_type(request: Request) -> str:
         return request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -390,10 +304,25 @@ def create_app(
         if answer is not None:
             return answer
         if ctype == "application/json" or ctype.endswith("+json"):
-            pixels, preprocess = await _read_pixels(request, size)
-            if not preprocess:
-                return await run_in_threadpool(service.run_as_is, pixels)
-            return await run_in_threadpool(service.run, pixels, "pixels")
+            body = await request.body()
+            if not body.strip():
+                raise HTTPException(400, 'empty request body: send {"pixels": [[...], ...]}')
+            try:
+                payload = json.loads(body)
+            except (ValueError, RecursionError):
+                raise HTTPException(400, "request body is not valid JSON") from None
+            if not isinstance(payload, dict) or "pixels" not in payload:
+                raise HTTPException(422, 'JSON body must be an object with "pixels"')
+            try:
+                pixels = pixels_to_array(payload["pixels"], predictor.image_size)
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
+            if payload.get("preprocess", True) is not False:
+                return await run_in_threadpool(run, pixels, "pixels")
+            # The client says the digit is already in MNIST form: no cropping or centring.
+            digit = np.rint(pixels).astype(np.uint8)
+            probabilities = await run_in_threadpool(predictor.probabilities, digit[None])
+            return _answer(predictor.result(digit, probabilities[0], "pixels"))
         if not ctype:
             raise HTTPException(
                 415, "missing Content-Type: send multipart/form-data, image/*, or application/json"
@@ -524,7 +453,7 @@ def run_server(
     which = "the default model, " if info["default_model"] else ""
     log(
         f"serving {which}{info['model']} ({info['parameters']:,} parameters{accuracy}) on "
-        f"http://{_url_host(host)}:{port}/ (Ctrl-C stops)"
+        f"http://{f'[{host}]' if ':' in host else host}:{port}/ (Ctrl-C stops)"
     )
     if info["default_model"]:
         log("no checkpoint given: `mnistlab serve CHECKPOINT` serves your own")
@@ -534,7 +463,3 @@ def run_server(
         make_server(app, sock).run(sockets=[sock])
     finally:
         sock.close()
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
