@@ -73,6 +73,27 @@ def test_writer_augment_alters_only_its_labels_and_never_the_labels(name, mnist)
     assert changed.any()
 
 
+def test_writer_share_scales_how_many_images_change(mnist):
+    """The share draws the same random numbers, so a smaller share changes a subset of the
+    images a larger one changes; 0 changes none."""
+    x, y = _batch(mnist)
+    changed = {
+        share: _changed(
+            writer_augment(x, y, torch.Generator().manual_seed(0), ("slant",), share), x
+        )
+        for share in (0.0, 0.5, 1.0)
+    }
+    assert not changed[0.0].any()
+    assert 0.05 < changed[0.5].float().mean() < 0.2  # WRITER_P x 0.5 = 0.125 of the batch
+    assert (changed[0.5] <= changed[1.0]).all() and changed[1.0].sum() > changed[0.5].sum()
+
+
+@pytest.mark.parametrize("share", [-0.1, 2.5, float("nan")])
+def test_a_writer_share_out_of_range_is_refused(share):
+    with pytest.raises(ConfigError, match="writer_share must be"):
+        TrainConfig(writer_augment="all", writer_share=share).validate()
+
+
 def _closed_four() -> torch.Tensor:
     x = torch.zeros(1, 1, 28, 28)
     x[0, 0, 4:24, 16:18] = 1  # the upright

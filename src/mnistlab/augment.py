@@ -226,6 +226,7 @@ def augment_batch(
     robust_fraction: float | None = None,
     labels: torch.Tensor | None = None,
     writer_families: tuple[str, ...] = (),
+    writer_share: float = 1.0,
 ) -> torch.Tensor:
     """The engine's augmentation: the writer families (issue 22; they need the batch's
     `labels`) on the clean digits, then the random affine when its settings are given (as
@@ -235,7 +236,7 @@ def augment_batch(
     if writer_families:
         if labels is None:
             raise ValueError("writer_families need the batch's labels")
-        images = writer_augment(images, labels, generator, writer_families)
+        images = writer_augment(images, labels, generator, writer_families, writer_share)
     if rotate_degrees is not None:
         images = random_affine(images, generator, rotate_degrees, translate, scale)
     if robust_fraction:
@@ -519,16 +520,20 @@ def writer_augment(
     labels: torch.Tensor,  # (B,) int
     generator: torch.Generator,
     families: tuple[str, ...],
+    share: float = 1.0,
 ) -> torch.Tensor:
     """Apply each named family (config.WRITER_FAMILIES) to a random part of the batch:
-    LABEL_P of its label's images for a label's convention, WRITER_P of all images for the
-    others. Every family draws its choice for the whole batch, so which images change does
+    LABEL_P x `share` of its label's images for a label's convention, WRITER_P x `share` of
+    all images for the others. Every family draws its choice for the whole batch, so which images change does
     not depend on the others' outcomes; labels are never changed."""
     labels = labels.cpu()
     for name in (f for f in WRITER_OPS if f in families):
         op, label = WRITER_OPS[name]
         draw = torch.rand(len(labels), generator=generator)
-        chosen = (draw < LABEL_P) & (labels == label) if label is not None else draw < WRITER_P
+        if label is not None:
+            chosen = (draw < LABEL_P * share) & (labels == label)
+        else:
+            chosen = draw < WRITER_P * share
         which = chosen.nonzero().flatten()
         if len(which):
             # Small index-heavy ops on a few images: done on the CPU, whatever the device.

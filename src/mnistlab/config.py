@@ -128,6 +128,12 @@ class TrainConfig:
         f"of mnistlab.augment, or 'all' ({', '.join(WRITER_FAMILIES)})",
         added_later=True,
     )
+    writer_share: float = setting(
+        1.0,
+        "scale of how many images each writer family changes (half a label's images and a "
+        "quarter of the batch at 1), in [0, 2]",
+        added_later=True,
+    )
     # --- weight averaging
     ema: bool = setting(False, "evaluate an exponential moving average of the weights")
     ema_decay: float = setting(0.999, "EMA decay per step; about 1/(1 - decay) steps of memory")
@@ -227,6 +233,7 @@ class TrainConfig:
         need(0 <= self.translate < 1, "translate", "in [0, 1)")
         need(0 <= self.scale < 1, "scale", "in [0, 1)")
         need(0 <= self.robust_fraction <= 1, "robust_fraction", "in [0, 1]")
+        need(0 <= self.writer_share <= 2, "writer_share", "in [0, 2]")
         for name in self.writer_families():
             if name not in WRITER_FAMILIES:
                 raise ConfigError(

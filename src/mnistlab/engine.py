@@ -445,6 +445,7 @@ def setup(config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None,
         augment["robust_fraction"] = config.robust_fraction
     if config.writer_augment:
         augment["writer_families"] = config.writer_families()
+        augment["writer_share"] = config.writer_share
     return Session(
         config=config,
         dataset=dataset,
