@@ -25,8 +25,8 @@ from mnistlab.pretrained import DEFAULT_MODEL, DEFAULT_SHA256, default_checkpoin
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shipped model, pinned: its file's SHA-256 and its MNIST test accuracy.
-SHIPPED_SHA256 = "978e3b06e368cb3654c9f8d5f781ce8f076af4e623b16fb91f07b96bea0ba528"
-SHIPPED_MNIST_TEST = 0.9963
+SHIPPED_SHA256 = "84222671fcaf245911d63e1a5edd3ab5296a886cf63ca6fb9ed64a2e8d5fdfe9"
+SHIPPED_MNIST_TEST = 0.9962
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +57,12 @@ def test_a_damaged_default_model_is_refused():
 def test_its_recorded_accuracy_meets_the_issue(default_model):
     meta = read_checkpoint(default_checkpoint())
     assert meta["model"] == "fastnet" and meta["config"]["robust_augment"] is True
+    assert (meta["config"]["writer_augment"], meta["config"]["writer_share"]) == ("all", 0.5)
     assert meta["metrics"]["test_acc"] >= 0.996
     real = meta["realworld"]
     # Each half says how it was used; only the reporting half is quoted to users.
     assert (real["tuning_half_digits"], real["reporting_half_digits"]) == (899, 898)
-    assert real["accuracy_reporting_half"] >= 0.95 and "accuracy" not in real
+    assert real["accuracy_reporting_half"] >= 0.97 and "accuracy" not in real
     assert meta["trained_by"]["script"] == "scripts/train_default_model.py"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import UserError
 
 DEFAULT_MODEL = "fastnet-robust.pt"
-DEFAULT_SHA256 = "978e3b06e368cb3654c9f8d5f781ce8f076af4e623b16fb91f07b96bea0ba528"
+DEFAULT_SHA256 = "84222671fcaf245911d63e1a5edd3ab5296a886cf63ca6fb9ed64a2e8d5fdfe9"
 
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> SHA-256, per process
 
