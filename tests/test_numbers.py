@@ -11,7 +11,7 @@ from mnistlab import cli
 from mnistlab.data.compose import compose_number
 from mnistlab.predict import Predictor
 from mnistlab.preprocess import ink_image
-from mnistlab.segment import find_digits
+from mnistlab.segment import Piece, find_digits, read_piece
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,37 @@ def test_touching_digits_that_cannot_be_cut_are_reported_not_guessed(default):
     assert result["number"] == "?" and result["complete"] is False
     assert "could not be separated" in result["digits"][0]["problem"]
     assert result["digits"][0]["label"] is None
+
+
+def _two_bars(width: int, height: int = 40) -> Piece:
+    # Two upright bars at the edges of a piece, one candidate cut between them.
+    ink = np.zeros((height, width), np.float32)
+    ink[:, :10] = ink[:, -10:] = 1
+    return Piece((0, 0, width, height), ink, cuts=[(width / 2, 0.0)], height=float(height))
+
+
+def _confidence(whole: float, half: float):
+    return lambda parts: np.array([whole if p.ink.shape[1] > 20 else half for p in parts])
+
+
+@pytest.mark.parametrize(
+    "width, whole, half, digits",
+    [
+        (52, 0.3, 0.999, 2),  # the cut reads far better than the whole: two digits
+        (52, 0.9, 0.2, 1),  # the whole reads far better: one digit
+        (52, 0.9, 0.6, 0),  # neither reading is clearly better: reported, not guessed
+        (46, 0.9, 0.6, 1),  # as unsure, but no wider than a wide digit: read
+    ],
+)
+def test_touching_digits_whose_count_is_unsure_are_reported_not_guessed(width, whole, half, digits):
+    read = read_piece(_two_bars(width), _confidence(whole, half))
+    if digits:
+        assert len(read) == digits and all(p.problem is None for p in read)
+    else:
+        assert len(read) == 1 and read[0].problem == (
+            "touching digits that could not be separated with confidence"
+        )
+        assert read[0].box == (0, 0, width, 40)
 
 
 def test_cli_number(tmp_path, mnist, capsys):
