@@ -11,8 +11,9 @@ the ink; pieces of one broken digit joined (a 5 whose bar came off, a 4 in two s
 pieces stacked above one another, or a short piece beside a tall one); then, in a piece too
 wide for one digit, candidate cuts where the least ink crosses (minima of the projection
 along upright and slanted lines), and `read_piece` lets the model choose among the readings
-those cuts allow (recognition-driven segmentation). A piece still too wide after that is
-reported as touching digits that could not be separated: never guessed.
+those cuts allow (recognition-driven segmentation). A piece still too wide after that, or a
+wide one whose best reading is not clearly ahead of a reading with another number of digits,
+is reported as touching digits that could not be separated: never guessed.
 
 The work is done on a copy shrunk (by whole factors, keeping any ink) until the number is
 at most WORK_HEIGHT pixels tall, so a phone photo costs as much as a sketch; boxes are given
