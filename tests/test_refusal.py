@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from use_helpers import drawn_face
 
 from mnistlab import cli
 from mnistlab.data.nondigits import KINDS, nondigit_pictures
@@ -61,14 +61,8 @@ def test_every_kind_is_made_and_seeded():
 
 
 def test_the_cli_says_not_a_digit(tmp_path, capsys):
-    face = Image.new("L", (200, 200), 255)
-    pen = ImageDraw.Draw(face)
-    pen.ellipse((20, 20, 180, 180), outline=0, width=8)
-    pen.ellipse((60, 70, 80, 90), fill=0)
-    pen.ellipse((120, 70, 140, 90), fill=0)
-    pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=8)
     path = tmp_path / "face.png"
-    face.save(path)
+    drawn_face(path)
     assert cli.main(["predict", str(path)]) == 0  # an answer, not an error
     out = capsys.readouterr().out
     assert f"{path}: not a digit: " in out and "closest: " in out

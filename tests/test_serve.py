@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image, ImageDraw
-from use_helpers import png_with_header
+from PIL import Image
+from use_helpers import drawn_face, png_with_header
 
 from mnistlab import cli
 from mnistlab.checkpoint import read_checkpoint
@@ -713,14 +713,8 @@ def test_number_api(client, mnist):
 def test_a_face_is_not_a_digit_in_the_browser(browser, live_server, tmp_path):
     from playwright.sync_api import expect
 
-    face = Image.new("L", (200, 200), 255)
-    pen = ImageDraw.Draw(face)
-    pen.ellipse((20, 20, 180, 180), outline=0, width=8)
-    pen.ellipse((60, 70, 80, 90), fill=0)
-    pen.ellipse((120, 70, 140, 90), fill=0)
-    pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=8)
     path = tmp_path / "face.png"
-    face.save(path)
+    drawn_face(path)
     problems = []
     page = browser.new_page(viewport={"width": 1100, "height": 800})
     try:

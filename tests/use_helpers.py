@@ -8,6 +8,7 @@ import struct
 import zlib
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 
 def png_with_header(width: int, height: int) -> bytes:
@@ -42,3 +43,14 @@ def ink_box(image: np.ndarray) -> tuple[int, int]:
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel().astype(np.float64), b.ravel().astype(np.float64))[0, 1])
+
+
+def drawn_face(path) -> None:
+    """A face drawn in pen on white paper (a circle, two eyes, a smile), saved to `path`."""
+    face = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(face)
+    pen.ellipse((20, 20, 180, 180), outline=0, width=8)
+    pen.ellipse((60, 70, 80, 90), fill=0)
+    pen.ellipse((120, 70, 140, 90), fill=0)
+    pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=8)
+    face.save(path)
