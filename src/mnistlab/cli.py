@@ -281,22 +281,17 @@ def add_sweep_parser(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from .experiment import (  # start-up cost
-        check_backend,
-        load_experiment,
-        run_experiment,
-        status_lines,
-    )
+    from . import experiment  # start-up cost
 
     settings = _sweep_settings(args)
     options = (flag[2:].replace("-", "_") for flag, _, _ in RAY_FLAGS)
     ray = {key: getattr(args, key) for key in options if hasattr(args, key)}
-    check_backend(args.backend, args.workers, ray)
-    if args.status:
-        experiment = load_experiment(args.config, args.out, settings, check=False)
-        print("\n".join(status_lines(experiment)))
+    if args.status:  # run_experiment checks the backend itself
+        experiment.check_backend(args.backend, args.workers, ray)
+        loaded = experiment.load_experiment(args.config, args.out, settings, check=False)
+        print("\n".join(experiment.status_lines(loaded)))
         return 0
-    result = run_experiment(
+    result = experiment.run_experiment(
         args.config,
         out_dir=args.out,
         settings=settings,
@@ -511,30 +506,23 @@ def _default_model_line(predictor) -> str:
 def cmd_predict(args) -> int:
     """Exit 0 when every file was classified, 1 when some could not be (each gets a line),
     2 when none could (README: the rule)."""
-    # start-up cost
-    from .predict import (
-        Predictor,
-        check_inputs,
-        format_number,
-        format_result,
-        predict_files,
-        read_number_files,
-        results_to_json,
-        split_arguments,
-    )
+    from . import predict  # start-up cost
 
-    checkpoint, images = split_arguments(args.images)
+    checkpoint, images = predict.split_arguments(args.images)
     if args.number and args.save_preprocessed is not None:
         raise UserError("--save-preprocessed works on single digits; leave it out with --number")
-    check_inputs(checkpoint, images)  # bad input before the default model is loaded and named
+    # Bad input is refused before the default model is loaded and named.
+    predict.check_inputs(checkpoint, images)
     predictor = None
     if checkpoint is None:
-        predictor = Predictor(None, args.device)
+        predictor = predict.Predictor(None, args.device)
         print(f"using the {_default_model_line(predictor)}", file=sys.stderr)
     if args.number:
-        results = read_number_files(checkpoint, images, device=args.device, predictor=predictor)
+        results = predict.read_number_files(
+            checkpoint, images, device=args.device, predictor=predictor
+        )
     else:
-        results = predict_files(
+        results = predict.predict_files(
             checkpoint,
             images,
             predictor=predictor,
@@ -547,10 +535,10 @@ def cmd_predict(args) -> int:
         if r["error"]:
             print(f"mnistlab: error: {r['error']}", file=sys.stderr)
     if args.json:
-        print(results_to_json(results))
+        print(predict.results_to_json(results))
     else:
         for r in good:
-            print(format_number(r) if args.number else format_result(r))
+            print(predict.format_number(r) if args.number else predict.format_result(r))
     if args.save_preprocessed is not None:
         print(f"preprocessed images in {args.save_preprocessed}", file=sys.stderr)
     if not good:
@@ -683,11 +671,11 @@ PARSER_BUILDERS = [
 class _Parser(argparse.ArgumentParser):
     """Every mnistlab parser, subcommands included (argparse builds them with this class):
     no prefix matching (`--epoch` is an error, not `--epochs`), `--debug` accepted before or
-    after the subcommand, and the flags and subcommands it knows kept for suggestions."""
+    after the subcommand, and an unknown argument refused with the usage of the (sub)command
+    it was typed to and the closest flag to it ("did you mean --epochs?")."""
 
     def __init__(self, *args, **kwargs) -> None:
         self.flags: list[str] = []
-        self.subcommands: argparse._SubParsersAction | None = None
         super().__init__(*args, **(kwargs | {"allow_abbrev": False}))
         self.add_argument(
             "--debug",
@@ -701,9 +689,18 @@ class _Parser(argparse.ArgumentParser):
         self.flags += action.option_strings
         return action
 
-    def add_subparsers(self, **kwargs) -> argparse._SubParsersAction:
-        self.subcommands = super().add_subparsers(**kwargs)
-        return self.subcommands
+    def parse_known_args(self, args=None, namespace=None):
+        # A subcommand's parser returns its leftovers to its parent's: the first to see them
+        # is the innermost subcommand typed, the one whose usage and flags fit.
+        args, extras = super().parse_known_args(args, namespace)
+        if extras:
+            unknown = next((a.split("=")[0] for a in extras if a.startswith("-")), None)
+            close = unknown and suggest(unknown, [f for f in self.flags if f.startswith("--")])
+            self.error(
+                f"unrecognized arguments: {' '.join(extras)}"
+                + (f"; did you mean {close}?" if close else "")
+            )
+        return args, extras
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -716,28 +713,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_command_line(parser: _Parser, argv: list[str] | None) -> argparse.Namespace:
-    """Parse, or exit 2 with the usage of the (sub)command that was typed and the closest
-    flag to an unknown one ("did you mean --epochs?")."""
-    args, extras = parser.parse_known_args(argv)
-    if extras:
-        where = parser
-        while where.subcommands is not None:  # down to the innermost subcommand typed
-            chosen = getattr(args, where.subcommands.dest, None)
-            if chosen not in where.subcommands.choices:
-                break
-            where = where.subcommands.choices[chosen]
-        unknown = next((a.split("=")[0] for a in extras if a.startswith("-")), None)
-        close = unknown and suggest(unknown, [f for f in where.flags if f.startswith("--")])
-        where.error(
-            f"unrecognized arguments: {' '.join(extras)}"
-            + (f"; did you mean {close}?" if close else "")
-        )
-    return args
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_command_line(build_parser(), argv)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
@@ -751,7 +728,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,6 +14,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,24 @@ def run_experiment(
                 "a [search] runs its trials one after the other in this process: "
                 "leave out --backend ray and --workers"
             )
-        outcomes = _search(experiment, mlflow, log, progress)
+        spec = experiment.plan.spec
+        log(
+            f"search {sweep.name}: {spec.trials} trial(s) x {len(experiment.plan.points)} "
+            f"({spec.sampler} sampler, {spec.pruner} pruner) over "
+            + ", ".join(d.describe() for d in spec.space.values())
+            + f"; writing to {sweep.out_dir}"
+        )
+        check_study_file(sweep.out_dir)  # before MLflow makes its store in the folder
+        with tracking(sweep, [point.config for point in experiment.plan.points], mlflow, log):
+            outcomes = run_search(experiment, log=log, progress=progress)
     else:
-        with _backend(sweep, backend, workers, ray or {}, log) as run_backend:
+        # Ray is joined and checked before the sweep folder is written: a cluster that cannot
+        # take a run leaves nothing behind.
+        if backend == "ray":
+            joined = ray_cluster(sweep, pending_runs(sweep), log=log, **(ray or {}))
+        else:
+            joined = contextlib.nullcontext(partial(run_local, sweep, workers=workers, log=log))
+        with joined as run_backend:
             todo = prepare(sweep)
             log(
                 f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(sweep.runs) - len(todo)} "
@@ -163,31 +179,6 @@ def _take_over(sweep: Sweep, outcomes: list[dict], run_backend, log) -> list[dic
             else:
                 outcomes.append(outcome)
     return outcomes
-
-
-def _search(search: Search, mlflow: str | None, log, progress: bool) -> list[dict]:
-    spec = search.plan.spec
-    log(
-        f"search {search.sweep.name}: {spec.trials} trial(s) x {len(search.plan.points)} "
-        f"({spec.sampler} sampler, {spec.pruner} pruner) over "
-        + ", ".join(d.describe() for d in spec.space.values())
-        + f"; writing to {search.sweep.out_dir}"
-    )
-    check_study_file(search.sweep.out_dir)  # before MLflow makes its store in the folder
-    with tracking(search.sweep, [point.config for point in search.plan.points], mlflow, log):
-        return run_search(search, log=log, progress=progress)
-
-
-@contextlib.contextmanager
-def _backend(sweep: Sweep, backend: str, workers: int, ray: dict, log) -> Iterator:
-    """Yields the function that runs a list of the sweep's runs on `backend`. Ray is joined
-    and checked before the caller writes the sweep folder: a cluster that cannot take a run
-    leaves nothing behind."""
-    if backend == "ray":
-        with ray_cluster(sweep, pending_runs(sweep), log=log, **ray) as run:
-            yield run
-        return
-    yield lambda todo: run_local(sweep, todo, workers=workers, log=log)
 
 
 @contextlib.contextmanager
