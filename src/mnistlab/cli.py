@@ -81,7 +81,7 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=text, **options)
 
 
-def _parse_pairs(items: list[str], flag: str = "--set") -> dict:
+def _parse_pairs(items: list[str], flag: str) -> dict:
     """KEY=VALUE pairs; values are read as JSON where they parse (numbers, true, null)."""
     out = {}
     for item in items:
@@ -185,18 +185,15 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(out, indent=1))
         return 0
     if args.ensemble:
-        width = max(len(m["model"]) for m in out["models"] + [{"model": "ensemble"}])
+        gain = 100 * (out["ensemble"]["acc"] - max(m["acc"] for m in out["models"]))
+        note = f"({gain:+.2f} points vs the best single model)"
+        rows = [*out["models"], out["ensemble"] | {"model": "ensemble", "checkpoint": note}]
+        width = max(len(m["model"]) for m in rows)
         print(f"ensemble of {len(out['models'])} on {out['split']} ({out['images']} images):")
-        for m in out["models"]:
+        for m in rows:
             print(
                 f"  {m['model']:<{width}}  acc {m['acc']:.4f}  loss {m['loss']:.4f}  {m['checkpoint']}"
             )
-        best = max(m["acc"] for m in out["models"])
-        ens = out["ensemble"]
-        print(
-            f"  {'ensemble':<{width}}  acc {ens['acc']:.4f}  loss {ens['loss']:.4f}  "
-            f"({100 * (ens['acc'] - best):+.2f} points vs the best single model)"
-        )
         return 0
     print(
         f"{out['model']} on {out['split']} ({out['images']} images): acc {out['acc']:.4f}, "
@@ -486,7 +483,7 @@ def add_predict_parser(sub) -> None:
 
 
 def _default_model_line(predictor) -> str:
-    """What `predict` and `serve` say when they use the model shipped in the package."""
+    """What `predict` says when it uses the model shipped in the package."""
     info = predictor.describe()
     test = info["test_accuracy"]
     numbers = [f"MNIST test {test:.2%}"] if test is not None else []
@@ -504,8 +501,6 @@ def _default_model_line(predictor) -> str:
 
 
 def cmd_predict(args) -> int:
-    """Exit 0 when every file was classified, 1 when some could not be (each gets a line),
-    2 when none could (README: the rule)."""
     from . import predict  # start-up cost
 
     checkpoint, images = predict.split_arguments(args.images)

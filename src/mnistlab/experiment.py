@@ -199,7 +199,6 @@ def tracking(sweep: Sweep, configs: list, mlflow: str | None, log) -> Iterator[N
         yield
 
 
-# ---------------------------------------------------------------- what the terminal shows
 def status_lines(experiment: Sweep | Search) -> list[str]:
     """Each run's status (a search: each trial's), then how many have ended of how many."""
     sweep = experiment.sweep if isinstance(experiment, Search) else experiment
