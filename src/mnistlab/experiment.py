@@ -5,7 +5,7 @@ for, then its summary and its report. The one function the CLI and the Python AP
     run_experiment("seed", backend="ray", ray={"gpus_per_run": 0.25}, mlflow="")
     load_experiment("quick") -> Sweep | Search    read and checked, nothing written
     status_lines(experiment)                 each run's status and the count done (--status)
-    summary_lines(sweep_dir)                 each model's best run with its test interval
+    summary_lines(experiment)                each model's best run with its test interval
 """
 
 from __future__ import annotations
