@@ -420,8 +420,8 @@ def key_uri(uri: str, key: str) -> str:
     return f"{base.rstrip('/')}/{key}{sep}{query}"
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    return " ".join(_plain(str(exc)).split())[:limit]
+def _one_line(exc: BaseException) -> str:
+    return " ".join(_plain(str(exc)).split())[:300]
 
 
 def _probe_storage(uri: str, probe: str, where: str) -> None:
