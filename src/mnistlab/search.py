@@ -19,7 +19,7 @@ import math
 import os
 import time
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -113,9 +113,9 @@ class SearchPoint:
 class SearchPlan:
     spec: SearchSpec
     points: list[SearchPoint]
-    overrides: dict[str, dict] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-    source: str = "sweep"
+    overrides: dict[str, dict]
+    settings: dict[str, Any]
+    source: str
 
     def config_for(self, point: SearchPoint, params: dict[str, Any]) -> TrainConfig:
         """The trial's config: base and grid settings, then the sampled ones, then the
@@ -148,7 +148,7 @@ def load_search(
     [search] table and every range end and choice of its space checked up front."""
     path = resolve_sweep_path(path_or_name)
     spec = parse_search(load_toml(path).get("search"), str(path))
-    searched = spec.space["model"].choices if "model" in spec.space else ()
+    searched = spec.space["model"].choices if "model" in spec.space else None
     sweep = load_sweep(
         path,
         out_dir,
@@ -156,11 +156,9 @@ def load_search(
         check=check,
         check_device=check_device,
         sections=("search",),
-        more_models=tuple(searched or ()),
+        more_models=searched or (),
     )
-    plan = plan_search(spec, sweep)
-    if check:
-        check_corners(plan, check_device)
+    plan = plan_search(spec, sweep, check, check_device)
     sweep.runs = []  # the combinations are the searches' bases, not runs: the runs are the trials
     return Search(sweep, plan)
 
@@ -273,10 +271,14 @@ def _dimension(name: str, spec: Any, where: str) -> Dimension:
     return Dimension(name, low=low, high=high, log=log)
 
 
-def plan_search(spec: SearchSpec, sweep: Sweep) -> SearchPlan:
+def plan_search(spec: SearchSpec, sweep: Sweep, check: bool, check_device: bool) -> SearchPlan:
     """Check the space against every grid combination of `sweep` and build the plan: a searched
     setting that is also a grid axis, set by [overrides] or by --set is refused (one of them
-    would silently lose), and each range's ends and each choice must make a valid config."""
+    would silently lose), and each range's ends and each choice must make a valid config.
+    With `check`, those configs are also checked against their data and device as a grid's
+    runs are (`sweep.check_runs`): a value that cannot run (an eval_subset too small to split,
+    fp16 on a CPU, a missing data_dir) fails now, not when it is sampled after other trials
+    trained."""
     overrides, settings, source = sweep.overrides, sweep.settings, str(sweep.source)
     both = sorted(set(sweep.axes) & set(spec.space))
     if both:
@@ -297,59 +299,40 @@ def plan_search(spec: SearchSpec, sweep: Sweep) -> SearchPlan:
             f"{source}: --set {', '.join(both)}: the sweep's [search.space] searches "
             f"{'it' if len(both) == 1 else 'them'}"
         )
-    plan = SearchPlan(spec, [], overrides, settings, source)
-    for run in sweep.runs:
-        point = SearchPoint(run.written, run.config, run.run_id, run.label)
+    points = [SearchPoint(run.written, run.config, run.run_id, run.label) for run in sweep.runs]
+    plan = SearchPlan(spec, points, overrides, settings, source)
+    corners = []  # (point, setting, value, config) for each range end and choice
+    for point in points:
         for dim in spec.space.values():
             for value in dim.corners():
                 try:
-                    plan.config_for(point, {dim.name: value})
+                    config = plan.config_for(point, {dim.name: value})
                 except ConfigError as exc:
                     raise ConfigError(
                         f"{source}: [search] space.{dim.name} = {value!r}: "
                         f"{str(exc).removeprefix(source + ': ')}"
                     ) from None
-        plan.points.append(point)
+                corners.append((point, dim.name, value, config))
+    if not check:
+        return plan
+    for point, name, value, config in corners:
+        try:
+            dataset = load_dataset_cached(config.dataset, config.data_dir)
+            check_runnable(config, dataset, check_device)
+        except UserError as exc:
+            where = f" ({point.label})" if len(points) > 1 and point.label else ""
+            raise ConfigError(
+                f"{source}: [search] space.{name} = {value!r}{where}: {exc}"
+            ) from None
     return plan
 
 
-def check_corners(plan: SearchPlan, check_device: bool = True) -> None:
-    """Each range's ends and each choice, with every grid combination, checked against its
-    data and device as a grid's runs are (`sweep.check_runs`): a value that cannot run
-    (an eval_subset too small to split, fp16 on a CPU, a missing data_dir) fails now, not
-    when it is sampled after other trials trained."""
-    for point in plan.points:
-        for dim in plan.spec.space.values():
-            for value in dim.corners():
-                config = plan.config_for(point, {dim.name: value})
-                try:
-                    dataset = load_dataset_cached(config.dataset, config.data_dir)
-                    check_runnable(config, dataset, check_device)
-                except UserError as exc:
-                    several = len(plan.points) > 1 and point.label
-                    where = f" ({point.label})" if several else ""
-                    raise ConfigError(
-                        f"{plan.source}: [search] space.{dim.name} = {value!r}{where}: {exc}"
-                    ) from None
-
-
 # ---------------------------------------------------------------- running a search
-def _import_optuna():
-    try:
-        import optuna
-    except ImportError:
-        raise UserError(
-            "a [search] needs the optuna extra: pip install 'mnistlab[optuna]'"
-        ) from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we say what happens, in our words
-    return optuna
-
-
 def check_study_file(sweep_dir: str | os.PathLike) -> None:
     """SWEEP_DIR/search.db, if there is one, must be a search's study (or empty): a file of
     someone else's is never written into, and a damaged one is one line, not a traceback."""
     path = Path(sweep_dir) / STUDY_FILE
-    if not path.exists() and not path.is_symlink():
+    if not os.path.lexists(path):
         return
     tables = sqlite_tables(
         path, str(path), "a search's study", hint="move it aside or choose another --out"
@@ -375,19 +358,16 @@ def make_sampler(optuna, spec: SearchSpec, trials_so_far: int):
         # Seeded by spec.seed alone: the order is fixed, and the sampler skips the
         # combinations that earlier trials (before a restart too) already took.
         space = {d.name: list(d.choices) for d in spec.space.values()}
-        return _GridSampler(optuna)(space, seed=spec.seed)
+
+        class GridSampler(optuna.samplers.GridSampler):
+            """Optuna's grid sampler, without its study.stop() when the grid runs out: that
+            only works inside study.optimize(), and our ask/tell loop counts the trials."""
+
+            def after_trial(self, study, trial, state, values) -> None:
+                pass
+
+        return GridSampler(space, seed=spec.seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(spec.startup_trials, 1))
-
-
-def _GridSampler(optuna):
-    class GridSampler(optuna.samplers.GridSampler):
-        """Optuna's grid sampler, without its study.stop() when the grid runs out: that only
-        works inside study.optimize(), and our ask/tell loop counts the trials itself."""
-
-        def after_trial(self, study, trial, state, values) -> None:
-            pass
-
-    return GridSampler
 
 
 def make_pruner(optuna, spec: SearchSpec):
@@ -417,7 +397,6 @@ def open_study(optuna, search: Search, point: SearchPoint):
         pruner=make_pruner(optuna, spec),
         load_if_exists=True,
     )
-    study.sampler = make_sampler(optuna, spec, len(study.get_trials(deepcopy=False)))
     if not study.user_attrs.get("space"):
         study.set_user_attr("space", [d.describe() for d in spec.space.values()])
         study.set_user_attr("base", point.label or point.config.model)
@@ -495,7 +474,13 @@ def run_search(search: Search, *, log=print, progress: bool = False) -> list[dic
     Trials run one after the other in this process. Several processes may search one
     folder: they take turns (a file lock) to ask for trials, count the trials the others are
     running, and wait for those rather than start more than `trials`."""
-    optuna = _import_optuna()
+    try:
+        import optuna
+    except ImportError:
+        raise UserError(
+            "a [search] needs the optuna extra: pip install 'mnistlab[optuna]'"
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we say what happens, in our words
     ledger.make_dirs(search.sweep.out_dir)
     check_study_file(search.sweep.out_dir)
     lock = FileLock(search.sweep.out_dir / SEARCH_LOCK)

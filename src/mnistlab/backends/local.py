@@ -11,12 +11,27 @@ from ..sweep import Sweep, SweepProgress, SweepRun, execute_run
 
 
 def run_local(sweep: Sweep, todo: list[SweepRun], workers: int = 1, log=print) -> list[dict]:
-    """Run in this process, one after the other; or in `workers` processes at once (for a GPU
-    that one small model cannot fill). Returns one outcome per run (see `execute_run`)."""
+    """Returns one outcome per run (see `execute_run`)."""
     progress = SweepProgress(sweep, todo, parallel=workers, log=log)
-    if workers > 1:
-        return _run_in_processes(sweep, todo, workers, progress)
     outcomes = []
+    if workers > 1:
+        # spawn, not fork: CUDA cannot be used in a forked child.
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {
+                pool.submit(
+                    execute_run,
+                    run.config,
+                    sweep.folder(run, log=silent),
+                    checkpoints=sweep.checkpoints,
+                    log=silent,
+                ): run
+                for run in todo
+            }
+            for future in as_completed(futures):
+                outcome = future.result()
+                progress.finish(futures[future], outcome, announce=True)
+                outcomes.append(outcome)
+        return outcomes
     for run in todo:
         progress.start(run)
         outcome = execute_run(
@@ -28,26 +43,4 @@ def run_local(sweep: Sweep, todo: list[SweepRun], workers: int = 1, log=print) -
         )
         progress.finish(run, outcome, announce=outcome["status"] in ("claimed", "skipped"))
         outcomes.append(outcome)
-    return outcomes
-
-
-def _run_in_processes(sweep: Sweep, todo: list[SweepRun], workers: int, progress: SweepProgress):
-    # spawn, not fork: CUDA cannot be used in a forked child.
-    ctx = mp.get_context("spawn")
-    outcomes = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {
-            pool.submit(
-                execute_run,
-                run.config,
-                sweep.folder(run, log=silent),
-                checkpoints=sweep.checkpoints,
-                log=silent,
-            ): run
-            for run in todo
-        }
-        for future in as_completed(futures):
-            outcome = future.result()
-            progress.finish(futures[future], outcome, announce=True)
-            outcomes.append(outcome)
     return outcomes

@@ -25,6 +25,7 @@ that differ only in numbers ("[repeated 3x across cluster]"), which is every epo
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -35,7 +36,6 @@ import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +89,29 @@ def ray_cluster(
     as s3://bucket/sweeps) keeps each run's resume state where a retry on another node finds
     it; it is checked from every node that can take a run before any run starts.
     """
-    check_options(pending, cpus_per_run, gpus_per_run, max_concurrent, retries, storage)
+    if not cpus_per_run > 0:
+        raise UserError(f"--cpus-per-run must be > 0, got {cpus_per_run:g}")
+    if not gpus_per_run >= 0:
+        raise UserError(f"--gpus-per-run must be >= 0, got {gpus_per_run:g}")
+    if gpus_per_run > 1 and gpus_per_run != int(gpus_per_run):
+        raise UserError(f"--gpus-per-run above 1 must be a whole number, got {gpus_per_run:g}")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise UserError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    if retries < 0:
+        raise UserError(f"--retries must be >= 0, got {retries}")
+    wants_gpu = [r.run_id for r in pending if r.config.device == "cuda"]
+    if gpus_per_run == 0 and wants_gpu:
+        raise UserError(
+            f"run {wants_gpu[0]} asks for device 'cuda' but --gpus-per-run is 0; give each "
+            "run a share of a GPU, e.g. --gpus-per-run 1 (or 0.25 for four runs per GPU)"
+        )
     if not pending:  # nothing to train: no cluster to join
         yield lambda todo: []
         return
+    # Checked from this machine before Ray starts; from the nodes once it is up.
+    store = Storage(storage) if storage else None
+    if store is not None:
+        store.check("this machine")
     try:
         import ray
     except ImportError:
@@ -105,11 +124,9 @@ def ray_cluster(
         nodes, usable = _describe_cluster(
             ray, cpus_per_run, gpus_per_run, max_concurrent, started, log
         )
-        store = None
-        if storage:
-            store = Storage(storage)
+        if store is not None:
             _check_storage_on_nodes(ray, store, usable, nodes, log)
-            log(f"ray: resume state of long epochs goes to {store.describe(sweep.name)}")
+            log(f"ray: resume state of long epochs goes to {key_uri(store.shown, sweep.name)}")
         # Options given to ray.remote itself, not .options(): only there does a GPU task get
         # max_calls=1, a fresh worker per run, so no CUDA state leaks from one run to the next.
         # retry_exceptions stays off: an error in training recurs; a lost worker may not.
@@ -119,52 +136,21 @@ def ray_cluster(
             num_gpus=gpus_per_run,
             max_retries=retries,
         )(_train_one)
-
-        def run(todo: list[SweepRun]) -> list[dict]:
-            if not todo:
-                return []
-            log(f"ray: results come back to {sweep.out_dir.resolve()} (written by this process)")
-            sink = _start_progress_sink(ray)
-            plan = _Schedule(
-                ray, task, sweep, cpus_per_run, max_concurrent, retries, nodes, store, log
-            )
-            try:
-                return _schedule(plan, todo, sink)
-            finally:
-                if sink is not None:
-                    with contextlib.suppress(Exception):
-                        ray.kill(sink)
-
-        yield run
+        yield functools.partial(
+            _schedule,
+            ray,
+            task,
+            sweep,
+            nodes=nodes,
+            store=store,
+            cpus_per_run=cpus_per_run,
+            max_concurrent=max_concurrent,
+            retries=retries,
+            log=log,
+        )
     finally:
         if started:
             ray.shutdown()
-
-
-def check_options(
-    todo, cpus_per_run, gpus_per_run, max_concurrent, retries, storage: str | None = None
-) -> None:
-    """The flags, checked before anything is created; with `storage`, also that this machine
-    can write, read and delete there (the nodes are checked once Ray is up)."""
-    if not cpus_per_run > 0:
-        raise UserError(f"--cpus-per-run must be > 0, got {cpus_per_run:g}")
-    if not gpus_per_run >= 0:
-        raise UserError(f"--gpus-per-run must be >= 0, got {gpus_per_run:g}")
-    if gpus_per_run > 1 and gpus_per_run != int(gpus_per_run):
-        raise UserError(f"--gpus-per-run above 1 must be a whole number, got {gpus_per_run:g}")
-    if max_concurrent is not None and max_concurrent < 1:
-        raise UserError(f"--max-concurrent must be >= 1, got {max_concurrent}")
-    if retries < 0:
-        raise UserError(f"--retries must be >= 0, got {retries}")
-    if gpus_per_run == 0:
-        wants_gpu = [r.run_id for r in todo if r.config.device == "cuda"]
-        if wants_gpu:
-            raise UserError(
-                f"run {wants_gpu[0]} asks for device 'cuda' but --gpus-per-run is 0; give each "
-                "run a share of a GPU, e.g. --gpus-per-run 1 (or 0.25 for four runs per GPU)"
-            )
-    if storage and todo:
-        Storage(storage).check("this machine")
 
 
 # ---------------------------------------------------------------- joining the cluster
@@ -173,7 +159,7 @@ def _connect(ray, address: str | None, log) -> bool:
     if ray.is_initialized():
         log(f"ray: using this process's Ray instance at {_gcs_address(ray)}")
         return False
-    how = _how_auto_finds(ray) if address == "auto" else ""
+    how = _how_auto_finds() if address == "auto" else ""
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
@@ -257,7 +243,7 @@ def _private_token_file() -> Iterator[None]:
                 token.chmod(0o600)
 
 
-def _how_auto_finds(ray) -> str:
+def _how_auto_finds() -> str:
     if os.environ.get("RAY_ADDRESS"):
         return f"from RAY_ADDRESS={os.environ['RAY_ADDRESS']}"
     try:
@@ -309,12 +295,12 @@ def _describe_cluster(
     )
     if at_once == 0:
         wanted = ", ".join(f"{v:g} {k}" for k, v in need.items() if v)
-        if gpus_per_run and not gpus and not _may_add_nodes_with(ray, "GPU"):
+        if gpus_per_run and not gpus and not _may_add_nodes_with("GPU"):
             raise UserError(
                 f"--gpus-per-run {gpus_per_run:g} but no node of this cluster has a GPU; "
                 "use --gpus-per-run 0 to train on CPUs, or add a GPU node"
             )
-        if started or not _may_add_nodes_with(ray, *need):
+        if started or not _may_add_nodes_with(*need):
             raise UserError(
                 f"no run can start: each needs {wanted} but no node has that much "
                 f"({len(nodes)} node(s), {cpus:g} CPUs, {gpus:g} GPUs in all); lower "
@@ -325,7 +311,7 @@ def _describe_cluster(
     return names, [n["NodeID"] for n in alive if runs_on(n["Resources"]) > 0]
 
 
-def _may_add_nodes_with(ray, *keys: str) -> bool:
+def _may_add_nodes_with(*keys: str) -> bool:
     """True when this cluster's autoscaler may add nodes with all of `keys` (an autoscaling
     cluster with no GPU node up yet is not a mistake)."""
     try:
@@ -376,12 +362,6 @@ class Storage:
             self.fs = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
         self.root = root.rstrip("/")
         self.local = self.fs.type_name == "local"
-
-    def __repr__(self) -> str:
-        return f"Storage({self.shown!r})"
-
-    def describe(self, key: str) -> str:
-        return key_uri(self.shown, key)
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if self.root else key
@@ -440,14 +420,13 @@ def key_uri(uri: str, key: str) -> str:
     return f"{base.rstrip('/')}/{key}{sep}{query}"
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    return " ".join(_plain(str(exc)).split())[:limit]
+def _one_line(exc: BaseException) -> str:
+    return " ".join(_plain(str(exc)).split())[:300]
 
 
-def _probe_storage(uri: str, probe: str, where: str) -> bool:
+def _probe_storage(uri: str, probe: str, where: str) -> None:
     """On one node: check the storage (a Ray task)."""
     Storage(uri).check(where, probe)
-    return True
 
 
 def _check_storage_on_nodes(ray, store: Storage, usable: list[str], names, log) -> None:
@@ -520,9 +499,7 @@ class StoredRunFolder(RunFolder):
                 f"could not read the stored resume state in {self.store.shown}: {_plain(str(exc))}"
             )
             return shipped
-        if RESUME not in stored or _epochs(stored) <= _epochs(shipped):
-            return shipped
-        return stored
+        return stored if _epochs(stored) > _epochs(shipped) else shipped
 
 
 def _epochs(files: dict[str, bytes]) -> int:
@@ -569,7 +546,7 @@ def _start_progress_sink(ray):
         return None
 
 
-def _drain(ray, sink, runs: dict[str, SweepRun], log):
+def _drain(ray, sink, labels: dict[str, str], log):
     """Print the workers' lines; returns the sink, or None once it is gone."""
     if sink is None:
         return None
@@ -582,38 +559,37 @@ def _drain(ray, sink, runs: dict[str, SweepRun], log):
         )
         return None
     for run_id, line in lines:
-        run = runs.get(run_id)
-        log(f"    {run.label if run else run_id}: {line}")
+        log(f"    {labels.get(run_id, run_id)}: {line}")
     return sink
 
 
 # ---------------------------------------------------------------- running
-@dataclass(frozen=True)
-class _Schedule:
-    """What placing runs on the cluster needs, resolved once by `ray_cluster`."""
-
-    ray: Any
-    task: Any  # the remote `_train_one`, with the run's resources
-    sweep: Sweep
-    cpus_per_run: float
-    max_concurrent: int | None
-    retries: int
-    nodes: dict[str, str]  # node id -> host name
-    store: Storage | None
-    log: Callable[[str], None]
-
-
-def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
-    ray, sweep, log, store = plan.ray, plan.sweep, plan.log, plan.store
-    cpus_per_run, max_concurrent, nodes = plan.cpus_per_run, plan.max_concurrent, plan.nodes
+def _schedule(
+    ray,
+    task,
+    sweep: Sweep,
+    todo: list[SweepRun],
+    *,
+    nodes: dict[str, str],  # node id -> host name
+    store: Storage | None,
+    cpus_per_run: float,
+    max_concurrent: int | None,
+    retries: int,
+    log,
+) -> list[dict]:
+    """Run `todo` with `task` (the remote `_train_one`, with the run's resources)."""
+    if not todo:
+        return []
+    log(f"ray: results come back to {sweep.out_dir.resolve()} (written by this process)")
     # The ETA divides the work left by the runs that fit at once, not by the runs queued.
     fit = int(ray.cluster_resources().get("CPU", 0) // cpus_per_run) or 1
     progress = SweepProgress(sweep, todo, parallel=min(max_concurrent or fit, fit), log=log)
     limit = max_concurrent or len(todo)
     waiting = list(todo)
-    by_id = {run.run_id: run for run in todo}
+    labels = {run.run_id: run.label for run in todo}
     in_flight: dict[Any, tuple[SweepRun, RunFolder]] = {}
     outcomes: list[dict] = []
+    sink = started_sink = _start_progress_sink(ray)
     try:
         while waiting or in_flight:
             while waiting and len(in_flight) < limit:
@@ -624,7 +600,7 @@ def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
                     progress.finish(run, outcome | {"holder": folder.claimed_by()}, announce=True)
                     outcomes.append(outcome)
                     continue
-                ref = plan.task.options(name=run.label).remote(
+                ref = task.options(name=run.label).remote(
                     run.config,
                     _absolute(run.config.data_dir),
                     run.run_id,
@@ -640,11 +616,11 @@ def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
                 break
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=PROGRESS_POLL_SECONDS)
             # The finished run's last epoch lines before its result line.
-            sink = _drain(ray, sink, by_id, log)
+            sink = _drain(ray, sink, labels, log)
             for ref in ready:
                 run, folder = in_flight.pop(ref)
                 try:
-                    outcome = _collect(ray, ref, run, folder, plan.retries)
+                    outcome = _collect(ray, ref, run, folder, retries)
                 finally:
                     folder.release()
                 if store is not None and not outcome.pop("lost", False):
@@ -655,7 +631,8 @@ def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
                         store.delete(key)
                     except Exception as exc:
                         log(
-                            f"ray: could not delete {store.describe(key)} (a stale resume state): {_plain(str(exc))}"
+                            f"ray: could not delete {key_uri(store.shown, key)} (a stale resume "
+                            f"state): {_plain(str(exc))}"
                         )
                 if len(nodes) > 1 and outcome.get("node_id") in nodes:
                     outcome["where"] = f" on {nodes[outcome['node_id']]}"
@@ -668,6 +645,9 @@ def _schedule(plan: _Schedule, todo: list[SweepRun], sink) -> list[dict]:
             with contextlib.suppress(Exception):  # best effort while already unwinding
                 ray.cancel(ref, force=True)
             folder.release()
+        if started_sink is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(started_sink)
     return outcomes
 
 
@@ -683,15 +663,11 @@ def _collect(ray, ref, run: SweepRun, folder: RunFolder, retries: int) -> dict:
         return {"run_id": run.run_id, "status": "failed", "error": error, "permanent": True}
     except ray.exceptions.RayError as exc:  # the worker or its node died on every attempt
         details = _plain(str(exc)).strip()
-        error = f"{type(exc).__name__}: {details.splitlines()[0] if details else 'no details'}"
         attempts = f"failed on all {retries + 1} attempts" if retries else "failed (no retries)"
-        folder.fail(run.config, f"{error} ({attempts})", f"{attempts}\n\n{details}")
-        return {
-            "run_id": run.run_id,
-            "status": "failed",
-            "error": f"{error} ({attempts})",
-            "lost": True,
-        }
+        first = details.splitlines()[0] if details else "no details"
+        error = f"{type(exc).__name__}: {first} ({attempts})"
+        folder.fail(run.config, error, f"{attempts}\n\n{details}")
+        return {"run_id": run.run_id, "status": "failed", "error": error, "lost": True}
     if outcome["status"] == "failed":
         folder.reset()
     folder.import_files(files, config=run.config)
