@@ -17,10 +17,9 @@ a run folder; the engine reports to a `RunFolder` and never builds paths.
 
 A run's status comes from its files alone, so a sweep killed at any moment can be rerun:
 `result.json` present -> its "status" ("finished", "diverged", "stopped", "pruned" or
-"failed");
-otherwise "pending" (never started) or "partial" (started, killed part-way). A record that
-cannot be read is renamed aside (`result.json.damaged-<time>`), kept for inspection, and the
-run counts as not done.
+"failed"); otherwise "pending" (never started) or "partial" (started, killed part-way). A
+record that cannot be read is renamed aside (`result.json.damaged-<time>`), kept for
+inspection, and the run counts as not done.
 """
 
 from __future__ import annotations
@@ -380,7 +379,6 @@ class RunFolder:
         config_dict = config.to_dict() | {"out_dir": str(self.path)}
         if self.read_config() is None:
             write_json(self.path / CONFIG, config_dict)
-        history = self.read_history()
         atomic_write_bytes(self.path / ERROR, (details or error).encode())
         write_json(
             self.path / RESULT,
@@ -391,7 +389,7 @@ class RunFolder:
                 "model": config.model,
                 "config": config_dict,
                 "best_epoch": None,
-                "epochs_run": len(history),
+                "epochs_run": len(self.read_history()),
             },
         )
 
@@ -456,7 +454,6 @@ class _Claim:
         return age > CLAIM_STALE_SECONDS
 
     def alive(self) -> bool:
-        """True while the claim exists and its holder is alive (see `_is_stale`)."""
         info = self._read()
         return info is not None and not self._is_stale(info)
 

@@ -370,10 +370,9 @@ class EtaEstimator:
         return math.exp(near_y + self.DEFAULT_SLOPE * (x - near_x))
 
     def estimate(self, costs: list[RunCost]) -> float | None:
-        rates = [self.per_image(cost) for cost in costs]
-        if None in rates:
+        if not self.seconds:  # nothing seen: no guess
             return None
-        return sum(rate * cost.images for rate, cost in zip(rates, costs, strict=True))
+        return sum(self.per_image(cost) * cost.images for cost in costs)
 
 
 class SweepProgress:

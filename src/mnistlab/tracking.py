@@ -46,12 +46,13 @@ from .uris import mask_uri, mask_uris_in
 # ---------------------------------------------------------------- results as data
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
 # Accuracies and losses are as the ledger stores them (fractions in [0, 1], mean cross-entropy).
+TEXT_RESULTS = ("device", "precision", "git_commit", "torch_version", "error")
 RESULT_COLUMNS = {
     **{key: key for key in (*SPLIT_METRICS, "best_epoch", "epochs_run", "params")},
     "total_seconds": "time_s",
     "train_seconds": "train_time_s",
     "images_per_second": "images_per_s",
-    **{key: key for key in ("device", "precision", "git_commit", "torch_version", "error")},
+    **{key: key for key in TEXT_RESULTS},
 }
 SPLIT_COLUMNS = {"train_used": "train_images", "val_used": "val_images", "test_used": "test_images"}
 EPOCH_COLUMNS = {
@@ -130,16 +131,16 @@ def epochs_frame(sweep_dir: str | os.PathLike):
     Join it to `runs_frame` on run_id for the settings:
     `epochs_frame(d).merge(runs_frame(d)[["run_id", "lr", "dropout"]], on="run_id")`."""
     pandas = _pandas("epochs_frame")
-    rows = []
-    for record in read_runs(sweep_dir, log=silent):
-        for epoch in record["history"]:
-            row = {
-                "run_id": record["run_id"],
-                "model": record["config"].get("model"),
-                "status": record["status"],
-            }
-            row.update({column: epoch.get(key) for key, column in EPOCH_COLUMNS.items()})
-            rows.append(row)
+    rows = [
+        {
+            "run_id": record["run_id"],
+            "model": record["config"].get("model"),
+            "status": record["status"],
+            **{column: epoch.get(key) for key, column in EPOCH_COLUMNS.items()},
+        }
+        for record in read_runs(sweep_dir, log=silent)
+        for epoch in record["history"]
+    ]
     columns = ["run_id", "model", "status", *EPOCH_COLUMNS.values()]
     return pandas.DataFrame(rows, columns=columns)
 
@@ -175,21 +176,16 @@ FINAL_METRICS = {
 def default_tracking_uri(sweep_dir: str | os.PathLike) -> str:
     """The store used when --mlflow is given no URI: SQLite beside the sweep. (MLflow 3 refuses
     its old ./mlruns file store unless told otherwise; SQLite is its offline default now.)"""
-    return store_uri(Path(sweep_dir) / MLFLOW_FOLDER)
-
-
-def store_uri(folder: str | os.PathLike) -> str:
-    return f"sqlite:///{(Path(folder) / 'mlflow.db').resolve()}"
+    return resolve_tracking_uri(None, sweep_dir)
 
 
 def resolve_tracking_uri(value: str | None, sweep_dir: str | os.PathLike) -> str:
     """A tracking URI as given (sqlite:///..., http://..., databricks, ...), or a plain folder
     (an MLflow store is made in it, as for the default), or None: SWEEP_DIR/mlruns."""
-    if not value:
-        return default_tracking_uri(sweep_dir)
-    if "://" in value or value.startswith(("databricks", "file:")):
+    if value and ("://" in value or value.startswith(("databricks", "file:"))):
         return value
-    return store_uri(value)
+    folder = Path(value or Path(sweep_dir) / MLFLOW_FOLDER)
+    return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
 
 
 # Seconds a tracking server gets to accept a connection before a sweep gives up on it.
@@ -202,7 +198,7 @@ def check_store(uri: str, flag: str = "--mlflow") -> None:
     """Check a tracking store in seconds, before any training: an SQLite store must be a
     writable SQLite file of MLflow's (or none yet, in a folder it can be made in); a server
     must accept a connection. `flag` names the option the URI came from in the error."""
-    scheme, _, rest = uri.partition("://")
+    scheme = uri.partition("://")[0]
     if scheme.startswith("sqlite"):
         path = urllib.parse.urlsplit(uri).path.removeprefix("/")
         if path in ("", ":memory:") or "mode=memory" in uri:
@@ -289,6 +285,8 @@ class MlflowLogger:
     ):
         self.sweep_dir = Path(sweep_dir)
         self.tracking_uri = resolve_tracking_uri(tracking_uri, sweep_dir)
+        sqlite = self.tracking_uri.startswith("sqlite:///")
+        self._db = Path(self.tracking_uri.removeprefix("sqlite:///")) if sqlite else None
         self.flag = flag  # the option the URI came from, for error lines
         self.experiment_name = experiment or sweep_name(sweep_dir)
         self.log = log
@@ -303,19 +301,15 @@ class MlflowLogger:
         """A lock on the SQLite store (beside its file): two processes that open a new store
         at once would both create its tables (alembic: "duplicate column name"), or both
         the experiment. A server does its own locking."""
-        if not self.tracking_uri.startswith("sqlite:///"):
-            return contextlib.nullcontext()
-        return FileLock(f"{self.tracking_uri.removeprefix('sqlite:///')}.lock")
+        return FileLock(f"{self._db}.lock") if self._db else contextlib.nullcontext()
 
     @property
     def client(self):
         if self._client is None:
             client_class = _import_mlflow()
             check_store(self.tracking_uri, self.flag)
-            if self.tracking_uri.startswith("sqlite:///"):
-                Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
-                    parents=True, exist_ok=True
-                )
+            if self._db:
+                self._db.parent.mkdir(parents=True, exist_ok=True)
             with self._store_lock():
                 client = client_class(tracking_uri=self.tracking_uri)
                 client.search_experiments(max_results=1)  # makes a new store's tables
@@ -337,10 +331,9 @@ class MlflowLogger:
             return found.experiment_id
         self._experiment_folder = self._folder
         location = None
-        if self.tracking_uri.startswith("sqlite:///"):
+        if self._db:
             # Beside the database, not in ./mlartifacts of whatever folder we run in.
-            folder = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
-            location = (folder / "artifacts" / self.experiment_name).resolve().as_uri()
+            location = (self._db.parent / "artifacts" / self.experiment_name).resolve().as_uri()
         return client.create_experiment(
             self.experiment_name,
             artifact_location=location,
@@ -348,7 +341,8 @@ class MlflowLogger:
         )
 
     def _our_runs(self, filter_string: str = ""):
-        """The experiment's active MLflow runs that record runs of this sweep folder."""
+        """The experiment's active MLflow runs that record runs of this sweep folder (not of
+        the same sweep in another folder)."""
         from mlflow.entities import ViewType
 
         token = None
@@ -356,7 +350,9 @@ class MlflowLogger:
             page = self.client.search_runs(
                 [self.experiment_id], filter_string, ViewType.ACTIVE_ONLY, 1000, page_token=token
             )
-            yield from (run for run in page if self._ours(run))
+            for run in page:
+                if run.data.tags.get(SWEEP_DIR_TAG, self._experiment_folder) == self._folder:
+                    yield run
             if not (token := page.token):
                 return
 
@@ -373,7 +369,7 @@ class MlflowLogger:
 
     def sync(self) -> list[str]:
         """Log every ended run of the sweep not logged yet; returns their ledger run ids."""
-        pending = [d.name for d in _ended_run_dirs(self.sweep_dir) if d.name not in self.logged()]
+        pending = _ended_run_ids(self.sweep_dir) - self.logged().keys()
         if not pending:
             return []
         records = read_runs(self.sweep_dir, log=silent)
@@ -386,7 +382,7 @@ class MlflowLogger:
                 if record["run_id"] not in pending or record["status"] not in DONE_STATUSES:
                     continue
                 if self._find(record["run_id"]) is None:
-                    self.log_run(record, labels.get(record["run_id"], ""))
+                    self.log_run(record, labels[record["run_id"]])
                     done.append(record["run_id"])
         return done
 
@@ -417,18 +413,11 @@ class MlflowLogger:
                 f"{mask_uris_in(first)}"
             ) from None
 
-    def _ours(self, run) -> bool:
-        """Whether an MLflow run records a run of this sweep folder (not of the same sweep
-        in another folder)."""
-        self.experiment_id  # noqa: B018  (reads the experiment's folder)
-        return run.data.tags.get(SWEEP_DIR_TAG, self._experiment_folder) == self._folder
-
-    def log_run(self, record: dict, label: str = "") -> str:
-        """Log one ended ledger record as an MLflow run; returns the MLflow run id."""
+    def log_run(self, record: dict, label: str) -> str:
+        """Log one ended ledger record (not logged yet: `sync` asks the store first) as an
+        MLflow run; returns the MLflow run id."""
         from mlflow.entities import Metric, Param
 
-        if record["run_id"] in self.logged():
-            return self.logged()[record["run_id"]]
         result, config = record["result"], record["config"]
         end = _mtime_ms(Path(record["dir"]) / RESULT)
         start = end - int(1000 * (result.get("total_seconds") or 0))
@@ -439,13 +428,9 @@ class MlflowLogger:
             "model": config.get("model"),
             "status": result["status"],
             "seed": config.get("seed"),
-            "device": result.get("device"),
-            "precision": result.get("precision"),
-            "torch_version": result.get("torch_version"),
-            "git_commit": result.get("git_commit"),
+            **{key: result.get(key) for key in TEXT_RESULTS},
             "mlflow.source.git.commit": result.get("git_commit"),
             "mlflow.source.name": "mnistlab",
-            "error": result.get("error"),
         }
         run = self.client.create_run(
             self.experiment_id,
@@ -487,18 +472,18 @@ class MlflowLogger:
 
     def where(self) -> str:
         uri = mask_uri(self.tracking_uri)
-        if uri.startswith("sqlite:///"):
+        if self._db:
             return f"{uri} (browse: mlflow ui --backend-store-uri {uri})"
         return uri
 
 
-def _ended_run_dirs(sweep_dir: Path) -> list[Path]:
-    """Run folders whose result.json says the run is over: cheap enough to poll often."""
-    ended = []
-    for result in sorted((sweep_dir / "runs").glob(f"*/{RESULT}")):
+def _ended_run_ids(sweep_dir: Path) -> set[str]:
+    """Runs whose result.json says the run is over: cheap enough to poll often."""
+    ended = set()
+    for result in (sweep_dir / "runs").glob(f"*/{RESULT}"):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             if json.loads(result.read_bytes()).get("status") in DONE_STATUSES:
-                ended.append(result.parent)
+                ended.add(result.parent.name)
     return ended
 
 
@@ -566,15 +551,13 @@ def import_to_mlflow(
     sweep_dir: str | os.PathLike,
     tracking_uri: str | None = None,
     experiment: str | None = None,
-    log=print,
-    flag: str = "--tracking-uri",
 ) -> tuple[MlflowLogger, list[str]]:
-    """Backfill: log every ended run of an existing sweep folder that MLflow lacks. `flag`
-    names the option the URI came from in error lines."""
+    """Backfill (`mnistlab mlflow-import`): log every ended run of an existing sweep folder
+    that MLflow lacks."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "runs").is_dir():
         raise UserError(f"{sweep_dir}: not a sweep folder (no runs/ in it)")
-    logger = MlflowLogger(sweep_dir, tracking_uri, experiment, log=log, flag=flag)
+    logger = MlflowLogger(sweep_dir, tracking_uri, experiment, flag="--tracking-uri")
     with logger.errors_as_one_line():
         return logger, logger.sync()
 
@@ -609,10 +592,8 @@ def hparams_start(config: dict):
             start.hparams[key].bool_value = value
         elif isinstance(value, int | float):
             start.hparams[key].number_value = value
-        elif isinstance(value, str) or value is None:
-            start.hparams[key].string_value = "none" if value is None else value
         else:
-            start.hparams[key].string_value = json.dumps(value, sort_keys=True)
+            start.hparams[key].string_value = "none" if value is None else _setting_value(value)
     return _hparams_summary(SESSION_START_INFO_TAG, session_start_info=start)
 
 
@@ -626,13 +607,6 @@ def hparams_end(status: str):
         status=Status.Value(HPARAM_STATUS.get(status, "STATUS_FAILURE")), end_time_secs=time.time()
     )
     return _hparams_summary(SESSION_END_INFO_TAG, session_end_info=end)
-
-
-def safe_name(label: str) -> str:
-    """A label as one folder name: no path separators, nothing hidden, not too long."""
-    name = label.replace(os.sep, "_").replace("/", "_").replace("\0", "").strip()
-    name = name.lstrip(".") or "run"
-    return name[:200]
 
 
 def link_tensorboard(
@@ -653,7 +627,9 @@ def link_tensorboard(
                 entry.unlink()
         used: set[str] = set()
         for run_id, label in sorted(labels.items(), key=lambda kv: kv[1]):
-            name = safe_name(label or run_id)
+            # One folder name: no path separators, nothing hidden, not too long.
+            name = (label or run_id).replace(os.sep, "_").replace("/", "_").replace("\0", "")
+            name = name.strip().lstrip(".")[:200] or "run"
             if name in used:  # two labels that read the same: keep both, told apart by id
                 name = f"{name} ({run_id})"
             used.add(name)
