@@ -443,7 +443,7 @@ class _Claim:
         return f"{info.get('host', '?')} pid {info.get('pid', '?')} since {since}"
 
     def _is_stale(self, info: dict) -> bool:
-        if not info or "pid" not in info:
+        if "pid" not in info:  # half-written, or not a claim of ours
             return True
         if info.get("host") == socket.gethostname():
             return not process_alive(info)

@@ -211,8 +211,7 @@ def check_store(uri: str, flag: str = "--mlflow") -> None:
         parts = urllib.parse.urlsplit(uri)
         try:
             port = parts.port or (443 if scheme == "https" else 80)
-            with socket.create_connection((parts.hostname or "", port), STORE_CONNECT_SECONDS):
-                pass
+            socket.create_connection((parts.hostname or "", port), STORE_CONNECT_SECONDS).close()
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise UserError(
@@ -442,20 +441,17 @@ class MlflowLogger:
         params = [
             Param(k, str(_setting_value(v))) for k, v in config.items() if k not in NOT_A_SETTING
         ]
-        metrics = []
+        metrics, elapsed = [], 0
         for row in record["history"]:
             # Spread the epochs over the run's time, so MLflow's time axis means something.
-            stamp = start + int(
-                1000 * sum(h.get("seconds") or 0 for h in record["history"][: row["epoch"]])
-            )
+            elapsed += row.get("seconds") or 0
             metrics += [
-                Metric(key, float(row[key]), stamp, int(row["epoch"]))
+                Metric(key, float(row[key]), start + int(1000 * elapsed), int(row["epoch"]))
                 for key in EPOCH_METRICS
                 if _finite(row.get(key))
             ]
-        step = len(record["history"])
         metrics += [
-            Metric(name, float(result[key]), end, step)
+            Metric(name, float(result[key]), end, len(record["history"]))
             for key, name in FINAL_METRICS.items()
             if _finite(result.get(key))
         ]
@@ -514,7 +510,6 @@ class MlflowSync:
     def __enter__(self) -> MlflowSync:
         # The store opens here: a bad URI or a missing extra shows before any training.
         with self.logger.errors_as_one_line():
-            self.logger.experiment_id  # noqa: B018  (opens the store, makes the experiment)
             self.logger.sync()
         self._thread.start()
         return self
@@ -526,24 +521,22 @@ class MlflowSync:
         while not self._stop.wait(self.every):
             self.sync()
 
-    def sync(self) -> int:
+    def sync(self) -> None:
         with self._lock:
             if self._broken:
-                return 0
+                return
             try:
-                return len(self.logger.sync())
+                self.logger.sync()
             except Exception as exc:  # the store (or a damaged record), not the sweep's fault
                 self._broken = True
                 self.log(
                     f"mlflow: logging stopped: {type(exc).__name__}: {mask_uris_in(str(exc))} "
                     f"(rerun with `mnistlab mlflow-import {self.logger.sweep_dir}`)"
                 )
-                return 0
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._thread.join()
         self.sync()
 
 
