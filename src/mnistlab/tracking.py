@@ -43,7 +43,6 @@ from .ledger import (
 )
 from .uris import mask_uri, mask_uris_in
 
-# ---------------------------------------------------------------- results as data
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
 # Accuracies and losses are as the ledger stores them (fractions in [0, 1], mean cross-entropy).
 TEXT_RESULTS = ("device", "precision", "git_commit", "torch_version", "error")
@@ -145,7 +144,6 @@ def epochs_frame(sweep_dir: str | os.PathLike):
     return pandas.DataFrame(rows, columns=columns)
 
 
-# ---------------------------------------------------------------- MLflow
 MLFLOW_FOLDER = "mlruns"  # SWEEP_DIR/mlruns/{mlflow.db, artifacts/}: the default store
 # The ledger run an MLflow run records: what makes logging idempotent.
 RUN_ID_TAG = "mnistlab.run_id"
@@ -156,13 +154,8 @@ SWEEP_DIR_TAG = "mnistlab.sweep_dir"
 # checkpoint (megabytes to a gigabyte; `mnistlab export` is for that) nor resume.pt.
 ARTIFACT_FILES = ("config.json", "history.json", "result.json", "predictions.json", "error.txt")
 ARTIFACT_MAX_BYTES = 5 * 2**20
-# Ledger status -> MLflow run status. A pruned run was stopped on purpose: KILLED.
-MLFLOW_STATUS = {
-    "finished": "FINISHED",
-    "stopped": "KILLED",
-    "pruned": "KILLED",
-    "diverged": "FAILED",
-}
+# Ledger status -> MLflow run status (diverged: FAILED). A pruned run was stopped on purpose.
+MLFLOW_STATUS = {"finished": "FINISHED", "stopped": "KILLED", "pruned": "KILLED"}
 # Per-epoch history -> metric keys (logged with step = epoch).
 EPOCH_METRICS = (*(key for key in SPLIT_METRICS if not key.startswith("test")), "lr")
 # result.json -> the run's final metrics (train/val at the chosen epoch, test once on it, the
@@ -418,7 +411,9 @@ class MlflowLogger:
         from mlflow.entities import Metric, Param
 
         result, config = record["result"], record["config"]
-        end = _mtime_ms(Path(record["dir"]) / RESULT)
+        end = int(time.time() * 1000)
+        with contextlib.suppress(OSError):  # when result.json was written: the run's end
+            end = int((Path(record["dir"]) / RESULT).stat().st_mtime * 1000)
         start = end - int(1000 * (result.get("total_seconds") or 0))
         tags = {
             RUN_ID_TAG: record["run_id"],
@@ -487,13 +482,6 @@ def _finite(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _mtime_ms(path: Path) -> int:
-    try:
-        return int(path.stat().st_mtime * 1000)
-    except OSError:
-        return int(time.time() * 1000)
-
-
 class MlflowSync:
     """Logs a sweep's runs to MLflow while it trains: a background thread syncs the ledger
     every `every` seconds, and `close()` syncs once more. Whatever backend trains the runs,
@@ -555,7 +543,6 @@ def import_to_mlflow(
         return logger, logger.sync()
 
 
-# ---------------------------------------------------------------- TensorBoard
 TENSORBOARD_VIEW = "tensorboard"  # SWEEP_DIR/tensorboard/<label> -> runs/<run_id>/tensorboard
 HPARAM_STATUS = {s: "STATUS_SUCCESS" for s in ("finished", "stopped", "pruned")}
 
