@@ -199,8 +199,8 @@ class RunFolder:
     """One run's folder: claim it, record its progress, finish or fail it, reset it.
 
     Every write is atomic (temporary file, fsync, rename), so a kill at any moment leaves
-    either the old file or the new one. The engine calls `start`, `epoch_done`,
-    `save_checkpoint` and `finish`; the sweep calls `claim`, `fail` and `reset`.
+    either the old file or the new one. The engine calls `check_same_run`, then `start`,
+    `epoch_done`, `save_checkpoint` and `finish`; the sweep calls `claim`, `fail` and `reset`.
     """
 
     def __init__(self, path: str | os.PathLike, log=print):
@@ -333,7 +333,6 @@ class RunFolder:
         return _Claim(self.path / CLAIM).holder()
 
     def start(self, config: TrainConfig) -> None:
-        self.check_same_run(config)
         make_dirs(self.path)
         write_json(self.path / CONFIG, config.to_dict())
 
