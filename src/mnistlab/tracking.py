@@ -78,14 +78,12 @@ def run_row(record: dict, label: str = "") -> dict[str, Any]:
         "label": label,
         "model": record["config"].get("model"),
         "status": record["status"],
+        **{column: result.get(key) for key, column in RESULT_COLUMNS.items()},
     }
-    for key, column in RESULT_COLUMNS.items():
-        row[column] = result.get(key)
     if not result:  # not ended: what the history says so far
         row["epochs_run"] = len(record["history"])
     split = result.get("split") or {}
-    for key, column in SPLIT_COLUMNS.items():
-        row[column] = split.get(key)
+    row |= {column: split.get(key) for key, column in SPLIT_COLUMNS.items()}
     for key, value in record["config"].items():
         if key not in NOT_A_SETTING and key not in row:
             row[key] = _setting_value(value)
@@ -405,9 +403,9 @@ class MlflowLogger:
                 f"{mask_uris_in(first)}"
             ) from None
 
-    def log_run(self, record: dict, label: str) -> str:
-        """Log one ended ledger record (not logged yet: `sync` asks the store first) as an
-        MLflow run; returns the MLflow run id."""
+    def log_run(self, record: dict, label: str) -> None:
+        """Log one ended ledger record as an MLflow run (not logged yet: `sync` asks the
+        store first)."""
         from mlflow.entities import Metric, Param
 
         result, config = record["result"], record["config"]
@@ -459,7 +457,6 @@ class MlflowLogger:
         # Last: a run that is not RUNNING any more is complete (see `logged`).
         self.client.set_terminated(mlflow_id, MLFLOW_STATUS.get(result["status"], "FAILED"), end)
         self.logged()[record["run_id"]] = mlflow_id
-        return mlflow_id
 
     def where(self) -> str:
         uri = mask_uri(self.tracking_uri)
