@@ -43,9 +43,9 @@ from .ledger import (
 )
 from .uris import mask_uri, mask_uris_in
 
+TEXT_RESULTS = ("device", "precision", "git_commit", "torch_version", "error")
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
 # Accuracies and losses are as the ledger stores them (fractions in [0, 1], mean cross-entropy).
-TEXT_RESULTS = ("device", "precision", "git_commit", "torch_version", "error")
 RESULT_COLUMNS = {
     **{key: key for key in (*SPLIT_METRICS, "best_epoch", "epochs_run", "params")},
     "total_seconds": "time_s",
