@@ -246,9 +246,8 @@ def _import_mlflow():
 
 
 def sweep_name(sweep_dir: str | os.PathLike) -> str:
-    manifest = Path(sweep_dir) / MANIFEST
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        name = read_json(manifest)["name"]
+        name = read_json(Path(sweep_dir) / MANIFEST)["name"]
         if isinstance(name, str) and name:
             return name
     return Path(sweep_dir).resolve().name
@@ -624,8 +623,7 @@ class TensorBoardCallback(Callback):
     """Writes a run's per-epoch scalars and its HParams session (settings at the start, status
     at the end) into the run folder's event files (the tensorboard extra)."""
 
-    def __init__(self) -> None:
-        self.board = None
+    board = None  # the run's SummaryWriter, between on_train_start and on_train_end
 
     def on_train_start(self, config, folder, history) -> None:
         if folder is None:  # nowhere to write: a run without a folder is not tracked
