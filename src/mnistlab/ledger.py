@@ -240,7 +240,6 @@ class RunFolder:
         except OSError as exc:
             raise OutputError(describe_os_error(path, exc)) from None
         self.log(f"{path}: damaged ({why}); kept as {aside.name}, the run will be redone")
-        return None
 
     def read_config(self) -> dict | None:
         """The run's config, or None. A result beside a damaged config cannot be trusted to
