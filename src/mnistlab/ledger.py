@@ -17,10 +17,9 @@ a run folder; the engine reports to a `RunFolder` and never builds paths.
 
 A run's status comes from its files alone, so a sweep killed at any moment can be rerun:
 `result.json` present -> its "status" ("finished", "diverged", "stopped", "pruned" or
-"failed");
-otherwise "pending" (never started) or "partial" (started, killed part-way). A record that
-cannot be read is renamed aside (`result.json.damaged-<time>`), kept for inspection, and the
-run counts as not done.
+"failed"); otherwise "pending" (never started) or "partial" (started, killed part-way). A
+record that cannot be read is renamed aside (`result.json.damaged-<time>`), kept for
+inspection, and the run counts as not done.
 """
 
 from __future__ import annotations
@@ -200,8 +199,8 @@ class RunFolder:
     """One run's folder: claim it, record its progress, finish or fail it, reset it.
 
     Every write is atomic (temporary file, fsync, rename), so a kill at any moment leaves
-    either the old file or the new one. The engine calls `start`, `epoch_done`,
-    `save_checkpoint` and `finish`; the sweep calls `claim`, `fail` and `reset`.
+    either the old file or the new one. The engine calls `check_same_run`, then `start`,
+    `epoch_done`, `save_checkpoint` and `finish`; the sweep calls `claim`, `fail` and `reset`.
     """
 
     def __init__(self, path: str | os.PathLike, log=print):
@@ -241,7 +240,6 @@ class RunFolder:
         except OSError as exc:
             raise OutputError(describe_os_error(path, exc)) from None
         self.log(f"{path}: damaged ({why}); kept as {aside.name}, the run will be redone")
-        return None
 
     def read_config(self) -> dict | None:
         """The run's config, or None. A result beside a damaged config cannot be trusted to
@@ -334,7 +332,6 @@ class RunFolder:
         return _Claim(self.path / CLAIM).holder()
 
     def start(self, config: TrainConfig) -> None:
-        self.check_same_run(config)
         make_dirs(self.path)
         write_json(self.path / CONFIG, config.to_dict())
 
@@ -380,7 +377,6 @@ class RunFolder:
         config_dict = config.to_dict() | {"out_dir": str(self.path)}
         if self.read_config() is None:
             write_json(self.path / CONFIG, config_dict)
-        history = self.read_history()
         atomic_write_bytes(self.path / ERROR, (details or error).encode())
         write_json(
             self.path / RESULT,
@@ -391,7 +387,7 @@ class RunFolder:
                 "model": config.model,
                 "config": config_dict,
                 "best_epoch": None,
-                "epochs_run": len(history),
+                "epochs_run": len(self.read_history()),
             },
         )
 
@@ -445,7 +441,7 @@ class _Claim:
         return f"{info.get('host', '?')} pid {info.get('pid', '?')} since {since}"
 
     def _is_stale(self, info: dict) -> bool:
-        if not info or "pid" not in info:
+        if "pid" not in info:  # half-written, or not a claim of ours
             return True
         if info.get("host") == socket.gethostname():
             return not process_alive(info)
@@ -456,7 +452,6 @@ class _Claim:
         return age > CLAIM_STALE_SECONDS
 
     def alive(self) -> bool:
-        """True while the claim exists and its holder is alive (see `_is_stale`)."""
         info = self._read()
         return info is not None and not self._is_stale(info)
 

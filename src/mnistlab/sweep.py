@@ -133,23 +133,14 @@ def _read_sections(path: Path, extra_sections: tuple[str, ...] = ()):
     """The sweep file's sections, each checked for shape: (meta, base, grids, overrides).
     A section written as a plain value (`base = 3`) is one line, not a traceback."""
     spec = load_toml(path)
-    valid = (*SECTIONS, *extra_sections)
-    unknown = sorted(set(spec) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
-        )
+    _refuse_unknown(path, "section", spec, (*SECTIONS, *extra_sections))
     for section in ("sweep", "base", "overrides"):
         if not isinstance(spec.get(section, {}), dict):
             raise ConfigError(
                 f"{path}: {section} must be a [{section}] table, got {spec[section]!r}"
             )
     meta = spec.get("sweep", {})
-    bad = sorted(set(meta) - set(SWEEP_KEYS))
-    if bad:
-        raise ConfigError(
-            f"{path}: unknown [sweep] key(s) {', '.join(bad)}; valid: {', '.join(SWEEP_KEYS)}"
-        )
+    _refuse_unknown(path, "[sweep] key", meta, SWEEP_KEYS)
     # [grid] is one grid; [[grid]] is several, whose runs are pooled (a big model can get a
     # smaller grid than a small one in the same sweep).
     grids = spec.get("grid", {})
@@ -167,6 +158,14 @@ def _read_sections(path: Path, extra_sections: tuple[str, ...] = ()):
                 f"{path}: [overrides.{model}] must be a table of settings, got {table!r}"
             )
     return meta, spec.get("base", {}), grids, overrides
+
+
+def _refuse_unknown(path: Path, what: str, given, valid: Sequence[str]) -> None:
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown {what}(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
+        )
 
 
 def _expand(path: Path, base, grids, overrides, settings) -> list[SweepRun]:
@@ -370,10 +369,9 @@ class EtaEstimator:
         return math.exp(near_y + self.DEFAULT_SLOPE * (x - near_x))
 
     def estimate(self, costs: list[RunCost]) -> float | None:
-        rates = [self.per_image(cost) for cost in costs]
-        if None in rates:
+        if not self.seconds:  # nothing seen: no guess
             return None
-        return sum(rate * cost.images for rate, cost in zip(rates, costs, strict=True))
+        return sum(self.per_image(cost) * cost.images for cost in costs)
 
 
 class SweepProgress:

@@ -43,7 +43,7 @@ from .ledger import (
 )
 from .uris import mask_uri, mask_uris_in
 
-# ---------------------------------------------------------------- results as data
+TEXT_RESULTS = ("device", "precision", "git_commit", "torch_version", "error")
 # Ledger result key -> column name: snake_case with the unit in the name where there is one.
 # Accuracies and losses are as the ledger stores them (fractions in [0, 1], mean cross-entropy).
 RESULT_COLUMNS = {
@@ -51,7 +51,7 @@ RESULT_COLUMNS = {
     "total_seconds": "time_s",
     "train_seconds": "train_time_s",
     "images_per_second": "images_per_s",
-    **{key: key for key in ("device", "precision", "git_commit", "torch_version", "error")},
+    **{key: key for key in TEXT_RESULTS},
 }
 SPLIT_COLUMNS = {"train_used": "train_images", "val_used": "val_images", "test_used": "test_images"}
 EPOCH_COLUMNS = {
@@ -78,14 +78,12 @@ def run_row(record: dict, label: str = "") -> dict[str, Any]:
         "label": label,
         "model": record["config"].get("model"),
         "status": record["status"],
+        **{column: result.get(key) for key, column in RESULT_COLUMNS.items()},
     }
-    for key, column in RESULT_COLUMNS.items():
-        row[column] = result.get(key)
     if not result:  # not ended: what the history says so far
         row["epochs_run"] = len(record["history"])
     split = result.get("split") or {}
-    for key, column in SPLIT_COLUMNS.items():
-        row[column] = split.get(key)
+    row |= {column: split.get(key) for key, column in SPLIT_COLUMNS.items()}
     for key, value in record["config"].items():
         if key not in NOT_A_SETTING and key not in row:
             row[key] = _setting_value(value)
@@ -130,21 +128,20 @@ def epochs_frame(sweep_dir: str | os.PathLike):
     Join it to `runs_frame` on run_id for the settings:
     `epochs_frame(d).merge(runs_frame(d)[["run_id", "lr", "dropout"]], on="run_id")`."""
     pandas = _pandas("epochs_frame")
-    rows = []
-    for record in read_runs(sweep_dir, log=silent):
-        for epoch in record["history"]:
-            row = {
-                "run_id": record["run_id"],
-                "model": record["config"].get("model"),
-                "status": record["status"],
-            }
-            row.update({column: epoch.get(key) for key, column in EPOCH_COLUMNS.items()})
-            rows.append(row)
+    rows = [
+        {
+            "run_id": record["run_id"],
+            "model": record["config"].get("model"),
+            "status": record["status"],
+            **{column: epoch.get(key) for key, column in EPOCH_COLUMNS.items()},
+        }
+        for record in read_runs(sweep_dir, log=silent)
+        for epoch in record["history"]
+    ]
     columns = ["run_id", "model", "status", *EPOCH_COLUMNS.values()]
     return pandas.DataFrame(rows, columns=columns)
 
 
-# ---------------------------------------------------------------- MLflow
 MLFLOW_FOLDER = "mlruns"  # SWEEP_DIR/mlruns/{mlflow.db, artifacts/}: the default store
 # The ledger run an MLflow run records: what makes logging idempotent.
 RUN_ID_TAG = "mnistlab.run_id"
@@ -155,13 +152,8 @@ SWEEP_DIR_TAG = "mnistlab.sweep_dir"
 # checkpoint (megabytes to a gigabyte; `mnistlab export` is for that) nor resume.pt.
 ARTIFACT_FILES = ("config.json", "history.json", "result.json", "predictions.json", "error.txt")
 ARTIFACT_MAX_BYTES = 5 * 2**20
-# Ledger status -> MLflow run status. A pruned run was stopped on purpose: KILLED.
-MLFLOW_STATUS = {
-    "finished": "FINISHED",
-    "stopped": "KILLED",
-    "pruned": "KILLED",
-    "diverged": "FAILED",
-}
+# Ledger status -> MLflow run status (diverged: FAILED). A pruned run was stopped on purpose.
+MLFLOW_STATUS = {"finished": "FINISHED", "stopped": "KILLED", "pruned": "KILLED"}
 # Per-epoch history -> metric keys (logged with step = epoch).
 EPOCH_METRICS = (*(key for key in SPLIT_METRICS if not key.startswith("test")), "lr")
 # result.json -> the run's final metrics (train/val at the chosen epoch, test once on it, the
@@ -175,21 +167,16 @@ FINAL_METRICS = {
 def default_tracking_uri(sweep_dir: str | os.PathLike) -> str:
     """The store used when --mlflow is given no URI: SQLite beside the sweep. (MLflow 3 refuses
     its old ./mlruns file store unless told otherwise; SQLite is its offline default now.)"""
-    return store_uri(Path(sweep_dir) / MLFLOW_FOLDER)
-
-
-def store_uri(folder: str | os.PathLike) -> str:
-    return f"sqlite:///{(Path(folder) / 'mlflow.db').resolve()}"
+    return resolve_tracking_uri(None, sweep_dir)
 
 
 def resolve_tracking_uri(value: str | None, sweep_dir: str | os.PathLike) -> str:
     """A tracking URI as given (sqlite:///..., http://..., databricks, ...), or a plain folder
     (an MLflow store is made in it, as for the default), or None: SWEEP_DIR/mlruns."""
-    if not value:
-        return default_tracking_uri(sweep_dir)
-    if "://" in value or value.startswith(("databricks", "file:")):
+    if value and ("://" in value or value.startswith(("databricks", "file:"))):
         return value
-    return store_uri(value)
+    folder = Path(value or Path(sweep_dir) / MLFLOW_FOLDER)
+    return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
 
 
 # Seconds a tracking server gets to accept a connection before a sweep gives up on it.
@@ -202,7 +189,7 @@ def check_store(uri: str, flag: str = "--mlflow") -> None:
     """Check a tracking store in seconds, before any training: an SQLite store must be a
     writable SQLite file of MLflow's (or none yet, in a folder it can be made in); a server
     must accept a connection. `flag` names the option the URI came from in the error."""
-    scheme, _, rest = uri.partition("://")
+    scheme = uri.partition("://")[0]
     if scheme.startswith("sqlite"):
         path = urllib.parse.urlsplit(uri).path.removeprefix("/")
         if path in ("", ":memory:") or "mode=memory" in uri:
@@ -215,8 +202,7 @@ def check_store(uri: str, flag: str = "--mlflow") -> None:
         parts = urllib.parse.urlsplit(uri)
         try:
             port = parts.port or (443 if scheme == "https" else 80)
-            with socket.create_connection((parts.hostname or "", port), STORE_CONNECT_SECONDS):
-                pass
+            socket.create_connection((parts.hostname or "", port), STORE_CONNECT_SECONDS).close()
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise UserError(
@@ -260,9 +246,8 @@ def _import_mlflow():
 
 
 def sweep_name(sweep_dir: str | os.PathLike) -> str:
-    manifest = Path(sweep_dir) / MANIFEST
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        name = read_json(manifest)["name"]
+        name = read_json(Path(sweep_dir) / MANIFEST)["name"]
         if isinstance(name, str) and name:
             return name
     return Path(sweep_dir).resolve().name
@@ -289,6 +274,8 @@ class MlflowLogger:
     ):
         self.sweep_dir = Path(sweep_dir)
         self.tracking_uri = resolve_tracking_uri(tracking_uri, sweep_dir)
+        sqlite = self.tracking_uri.startswith("sqlite:///")
+        self._db = Path(self.tracking_uri.removeprefix("sqlite:///")) if sqlite else None
         self.flag = flag  # the option the URI came from, for error lines
         self.experiment_name = experiment or sweep_name(sweep_dir)
         self.log = log
@@ -303,19 +290,15 @@ class MlflowLogger:
         """A lock on the SQLite store (beside its file): two processes that open a new store
         at once would both create its tables (alembic: "duplicate column name"), or both
         the experiment. A server does its own locking."""
-        if not self.tracking_uri.startswith("sqlite:///"):
-            return contextlib.nullcontext()
-        return FileLock(f"{self.tracking_uri.removeprefix('sqlite:///')}.lock")
+        return FileLock(f"{self._db}.lock") if self._db else contextlib.nullcontext()
 
     @property
     def client(self):
         if self._client is None:
             client_class = _import_mlflow()
             check_store(self.tracking_uri, self.flag)
-            if self.tracking_uri.startswith("sqlite:///"):
-                Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
-                    parents=True, exist_ok=True
-                )
+            if self._db:
+                self._db.parent.mkdir(parents=True, exist_ok=True)
             with self._store_lock():
                 client = client_class(tracking_uri=self.tracking_uri)
                 client.search_experiments(max_results=1)  # makes a new store's tables
@@ -337,10 +320,9 @@ class MlflowLogger:
             return found.experiment_id
         self._experiment_folder = self._folder
         location = None
-        if self.tracking_uri.startswith("sqlite:///"):
+        if self._db:
             # Beside the database, not in ./mlartifacts of whatever folder we run in.
-            folder = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
-            location = (folder / "artifacts" / self.experiment_name).resolve().as_uri()
+            location = (self._db.parent / "artifacts" / self.experiment_name).resolve().as_uri()
         return client.create_experiment(
             self.experiment_name,
             artifact_location=location,
@@ -348,7 +330,8 @@ class MlflowLogger:
         )
 
     def _our_runs(self, filter_string: str = ""):
-        """The experiment's active MLflow runs that record runs of this sweep folder."""
+        """The experiment's active MLflow runs that record runs of this sweep folder (not of
+        the same sweep in another folder)."""
         from mlflow.entities import ViewType
 
         token = None
@@ -356,7 +339,9 @@ class MlflowLogger:
             page = self.client.search_runs(
                 [self.experiment_id], filter_string, ViewType.ACTIVE_ONLY, 1000, page_token=token
             )
-            yield from (run for run in page if self._ours(run))
+            for run in page:
+                if run.data.tags.get(SWEEP_DIR_TAG, self._experiment_folder) == self._folder:
+                    yield run
             if not (token := page.token):
                 return
 
@@ -373,7 +358,7 @@ class MlflowLogger:
 
     def sync(self) -> list[str]:
         """Log every ended run of the sweep not logged yet; returns their ledger run ids."""
-        pending = [d.name for d in _ended_run_dirs(self.sweep_dir) if d.name not in self.logged()]
+        pending = _ended_run_ids(self.sweep_dir) - self.logged().keys()
         if not pending:
             return []
         records = read_runs(self.sweep_dir, log=silent)
@@ -386,7 +371,7 @@ class MlflowLogger:
                 if record["run_id"] not in pending or record["status"] not in DONE_STATUSES:
                     continue
                 if self._find(record["run_id"]) is None:
-                    self.log_run(record, labels.get(record["run_id"], ""))
+                    self.log_run(record, labels[record["run_id"]])
                     done.append(record["run_id"])
         return done
 
@@ -417,20 +402,15 @@ class MlflowLogger:
                 f"{mask_uris_in(first)}"
             ) from None
 
-    def _ours(self, run) -> bool:
-        """Whether an MLflow run records a run of this sweep folder (not of the same sweep
-        in another folder)."""
-        self.experiment_id  # noqa: B018  (reads the experiment's folder)
-        return run.data.tags.get(SWEEP_DIR_TAG, self._experiment_folder) == self._folder
-
-    def log_run(self, record: dict, label: str = "") -> str:
-        """Log one ended ledger record as an MLflow run; returns the MLflow run id."""
+    def log_run(self, record: dict, label: str) -> None:
+        """Log one ended ledger record as an MLflow run (not logged yet: `sync` asks the
+        store first)."""
         from mlflow.entities import Metric, Param
 
-        if record["run_id"] in self.logged():
-            return self.logged()[record["run_id"]]
         result, config = record["result"], record["config"]
-        end = _mtime_ms(Path(record["dir"]) / RESULT)
+        end = int(time.time() * 1000)
+        with contextlib.suppress(OSError):  # when result.json was written: the run's end
+            end = int((Path(record["dir"]) / RESULT).stat().st_mtime * 1000)
         start = end - int(1000 * (result.get("total_seconds") or 0))
         tags = {
             RUN_ID_TAG: record["run_id"],
@@ -439,13 +419,9 @@ class MlflowLogger:
             "model": config.get("model"),
             "status": result["status"],
             "seed": config.get("seed"),
-            "device": result.get("device"),
-            "precision": result.get("precision"),
-            "torch_version": result.get("torch_version"),
-            "git_commit": result.get("git_commit"),
+            **{key: result.get(key) for key in TEXT_RESULTS},
             "mlflow.source.git.commit": result.get("git_commit"),
             "mlflow.source.name": "mnistlab",
-            "error": result.get("error"),
         }
         run = self.client.create_run(
             self.experiment_id,
@@ -457,20 +433,17 @@ class MlflowLogger:
         params = [
             Param(k, str(_setting_value(v))) for k, v in config.items() if k not in NOT_A_SETTING
         ]
-        metrics = []
+        metrics, elapsed = [], 0
         for row in record["history"]:
             # Spread the epochs over the run's time, so MLflow's time axis means something.
-            stamp = start + int(
-                1000 * sum(h.get("seconds") or 0 for h in record["history"][: row["epoch"]])
-            )
+            elapsed += row.get("seconds") or 0
             metrics += [
-                Metric(key, float(row[key]), stamp, int(row["epoch"]))
+                Metric(key, float(row[key]), start + int(1000 * elapsed), int(row["epoch"]))
                 for key in EPOCH_METRICS
                 if _finite(row.get(key))
             ]
-        step = len(record["history"])
         metrics += [
-            Metric(name, float(result[key]), end, step)
+            Metric(name, float(result[key]), end, len(record["history"]))
             for key, name in FINAL_METRICS.items()
             if _finite(result.get(key))
         ]
@@ -483,34 +456,26 @@ class MlflowLogger:
         # Last: a run that is not RUNNING any more is complete (see `logged`).
         self.client.set_terminated(mlflow_id, MLFLOW_STATUS.get(result["status"], "FAILED"), end)
         self.logged()[record["run_id"]] = mlflow_id
-        return mlflow_id
 
     def where(self) -> str:
         uri = mask_uri(self.tracking_uri)
-        if uri.startswith("sqlite:///"):
+        if self._db:
             return f"{uri} (browse: mlflow ui --backend-store-uri {uri})"
         return uri
 
 
-def _ended_run_dirs(sweep_dir: Path) -> list[Path]:
-    """Run folders whose result.json says the run is over: cheap enough to poll often."""
-    ended = []
-    for result in sorted((sweep_dir / "runs").glob(f"*/{RESULT}")):
+def _ended_run_ids(sweep_dir: Path) -> set[str]:
+    """Runs whose result.json says the run is over: cheap enough to poll often."""
+    ended = set()
+    for result in (sweep_dir / "runs").glob(f"*/{RESULT}"):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             if json.loads(result.read_bytes()).get("status") in DONE_STATUSES:
-                ended.append(result.parent)
+                ended.add(result.parent.name)
     return ended
 
 
 def _finite(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _mtime_ms(path: Path) -> int:
-    try:
-        return int(path.stat().st_mtime * 1000)
-    except OSError:
-        return int(time.time() * 1000)
 
 
 class MlflowSync:
@@ -529,7 +494,6 @@ class MlflowSync:
     def __enter__(self) -> MlflowSync:
         # The store opens here: a bad URI or a missing extra shows before any training.
         with self.logger.errors_as_one_line():
-            self.logger.experiment_id  # noqa: B018  (opens the store, makes the experiment)
             self.logger.sync()
         self._thread.start()
         return self
@@ -541,24 +505,22 @@ class MlflowSync:
         while not self._stop.wait(self.every):
             self.sync()
 
-    def sync(self) -> int:
+    def sync(self) -> None:
         with self._lock:
             if self._broken:
-                return 0
+                return
             try:
-                return len(self.logger.sync())
+                self.logger.sync()
             except Exception as exc:  # the store (or a damaged record), not the sweep's fault
                 self._broken = True
                 self.log(
                     f"mlflow: logging stopped: {type(exc).__name__}: {mask_uris_in(str(exc))} "
                     f"(rerun with `mnistlab mlflow-import {self.logger.sweep_dir}`)"
                 )
-                return 0
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._thread.join()
         self.sync()
 
 
@@ -566,20 +528,17 @@ def import_to_mlflow(
     sweep_dir: str | os.PathLike,
     tracking_uri: str | None = None,
     experiment: str | None = None,
-    log=print,
-    flag: str = "--tracking-uri",
 ) -> tuple[MlflowLogger, list[str]]:
-    """Backfill: log every ended run of an existing sweep folder that MLflow lacks. `flag`
-    names the option the URI came from in error lines."""
+    """Backfill (`mnistlab mlflow-import`): log every ended run of an existing sweep folder
+    that MLflow lacks."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "runs").is_dir():
         raise UserError(f"{sweep_dir}: not a sweep folder (no runs/ in it)")
-    logger = MlflowLogger(sweep_dir, tracking_uri, experiment, log=log, flag=flag)
+    logger = MlflowLogger(sweep_dir, tracking_uri, experiment, flag="--tracking-uri")
     with logger.errors_as_one_line():
         return logger, logger.sync()
 
 
-# ---------------------------------------------------------------- TensorBoard
 TENSORBOARD_VIEW = "tensorboard"  # SWEEP_DIR/tensorboard/<label> -> runs/<run_id>/tensorboard
 HPARAM_STATUS = {s: "STATUS_SUCCESS" for s in ("finished", "stopped", "pruned")}
 
@@ -609,10 +568,8 @@ def hparams_start(config: dict):
             start.hparams[key].bool_value = value
         elif isinstance(value, int | float):
             start.hparams[key].number_value = value
-        elif isinstance(value, str) or value is None:
-            start.hparams[key].string_value = "none" if value is None else value
         else:
-            start.hparams[key].string_value = json.dumps(value, sort_keys=True)
+            start.hparams[key].string_value = "none" if value is None else _setting_value(value)
     return _hparams_summary(SESSION_START_INFO_TAG, session_start_info=start)
 
 
@@ -626,13 +583,6 @@ def hparams_end(status: str):
         status=Status.Value(HPARAM_STATUS.get(status, "STATUS_FAILURE")), end_time_secs=time.time()
     )
     return _hparams_summary(SESSION_END_INFO_TAG, session_end_info=end)
-
-
-def safe_name(label: str) -> str:
-    """A label as one folder name: no path separators, nothing hidden, not too long."""
-    name = label.replace(os.sep, "_").replace("/", "_").replace("\0", "").strip()
-    name = name.lstrip(".") or "run"
-    return name[:200]
 
 
 def link_tensorboard(
@@ -653,7 +603,9 @@ def link_tensorboard(
                 entry.unlink()
         used: set[str] = set()
         for run_id, label in sorted(labels.items(), key=lambda kv: kv[1]):
-            name = safe_name(label or run_id)
+            # One folder name: no path separators, nothing hidden, not too long.
+            name = (label or run_id).replace(os.sep, "_").replace("/", "_").replace("\0", "")
+            name = name.strip().lstrip(".")[:200] or "run"
             if name in used:  # two labels that read the same: keep both, told apart by id
                 name = f"{name} ({run_id})"
             used.add(name)
@@ -671,8 +623,7 @@ class TensorBoardCallback(Callback):
     """Writes a run's per-epoch scalars and its HParams session (settings at the start, status
     at the end) into the run folder's event files (the tensorboard extra)."""
 
-    def __init__(self) -> None:
-        self.board = None
+    board = None  # the run's SummaryWriter, between on_train_start and on_train_end
 
     def on_train_start(self, config, folder, history) -> None:
         if folder is None:  # nowhere to write: a run without a folder is not tracked
