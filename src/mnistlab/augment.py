@@ -69,16 +69,11 @@ GAMMA = (0.5, 2.0)  # contrast: ink levels raised to a power, log-uniform in thi
 
 @functools.lru_cache(maxsize=64)
 def _linear_matrix(n_out: int, n_in: int) -> torch.Tensor:
-    """(n_out, n_in): bilinear resampling along one axis, as F.interpolate(align_corners=False)
-    does it. Resampling by matrix products is far faster on a CPU than pooling small images."""
-    m = torch.zeros(n_out, n_in)
-    for i in range(n_out):
-        src = min(max((i + 0.5) * n_in / n_out - 0.5, 0.0), n_in - 1)
-        low = int(math.floor(src))
-        frac = src - low
-        m[i, low] += 1 - frac
-        m[i, min(low + 1, n_in - 1)] += frac
-    return m
+    """(n_out, n_in): F.interpolate's linear resampling (align_corners=False) along one axis,
+    as a matrix: the resampled identity, in float64 and rounded once to float32. Resampling by
+    matrix products is far faster on a CPU than pooling small images."""
+    eye = torch.eye(n_in, dtype=torch.float64)[None]
+    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0].T.float()
 
 
 @functools.lru_cache(maxsize=64)
@@ -255,10 +250,6 @@ INK = 0.3  # an ink pixel: above this level
 PEN = (2.0, 3.0)  # width of an added stroke, pixels of the 28x28 image (MNIST's pen is ~2-3)
 
 
-def _pen(n: int, generator: torch.Generator) -> torch.Tensor:
-    return _uniform(n, *PEN, generator)
-
-
 def _extent(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Ink bounding box per image: top, bottom, left, right (each (n,) float, pixel indices)."""
     ink = images[:, 0] > INK  # (n, H, W)
@@ -320,7 +311,7 @@ def continental_one(images: torch.Tensor, generator: torch.Generator) -> torch.T
     length = _uniform(n, 0.25, 0.5, generator) * height
     angle = _uniform(n, 15.0, 50.0, generator) * (math.pi / 180)  # below the horizontal
     half = _uniform(n, 0.15, 0.3, generator) * height
-    width = _pen(n, generator)
+    width = _uniform(n, *PEN, generator)
     start = torch.stack([x_top, top], 1)
     end = torch.stack([x_top - length * torch.cos(angle), top + length * torch.sin(angle)], 1)
     flagged = _draw(images, start, end, width)
@@ -341,7 +332,7 @@ def crossed_seven(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     tilt = _uniform(n, -1.0, 1.0, generator)
     start = torch.stack([x - half, y + tilt], 1)
     end = torch.stack([x + half, y - tilt], 1)
-    return _draw(images, start, end, _pen(n, generator))
+    return _draw(images, start, end, _uniform(n, *PEN, generator))
 
 
 def _enclosed(images: torch.Tensor) -> torch.Tensor:
@@ -391,7 +382,7 @@ def looped_two(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     radius = _uniform(n, 1.5, 3.0, generator)
     cx = left + radius + _uniform(n, 0.0, 2.0, generator)
     cy = bottom - radius - _uniform(n, 0.0, 1.0, generator)
-    width = _pen(n, generator)
+    width = _uniform(n, *PEN, generator)
     xs, ys = _pixel_grid(images)
     dist = (
         torch.hypot(xs - cx[:, None, None], ys - cy[:, None, None]) - radius[:, None, None]
@@ -408,13 +399,8 @@ def hooked_nine(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     x = _row_centre(images, bottom)
     length = _uniform(n, 0.2, 0.35, generator) * height
     rise = _uniform(n, 0.2, 0.7, generator) * length
-    start = torch.stack([x, bottom], 1)
-    return _draw(images, start, torch.stack([x - length, bottom - rise], 1), _pen(n, generator))
-
-
-def _to_unit(p: torch.Tensor, size: int) -> torch.Tensor:
-    """Pixel index -> affine_grid's [-1, 1] coordinate (align_corners=False)."""
-    return (2 * p + 1) / size - 1
+    start, end = torch.stack([x, bottom], 1), torch.stack([x - length, bottom - rise], 1)
+    return _draw(images, start, end, _uniform(n, *PEN, generator))
 
 
 def aspect_stretch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -428,7 +414,8 @@ def aspect_stretch(images: torch.Tensor, generator: torch.Generator) -> torch.Te
     tall = (bottom - top + 1).clamp_min(1)
     fit = (20 / torch.maximum(wide, tall)).clamp(max=1)
     sx, sy = stretch * fit, fit  # output = input * s about the centre
-    cx, cy = _to_unit((left + right) / 2, w), _to_unit((top + bottom) / 2, h)
+    # The ink's centre in affine_grid's [-1, 1] units (align_corners=False): (2p + 1) / size - 1.
+    cx, cy = (left + right + 1) / w - 1, (top + bottom + 1) / h - 1
     zero = torch.zeros(n)
     return _affine(
         images, _theta([1 / sx, zero, cx * (1 - 1 / sx)], [zero, 1 / sy, cy * (1 - 1 / sy)])
@@ -482,7 +469,7 @@ def stray_marks(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     length = _uniform(n, 0, 3, generator)
     end_s = start_s + torch.stack([torch.cos(angle), torch.sin(angle)], 1) * length[:, None]
     pick = neighbour[:, None]
-    width = torch.where(neighbour, _pen(n, generator), _uniform(n, 1.5, 3.0, generator))
+    width = torch.where(neighbour, _uniform(n, *PEN, generator), _uniform(n, 1.5, 3.0, generator))
     return _draw(
         images, torch.where(pick, start_n, start_s), torch.where(pick, end_n, end_s), width
     )

@@ -91,11 +91,9 @@ def usable_flags(flags: frozenset[str]) -> frozenset[str]:
     aten = torch.backends.cpu.get_cpu_capability()
     if aten in ("AVX2", "DEFAULT") or not onednn.startswith(("AVX512", "ALL")):
         dropped = ("avx512", "amx")
-    elif onednn.startswith("AVX512") and "BF16" not in onednn and "AMX" not in onednn:
-        dropped = ("avx512_bf16", "amx")
     elif onednn.startswith("AVX512") and "AMX" not in onednn:
-        dropped = ("amx",)
-    return frozenset(f for f in flags if not (dropped and f.startswith(dropped)))
+        dropped = ("amx",) if "BF16" in onednn else ("avx512_bf16", "amx")
+    return frozenset(f for f in flags if not f.startswith(dropped))
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -135,16 +133,13 @@ def speed_settings(
 
     `precision` "auto" allows fp32, and bf16 where the CPU has it natively; `channels_last`
     True allows the NHWC layout. On a GPU the allowed ones are used (tensor cores want both).
-    On the CPU a model below
-    SMALL_MODEL_MACS keeps fp32 and the plain layout; a larger one is timed for a few steps in
-    each allowed combination (`probe_speeds`) and the fastest is chosen, if it beats the plain
-    layout in fp32 (or in the precision asked for) by PROBE_MIN_GAIN. `log` hears the timings
-    when a probe runs."""
-    if device.type != "cpu":
-        return resolve_precision(precision, device), channels_last
-    check_precision(precision, device)
-    base = ("fp32" if precision == "auto" else precision, False)
-    if count_macs(model, input_shape) < SMALL_MODEL_MACS:
+    On the CPU a model below SMALL_MODEL_MACS keeps fp32 and the plain layout; a larger one is
+    timed for a few steps in each allowed combination (`probe_speeds`) and the fastest is
+    chosen, if it beats the plain layout in fp32 (or in the precision asked for) by
+    PROBE_MIN_GAIN. `log` hears the timings when a probe runs."""
+    on_gpu = device.type != "cpu"
+    base = (resolve_precision(precision, device), channels_last and on_gpu)
+    if on_gpu or count_macs(model, input_shape) < SMALL_MODEL_MACS:
         return base
     # Without AVX512-BF16 or AMX, bf16 matmuls are emulated through fp32 conversions: never
     # the faster, and the costliest candidate to time. "auto" times it only where native.
@@ -214,11 +209,10 @@ def step_seconds(model: nn.Module, x: torch.Tensor, precision: str, channels_las
     model.to(memory_format=layout).train()
     x = x.contiguous(memory_format=layout)
     y = torch.zeros(len(x), dtype=torch.long)
-    device = torch.device("cpu")
     best = float("inf")
     for step in range(PROBE_WARMUP_STEPS + PROBE_TIMED_STEPS):
         start = time.perf_counter()
-        with autocast_for(device, precision):
+        with autocast_for(torch.device("cpu"), precision):
             logits = model(x)  # (B, classes)
         F.cross_entropy(logits.float(), y).backward()
         model.zero_grad(set_to_none=True)
