@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import os
 import platform
 import time
@@ -101,19 +102,15 @@ def cpu_has_fast_bf16() -> bool:
     return bool(cpu_info()["flags"] & {"avx512_bf16", "amx_bf16"})
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse an explicit precision the device cannot run."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """An explicit precision, refused (ConfigError) where the device cannot run it; "auto"
+    without a model to time: the GPU's half precision, else fp32 (`speed_settings` times the
+    CPU's choice for a given model)."""
     if precision == "fp16" and device.type == "cpu":
         raise ConfigError("precision 'fp16' is not supported on the CPU; use bf16 or fp32")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("precision 'bf16' is not supported on this GPU; use fp16 or fp32")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """An explicit precision, checked; "auto" without a model to time: the GPU's half
-    precision, else fp32 (`speed_settings` times the CPU's choice for a given model)."""
     if precision != "auto":
-        check_precision(precision, device)
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -145,13 +142,11 @@ def speed_settings(
     # the faster, and the costliest candidate to time. "auto" times it only where native.
     auto = ("fp32", "bf16") if cpu_has_fast_bf16() else ("fp32",)
     precisions = auto if precision == "auto" else (precision,)
-    candidates = [
-        (p, cl) for p in precisions for cl in ((False, True) if channels_last else (False,))
-    ]
+    layouts = (False, True) if channels_last else (False,)
+    candidates = list(itertools.product(precisions, layouts))
     if len(candidates) == 1:
         return base
-    batch = min(batch_size, PROBE_MAX_BATCH)
-    return probe_speeds(model, input_shape, batch, candidates, log)[0]
+    return probe_speeds(model, input_shape, min(batch_size, PROBE_MAX_BATCH), candidates, log)[0]
 
 
 def probe_speeds(

@@ -32,9 +32,9 @@ from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset_cached, stratified_split
 from .device import (
     autocast_for,
-    check_precision,
     describe_device,
     resolve_device,
+    resolve_precision,
     speed_settings,
 )
 from .inference import (
@@ -289,8 +289,8 @@ def check_runnable(
     with torch.device("meta"):
         model = create_model(config.model, **model_kwargs_for(config, dataset.num_classes))
     shape = (1, *dataset.image_shape)
-    if check_device:
-        check_precision(config.precision, resolve_device(config.device))
+    if check_device:  # refuses a precision the device cannot run
+        resolve_precision(config.precision, resolve_device(config.device))
     return split_info | {"params": count_parameters(model), "macs": count_macs(model, shape)}
 
 
@@ -411,7 +411,7 @@ def setup(config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None,
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
-    check_precision(config.precision, device)
+    resolve_precision(config.precision, device)  # refuses what the device cannot run
     if device.type == "cuda":
         # Every batch has the same shape, so cuDNN's one-off autotuning of kernels pays off.
         torch.backends.cudnn.benchmark = True
