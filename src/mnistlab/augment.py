@@ -176,34 +176,26 @@ def robust_augment(
     n = len(chosen)
     if n == 0:
         return images
-    x = images[chosen.to(images.device)]
+    x = images[chosen.to(images.device)]  # a copy: changed in place below
 
-    def some() -> torch.Tensor:  # which of the chosen images get the next operation
-        return (torch.rand(n, generator=generator) < OPERATION_P).nonzero().flatten()
+    def apply(op) -> None:
+        """`op(part, which)` on the chosen images that get this operation (OPERATION_P each)."""
+        which = (torch.rand(n, generator=generator) < OPERATION_P).nonzero().flatten()
+        if len(which):
+            idx = which.to(x.device)
+            x[idx] = op(x[idx], which)
 
-    def apply(x: torch.Tensor, which: torch.Tensor, op) -> torch.Tensor:
-        if len(which) == 0:
-            return x
-        idx = which.to(x.device)
-        x = x.clone()
-        x[idx] = op(x[idx], which)
-        return x
-
-    x = apply(x, some(), lambda part, _: elastic_distort(part, generator))
+    apply(lambda part, _: elastic_distort(part, generator))
     steps = torch.tensor(THICKNESS_STEPS)[
         torch.randint(len(THICKNESS_STEPS), (n,), generator=generator)
     ]
-    x = apply(x, some(), lambda part, which: change_thickness(part, steps[which]))
+    apply(lambda part, which: change_thickness(part, steps[which]))
     sides = torch.tensor(LOW_SIDES)[torch.randint(len(LOW_SIDES), (n,), generator=generator)]
-    x = apply(x, some(), lambda part, which: low_resolution(part, sides[which]))
+    apply(lambda part, which: low_resolution(part, sides[which]))
     sigmas = _uniform(n, *BLUR_SIGMA, generator)
-    x = apply(x, some(), lambda part, which: gaussian_blur(part, sigmas[which]))
+    apply(lambda part, which: gaussian_blur(part, sigmas[which]))
     gammas = torch.exp(_uniform(n, math.log(GAMMA[0]), math.log(GAMMA[1]), generator))
-    x = apply(
-        x,
-        some(),
-        lambda part, which: part.clamp_min(0) ** gammas[which].to(part)[:, None, None, None],
-    )
+    apply(lambda part, which: part.clamp_min(0) ** gammas[which].to(part)[:, None, None, None])
     # Full-white ink again, as preprocessing makes every picture's.
     peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
     x = (x / peak).clamp(0, 1)
