@@ -245,15 +245,13 @@ PEN = (2.0, 3.0)  # width of an added stroke, pixels of the 28x28 image (MNIST's
 def _extent(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Ink bounding box per image: top, bottom, left, right (each (n,) float, pixel indices)."""
     ink = images[:, 0] > INK  # (n, H, W)
-    rows, cols = ink.any(2), ink.any(1)
-    r = torch.arange(rows.shape[1], device=images.device, dtype=images.dtype)
-    c = torch.arange(cols.shape[1], device=images.device, dtype=images.dtype)
-    big = float(max(rows.shape[1], cols.shape[1]))
-    top = torch.where(rows, r, big).amin(1)
-    bottom = torch.where(rows, r, -1.0).amax(1)
-    left = torch.where(cols, c, big).amin(1)
-    right = torch.where(cols, c, -1.0).amax(1)
-    return top, bottom, left, right
+    big = float(max(ink.shape[1:]))  # where there is no ink: first `big`, last -1
+
+    def first_last(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (n, L) bool
+        at = torch.arange(mask.shape[1], device=images.device, dtype=images.dtype)
+        return torch.where(mask, at, big).amin(1), torch.where(mask, at, -1.0).amax(1)
+
+    return (*first_last(ink.any(2)), *first_last(ink.any(1)))
 
 
 def _row_centre(images: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -277,6 +275,7 @@ def _pixel_grid(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _segment_ink(images, start, end, width) -> torch.Tensor:
     """(n, 1, H, W): an antialiased straight stroke from start to end ((n, 2) as x, y),
     `width` (n,) pixels wide, one per image."""
+    start, end, width = start.to(images), end.to(images), width.to(images)
     xs, ys = _pixel_grid(images)
     x0, y0 = start[:, 0, None, None], start[:, 1, None, None]
     dx, dy = (end - start)[:, 0, None, None], (end - start)[:, 1, None, None]
@@ -286,9 +285,7 @@ def _segment_ink(images, start, end, width) -> torch.Tensor:
 
 
 def _draw(images, start, end, width) -> torch.Tensor:
-    return torch.maximum(
-        images, _segment_ink(images, start.to(images), end.to(images), width.to(images))
-    )
+    return torch.maximum(images, _segment_ink(images, start, end, width))
 
 
 def continental_one(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -362,7 +359,7 @@ def open_four(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     top, _, _, _ = _extent(images)
     start = torch.stack([x, hole_top.to(images.dtype)], 1)
     end = torch.stack([x, top - 1], 1)
-    cut = _segment_ink(images, start, end, _uniform(n, 2.0, 3.0, generator).to(images))
+    cut = _segment_ink(images, start, end, _uniform(n, 2.0, 3.0, generator))
     opened = images * (1 - cut)
     return torch.where(closed[:, None, None, None], opened, images)
 
