@@ -73,7 +73,8 @@ def _linear_matrix(n_out: int, n_in: int) -> torch.Tensor:
     as a matrix: the resampled identity, in float64 and rounded once to float32. Resampling by
     matrix products is far faster on a CPU than pooling small images."""
     eye = torch.eye(n_in, dtype=torch.float64)[None]
-    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0].T.float()
+    columns = F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0]  # (n_in, n_out)
+    return columns.T.contiguous().float()
 
 
 @functools.lru_cache(maxsize=64)
