@@ -80,13 +80,11 @@ def _linear_matrix(n_out: int, n_in: int) -> torch.Tensor:
 @functools.lru_cache(maxsize=64)
 def _area_matrix(n_out: int, n_in: int) -> torch.Tensor:
     """(n_out, n_in): each output pixel the mean of the input it covers (area averaging)."""
-    m = torch.zeros(n_out, n_in)
     step = n_in / n_out
-    for i in range(n_out):
-        start, stop = i * step, (i + 1) * step
-        for j in range(int(math.floor(start)), min(int(math.ceil(stop)), n_in)):
-            m[i, j] = (min(stop, j + 1) - max(start, j)) / step
-    return m
+    edges = torch.arange(n_out + 1, dtype=torch.float64) * step  # of the output pixels
+    j = torch.arange(n_in, dtype=torch.float64)
+    covered = torch.minimum(edges[1:, None], j + 1) - torch.maximum(edges[:-1, None], j)
+    return (covered.clamp_min(0) / step).float()
 
 
 def _resample(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

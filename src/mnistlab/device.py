@@ -177,7 +177,6 @@ def probe_speeds(
         x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
         with torch.random.fork_rng(devices=[]):
             seconds = {c: step_seconds(probe, x, *c) for c in candidates}
-        del probe
         baseline = seconds[candidates[0]]
         fastest = min(candidates, key=seconds.__getitem__)
         choice = fastest if seconds[fastest] < (1 - PROBE_MIN_GAIN) * baseline else candidates[0]
