@@ -499,20 +499,18 @@ def writer_augment(
 ) -> torch.Tensor:
     """Apply each named family (config.WRITER_FAMILIES) to a random part of the batch:
     LABEL_P x `share` of its label's images for a label's convention, WRITER_P x `share` of
-    all images for the others. Every family draws its choice for the whole batch, so which images change does
-    not depend on the others' outcomes; labels are never changed."""
+    all images for the others. Every family draws its choice for the whole batch, so which
+    images change does not depend on the others' outcomes; labels are never changed."""
     labels = labels.cpu()
-    for name in (f for f in WRITER_OPS if f in families):
-        op, label = WRITER_OPS[name]
+    for op, label in (ops for name, ops in WRITER_OPS.items() if name in families):
         draw = torch.rand(len(labels), generator=generator)
         if label is not None:
             chosen = (draw < LABEL_P * share) & (labels == label)
         else:
             chosen = draw < WRITER_P * share
-        which = chosen.nonzero().flatten()
-        if len(which):
+        idx = chosen.nonzero().flatten().to(images.device)
+        if len(idx):
             # Small index-heavy ops on a few images: done on the CPU, whatever the device.
-            idx = which.to(images.device)
             images = images.clone()
             images[idx] = op(images[idx].cpu(), generator).clamp(0, 1).to(images.device)
     return images
