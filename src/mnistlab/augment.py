@@ -69,28 +69,22 @@ GAMMA = (0.5, 2.0)  # contrast: ink levels raised to a power, log-uniform in thi
 
 @functools.lru_cache(maxsize=64)
 def _linear_matrix(n_out: int, n_in: int) -> torch.Tensor:
-    """(n_out, n_in): bilinear resampling along one axis, as F.interpolate(align_corners=False)
-    does it. Resampling by matrix products is far faster on a CPU than pooling small images."""
-    m = torch.zeros(n_out, n_in)
-    for i in range(n_out):
-        src = min(max((i + 0.5) * n_in / n_out - 0.5, 0.0), n_in - 1)
-        low = int(math.floor(src))
-        frac = src - low
-        m[i, low] += 1 - frac
-        m[i, min(low + 1, n_in - 1)] += frac
-    return m
+    """(n_out, n_in): F.interpolate's linear resampling (align_corners=False) along one axis,
+    as a matrix: the resampled identity, in float64 and rounded once to float32. Resampling by
+    matrix products is far faster on a CPU than pooling small images."""
+    eye = torch.eye(n_in, dtype=torch.float64)[None]
+    columns = F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0]  # (n_in, n_out)
+    return columns.T.contiguous().float()
 
 
 @functools.lru_cache(maxsize=64)
 def _area_matrix(n_out: int, n_in: int) -> torch.Tensor:
     """(n_out, n_in): each output pixel the mean of the input it covers (area averaging)."""
-    m = torch.zeros(n_out, n_in)
     step = n_in / n_out
-    for i in range(n_out):
-        start, stop = i * step, (i + 1) * step
-        for j in range(int(math.floor(start)), min(int(math.ceil(stop)), n_in)):
-            m[i, j] = (min(stop, j + 1) - max(start, j)) / step
-    return m
+    edges = torch.arange(n_out + 1, dtype=torch.float64) * step  # of the output pixels
+    j = torch.arange(n_in, dtype=torch.float64)
+    covered = torch.minimum(edges[1:, None], j + 1) - torch.maximum(edges[:-1, None], j)
+    return (covered.clamp_min(0) / step).float()
 
 
 def _resample(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -181,34 +175,26 @@ def robust_augment(
     n = len(chosen)
     if n == 0:
         return images
-    x = images[chosen.to(images.device)]
+    x = images[chosen.to(images.device)]  # a copy: changed in place below
 
-    def some() -> torch.Tensor:  # which of the chosen images get the next operation
-        return (torch.rand(n, generator=generator) < OPERATION_P).nonzero().flatten()
+    def apply(op) -> None:
+        """`op(part, which)` on the chosen images that get this operation (OPERATION_P each)."""
+        which = (torch.rand(n, generator=generator) < OPERATION_P).nonzero().flatten()
+        if len(which):
+            idx = which.to(x.device)
+            x[idx] = op(x[idx], which)
 
-    def apply(x: torch.Tensor, which: torch.Tensor, op) -> torch.Tensor:
-        if len(which) == 0:
-            return x
-        idx = which.to(x.device)
-        x = x.clone()
-        x[idx] = op(x[idx], which)
-        return x
-
-    x = apply(x, some(), lambda part, _: elastic_distort(part, generator))
+    apply(lambda part, _: elastic_distort(part, generator))
     steps = torch.tensor(THICKNESS_STEPS)[
         torch.randint(len(THICKNESS_STEPS), (n,), generator=generator)
     ]
-    x = apply(x, some(), lambda part, which: change_thickness(part, steps[which]))
+    apply(lambda part, which: change_thickness(part, steps[which]))
     sides = torch.tensor(LOW_SIDES)[torch.randint(len(LOW_SIDES), (n,), generator=generator)]
-    x = apply(x, some(), lambda part, which: low_resolution(part, sides[which]))
+    apply(lambda part, which: low_resolution(part, sides[which]))
     sigmas = _uniform(n, *BLUR_SIGMA, generator)
-    x = apply(x, some(), lambda part, which: gaussian_blur(part, sigmas[which]))
+    apply(lambda part, which: gaussian_blur(part, sigmas[which]))
     gammas = torch.exp(_uniform(n, math.log(GAMMA[0]), math.log(GAMMA[1]), generator))
-    x = apply(
-        x,
-        some(),
-        lambda part, which: part.clamp_min(0) ** gammas[which].to(part)[:, None, None, None],
-    )
+    apply(lambda part, which: part.clamp_min(0) ** gammas[which].to(part)[:, None, None, None])
     # Full-white ink again, as preprocessing makes every picture's.
     peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
     x = (x / peak).clamp(0, 1)
@@ -255,22 +241,16 @@ INK = 0.3  # an ink pixel: above this level
 PEN = (2.0, 3.0)  # width of an added stroke, pixels of the 28x28 image (MNIST's pen is ~2-3)
 
 
-def _pen(n: int, generator: torch.Generator) -> torch.Tensor:
-    return _uniform(n, *PEN, generator)
-
-
 def _extent(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Ink bounding box per image: top, bottom, left, right (each (n,) float, pixel indices)."""
     ink = images[:, 0] > INK  # (n, H, W)
-    rows, cols = ink.any(2), ink.any(1)
-    r = torch.arange(rows.shape[1], device=images.device, dtype=images.dtype)
-    c = torch.arange(cols.shape[1], device=images.device, dtype=images.dtype)
-    big = float(max(rows.shape[1], cols.shape[1]))
-    top = torch.where(rows, r, big).amin(1)
-    bottom = torch.where(rows, r, -1.0).amax(1)
-    left = torch.where(cols, c, big).amin(1)
-    right = torch.where(cols, c, -1.0).amax(1)
-    return top, bottom, left, right
+    big = float(max(ink.shape[1:]))  # where there is no ink: first `big`, last -1
+
+    def first_last(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (n, L) bool
+        at = torch.arange(mask.shape[1], device=images.device, dtype=images.dtype)
+        return torch.where(mask, at, big).amin(1), torch.where(mask, at, -1.0).amax(1)
+
+    return (*first_last(ink.any(2)), *first_last(ink.any(1)))
 
 
 def _row_centre(images: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -294,6 +274,7 @@ def _pixel_grid(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _segment_ink(images, start, end, width) -> torch.Tensor:
     """(n, 1, H, W): an antialiased straight stroke from start to end ((n, 2) as x, y),
     `width` (n,) pixels wide, one per image."""
+    start, end, width = start.to(images), end.to(images), width.to(images)
     xs, ys = _pixel_grid(images)
     x0, y0 = start[:, 0, None, None], start[:, 1, None, None]
     dx, dy = (end - start)[:, 0, None, None], (end - start)[:, 1, None, None]
@@ -303,9 +284,7 @@ def _segment_ink(images, start, end, width) -> torch.Tensor:
 
 
 def _draw(images, start, end, width) -> torch.Tensor:
-    return torch.maximum(
-        images, _segment_ink(images, start.to(images), end.to(images), width.to(images))
-    )
+    return torch.maximum(images, _segment_ink(images, start, end, width))
 
 
 def continental_one(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -320,7 +299,7 @@ def continental_one(images: torch.Tensor, generator: torch.Generator) -> torch.T
     length = _uniform(n, 0.25, 0.5, generator) * height
     angle = _uniform(n, 15.0, 50.0, generator) * (math.pi / 180)  # below the horizontal
     half = _uniform(n, 0.15, 0.3, generator) * height
-    width = _pen(n, generator)
+    width = _uniform(n, *PEN, generator)
     start = torch.stack([x_top, top], 1)
     end = torch.stack([x_top - length * torch.cos(angle), top + length * torch.sin(angle)], 1)
     flagged = _draw(images, start, end, width)
@@ -341,7 +320,7 @@ def crossed_seven(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     tilt = _uniform(n, -1.0, 1.0, generator)
     start = torch.stack([x - half, y + tilt], 1)
     end = torch.stack([x + half, y - tilt], 1)
-    return _draw(images, start, end, _pen(n, generator))
+    return _draw(images, start, end, _uniform(n, *PEN, generator))
 
 
 def _enclosed(images: torch.Tensor) -> torch.Tensor:
@@ -379,7 +358,7 @@ def open_four(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     top, _, _, _ = _extent(images)
     start = torch.stack([x, hole_top.to(images.dtype)], 1)
     end = torch.stack([x, top - 1], 1)
-    cut = _segment_ink(images, start, end, _uniform(n, 2.0, 3.0, generator).to(images))
+    cut = _segment_ink(images, start, end, _uniform(n, 2.0, 3.0, generator))
     opened = images * (1 - cut)
     return torch.where(closed[:, None, None, None], opened, images)
 
@@ -391,7 +370,7 @@ def looped_two(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     radius = _uniform(n, 1.5, 3.0, generator)
     cx = left + radius + _uniform(n, 0.0, 2.0, generator)
     cy = bottom - radius - _uniform(n, 0.0, 1.0, generator)
-    width = _pen(n, generator)
+    width = _uniform(n, *PEN, generator)
     xs, ys = _pixel_grid(images)
     dist = (
         torch.hypot(xs - cx[:, None, None], ys - cy[:, None, None]) - radius[:, None, None]
@@ -408,13 +387,8 @@ def hooked_nine(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     x = _row_centre(images, bottom)
     length = _uniform(n, 0.2, 0.35, generator) * height
     rise = _uniform(n, 0.2, 0.7, generator) * length
-    start = torch.stack([x, bottom], 1)
-    return _draw(images, start, torch.stack([x - length, bottom - rise], 1), _pen(n, generator))
-
-
-def _to_unit(p: torch.Tensor, size: int) -> torch.Tensor:
-    """Pixel index -> affine_grid's [-1, 1] coordinate (align_corners=False)."""
-    return (2 * p + 1) / size - 1
+    start, end = torch.stack([x, bottom], 1), torch.stack([x - length, bottom - rise], 1)
+    return _draw(images, start, end, _uniform(n, *PEN, generator))
 
 
 def aspect_stretch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -428,7 +402,8 @@ def aspect_stretch(images: torch.Tensor, generator: torch.Generator) -> torch.Te
     tall = (bottom - top + 1).clamp_min(1)
     fit = (20 / torch.maximum(wide, tall)).clamp(max=1)
     sx, sy = stretch * fit, fit  # output = input * s about the centre
-    cx, cy = _to_unit((left + right) / 2, w), _to_unit((top + bottom) / 2, h)
+    # The ink's centre in affine_grid's [-1, 1] units (align_corners=False): (2p + 1) / size - 1.
+    cx, cy = (left + right + 1) / w - 1, (top + bottom + 1) / h - 1
     zero = torch.zeros(n)
     return _affine(
         images, _theta([1 / sx, zero, cx * (1 - 1 / sx)], [zero, 1 / sy, cy * (1 - 1 / sy)])
@@ -482,7 +457,7 @@ def stray_marks(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     length = _uniform(n, 0, 3, generator)
     end_s = start_s + torch.stack([torch.cos(angle), torch.sin(angle)], 1) * length[:, None]
     pick = neighbour[:, None]
-    width = torch.where(neighbour, _pen(n, generator), _uniform(n, 1.5, 3.0, generator))
+    width = torch.where(neighbour, _uniform(n, *PEN, generator), _uniform(n, 1.5, 3.0, generator))
     return _draw(
         images, torch.where(pick, start_n, start_s), torch.where(pick, end_n, end_s), width
     )
@@ -524,20 +499,18 @@ def writer_augment(
 ) -> torch.Tensor:
     """Apply each named family (config.WRITER_FAMILIES) to a random part of the batch:
     LABEL_P x `share` of its label's images for a label's convention, WRITER_P x `share` of
-    all images for the others. Every family draws its choice for the whole batch, so which images change does
-    not depend on the others' outcomes; labels are never changed."""
+    all images for the others. Every family draws its choice for the whole batch, so which
+    images change does not depend on the others' outcomes; labels are never changed."""
     labels = labels.cpu()
-    for name in (f for f in WRITER_OPS if f in families):
-        op, label = WRITER_OPS[name]
+    for op, label in (ops for name, ops in WRITER_OPS.items() if name in families):
         draw = torch.rand(len(labels), generator=generator)
         if label is not None:
             chosen = (draw < LABEL_P * share) & (labels == label)
         else:
             chosen = draw < WRITER_P * share
-        which = chosen.nonzero().flatten()
-        if len(which):
+        idx = chosen.nonzero().flatten().to(images.device)
+        if len(idx):
             # Small index-heavy ops on a few images: done on the CPU, whatever the device.
-            idx = which.to(images.device)
             images = images.clone()
             images[idx] = op(images[idx].cpu(), generator).clamp(0, 1).to(images.device)
     return images

@@ -59,10 +59,8 @@ def fit_temperature(logits: Any, labels: Any) -> float:
         method="bounded",
         options={"xatol": 1e-9},
     )
-    log_t = float(found.x)
-    if not (low + 1e-3 < log_t < high - 1e-3) or not math.isfinite(log_t):
-        return 1.0
-    return math.exp(log_t)
+    log_t = float(found.x)  # NaN fails the comparison too
+    return math.exp(log_t) if low + 1e-3 < log_t < high - 1e-3 else 1.0
 
 
 def expected_calibration_error(probabilities: Any, labels: Any, bins: int = ECE_BINS) -> float:

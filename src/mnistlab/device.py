@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import os
 import platform
 import time
@@ -91,11 +92,9 @@ def usable_flags(flags: frozenset[str]) -> frozenset[str]:
     aten = torch.backends.cpu.get_cpu_capability()
     if aten in ("AVX2", "DEFAULT") or not onednn.startswith(("AVX512", "ALL")):
         dropped = ("avx512", "amx")
-    elif onednn.startswith("AVX512") and "BF16" not in onednn and "AMX" not in onednn:
-        dropped = ("avx512_bf16", "amx")
     elif onednn.startswith("AVX512") and "AMX" not in onednn:
-        dropped = ("amx",)
-    return frozenset(f for f in flags if not (dropped and f.startswith(dropped)))
+        dropped = ("amx",) if "BF16" in onednn else ("avx512_bf16", "amx")
+    return frozenset(f for f in flags if not f.startswith(dropped))
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -103,19 +102,15 @@ def cpu_has_fast_bf16() -> bool:
     return bool(cpu_info()["flags"] & {"avx512_bf16", "amx_bf16"})
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse an explicit precision the device cannot run."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """An explicit precision, refused (ConfigError) where the device cannot run it; "auto"
+    without a model to time: the GPU's half precision, else fp32 (`speed_settings` times the
+    CPU's choice for a given model)."""
     if precision == "fp16" and device.type == "cpu":
         raise ConfigError("precision 'fp16' is not supported on the CPU; use bf16 or fp32")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("precision 'bf16' is not supported on this GPU; use fp16 or fp32")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """An explicit precision, checked; "auto" without a model to time: the GPU's half
-    precision, else fp32 (`speed_settings` times the CPU's choice for a given model)."""
     if precision != "auto":
-        check_precision(precision, device)
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -135,28 +130,23 @@ def speed_settings(
 
     `precision` "auto" allows fp32, and bf16 where the CPU has it natively; `channels_last`
     True allows the NHWC layout. On a GPU the allowed ones are used (tensor cores want both).
-    On the CPU a model below
-    SMALL_MODEL_MACS keeps fp32 and the plain layout; a larger one is timed for a few steps in
-    each allowed combination (`probe_speeds`) and the fastest is chosen, if it beats the plain
-    layout in fp32 (or in the precision asked for) by PROBE_MIN_GAIN. `log` hears the timings
-    when a probe runs."""
-    if device.type != "cpu":
-        return resolve_precision(precision, device), channels_last
-    check_precision(precision, device)
-    base = ("fp32" if precision == "auto" else precision, False)
-    if count_macs(model, input_shape) < SMALL_MODEL_MACS:
+    On the CPU a model below SMALL_MODEL_MACS keeps fp32 and the plain layout; a larger one is
+    timed for a few steps in each allowed combination (`probe_speeds`) and the fastest is
+    chosen, if it beats the plain layout in fp32 (or in the precision asked for) by
+    PROBE_MIN_GAIN. `log` hears the timings when a probe runs."""
+    on_gpu = device.type != "cpu"
+    base = (resolve_precision(precision, device), channels_last and on_gpu)
+    if on_gpu or count_macs(model, input_shape) < SMALL_MODEL_MACS:
         return base
     # Without AVX512-BF16 or AMX, bf16 matmuls are emulated through fp32 conversions: never
     # the faster, and the costliest candidate to time. "auto" times it only where native.
     auto = ("fp32", "bf16") if cpu_has_fast_bf16() else ("fp32",)
     precisions = auto if precision == "auto" else (precision,)
-    candidates = [
-        (p, cl) for p in precisions for cl in ((False, True) if channels_last else (False,))
-    ]
+    layouts = (False, True) if channels_last else (False,)
+    candidates = list(itertools.product(precisions, layouts))
     if len(candidates) == 1:
         return base
-    batch = min(batch_size, PROBE_MAX_BATCH)
-    return probe_speeds(model, input_shape, batch, candidates, log)[0]
+    return probe_speeds(model, input_shape, min(batch_size, PROBE_MAX_BATCH), candidates, log)[0]
 
 
 def probe_speeds(
@@ -187,7 +177,6 @@ def probe_speeds(
         x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
         with torch.random.fork_rng(devices=[]):
             seconds = {c: step_seconds(probe, x, *c) for c in candidates}
-        del probe
         baseline = seconds[candidates[0]]
         fastest = min(candidates, key=seconds.__getitem__)
         choice = fastest if seconds[fastest] < (1 - PROBE_MIN_GAIN) * baseline else candidates[0]
@@ -214,11 +203,10 @@ def step_seconds(model: nn.Module, x: torch.Tensor, precision: str, channels_las
     model.to(memory_format=layout).train()
     x = x.contiguous(memory_format=layout)
     y = torch.zeros(len(x), dtype=torch.long)
-    device = torch.device("cpu")
     best = float("inf")
     for step in range(PROBE_WARMUP_STEPS + PROBE_TIMED_STEPS):
         start = time.perf_counter()
-        with autocast_for(device, precision):
+        with autocast_for(torch.device("cpu"), precision):
             logits = model(x)  # (B, classes)
         F.cross_entropy(logits.float(), y).backward()
         model.zero_grad(set_to_none=True)

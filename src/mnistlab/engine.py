@@ -32,9 +32,9 @@ from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset_cached, stratified_split
 from .device import (
     autocast_for,
-    check_precision,
     describe_device,
     resolve_device,
+    resolve_precision,
     speed_settings,
 )
 from .inference import (
@@ -289,8 +289,8 @@ def check_runnable(
     with torch.device("meta"):
         model = create_model(config.model, **model_kwargs_for(config, dataset.num_classes))
     shape = (1, *dataset.image_shape)
-    if check_device:
-        check_precision(config.precision, resolve_device(config.device))
+    if check_device:  # refuses a precision the device cannot run
+        resolve_precision(config.precision, resolve_device(config.device))
     return split_info | {"params": count_parameters(model), "macs": count_macs(model, shape)}
 
 
@@ -411,7 +411,7 @@ def setup(config: TrainConfig, dataset: Dataset, speed: tuple[str, bool] | None,
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
-    check_precision(config.precision, device)
+    resolve_precision(config.precision, device)  # refuses what the device cannot run
     if device.type == "cuda":
         # Every batch has the same shape, so cuDNN's one-off autotuning of kernels pays off.
         torch.backends.cudnn.benchmark = True
@@ -614,10 +614,11 @@ def run_epochs(
     return "finished", why_not_learned(state, s)
 
 
-def test_once(s: Session, state: TrainState, log) -> tuple[dict, dict]:
-    """Load the chosen epoch's weights and judge them on the test set: the one and only look."""
+def test_once(s: Session, state: TrainState, status: str, log) -> tuple[dict, dict]:
+    """Load the chosen epoch's weights and judge them on the test set: the one and only look
+    (none for an interrupted run)."""
     metrics = dict.fromkeys(SPLIT_METRICS)
-    if state.best_epoch is None:
+    if state.best_epoch is None or status == "interrupted":
         return metrics, {}
     best_row = state.history[state.best_epoch - 1]
     metrics.update({k: best_row.get(k) for k in metrics if not k.startswith("test_")})
@@ -703,16 +704,14 @@ def train(
     finally:
         for callback in callbacks:
             callback.on_train_end(status)
-    metrics, extra = (
-        (dict.fromkeys(SPLIT_METRICS), {}) if status == "interrupted" else test_once(s, state, log)
-    )
-    # Temperature scaling on the validation split, for honest probabilities (calibrate.py).
-    calibration = {}
+    metrics, extra = test_once(s, state, status, log)
+    meta = checkpoint_meta(s, state, metrics)
     if extra:
+        # Temperature scaling on the validation split, for honest probabilities (calibrate.py).
         val_logits = logits_of(s.evaluated, s.val_data.images, s.fmt, config.eval_batch_size)
-        calibration = calibration_of(val_logits, s.val_data.labels.cpu())
-    if folder is not None and save_checkpoint and extra:
-        folder.save_checkpoint(checkpoint_meta(s, state, metrics) | calibration)
+        meta |= calibration_of(val_logits, s.val_data.labels.cpu())
+        if folder is not None and save_checkpoint:
+            folder.save_checkpoint(meta)
     trained_images = sum(h["seconds"] * (h["images_per_second"] or 0) for h in state.history)
     result = TrainResult(
         config=config.to_dict(),
@@ -738,7 +737,7 @@ def train(
         **extra,
     )
     if result.model is not None:  # so predict(result.model, ...) and save_model work
-        attach_meta(result.model, checkpoint_meta(s, state, metrics) | calibration)
+        attach_meta(result.model, meta)
     if folder is not None and status != "interrupted":
         folder.finish(result)
     return result
