@@ -19,7 +19,6 @@ picture gives a result with `error` set; the other files are still classified (b
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -208,26 +207,21 @@ class Predictor:
             for piece in pieces
             for digit in read_piece(piece, lambda parts: self._confidence(parts, label))
         ]
+        classified = self._classify(pieces, label)
         entries = []
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
             entry = {"box": list(piece.box), "problem": piece.problem}
             entry |= dict.fromkeys(("label", "class_name", "probability", "top3", "preprocessed"))
-            if piece.problem is None:
-                try:
-                    entry["preprocessed"] = digit_from_ink(piece.ink, label, self.image_size)
-                except ImageError as exc:  # its ink vanished when scaled: a speck
-                    entry["problem"] = f"not a digit ({exc})"
+            if i in classified:
+                digit, p = classified[i]
+                result = self.result(digit, p)
+                # Only the model's doubt refuses a piece: the picture tests of ood.py are
+                # for whole pictures, and its shape tests refused clean digits in numbers.
+                if float(p.max()) < MIN_TOP:
+                    entry["problem"] = f"unsure which digit (top probability {float(p.max()):.0%})"
+                entry |= {k: result[k] for k in ("label", "class_name", "top3", "preprocessed")}
+                entry["probability"] = float(p[result["label"]])
             entries.append(entry)
-        read = [e for e in entries if e["preprocessed"] is not None]
-        probs = self.probabilities(np.stack([e["preprocessed"] for e in read])) if read else []
-        for entry, p in zip(read, probs, strict=True):
-            result = self.result(entry["preprocessed"], p)
-            # Only the model's doubt refuses a piece: the picture tests of ood.py are
-            # for whole pictures, and its shape tests refused clean digits in numbers.
-            if float(p.max()) < MIN_TOP:
-                entry["problem"] = f"unsure which digit (top probability {float(p.max()):.0%})"
-            entry |= {k: result[k] for k in ("label", "class_name", "top3")}
-            entry["probability"] = float(p[result["label"]])
         text = "".join(e["class_name"] if e["problem"] is None else "?" for e in entries)
         return {
             "file": name,
@@ -238,15 +232,28 @@ class Predictor:
             "error": None,
         }
 
-    def _confidence(self, pieces: list, label: str) -> np.ndarray:
-        """The model's top probability for each piece read as one digit (0: no ink left)."""
+    def _classify(
+        self, pieces: list[Piece], label: str
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{index: (digit in MNIST form, probabilities)} of the pieces without a `problem`; a
+        piece whose ink vanishes when scaled (a speck) gets one instead."""
         digits = {}
         for i, piece in enumerate(pieces):
-            with contextlib.suppress(ImageError):
-                digits[i] = digit_from_ink(piece.ink, label, self.image_size)
+            if piece.problem is None:
+                try:
+                    digits[i] = digit_from_ink(piece.ink, label, self.image_size)
+                except ImageError as exc:
+                    piece.problem = f"not a digit ({exc})"
+        if not digits:
+            return {}
+        probs = self.probabilities(np.stack(list(digits.values())))
+        return {i: (digit, p) for (i, digit), p in zip(digits.items(), probs, strict=True)}
+
+    def _confidence(self, pieces: list[Piece], label: str) -> np.ndarray:
+        """The model's top probability for each piece read as one digit (0: no ink left)."""
         out = np.zeros(len(pieces))
-        if digits:
-            out[list(digits)] = self.probabilities(np.stack(list(digits.values()))).max(1)
+        for i, (_, p) in self._classify(pieces, label).items():
+            out[i] = p.max()
         return out
 
     def predict_many(self, sources: Sequence[Any], names: Sequence[str]) -> list[dict]:
@@ -277,8 +284,7 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str = "cpu")
     """The model of `checkpoint` (any mnistlab checkpoint), or of the default model shipped in
     the package when none is given: a torch module in eval mode, carrying its metadata
     (normalisation, temperature) for `predict` and `save_model`."""
-    if checkpoint is None:
-        checkpoint = default_checkpoint()
+    checkpoint = default_checkpoint() if checkpoint is None else checkpoint
     return load_checkpoint(checkpoint, resolve_device(device))[0]
 
 
@@ -421,21 +427,14 @@ def results_to_json(results: Sequence[dict[str, Any]]) -> str:
         if isinstance(value, float | np.floating):
             return float(value) if math.isfinite(value) else None
         if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
+            return {k: clean(v) for k, v in value.items() if k != "preprocessed"}
         if isinstance(value, list | tuple):
             return [clean(v) for v in value]
         if isinstance(value, np.integer):
             return int(value)
         return value
 
-    def row(result: dict[str, Any]) -> dict[str, Any]:
-        out = {k: clean(v) for k, v in result.items() if k not in ("preprocessed", "digits")}
-        if result.get("digits") is not None:
-            out["digits"] = [row(d) for d in result["digits"]]
-        return out
-
-    rows = [row(r) for r in results]
-    return json.dumps(rows, indent=1, allow_nan=False)
+    return json.dumps(clean(list(results)), indent=1, allow_nan=False)
 
 
 # ---------------------------------------------------------------- what `mnistlab predict` does
@@ -463,6 +462,15 @@ def check_inputs(checkpoint: str | os.PathLike | None, images: Sequence[str | os
         raise UserError(problems[0] + more)
 
 
+def check_parents(out: Path) -> None:
+    """A file where a folder of `out`'s path should be: say so now, not after the work ran."""
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"cannot write {out}: {parent} is a file, not a folder")
+            return
+
+
 def same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -486,12 +494,7 @@ def plan_outputs(
     try:
         if out_dir.exists() and not out_dir.is_dir():
             raise UserError(f"--save-preprocessed {out_dir}: exists and is not a folder")
-        # A file where a folder of the path should be: say so now, not after the model ran.
-        for parent in out_dir.absolute().parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise OutputError(f"cannot write {out_dir}: {parent} is a file, not a folder")
-                break
+        check_parents(out_dir)
     except OSError as exc:
         raise OutputError(describe_os_error(out_dir, exc)) from None
     used: set[str] = set()
