@@ -3,7 +3,7 @@
     load_model() -> the default model shipped in the package; load_model(path) -> any checkpoint
     predict(model, images) -> one dict per image (paths, numpy arrays, PIL images, bytes)
     predict_images("runs/x/checkpoint.pt", ["a.png", "b.jpg"]) -> one dict per file, in order
-    predict_files(...)  what `mnistlab predict` does: check the inputs, classify, save
+    predict_files(...)  what `mnistlab predict` does, after check_inputs: classify, save
     Predictor().read_number(picture) -> a written number: its digits, boxes, confidences
     read_number_files(...)  what `mnistlab predict --number` does
 
@@ -14,7 +14,7 @@ calibrated ones. A result carries a `warning` when the picture is probably not o
 (its shape, or probabilities spread over many classes), and `not_a_digit` when it is no
 digit at all (`mnistlab.ood`: a letter, a blank page, a photo). A file that cannot be used as a
 picture gives a result with `error` set; the other files are still classified (but
-`predict_files` refuses missing files before the model is loaded: `check_inputs`).
+`mnistlab predict` refuses missing files before the model is loaded: `check_inputs`).
 """
 
 from __future__ import annotations
@@ -338,18 +338,14 @@ def predict_images(
 
 
 def read_number_files(
-    checkpoint: str | os.PathLike | None,
-    images: Sequence[str | os.PathLike],
+    checkpoint: str | None,
+    images: Sequence[str],
     *,
     device: str = "cpu",
     predictor: Predictor | None = None,
 ) -> list[dict[str, Any]]:
-    """`mnistlab predict --number`: each image read as a written number (`read_number`), in
-    order; a file that cannot be used gets `error` and the others go on. Missing files and
-    arguments the wrong way round raise `UserError` first."""
-    checkpoint = str(checkpoint) if checkpoint is not None else None
-    images = [str(p) for p in images]
-    check_inputs(checkpoint, images)
+    """`mnistlab predict --number`, after `check_inputs`: each image read as a written number
+    (`read_number`), in order; a file that cannot be used gets `error` and the others go on."""
     predictor = predictor or Predictor(checkpoint, device)
     results = []
     for image in images:
@@ -528,21 +524,18 @@ def plan_outputs(
 
 
 def predict_files(
-    checkpoint: str | os.PathLike | None,
-    images: Sequence[str | os.PathLike],
+    checkpoint: str | None,
+    images: Sequence[str],
     *,
     device: str = "cpu",
     save_preprocessed: str | os.PathLike | None = None,
     force: bool = False,
     predictor: Predictor | None = None,
 ) -> list[dict[str, Any]]:
-    """`mnistlab predict`: check the inputs, classify every image, and (with
+    """`mnistlab predict`, after `check_inputs`: classify every image, and (with
     `save_preprocessed`) write each 28x28 the model saw as `DIR/<stem>.png`, recorded in the
-    result as `preprocessed_path`. Bad input raises `UserError` before anything is written.
-    `checkpoint` None: the default model."""
-    checkpoint = str(checkpoint) if checkpoint is not None else None
-    images = [str(p) for p in images]
-    check_inputs(checkpoint, images)
+    result as `preprocessed_path`. Bad output places raise `UserError` before anything is
+    written. `checkpoint` None: the default model."""
     targets = None
     if save_preprocessed is not None:
         inputs = [checkpoint, *images] if checkpoint is not None else images
