@@ -165,13 +165,20 @@ class Predictor:
     ) -> dict[str, Any]:
         top = np.argsort(-probs, kind="stable")[:TOP_K]
         label = int(top[0])
+        # Why the picture is probably not one digit: its shape, then its probabilities.
+        warning = shape_warning(digit)
+        if warning is None and len(probs) > 2 and float(probs[label]) < UNSURE_TOP:
+            warning = (
+                f"the model is unsure (top probability {float(probs[label]):.0%}): "
+                "probably not one clear digit"
+            )
         return {
             "file": name,
             "label": label,
             "class_name": self.class_names[label],
             "probabilities": [float(p) for p in probs],
             "top3": [{"label": int(i), "probability": float(probs[i])} for i in top],
-            "warning": digit_warning(digit, probs),
+            "warning": warning,
             # Why this is not a digit at all (ood.py), or None: then `label` is only the
             # closest digit, never the answer.
             "not_a_digit": refusal(probs, digit, stats),
@@ -270,14 +277,6 @@ class Predictor:
             for (i, digit, stats), p in zip(good, probs, strict=True):
                 results[i] = self.result(digit, p, names[i], stats)
         return results  # type: ignore[return-value]
-
-
-def digit_warning(digit: np.ndarray, probs: np.ndarray) -> str | None:
-    """Why a picture is probably not one digit (its shape, then its probabilities), or None."""
-    why = shape_warning(digit)
-    if why is None and len(probs) > 2 and float(np.max(probs)) < UNSURE_TOP:
-        why = f"the model is unsure (top probability {float(np.max(probs)):.0%}): probably not one clear digit"
-    return why
 
 
 def load_model(checkpoint: str | os.PathLike | None = None, device: str = "cpu"):
