@@ -328,10 +328,9 @@ def class_names_of(meta: dict, num_classes: int) -> list[str]:
 def predict_images(
     checkpoint: str | os.PathLike, paths: Iterable[str | os.PathLike], device: str = "cpu"
 ) -> list[dict[str, Any]]:
-    """Classify image files. One dict per path, in order: `file`, `label`, `class_name`,
-    `probabilities` (one per class), `top3` ([{label, probability}] best first), `preprocessed`
-    ((28, 28) uint8, what the model saw) and `error` (None, or the one-line reason the file
-    could not be used, with `label` None). A bad checkpoint raises `UserError`."""
+    """Classify image files: one `predict` result per path, in order, with `file`; a file
+    that cannot be used gets `error` (its one-line reason) and `label` None. A bad checkpoint
+    raises `UserError`."""
     paths = [str(p) for p in paths]
     return Predictor(checkpoint, device).predict_many(paths, paths)
 
