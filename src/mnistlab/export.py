@@ -27,7 +27,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -89,13 +88,11 @@ def _quiet_stderr():
         yield
         return
     try:
-        with tempfile.TemporaryFile() as sink:
+        with open(os.devnull, "wb") as sink:
             os.dup2(sink.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
+        yield
     finally:
+        os.dup2(saved, 2)
         os.close(saved)
 
 
