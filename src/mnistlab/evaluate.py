@@ -121,8 +121,7 @@ def evaluate_ensemble(
         recorded_config(meta, split, path)
     first = _task_of(metas[0], split)
     for path, meta in zip(paths[1:], metas[1:], strict=True):
-        task = _task_of(meta, split)
-        for key, value in task.items():
+        for key, value in _task_of(meta, split).items():
             if value != first[key]:
                 raise UserError(
                     f"{path}: {key} is {value}, but {paths[0]} has {first[key]}; "

@@ -1,11 +1,5 @@
-"""Classify users' pictures of digits with a trained checkpoint, or the default model.
-
-    load_model() -> the default model shipped in the package; load_model(path) -> any checkpoint
-    predict(model, images) -> one dict per image (paths, numpy arrays, PIL images, bytes)
-    predict_images("runs/x/checkpoint.pt", ["a.png", "b.jpg"]) -> one dict per file, in order
-    predict_files(...)  what `mnistlab predict` does, after check_inputs: classify, save
-    Predictor().read_number(picture) -> a written number: its digits, boxes, confidences
-    read_number_files(...)  what `mnistlab predict --number` does
+"""Classify users' pictures of digits (`predict`), or of written numbers
+(`Predictor.read_number`), with a trained checkpoint or the default model (`load_model`).
 
 Each picture goes through `mnistlab.preprocess` (MNIST's own size normalisation and
 centring, and stroke width), then the checkpoint's normalisation, then the model; the logits
