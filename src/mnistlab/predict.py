@@ -398,10 +398,10 @@ def split_arguments(arguments: Sequence[str]) -> tuple[str | None, list[str]]:
     arguments = [str(a) for a in arguments]
     if not arguments:
         raise UserError(f"no images given; {USAGE}")
-    if len(arguments) > 1 and is_checkpoint_argument(arguments[0]):
+    if is_checkpoint_argument(arguments[0]):
+        if len(arguments) == 1:
+            raise UserError(f"{arguments[0]} is a checkpoint, but no images were given; {USAGE}")
         return arguments[0], arguments[1:]
-    if len(arguments) == 1 and is_checkpoint_argument(arguments[0]):
-        raise UserError(f"{arguments[0]} is a checkpoint, but no images were given; {USAGE}")
     if image_kind(arguments[0]) and any(is_checkpoint_argument(a) for a in arguments[1:]):
         raise UserError(f"{arguments[0]} is an image, not a checkpoint; {USAGE}")
     return None, arguments
