@@ -63,6 +63,9 @@ def evaluate_checkpoint(
         model, data, InputFormat(norm["mean"], norm["std"], channels_last, precision)
     )
     breakdown = confusion_breakdown(out["predictions"], data.labels.cpu(), num_classes)
+    labels = data.labels.cpu().numpy()
+    temperature = meta.get("temperature")
+    t = float(temperature) if temperature is not None else 1.0
     return {
         "checkpoint": str(path),
         "model": meta["model"],
@@ -71,9 +74,12 @@ def evaluate_checkpoint(
         "loss": out["loss"],
         "acc": out["acc"],
         "per_class_accuracy": breakdown["per_class_accuracy"],
+        "temperature": t,
+        "calibrated": temperature is not None,
         # Expected calibration error before and after the checkpoint's temperature (1 when
         # it has none): how far "90% sure" is from being right 90% of the time.
-        **calibration_summary(out["logits"], data.labels, meta.get("temperature")),
+        "ece": expected_calibration_error(softmax(out["logits"]), labels),
+        "ece_calibrated": expected_calibration_error(softmax(out["logits"], t), labels),
         "recorded_test_acc": meta.get("metrics", {}).get("test_acc"),
         # A quick run judged test on its first N images only; say so beside its number.
         "recorded_test_images": meta.get("split", {}).get("test_used"),
@@ -90,17 +96,6 @@ def _precision(meta: dict, dev, forced: str | None = None) -> str:
         if forced is not None:
             raise
         return resolve_precision("auto", dev)
-
-
-def calibration_summary(logits, labels, temperature: float | None) -> dict[str, Any]:
-    labels = labels.cpu().numpy()
-    t = float(temperature) if temperature is not None else 1.0
-    return {
-        "temperature": t,
-        "calibrated": temperature is not None,
-        "ece": expected_calibration_error(softmax(logits), labels),
-        "ece_calibrated": expected_calibration_error(softmax(logits, t), labels),
-    }
 
 
 def evaluate_ensemble(
@@ -126,8 +121,7 @@ def evaluate_ensemble(
         recorded_config(meta, split, path)
     first = _task_of(metas[0], split)
     for path, meta in zip(paths[1:], metas[1:], strict=True):
-        task = _task_of(meta, split)
-        for key, value in task.items():
+        for key, value in _task_of(meta, split).items():
             if value != first[key]:
                 raise UserError(
                     f"{path}: {key} is {value}, but {paths[0]} has {first[key]}; "

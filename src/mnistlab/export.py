@@ -27,7 +27,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from .checkpoint import load_checkpoint
 from .data import load_dataset
 from .errors import UserError
 from .fileio import OutputError, atomic_write_bytes, describe_os_error, regular_file_problem
-from .predict import class_names_of, same_file
+from .predict import check_parents, class_names_of, same_file
 from .preprocess import STEPS, first_line
 
 ONNX_EXTRA = "ONNX export needs the onnx extra: pip install 'mnistlab[onnx]'"
@@ -89,26 +88,12 @@ def _quiet_stderr():
         yield
         return
     try:
-        with tempfile.TemporaryFile() as sink:
+        with open(os.devnull, "wb") as sink:
             os.dup2(sink.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-
-
-@contextlib.contextmanager
-def _quiet_logger(name: str):
-    """torch.export's ONNX registry logs a warning per missing torchvision operator."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
         yield
     finally:
-        logger.setLevel(level)
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _export_proto(wrapper: nn.Module, example: torch.Tensor, dynamic_batch: bool):
@@ -139,11 +124,15 @@ def _export_proto(wrapper: nn.Module, example: torch.Tensor, dynamic_batch: bool
         import onnxscript  # noqa: F401  (the torch.export-based exporter is built on it)
     except ImportError:
         raise UserError(ONNX_EXTRA) from None
+    # torch.export's ONNX registry logs a warning per missing torchvision operator.
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
     try:
         dynamic_shapes = (
             ({0: torch.export.Dim("batch", min=1, max=65536)},) if dynamic_batch else None
         )
-        with warnings.catch_warnings(), _quiet_logger("torch.onnx"):
+        logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 wrapper,
@@ -160,6 +149,8 @@ def _export_proto(wrapper: nn.Module, example: torch.Tensor, dynamic_batch: bool
             f"ONNX export failed with both exporters: TorchScript: "
             f"{first_line(first_error)}; torch.export: {first_line(exc)}"
         ) from None
+    finally:
+        logger.setLevel(level)
 
 
 def written_by_export(path: str | os.PathLike) -> bool:
@@ -188,11 +179,7 @@ def check_out(out: Path, checkpoint: str | os.PathLike, force: bool = False) -> 
     try:
         if out.is_dir():
             raise UserError(f"{out}: is a folder; give a file name ending in .onnx")
-        for parent in out.absolute().parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise OutputError(f"cannot write {out}: {parent} is a file, not a folder")
-                break
+        check_parents(out)
         exists = out.exists()
     except OSError as exc:
         raise OutputError(describe_os_error(out, exc)) from None

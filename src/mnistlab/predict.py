@@ -1,11 +1,5 @@
-"""Classify users' pictures of digits with a trained checkpoint, or the default model.
-
-    load_model() -> the default model shipped in the package; load_model(path) -> any checkpoint
-    predict(model, images) -> one dict per image (paths, numpy arrays, PIL images, bytes)
-    predict_images("runs/x/checkpoint.pt", ["a.png", "b.jpg"]) -> one dict per file, in order
-    predict_files(...)  what `mnistlab predict` does: check the inputs, classify, save
-    Predictor().read_number(picture) -> a written number: its digits, boxes, confidences
-    read_number_files(...)  what `mnistlab predict --number` does
+"""Classify users' pictures of digits (`predict`), or of written numbers
+(`Predictor.read_number`), with a trained checkpoint or the default model (`load_model`).
 
 Each picture goes through `mnistlab.preprocess` (MNIST's own size normalisation and
 centring, and stroke width), then the checkpoint's normalisation, then the model; the logits
@@ -14,12 +8,11 @@ calibrated ones. A result carries a `warning` when the picture is probably not o
 (its shape, or probabilities spread over many classes), and `not_a_digit` when it is no
 digit at all (`mnistlab.ood`: a letter, a blank page, a photo). A file that cannot be used as a
 picture gives a result with `error` set; the other files are still classified (but
-`predict_files` refuses missing files before the model is loaded: `check_inputs`).
+`mnistlab predict` refuses missing files before the model is loaded: `check_inputs`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -166,13 +159,20 @@ class Predictor:
     ) -> dict[str, Any]:
         top = np.argsort(-probs, kind="stable")[:TOP_K]
         label = int(top[0])
+        # Why the picture is probably not one digit: its shape, then its probabilities.
+        warning = shape_warning(digit)
+        if warning is None and len(probs) > 2 and float(probs[label]) < UNSURE_TOP:
+            warning = (
+                f"the model is unsure (top probability {float(probs[label]):.0%}): "
+                "probably not one clear digit"
+            )
         return {
             "file": name,
             "label": label,
             "class_name": self.class_names[label],
             "probabilities": [float(p) for p in probs],
             "top3": [{"label": int(i), "probability": float(probs[i])} for i in top],
-            "warning": digit_warning(digit, probs),
+            "warning": warning,
             # Why this is not a digit at all (ood.py), or None: then `label` is only the
             # closest digit, never the answer.
             "not_a_digit": refusal(probs, digit, stats),
@@ -208,26 +208,21 @@ class Predictor:
             for piece in pieces
             for digit in read_piece(piece, lambda parts: self._confidence(parts, label))
         ]
+        classified = self._classify(pieces, label)
         entries = []
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
             entry = {"box": list(piece.box), "problem": piece.problem}
             entry |= dict.fromkeys(("label", "class_name", "probability", "top3", "preprocessed"))
-            if piece.problem is None:
-                try:
-                    entry["preprocessed"] = digit_from_ink(piece.ink, label, self.image_size)
-                except ImageError as exc:  # its ink vanished when scaled: a speck
-                    entry["problem"] = f"not a digit ({exc})"
+            if i in classified:
+                digit, p = classified[i]
+                result = self.result(digit, p)
+                # Only the model's doubt refuses a piece: the picture tests of ood.py are
+                # for whole pictures, and its shape tests refused clean digits in numbers.
+                if float(p.max()) < MIN_TOP:
+                    entry["problem"] = f"unsure which digit (top probability {float(p.max()):.0%})"
+                entry |= {k: result[k] for k in ("label", "class_name", "top3", "preprocessed")}
+                entry["probability"] = float(p[result["label"]])
             entries.append(entry)
-        read = [e for e in entries if e["preprocessed"] is not None]
-        probs = self.probabilities(np.stack([e["preprocessed"] for e in read])) if read else []
-        for entry, p in zip(read, probs, strict=True):
-            result = self.result(entry["preprocessed"], p)
-            # Only the model's doubt refuses a piece: the picture tests of ood.py are
-            # for whole pictures, and its shape tests refused clean digits in numbers.
-            if float(p.max()) < MIN_TOP:
-                entry["problem"] = f"unsure which digit (top probability {float(p.max()):.0%})"
-            entry |= {k: result[k] for k in ("label", "class_name", "top3")}
-            entry["probability"] = float(p[result["label"]])
         text = "".join(e["class_name"] if e["problem"] is None else "?" for e in entries)
         return {
             "file": name,
@@ -238,15 +233,28 @@ class Predictor:
             "error": None,
         }
 
-    def _confidence(self, pieces: list, label: str) -> np.ndarray:
-        """The model's top probability for each piece read as one digit (0: no ink left)."""
+    def _classify(
+        self, pieces: list[Piece], label: str
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{index: (digit in MNIST form, probabilities)} of the pieces without a `problem`; a
+        piece whose ink vanishes when scaled (a speck) gets one instead."""
         digits = {}
         for i, piece in enumerate(pieces):
-            with contextlib.suppress(ImageError):
-                digits[i] = digit_from_ink(piece.ink, label, self.image_size)
+            if piece.problem is None:
+                try:
+                    digits[i] = digit_from_ink(piece.ink, label, self.image_size)
+                except ImageError as exc:
+                    piece.problem = f"not a digit ({exc})"
+        if not digits:
+            return {}
+        probs = self.probabilities(np.stack(list(digits.values())))
+        return {i: (digit, p) for (i, digit), p in zip(digits.items(), probs, strict=True)}
+
+    def _confidence(self, pieces: list[Piece], label: str) -> np.ndarray:
+        """The model's top probability for each piece read as one digit (0: no ink left)."""
         out = np.zeros(len(pieces))
-        if digits:
-            out[list(digits)] = self.probabilities(np.stack(list(digits.values()))).max(1)
+        for i, (_, p) in self._classify(pieces, label).items():
+            out[i] = p.max()
         return out
 
     def predict_many(self, sources: Sequence[Any], names: Sequence[str]) -> list[dict]:
@@ -265,20 +273,11 @@ class Predictor:
         return results  # type: ignore[return-value]
 
 
-def digit_warning(digit: np.ndarray, probs: np.ndarray) -> str | None:
-    """Why a picture is probably not one digit (its shape, then its probabilities), or None."""
-    why = shape_warning(digit)
-    if why is None and len(probs) > 2 and float(np.max(probs)) < UNSURE_TOP:
-        why = f"the model is unsure (top probability {float(np.max(probs)):.0%}): probably not one clear digit"
-    return why
-
-
 def load_model(checkpoint: str | os.PathLike | None = None, device: str = "cpu"):
     """The model of `checkpoint` (any mnistlab checkpoint), or of the default model shipped in
     the package when none is given: a torch module in eval mode, carrying its metadata
     (normalisation, temperature) for `predict` and `save_model`."""
-    if checkpoint is None:
-        checkpoint = default_checkpoint()
+    checkpoint = default_checkpoint() if checkpoint is None else checkpoint
     return load_checkpoint(checkpoint, resolve_device(device))[0]
 
 
@@ -323,27 +322,22 @@ def class_names_of(meta: dict, num_classes: int) -> list[str]:
 def predict_images(
     checkpoint: str | os.PathLike, paths: Iterable[str | os.PathLike], device: str = "cpu"
 ) -> list[dict[str, Any]]:
-    """Classify image files. One dict per path, in order: `file`, `label`, `class_name`,
-    `probabilities` (one per class), `top3` ([{label, probability}] best first), `preprocessed`
-    ((28, 28) uint8, what the model saw) and `error` (None, or the one-line reason the file
-    could not be used, with `label` None). A bad checkpoint raises `UserError`."""
+    """Classify image files: one `predict` result per path, in order, with `file`; a file
+    that cannot be used gets `error` (its one-line reason) and `label` None. A bad checkpoint
+    raises `UserError`."""
     paths = [str(p) for p in paths]
     return Predictor(checkpoint, device).predict_many(paths, paths)
 
 
 def read_number_files(
-    checkpoint: str | os.PathLike | None,
-    images: Sequence[str | os.PathLike],
+    checkpoint: str | None,
+    images: Sequence[str],
     *,
     device: str = "cpu",
     predictor: Predictor | None = None,
 ) -> list[dict[str, Any]]:
-    """`mnistlab predict --number`: each image read as a written number (`read_number`), in
-    order; a file that cannot be used gets `error` and the others go on. Missing files and
-    arguments the wrong way round raise `UserError` first."""
-    checkpoint = str(checkpoint) if checkpoint is not None else None
-    images = [str(p) for p in images]
-    check_inputs(checkpoint, images)
+    """`mnistlab predict --number`, after `check_inputs`: each image read as a written number
+    (`read_number`), in order; a file that cannot be used gets `error` and the others go on."""
     predictor = predictor or Predictor(checkpoint, device)
     results = []
     for image in images:
@@ -404,10 +398,10 @@ def split_arguments(arguments: Sequence[str]) -> tuple[str | None, list[str]]:
     arguments = [str(a) for a in arguments]
     if not arguments:
         raise UserError(f"no images given; {USAGE}")
-    if len(arguments) > 1 and is_checkpoint_argument(arguments[0]):
+    if is_checkpoint_argument(arguments[0]):
+        if len(arguments) == 1:
+            raise UserError(f"{arguments[0]} is a checkpoint, but no images were given; {USAGE}")
         return arguments[0], arguments[1:]
-    if len(arguments) == 1 and is_checkpoint_argument(arguments[0]):
-        raise UserError(f"{arguments[0]} is a checkpoint, but no images were given; {USAGE}")
     if image_kind(arguments[0]) and any(is_checkpoint_argument(a) for a in arguments[1:]):
         raise UserError(f"{arguments[0]} is an image, not a checkpoint; {USAGE}")
     return None, arguments
@@ -421,21 +415,14 @@ def results_to_json(results: Sequence[dict[str, Any]]) -> str:
         if isinstance(value, float | np.floating):
             return float(value) if math.isfinite(value) else None
         if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
+            return {k: clean(v) for k, v in value.items() if k != "preprocessed"}
         if isinstance(value, list | tuple):
             return [clean(v) for v in value]
         if isinstance(value, np.integer):
             return int(value)
         return value
 
-    def row(result: dict[str, Any]) -> dict[str, Any]:
-        out = {k: clean(v) for k, v in result.items() if k not in ("preprocessed", "digits")}
-        if result.get("digits") is not None:
-            out["digits"] = [row(d) for d in result["digits"]]
-        return out
-
-    rows = [row(r) for r in results]
-    return json.dumps(rows, indent=1, allow_nan=False)
+    return json.dumps(clean(list(results)), indent=1, allow_nan=False)
 
 
 # ---------------------------------------------------------------- what `mnistlab predict` does
@@ -463,6 +450,15 @@ def check_inputs(checkpoint: str | os.PathLike | None, images: Sequence[str | os
         raise UserError(problems[0] + more)
 
 
+def check_parents(out: Path) -> None:
+    """A file where a folder of `out`'s path should be: say so now, not after the work ran."""
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"cannot write {out}: {parent} is a file, not a folder")
+            return
+
+
 def same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -486,12 +482,7 @@ def plan_outputs(
     try:
         if out_dir.exists() and not out_dir.is_dir():
             raise UserError(f"--save-preprocessed {out_dir}: exists and is not a folder")
-        # A file where a folder of the path should be: say so now, not after the model ran.
-        for parent in out_dir.absolute().parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise OutputError(f"cannot write {out_dir}: {parent} is a file, not a folder")
-                break
+        check_parents(out_dir)
     except OSError as exc:
         raise OutputError(describe_os_error(out_dir, exc)) from None
     used: set[str] = set()
@@ -525,21 +516,18 @@ def plan_outputs(
 
 
 def predict_files(
-    checkpoint: str | os.PathLike | None,
-    images: Sequence[str | os.PathLike],
+    checkpoint: str | None,
+    images: Sequence[str],
     *,
     device: str = "cpu",
     save_preprocessed: str | os.PathLike | None = None,
     force: bool = False,
     predictor: Predictor | None = None,
 ) -> list[dict[str, Any]]:
-    """`mnistlab predict`: check the inputs, classify every image, and (with
+    """`mnistlab predict`, after `check_inputs`: classify every image, and (with
     `save_preprocessed`) write each 28x28 the model saw as `DIR/<stem>.png`, recorded in the
-    result as `preprocessed_path`. Bad input raises `UserError` before anything is written.
-    `checkpoint` None: the default model."""
-    checkpoint = str(checkpoint) if checkpoint is not None else None
-    images = [str(p) for p in images]
-    check_inputs(checkpoint, images)
+    result as `preprocessed_path`. Bad output places raise `UserError` before anything is
+    written. `checkpoint` None: the default model."""
     targets = None
     if save_preprocessed is not None:
         inputs = [checkpoint, *images] if checkpoint is not None else images

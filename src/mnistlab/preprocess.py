@@ -395,10 +395,9 @@ STROKE_RANGE = (5.0, 11.0)
 MAX_ERODED = 0.6
 
 
-def _filtered(work: np.ndarray, kind: str, size: int) -> np.ndarray:
-    """Grey-level dilation ("max") or erosion ("min") over a size x size square, outside the
-    picture counting as paper (0). Separable: a running extreme along each axis in turn."""
-    op = np.max if kind == "max" else np.min
+def _filtered(work: np.ndarray, op: Any, size: int) -> np.ndarray:
+    """Grey-level dilation (`op` np.max) or erosion (np.min) over a size x size square, outside
+    the picture counting as paper (0). Separable: a running extreme along each axis in turn."""
     r = size // 2
     out = work.astype(np.float32)
     for axis in (0, 1):
@@ -414,7 +413,7 @@ def stroke_width(work: np.ndarray) -> float:
     area = int(ink.sum())
     if area == 0:
         return 0.0
-    eroded = int((_filtered(work, "min", 3) > 0.5).sum())
+    eroded = int((_filtered(work, np.min, 3) > 0.5).sum())
     return 2.0 * area / max(area - eroded, 1)
 
 
@@ -483,12 +482,12 @@ def normalize_strokes(crop: np.ndarray) -> np.ndarray:
     # A 3x3 filter moves each edge 1 pixel; outside STROKE_RANGE that is 2 steps or more.
     steps = round(abs(width - STROKE_TARGET) / 2)
     if width < low:
-        return _filtered(work, "max", 2 * steps + 1)
+        return _filtered(work, np.max, 2 * steps + 1)
     mask = work > 0.5
     pieces = len(component_boxes(mask, 0.02))
     area = mask.sum()
     for k in range(steps, 0, -1):  # the most erosion that keeps the digit whole
-        eroded = _filtered(work, "min", 2 * k + 1)
+        eroded = _filtered(work, np.min, 2 * k + 1)
         kept = eroded > 0.5
         if kept.sum() >= (1 - MAX_ERODED) * area and len(component_boxes(kept, 0.02)) <= pieces:
             return eroded / max(float(eroded.max()), 1e-6)

@@ -1,10 +1,5 @@
 """Find the digits of a written number: one picture of ink in, one crop per digit out, left
-to right, each with its box, or with the reason it cannot be read as one digit.
-
-    pieces = find_digits(ink)   # ink: (H, W) float in [0, 1] (`preprocess.ink_image`)
-    piece.box                   # (left, top, right, bottom) in the picture's pixels, exclusive
-    piece.ink                   # the digit's own ink, cropped to its box (neighbours removed)
-    piece.problem               # None, or why it is not one digit (then it is not classified)
+to right, each with its box, or with the reason it cannot be read as one digit (`Piece`).
 
 The classic pipeline for handwritten numbers (postcodes, cheques): connected components of
 the ink; pieces of one broken digit joined (a 5 whose bar came off, a 4 in two strokes:
@@ -122,7 +117,6 @@ def _union(a: _Part, b: _Part) -> _Part:
 
 
 def _fits(both: _Part, height: float) -> bool:
-    """Whether two pieces joined are no larger than one digit."""
     return both.height <= MERGED_HEIGHT * height and both.width <= MERGED_WIDTH * height
 
 
