@@ -88,9 +88,8 @@ class BodySizeLimit:
     """Plain ASGI middleware: 413 when Content-Length says the body is too large, and again
     when the bytes received exceed the limit (chunked uploads and lying headers)."""
 
-    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+    def __init__(self, app):
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -103,7 +102,7 @@ class BodySizeLimit:
             except ValueError:
                 await _send_detail(send, 400, "Content-Length is not a number")
                 return
-            if declared > self.max_bytes:
+            if declared > MAX_BODY_BYTES:
                 await _send_detail(send, 413, self._message(declared))
                 return
         received, started = 0, False
@@ -113,7 +112,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > MAX_BODY_BYTES:
                     raise _BodyTooLarge
             return message
 
@@ -130,13 +129,13 @@ class BodySizeLimit:
                 await _send_detail(send, 413, self._message(None))
 
     def _message(self, size: int | None) -> str:
-        limit = f"{self.max_bytes / 2**20:.1f} MB"
+        limit = f"{MAX_BODY_BYTES / 2**20:.1f} MB"
         if size is None:  # counted while streaming: reading stopped, so the total is unknown
             return f"request body is larger than the {limit} limit"
         shown = f"{size / 2**20:.1f} MB"
         if shown == limit:  # just over: rounded, the two would read the same
             return (
-                f"request body is {size:,} bytes; the limit is {self.max_bytes:,} bytes ({limit})"
+                f"request body is {size:,} bytes; the limit is {MAX_BODY_BYTES:,} bytes ({limit})"
             )
         return f"request body is {shown}; the limit is {limit}"
 
@@ -186,13 +185,7 @@ def _number_answer(result: dict) -> dict:
     return {"number": result["number"], "complete": result["complete"], "digits": digits}
 
 
-def create_app(
-    checkpoint: str | os.PathLike | None = None,
-    device: str = "cpu",
-    max_body_bytes: int = MAX_BODY_BYTES,
-    max_pixels: int = MAX_HTTP_PIXELS,
-    max_concurrent_decodes: int = MAX_CONCURRENT_DECODES,
-):
+def create_app(checkpoint: str | os.PathLike | None = None, device: str = "cpu"):
     """The FastAPI app serving `checkpoint` (None: the default model); raises `UserError` for
     a bad checkpoint or a missing `serve` extra."""
     try:
@@ -210,7 +203,7 @@ def create_app(
             raise UserError(SERVE_EXTRA) from None
 
     predictor = Predictor(checkpoint, device)
-    # At most max_concurrent_decodes at once, one semaphore per event loop (a test client
+    # At most MAX_CONCURRENT_DECODES at once, one semaphore per event loop (a test client
     # starts a new loop each time; a server has one).
     slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     model_info = predictor.describe()
@@ -223,8 +216,8 @@ def create_app(
     def run(source, name, number: bool = False, release: bool = False):
         try:
             if number:
-                return _number_answer(predictor.read_number(source, name, max_pixels))
-            return _answer(predictor.predict(source, name, max_pixels))
+                return _number_answer(predictor.read_number(source, name, MAX_HTTP_PIXELS))
+            return _answer(predictor.predict(source, name, MAX_HTTP_PIXELS))
         except ImageError as exc:
             raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
         except UserError as exc:  # the model's fault (e.g. outputs that are not numbers)
@@ -238,7 +231,7 @@ def create_app(
         the event loop, not in worker threads, so health checks and small requests are never
         starved of threads."""
         loop = asyncio.get_running_loop()
-        semaphore = slots.setdefault(loop, asyncio.Semaphore(max_concurrent_decodes))
+        semaphore = slots.setdefault(loop, asyncio.Semaphore(MAX_CONCURRENT_DECODES))
         try:
             async with asyncio.timeout(DECODE_WAIT_S):
                 await semaphore.acquire()
@@ -269,17 +262,27 @@ def create_app(
         return model_info
 
     async def image_answer(request: Request, ctype: str, number: bool):
-        """The answer for an image body (multipart field 'image', or raw image/* bytes), or
-        None when the body is not an image."""
+        """The answer for an image body (multipart field 'image', or raw image/* bytes); a 415
+        for any other body."""
         if ctype.startswith("image/"):
             data = await request.body()
             if not data:
                 raise HTTPException(400, "empty request body: send the image's bytes")
             return await decode(data, "upload", number)
         if ctype != "multipart/form-data":
-            return None
+            if not ctype and not number:
+                raise HTTPException(
+                    415,
+                    "missing Content-Type: send multipart/form-data, image/*, or application/json",
+                )
+            or_json = "" if number else ' or JSON {"pixels": [[...], ...]}'
+            raise HTTPException(
+                415,
+                f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
+                f"the raw bytes as image/png, image/jpeg, ...){or_json}",
+            )
         try:
-            form = await request.form(max_files=1, max_fields=8, max_part_size=max_body_bytes)
+            form = await request.form(max_files=1, max_fields=8, max_part_size=MAX_BODY_BYTES)
         except _BodyTooLarge:
             raise
         except Exception as exc:  # malformed multipart, too many parts
@@ -300,53 +303,34 @@ def create_app(
     @app.post("/api/predict")
     async def predict(request: Request):
         ctype = content_type(request)
-        answer = await image_answer(request, ctype, number=False)
-        if answer is not None:
-            return answer
-        if ctype == "application/json" or ctype.endswith("+json"):
-            body = await request.body()
-            if not body.strip():
-                raise HTTPException(400, 'empty request body: send {"pixels": [[...], ...]}')
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError):
-                raise HTTPException(400, "request body is not valid JSON") from None
-            if not isinstance(payload, dict) or "pixels" not in payload:
-                raise HTTPException(422, 'JSON body must be an object with "pixels"')
-            try:
-                pixels = pixels_to_array(payload["pixels"], predictor.image_size)
-            except ValueError as exc:
-                raise HTTPException(422, str(exc)) from None
-            if payload.get("preprocess", True) is not False:
-                return await run_in_threadpool(run, pixels, "pixels")
-            # The client says the digit is already in MNIST form: no cropping or centring.
-            digit = np.rint(pixels).astype(np.uint8)
-            probabilities = await run_in_threadpool(predictor.probabilities, digit[None])
-            return _answer(predictor.result(digit, probabilities[0], "pixels"))
-        if not ctype:
-            raise HTTPException(
-                415, "missing Content-Type: send multipart/form-data, image/*, or application/json"
-            )
-        raise HTTPException(
-            415,
-            f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
-            'the raw bytes as image/png, image/jpeg, ...) or JSON {"pixels": [[...], ...]}',
-        )
+        if not (ctype == "application/json" or ctype.endswith("+json")):
+            return await image_answer(request, ctype, number=False)
+        body = await request.body()
+        if not body.strip():
+            raise HTTPException(400, 'empty request body: send {"pixels": [[...], ...]}')
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            raise HTTPException(400, "request body is not valid JSON") from None
+        if not isinstance(payload, dict) or "pixels" not in payload:
+            raise HTTPException(422, 'JSON body must be an object with "pixels"')
+        try:
+            pixels = pixels_to_array(payload["pixels"], predictor.image_size)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if payload.get("preprocess", True) is not False:
+            return await run_in_threadpool(run, pixels, "pixels")
+        # The client says the digit is already in MNIST form: no cropping or centring.
+        digit = np.rint(pixels).astype(np.uint8)
+        probabilities = await run_in_threadpool(predictor.probabilities, digit[None])
+        return _answer(predictor.result(digit, probabilities[0], "pixels"))
 
     @app.post("/api/number")
     async def number(request: Request):
-        ctype = content_type(request)
-        answer = await image_answer(request, ctype, number=True)
-        if answer is not None:
-            return answer
-        raise HTTPException(
-            415,
-            f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
-            "the raw bytes as image/png, image/jpeg, ...)",
-        )
+        return await image_answer(request, content_type(request), number=True)
 
     # Around the routes, parsers and exception handlers: the limit holds before they see a byte.
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimit)
     return app
 
 
@@ -391,12 +375,10 @@ def _slow_client_protocol():
             self._deadline = self.loop.call_later(REQUEST_TIMEOUT_S, self._expire)
 
         def _disarm(self) -> None:
-            if self._deadline is not None:
+            if self._deadline is not None:  # cancelling one that has fired does nothing
                 self._deadline.cancel()
-                self._deadline = None
 
         def _expire(self) -> None:
-            self._deadline = None
             # IDLE: headers never completed; SEND_BODY: the body never completed. A request
             # received whole (DONE) is the app's to answer, however long that takes.
             if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
