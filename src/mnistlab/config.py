@@ -189,10 +189,15 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Refuse any value that cannot work, naming the setting; normalise ints given for
         floats (so `lr = 1` and `lr = 1.0` are one run). Idempotent; returns self."""
+        from .models import check_model  # start-up cost, as in _check_values
+
         for name, value in _checked_types(dataclasses.asdict(self), "config").items():
             setattr(self, name, value)
         self._check_values()
-        self._check_model()
+        try:  # the architecture options and the parameter budget, on the meta device
+            check_model(self.model, dropout=self.dropout, **self.model_kwargs)
+        except UserError as exc:
+            raise ConfigError(str(exc)) from exc
         return self
 
     def _check_values(self) -> None:
@@ -248,18 +253,6 @@ class TrainConfig:
             raise ConfigError(
                 "tensorboard logging needs the tensorboard extra: pip install 'mnistlab[tensorboard]'"
             )
-
-    def _check_model(self) -> None:
-        """The architecture options against the model's constructor, and the parameter budget,
-        on the meta device: nothing is allocated."""
-        from .models import check_model  # start-up cost, as in _check_values
-
-        try:
-            check_model(self.model, dropout=self.dropout, **self.model_kwargs)
-        except ConfigError:
-            raise
-        except UserError as exc:
-            raise ConfigError(str(exc)) from exc
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
