@@ -224,19 +224,14 @@ class TrainConfig:
                 f"model_kwargs: {key} is not an architecture option; {NOT_ARCHITECTURE[key]}"
             )
         need(self.lr > 0, "lr", "> 0")
-        need(0 <= self.dropout < 1, "dropout", "in [0, 1)")
-        need(self.epochs >= 1, "epochs", ">= 1")
-        need(self.batch_size >= 1, "batch_size", ">= 1")
-        need(self.eval_batch_size >= 1, "eval_batch_size", ">= 1")
-        need(self.weight_decay >= 0, "weight_decay", ">= 0")
-        need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
-        need(self.warmup_epochs >= 0, "warmup_epochs", ">= 0")
-        need(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            need(getattr(self, name) >= 1, name, ">= 1")
+        for name in ("dropout", "momentum", "label_smoothing", "ema_decay", "translate", "scale"):
+            need(0 <= getattr(self, name) < 1, name, "in [0, 1)")
+        for name in ("weight_decay", "warmup_epochs"):
+            need(getattr(self, name) >= 0, name, ">= 0")
         need(0 < self.val_fraction < 1, "val_fraction", "in (0, 1)")
-        need(0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)")
         need(0 <= self.rotate_degrees <= 180, "rotate_degrees", "in [0, 180]")
-        need(0 <= self.translate < 1, "translate", "in [0, 1)")
-        need(0 <= self.scale < 1, "scale", "in [0, 1)")
         need(0 <= self.robust_fraction <= 1, "robust_fraction", "in [0, 1]")
         need(0 <= self.writer_share <= 2, "writer_share", "in [0, 2]")
         for name in self.writer_families():

@@ -337,18 +337,16 @@ def create_app(checkpoint: str | os.PathLike | None = None, device: str = "cpu")
 def listen(host: str, port: int) -> socket.socket:
     """The server's listening socket, bound here so that a port in use fails with one line
     (uvicorn would log and exit with a bare 1) and port 0's real port is known."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-    try:
+    sock = None
+    try:  # socket.gaierror (an unknown host) is an OSError too
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         sock.bind(address)
         sock.listen(2048)
     except OSError as exc:
-        sock.close()
+        if sock is not None:
+            sock.close()
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
