@@ -172,18 +172,15 @@ def _plain(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"a {type(value).__name__}"
-
-
 def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") -> dict[str, Any]:
     """Check the type and range of every field a loader uses; returns `meta` with metrics that
     are not finite numbers replaced by None. Raises `CheckpointError` (one line) otherwise."""
 
     def bad(field: str, wanted: str, value: Any) -> CheckpointError:
+        text = repr(value)
+        shown = text if len(text) <= 40 else f"a {type(value).__name__}"
         return CheckpointError(
-            f"{path}: bad checkpoint metadata: {field} must be {wanted}; got {_describe(value)}"
+            f"{path}: bad checkpoint metadata: {field} must be {wanted}; got {shown}"
         )
 
     for key in ("model", "model_kwargs", "normalization", "state_dict"):

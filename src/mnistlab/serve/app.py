@@ -56,16 +56,9 @@ REQUEST_TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 256
 MAX_HEADER_BYTES = 16 * 1024  # h11's cap on a request line and headers still incomplete
 DECODE_WAIT_S = 30.0  # a request waits this long for a decode slot, then gets a 503
-# What `ImageError.reason` means for HTTP.
-STATUS_FOR_REASON = {
-    "too_large": 413,
-    "too_many_pixels": 422,
-    "not_an_image": 400,
-    "corrupt": 400,
-    "blank": 422,
-    "bad_array": 422,
-    "missing": 400,
-}
+# What `ImageError.reason` means for HTTP; the other reasons (missing, not_an_image, corrupt)
+# are a 400.
+STATUS_FOR_REASON = {"too_large": 413, "too_many_pixels": 422, "blank": 422, "bad_array": 422}
 PAGE_HEADERS = {
     # Everything the page needs comes from this server: the policy makes "works offline" a
     # property the browser enforces, not just a promise.
@@ -148,11 +141,6 @@ async def _send_detail(send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, float) else repr(value)
-    return text if len(text) <= 24 else text[:20] + "..."
-
-
 def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
     """JSON pixels -> (size, size) float64, or `ValueError` saying what is wrong with them."""
     expected = f"a {size}x{size} array of numbers 0-255"
@@ -170,7 +158,9 @@ def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
             number = isinstance(value, int | float) and not isinstance(value, bool)
             finite = number and (isinstance(value, Integral) or math.isfinite(value))
             if not (finite and 0 <= value <= 255):
-                raise ValueError(f"pixels must be {expected}; row {i} holds {_short(value)}")
+                text = json.dumps(value) if not isinstance(value, float) else repr(value)
+                shown = text if len(text) <= 24 else text[:20] + "..."
+                raise ValueError(f"pixels must be {expected}; row {i} holds {shown}")
     return np.asarray(pixels, dtype=np.float64)
 
 
