@@ -192,8 +192,7 @@ def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") 
     kwargs = meta["model_kwargs"]
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise bad("model_kwargs", "a table of architecture options", kwargs)
-    limits = {"num_classes": MAX_CLASSES, "in_channels": MAX_IN_CHANNELS}
-    for key, limit in limits.items():
+    for key, limit in (("num_classes", MAX_CLASSES), ("in_channels", MAX_IN_CHANNELS)):
         if key in kwargs and not (_is_int(kwargs[key]) and 1 <= kwargs[key] <= limit):
             raise bad(f"model_kwargs.{key}", f"an integer from 1 to {limit:,}", kwargs[key])
     for key, value in kwargs.items():
