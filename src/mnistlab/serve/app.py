@@ -24,6 +24,7 @@ and {"detail": one line}, never a 500.
 """
 
 import asyncio
+import importlib.util
 import json
 import math
 import os
@@ -184,13 +185,9 @@ def create_app(checkpoint: str | os.PathLike | None = None, device: str = "cpu")
         from starlette.concurrency import run_in_threadpool
     except ImportError:
         raise UserError(SERVE_EXTRA) from None
-    try:
-        import python_multipart  # noqa: F401  (FastAPI parses uploads with python-multipart)
-    except ImportError:
-        try:  # python-multipart before 0.0.13 has only the old module name
-            import multipart  # noqa: F401
-        except ImportError:
-            raise UserError(SERVE_EXTRA) from None
+    # FastAPI parses uploads with python-multipart; before 0.0.13 its module was `multipart`.
+    if not any(importlib.util.find_spec(name) for name in ("python_multipart", "multipart")):
+        raise UserError(SERVE_EXTRA)
 
     predictor = Predictor(checkpoint, device)
     # At most MAX_CONCURRENT_DECODES at once, one semaphore per event loop (a test client
@@ -408,10 +405,8 @@ def run_server(
     log=print,
 ) -> None:
     """Serve the demo until Ctrl-C."""
-    try:
-        import uvicorn  # noqa: F401  (the serve extra: checked before the model is loaded)
-    except ImportError:
-        raise UserError(SERVE_EXTRA) from None
+    if importlib.util.find_spec("uvicorn") is None:  # checked before the model is loaded
+        raise UserError(SERVE_EXTRA)
     if not 0 <= port <= 65535:
         raise UserError(f"port must be in 0-65535, got {port}")
     app = create_app(checkpoint)
