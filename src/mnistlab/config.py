@@ -191,8 +191,8 @@ class TrainConfig:
         floats (so `lr = 1` and `lr = 1.0` are one run). Idempotent; returns self."""
         from .models import check_model  # start-up cost, as in _check_values
 
-        for name, value in _checked_types(dataclasses.asdict(self), "config").items():
-            setattr(self, name, value)
+        for name, value in dataclasses.asdict(self).items():
+            setattr(self, name, _coerce(name, value, "config"))
         self._check_values()
         try:  # the architecture options and the parameter budget, on the meta device
             check_model(self.model, dropout=self.dropout, **self.model_kwargs)
@@ -260,7 +260,7 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a plain dict and validate it: unknown keys, values of the wrong type and
         values that cannot work are refused (the first two name `source`)."""
-        return cls(**_checked_types(_known(values, source), source)).validate()
+        return cls(**_checked(values, source)).validate()
 
 
 IDENTITY_FIELDS = frozenset(
@@ -278,7 +278,7 @@ def check_settings(values: dict[str, Any], source: str) -> dict[str, Any]:
     """Settings given apart from any config (the CLI's `--set KEY=VALUE`), checked on their
     own so a mistake is blamed on `source`: known names, right types, valid values.
     Returns them with ints given for floats made floats."""
-    cleaned = _checked_types(_known(values, source), source)
+    cleaned = _checked(values, source)
     try:
         TrainConfig(**cleaned)._check_values()  # every other field at its (valid) default
     except ConfigError as exc:
@@ -292,8 +292,9 @@ def suggest(word: str, candidates: typing.Iterable[str]) -> str | None:
     return match[0] if match else None
 
 
-def _known(values: Any, source: str) -> dict[str, Any]:
-    """Refuse keys that are not settings, listing the valid ones and the closest to each."""
+def _checked(values: Any, source: str) -> dict[str, Any]:
+    """`values` with their types checked (`_coerce`), after refusing keys that are not
+    settings, listing the valid ones and the closest to each."""
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: expected a table of settings, got {values!r}")
     unknown = sorted(set(values) - set(FIELD_TYPES))
@@ -309,10 +310,6 @@ def _known(values: Any, source: str) -> dict[str, Any]:
             f"valid: {', '.join(FIELD_TYPES)}"
             + (f"; did you mean {', '.join(hints)}?" if hints else "")
         )
-    return values
-
-
-def _checked_types(values: dict[str, Any], source: str) -> dict[str, Any]:
     return {name: _coerce(name, value, source) for name, value in values.items()}
 
 
