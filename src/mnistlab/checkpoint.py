@@ -172,18 +172,15 @@ def _plain(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"a {type(value).__name__}"
-
-
 def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") -> dict[str, Any]:
     """Check the type and range of every field a loader uses; returns `meta` with metrics that
     are not finite numbers replaced by None. Raises `CheckpointError` (one line) otherwise."""
 
     def bad(field: str, wanted: str, value: Any) -> CheckpointError:
+        text = repr(value)
+        shown = text if len(text) <= 40 else f"a {type(value).__name__}"
         return CheckpointError(
-            f"{path}: bad checkpoint metadata: {field} must be {wanted}; got {_describe(value)}"
+            f"{path}: bad checkpoint metadata: {field} must be {wanted}; got {shown}"
         )
 
     for key in ("model", "model_kwargs", "normalization", "state_dict"):
@@ -195,8 +192,7 @@ def validate_meta(meta: dict[str, Any], path: str | os.PathLike = "checkpoint") 
     kwargs = meta["model_kwargs"]
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise bad("model_kwargs", "a table of architecture options", kwargs)
-    limits = {"num_classes": MAX_CLASSES, "in_channels": MAX_IN_CHANNELS}
-    for key, limit in limits.items():
+    for key, limit in (("num_classes", MAX_CLASSES), ("in_channels", MAX_IN_CHANNELS)):
         if key in kwargs and not (_is_int(kwargs[key]) and 1 <= kwargs[key] <= limit):
             raise bad(f"model_kwargs.{key}", f"an integer from 1 to {limit:,}", kwargs[key])
     for key, value in kwargs.items():

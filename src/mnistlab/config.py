@@ -189,10 +189,15 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Refuse any value that cannot work, naming the setting; normalise ints given for
         floats (so `lr = 1` and `lr = 1.0` are one run). Idempotent; returns self."""
-        for name, value in _checked_types(dataclasses.asdict(self), "config").items():
-            setattr(self, name, value)
+        from .models import check_model  # start-up cost, as in _check_values
+
+        for name, value in dataclasses.asdict(self).items():
+            setattr(self, name, _coerce(name, value, "config"))
         self._check_values()
-        self._check_model()
+        try:  # the architecture options and the parameter budget, on the meta device
+            check_model(self.model, dropout=self.dropout, **self.model_kwargs)
+        except UserError as exc:
+            raise ConfigError(str(exc)) from exc
         return self
 
     def _check_values(self) -> None:
@@ -219,19 +224,14 @@ class TrainConfig:
                 f"model_kwargs: {key} is not an architecture option; {NOT_ARCHITECTURE[key]}"
             )
         need(self.lr > 0, "lr", "> 0")
-        need(0 <= self.dropout < 1, "dropout", "in [0, 1)")
-        need(self.epochs >= 1, "epochs", ">= 1")
-        need(self.batch_size >= 1, "batch_size", ">= 1")
-        need(self.eval_batch_size >= 1, "eval_batch_size", ">= 1")
-        need(self.weight_decay >= 0, "weight_decay", ">= 0")
-        need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
-        need(self.warmup_epochs >= 0, "warmup_epochs", ">= 0")
-        need(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            need(getattr(self, name) >= 1, name, ">= 1")
+        for name in ("dropout", "momentum", "label_smoothing", "ema_decay", "translate", "scale"):
+            need(0 <= getattr(self, name) < 1, name, "in [0, 1)")
+        for name in ("weight_decay", "warmup_epochs"):
+            need(getattr(self, name) >= 0, name, ">= 0")
         need(0 < self.val_fraction < 1, "val_fraction", "in (0, 1)")
-        need(0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)")
         need(0 <= self.rotate_degrees <= 180, "rotate_degrees", "in [0, 180]")
-        need(0 <= self.translate < 1, "translate", "in [0, 1)")
-        need(0 <= self.scale < 1, "scale", "in [0, 1)")
         need(0 <= self.robust_fraction <= 1, "robust_fraction", "in [0, 1]")
         need(0 <= self.writer_share <= 2, "writer_share", "in [0, 2]")
         for name in self.writer_families():
@@ -249,18 +249,6 @@ class TrainConfig:
                 "tensorboard logging needs the tensorboard extra: pip install 'mnistlab[tensorboard]'"
             )
 
-    def _check_model(self) -> None:
-        """The architecture options against the model's constructor, and the parameter budget,
-        on the meta device: nothing is allocated."""
-        from .models import check_model  # start-up cost, as in _check_values
-
-        try:
-            check_model(self.model, dropout=self.dropout, **self.model_kwargs)
-        except ConfigError:
-            raise
-        except UserError as exc:
-            raise ConfigError(str(exc)) from exc
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -272,7 +260,7 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a plain dict and validate it: unknown keys, values of the wrong type and
         values that cannot work are refused (the first two name `source`)."""
-        return cls(**_checked_types(_known(values, source), source)).validate()
+        return cls(**_checked(values, source)).validate()
 
 
 IDENTITY_FIELDS = frozenset(
@@ -290,7 +278,7 @@ def check_settings(values: dict[str, Any], source: str) -> dict[str, Any]:
     """Settings given apart from any config (the CLI's `--set KEY=VALUE`), checked on their
     own so a mistake is blamed on `source`: known names, right types, valid values.
     Returns them with ints given for floats made floats."""
-    cleaned = _checked_types(_known(values, source), source)
+    cleaned = _checked(values, source)
     try:
         TrainConfig(**cleaned)._check_values()  # every other field at its (valid) default
     except ConfigError as exc:
@@ -304,8 +292,9 @@ def suggest(word: str, candidates: typing.Iterable[str]) -> str | None:
     return match[0] if match else None
 
 
-def _known(values: Any, source: str) -> dict[str, Any]:
-    """Refuse keys that are not settings, listing the valid ones and the closest to each."""
+def _checked(values: Any, source: str) -> dict[str, Any]:
+    """`values` with their types checked (`_coerce`), after refusing keys that are not
+    settings, listing the valid ones and the closest to each."""
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: expected a table of settings, got {values!r}")
     unknown = sorted(set(values) - set(FIELD_TYPES))
@@ -321,10 +310,6 @@ def _known(values: Any, source: str) -> dict[str, Any]:
             f"valid: {', '.join(FIELD_TYPES)}"
             + (f"; did you mean {', '.join(hints)}?" if hints else "")
         )
-    return values
-
-
-def _checked_types(values: dict[str, Any], source: str) -> dict[str, Any]:
     return {name: _coerce(name, value, source) for name, value in values.items()}
 
 

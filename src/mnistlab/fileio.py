@@ -79,16 +79,6 @@ def make_dirs(path: str | os.PathLike) -> Path:
     return path
 
 
-def _sync_folder(folder: Path) -> None:
-    # Some platforms (Windows) cannot open a folder: the rename still happened.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Write to a temporary file in the same folder, then rename: readers never see half a file."""
     path = Path(path)
@@ -109,7 +99,13 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         if isinstance(exc, OSError):
             raise OutputError(describe_os_error(path, exc)) from None
         raise
-    _sync_folder(path.parent)
+    # Some platforms (Windows) cannot open a folder: the rename still happened.
+    with contextlib.suppress(OSError):
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def json_bytes(obj: Any) -> bytes:

@@ -1,9 +1,6 @@
 """The default model shipped inside the package, so `mnistlab predict digit.png` works on a
 fresh install, with no training first.
 
-    default_checkpoint() -> Path     the checkpoint file, its SHA-256 checked
-    DEFAULT_MODEL                    its file name; DEFAULT_SHA256 the pinned digest
-
 The model is rebuilt by `scripts/train_default_model.py` (recipe, data and measured accuracy
 in its docstring and the README). Its SHA-256 is pinned here and in the `.sha256` file beside
 it; a file that does not match is refused, never loaded.

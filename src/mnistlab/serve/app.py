@@ -24,6 +24,7 @@ and {"detail": one line}, never a 500.
 """
 
 import asyncio
+import importlib.util
 import json
 import math
 import os
@@ -56,16 +57,9 @@ REQUEST_TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 256
 MAX_HEADER_BYTES = 16 * 1024  # h11's cap on a request line and headers still incomplete
 DECODE_WAIT_S = 30.0  # a request waits this long for a decode slot, then gets a 503
-# What `ImageError.reason` means for HTTP.
-STATUS_FOR_REASON = {
-    "too_large": 413,
-    "too_many_pixels": 422,
-    "not_an_image": 400,
-    "corrupt": 400,
-    "blank": 422,
-    "bad_array": 422,
-    "missing": 400,
-}
+# What `ImageError.reason` means for HTTP; the other reasons (missing, not_an_image, corrupt)
+# are a 400.
+STATUS_FOR_REASON = {"too_large": 413, "too_many_pixels": 422, "blank": 422, "bad_array": 422}
 PAGE_HEADERS = {
     # Everything the page needs comes from this server: the policy makes "works offline" a
     # property the browser enforces, not just a promise.
@@ -88,9 +82,8 @@ class BodySizeLimit:
     """Plain ASGI middleware: 413 when Content-Length says the body is too large, and again
     when the bytes received exceed the limit (chunked uploads and lying headers)."""
 
-    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+    def __init__(self, app):
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -103,7 +96,7 @@ class BodySizeLimit:
             except ValueError:
                 await _send_detail(send, 400, "Content-Length is not a number")
                 return
-            if declared > self.max_bytes:
+            if declared > MAX_BODY_BYTES:
                 await _send_detail(send, 413, self._message(declared))
                 return
         received, started = 0, False
@@ -113,7 +106,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > MAX_BODY_BYTES:
                     raise _BodyTooLarge
             return message
 
@@ -130,13 +123,13 @@ class BodySizeLimit:
                 await _send_detail(send, 413, self._message(None))
 
     def _message(self, size: int | None) -> str:
-        limit = f"{self.max_bytes / 2**20:.1f} MB"
+        limit = f"{MAX_BODY_BYTES / 2**20:.1f} MB"
         if size is None:  # counted while streaming: reading stopped, so the total is unknown
             return f"request body is larger than the {limit} limit"
         shown = f"{size / 2**20:.1f} MB"
         if shown == limit:  # just over: rounded, the two would read the same
             return (
-                f"request body is {size:,} bytes; the limit is {self.max_bytes:,} bytes ({limit})"
+                f"request body is {size:,} bytes; the limit is {MAX_BODY_BYTES:,} bytes ({limit})"
             )
         return f"request body is {shown}; the limit is {limit}"
 
@@ -147,11 +140,6 @@ async def _send_detail(send, status: int, detail: str) -> None:
     headers = [(b"content-type", b"application/json"), length, (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, float) else repr(value)
-    return text if len(text) <= 24 else text[:20] + "..."
 
 
 def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
@@ -171,7 +159,9 @@ def pixels_to_array(pixels: Any, size: int) -> np.ndarray:
             number = isinstance(value, int | float) and not isinstance(value, bool)
             finite = number and (isinstance(value, Integral) or math.isfinite(value))
             if not (finite and 0 <= value <= 255):
-                raise ValueError(f"pixels must be {expected}; row {i} holds {_short(value)}")
+                text = json.dumps(value) if not isinstance(value, float) else repr(value)
+                shown = text if len(text) <= 24 else text[:20] + "..."
+                raise ValueError(f"pixels must be {expected}; row {i} holds {shown}")
     return np.asarray(pixels, dtype=np.float64)
 
 
@@ -186,13 +176,7 @@ def _number_answer(result: dict) -> dict:
     return {"number": result["number"], "complete": result["complete"], "digits": digits}
 
 
-def create_app(
-    checkpoint: str | os.PathLike | None = None,
-    device: str = "cpu",
-    max_body_bytes: int = MAX_BODY_BYTES,
-    max_pixels: int = MAX_HTTP_PIXELS,
-    max_concurrent_decodes: int = MAX_CONCURRENT_DECODES,
-):
+def create_app(checkpoint: str | os.PathLike | None = None, device: str = "cpu"):
     """The FastAPI app serving `checkpoint` (None: the default model); raises `UserError` for
     a bad checkpoint or a missing `serve` extra."""
     try:
@@ -201,16 +185,12 @@ def create_app(
         from starlette.concurrency import run_in_threadpool
     except ImportError:
         raise UserError(SERVE_EXTRA) from None
-    try:
-        import python_multipart  # noqa: F401  (FastAPI parses uploads with python-multipart)
-    except ImportError:
-        try:  # python-multipart before 0.0.13 has only the old module name
-            import multipart  # noqa: F401
-        except ImportError:
-            raise UserError(SERVE_EXTRA) from None
+    # FastAPI parses uploads with python-multipart; before 0.0.13 its module was `multipart`.
+    if not any(importlib.util.find_spec(name) for name in ("python_multipart", "multipart")):
+        raise UserError(SERVE_EXTRA)
 
     predictor = Predictor(checkpoint, device)
-    # At most max_concurrent_decodes at once, one semaphore per event loop (a test client
+    # At most MAX_CONCURRENT_DECODES at once, one semaphore per event loop (a test client
     # starts a new loop each time; a server has one).
     slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     model_info = predictor.describe()
@@ -223,8 +203,8 @@ def create_app(
     def run(source, name, number: bool = False, release: bool = False):
         try:
             if number:
-                return _number_answer(predictor.read_number(source, name, max_pixels))
-            return _answer(predictor.predict(source, name, max_pixels))
+                return _number_answer(predictor.read_number(source, name, MAX_HTTP_PIXELS))
+            return _answer(predictor.predict(source, name, MAX_HTTP_PIXELS))
         except ImageError as exc:
             raise HTTPException(STATUS_FOR_REASON.get(exc.reason, 400), str(exc)) from None
         except UserError as exc:  # the model's fault (e.g. outputs that are not numbers)
@@ -238,7 +218,7 @@ def create_app(
         the event loop, not in worker threads, so health checks and small requests are never
         starved of threads."""
         loop = asyncio.get_running_loop()
-        semaphore = slots.setdefault(loop, asyncio.Semaphore(max_concurrent_decodes))
+        semaphore = slots.setdefault(loop, asyncio.Semaphore(MAX_CONCURRENT_DECODES))
         try:
             async with asyncio.timeout(DECODE_WAIT_S):
                 await semaphore.acquire()
@@ -269,17 +249,27 @@ def create_app(
         return model_info
 
     async def image_answer(request: Request, ctype: str, number: bool):
-        """The answer for an image body (multipart field 'image', or raw image/* bytes), or
-        None when the body is not an image."""
+        """The answer for an image body (multipart field 'image', or raw image/* bytes); a 415
+        for any other body."""
         if ctype.startswith("image/"):
             data = await request.body()
             if not data:
                 raise HTTPException(400, "empty request body: send the image's bytes")
             return await decode(data, "upload", number)
         if ctype != "multipart/form-data":
-            return None
+            if not ctype and not number:
+                raise HTTPException(
+                    415,
+                    "missing Content-Type: send multipart/form-data, image/*, or application/json",
+                )
+            or_json = "" if number else ' or JSON {"pixels": [[...], ...]}'
+            raise HTTPException(
+                415,
+                f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
+                f"the raw bytes as image/png, image/jpeg, ...){or_json}",
+            )
         try:
-            form = await request.form(max_files=1, max_fields=8, max_part_size=max_body_bytes)
+            form = await request.form(max_files=1, max_fields=8, max_part_size=MAX_BODY_BYTES)
         except _BodyTooLarge:
             raise
         except Exception as exc:  # malformed multipart, too many parts
@@ -300,71 +290,50 @@ def create_app(
     @app.post("/api/predict")
     async def predict(request: Request):
         ctype = content_type(request)
-        answer = await image_answer(request, ctype, number=False)
-        if answer is not None:
-            return answer
-        if ctype == "application/json" or ctype.endswith("+json"):
-            body = await request.body()
-            if not body.strip():
-                raise HTTPException(400, 'empty request body: send {"pixels": [[...], ...]}')
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError):
-                raise HTTPException(400, "request body is not valid JSON") from None
-            if not isinstance(payload, dict) or "pixels" not in payload:
-                raise HTTPException(422, 'JSON body must be an object with "pixels"')
-            try:
-                pixels = pixels_to_array(payload["pixels"], predictor.image_size)
-            except ValueError as exc:
-                raise HTTPException(422, str(exc)) from None
-            if payload.get("preprocess", True) is not False:
-                return await run_in_threadpool(run, pixels, "pixels")
-            # The client says the digit is already in MNIST form: no cropping or centring.
-            digit = np.rint(pixels).astype(np.uint8)
-            probabilities = await run_in_threadpool(predictor.probabilities, digit[None])
-            return _answer(predictor.result(digit, probabilities[0], "pixels"))
-        if not ctype:
-            raise HTTPException(
-                415, "missing Content-Type: send multipart/form-data, image/*, or application/json"
-            )
-        raise HTTPException(
-            415,
-            f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
-            'the raw bytes as image/png, image/jpeg, ...) or JSON {"pixels": [[...], ...]}',
-        )
+        if not (ctype == "application/json" or ctype.endswith("+json")):
+            return await image_answer(request, ctype, number=False)
+        body = await request.body()
+        if not body.strip():
+            raise HTTPException(400, 'empty request body: send {"pixels": [[...], ...]}')
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            raise HTTPException(400, "request body is not valid JSON") from None
+        if not isinstance(payload, dict) or "pixels" not in payload:
+            raise HTTPException(422, 'JSON body must be an object with "pixels"')
+        try:
+            pixels = pixels_to_array(payload["pixels"], predictor.image_size)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if payload.get("preprocess", True) is not False:
+            return await run_in_threadpool(run, pixels, "pixels")
+        # The client says the digit is already in MNIST form: no cropping or centring.
+        digit = np.rint(pixels).astype(np.uint8)
+        probabilities = await run_in_threadpool(predictor.probabilities, digit[None])
+        return _answer(predictor.result(digit, probabilities[0], "pixels"))
 
     @app.post("/api/number")
     async def number(request: Request):
-        ctype = content_type(request)
-        answer = await image_answer(request, ctype, number=True)
-        if answer is not None:
-            return answer
-        raise HTTPException(
-            415,
-            f"unsupported Content-Type {ctype!r}: send an image (multipart field 'image', or "
-            "the raw bytes as image/png, image/jpeg, ...)",
-        )
+        return await image_answer(request, content_type(request), number=True)
 
     # Around the routes, parsers and exception handlers: the limit holds before they see a byte.
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimit)
     return app
 
 
 def listen(host: str, port: int) -> socket.socket:
     """The server's listening socket, bound here so that a port in use fails with one line
     (uvicorn would log and exit with a bare 1) and port 0's real port is known."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-    try:
+    sock = None
+    try:  # socket.gaierror (an unknown host) is an OSError too
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         sock.bind(address)
         sock.listen(2048)
     except OSError as exc:
-        sock.close()
+        if sock is not None:
+            sock.close()
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
@@ -391,12 +360,10 @@ def _slow_client_protocol():
             self._deadline = self.loop.call_later(REQUEST_TIMEOUT_S, self._expire)
 
         def _disarm(self) -> None:
-            if self._deadline is not None:
+            if self._deadline is not None:  # cancelling one that has fired does nothing
                 self._deadline.cancel()
-                self._deadline = None
 
         def _expire(self) -> None:
-            self._deadline = None
             # IDLE: headers never completed; SEND_BODY: the body never completed. A request
             # received whole (DONE) is the app's to answer, however long that takes.
             if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
@@ -438,10 +405,8 @@ def run_server(
     log=print,
 ) -> None:
     """Serve the demo until Ctrl-C."""
-    try:
-        import uvicorn  # noqa: F401  (the serve extra: checked before the model is loaded)
-    except ImportError:
-        raise UserError(SERVE_EXTRA) from None
+    if importlib.util.find_spec("uvicorn") is None:  # checked before the model is loaded
+        raise UserError(SERVE_EXTRA)
     if not 0 <= port <= 65535:
         raise UserError(f"port must be in 0-65535, got {port}")
     app = create_app(checkpoint)
