@@ -51,26 +51,6 @@ _MARGIN = 4096  # bytes read past the claimed size, so a small overrun is report
 _CHUNK = 2**20  # read in 1 MB steps: memory follows the data that arrives, not the claim
 
 
-def _open(path: Path):
-    """(binary stream, size of the file on disk, gzipped?) or `IDXError` naming the problem."""
-    try:
-        fh = path.open("rb")
-    except FileNotFoundError:
-        raise IDXError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise IDXError(f"{path}: is a directory, not an IDX file") from None
-    except OSError as exc:
-        raise IDXError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    try:
-        size = os.fstat(fh.fileno()).st_size
-        gzipped = fh.read(2) == b"\x1f\x8b"
-        fh.seek(0)
-    except OSError as exc:
-        fh.close()
-        raise IDXError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    return (gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh), size, gzipped
-
-
 def _read_upto(stream, n: int) -> bytes:
     chunks, left = [], n
     while left > 0:
@@ -98,8 +78,11 @@ def _claimed_size(head: bytes) -> tuple[tuple[int, ...], int, int] | None:
 def _read_bounded(path: Path, header_only: bool) -> bytes:
     """The IDX header and (unless `header_only`) no more data than the header claims, plus a
     margin. A plain file's size is checked against the claim before its data is read."""
-    stream, disk_size, gzipped = _open(path)
-    with stream:
+    with path.open("rb") as fh:
+        disk_size = os.fstat(fh.fileno()).st_size
+        gzipped = fh.read(2) == b"\x1f\x8b"
+        fh.seek(0)
+        stream = gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh
         head = _read_upto(stream, 4)
         if len(head) == 4 and _describe_magic(struct.unpack(">I", head)[0]):
             head += _read_upto(stream, 4 * head[3])
@@ -134,11 +117,16 @@ def read_idx_bytes(path: str | os.PathLike, header_only: bool = False) -> bytes:
     path = Path(path)
     try:
         raw = _read_bounded(path, header_only)
+    except FileNotFoundError:
+        raise IDXError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise IDXError(f"{path}: is a directory, not an IDX file") from None
     except EOFError:
         raise IDXError(f"{path}: gzip data is truncated (the file was cut short)") from None
-    except (OSError, zlib.error) as exc:  # BadGzipFile, CRC mismatches, read errors
+    except (OSError, zlib.error) as exc:  # BadGzipFile, CRC mismatches, other OS errors
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        kind = "cannot read" if type(exc) in (OSError, PermissionError) else "corrupt gzip data"
+        corrupt = isinstance(exc, gzip.BadGzipFile | zlib.error)
+        kind = "corrupt gzip data" if corrupt else "cannot read"
         raise IDXError(f"{path}: {kind} ({reason or type(exc).__name__})") from None
     if not raw:
         empty = path.is_file() and path.stat().st_size > 0
@@ -186,7 +174,7 @@ def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = No
     return data.astype(dtype.newbyteorder("="), copy=True)
 
 
-def _verified_bytes(path: str | os.PathLike, expected_sha256: str | None) -> bytes:
+def _read_checked(path: str | os.PathLike, magic: int, expected_sha256: str | None) -> np.ndarray:
     raw = read_idx_bytes(path)
     if expected_sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
@@ -195,7 +183,7 @@ def _verified_bytes(path: str | os.PathLike, expected_sha256: str | None) -> byt
                 f"{path}: checksum mismatch (SHA-256 {digest[:12]}..., "
                 f"expected {expected_sha256[:12]}...): the file was altered or is corrupt"
             )
-    return raw
+    return parse_idx(raw, str(path), magic)
 
 
 def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.ndarray:
@@ -208,14 +196,13 @@ def _header_shape(path: str | os.PathLike, expect_magic: int) -> tuple[int, ...]
     head = read_idx_bytes(path, header_only=True)
     claim = _claimed_size(head)
     if claim is None or struct.unpack(">I", head[:4])[0] != expect_magic:
-        parse_idx(head, str(path), expect_magic)  # raises the specific complaint
-        raise IDXError(f"{path}: header truncated")  # not reached: parse_idx always raises
+        parse_idx(head, str(path), expect_magic)  # always raises: the specific complaint
     return claim[0]
 
 
 def read_images(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
     """(N, H, W) uint8 images; `expected_sha256` is of the decompressed bytes."""
-    images = parse_idx(_verified_bytes(path, expected_sha256), str(path), IMAGES_MAGIC)
+    images = _read_checked(path, IMAGES_MAGIC, expected_sha256)
     if 0 in images.shape[1:]:
         raise IDXError(f"{path}: images have a zero-size dimension: {images.shape[1:]}")
     return images
@@ -223,7 +210,7 @@ def read_images(path: str | os.PathLike, expected_sha256: str | None = None) -> 
 
 def read_labels(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
     """(N,) uint8 labels; `expected_sha256` is of the decompressed bytes."""
-    return parse_idx(_verified_bytes(path, expected_sha256), str(path), LABELS_MAGIC)
+    return _read_checked(path, LABELS_MAGIC, expected_sha256)
 
 
 def read_pair(
@@ -241,14 +228,8 @@ def read_pair(
             f"{images_path}: count mismatch: {image_shape[0]} images but "
             f"{labels_path} has {label_shape[0]} labels"
         )
-    images = read_images(images_path, image_sum)
-    labels = read_labels(labels_path, label_sum)
-    if len(images) != len(labels):
-        raise IDXError(
-            f"{images_path}: count mismatch: {len(images)} images but "
-            f"{labels_path} has {len(labels)} labels"
-        )
-    return images, labels
+    # read_images and read_labels check each file's data against its header.
+    return read_images(images_path, image_sum), read_labels(labels_path, label_sum)
 
 
 def encode_idx(array: np.ndarray) -> bytes:
