@@ -75,6 +75,15 @@ def _claimed_size(head: bytes) -> tuple[tuple[int, ...], int, int] | None:
     return shape, header_len, math.prod(shape) * np.dtype(_DTYPES[head[2]]).itemsize
 
 
+def _check_size(source, shape: tuple[int, ...], expected: int, actual: int) -> None:
+    if actual != expected:
+        what = "truncated" if actual < expected else "has trailing bytes"
+        raise IDXError(
+            f"{source}: {what}: header declares shape {tuple(shape)} = {expected} data bytes, "
+            f"file has {actual}"
+        )
+
+
 def _read_bounded(path: Path, header_only: bool) -> bytes:
     """The IDX header and (unless `header_only`) no more data than the header claims, plus a
     margin. A plain file's size is checked against the claim before its data is read."""
@@ -90,12 +99,8 @@ def _read_bounded(path: Path, header_only: bool) -> bytes:
         if claim is None or header_only:
             return head
         shape, header_len, expected = claim
-        if not gzipped and disk_size - header_len != expected:
-            what = "truncated" if disk_size - header_len < expected else "has trailing bytes"
-            raise IDXError(
-                f"{path}: {what}: header declares shape {tuple(shape)} = {expected} data bytes, "
-                f"file has {disk_size - header_len}"
-            )
+        if not gzipped:
+            _check_size(path, shape, expected, disk_size - header_len)
         if expected > MAX_IDX_BYTES:
             raise IDXError(
                 f"{path}: header declares shape {tuple(shape)} = {expected:,} data bytes, over "
@@ -157,14 +162,8 @@ def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = No
     if len(raw) < 4 + 4 * raw[3]:
         raise IDXError(f"{source}: header truncated (needs {4 + 4 * raw[3]} bytes, has {len(raw)})")
     shape, header_len, expected = _claimed_size(raw)
+    _check_size(source, shape, expected, len(raw) - header_len)
     dtype = np.dtype(_DTYPES[raw[2]])
-    actual = len(raw) - header_len
-    if actual != expected:
-        what = "truncated" if actual < expected else "has trailing bytes"
-        raise IDXError(
-            f"{source}: {what}: header declares shape {tuple(shape)} = {expected} data bytes, "
-            f"file has {actual}"
-        )
     try:
         data = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(shape)
     except ValueError:  # e.g. (0, 2**31, 2**31, 2**31): no data, but beyond numpy's sizes
