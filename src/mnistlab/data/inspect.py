@@ -81,8 +81,6 @@ def save_digit_grid(
     """Write a PNG with one row per class and `per_class` sample images in each; returns it."""
     if not 1 <= per_class <= MAX_PER_CLASS:
         raise UserError(f"--per-class must be between 1 and {MAX_PER_CLASS}, got {per_class}")
-    if split not in ("train", "test"):
-        raise UserError(f"split must be 'train' or 'test', got {split!r}")
     images = dataset.train_images if split == "train" else dataset.test_images  # (N, H, W)
     labels = dataset.train_labels if split == "train" else dataset.test_labels
     k = dataset.num_classes
