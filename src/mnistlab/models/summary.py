@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
+from .layers import forward_once
 from .registry import (
     count_parameters,
     create_model,
@@ -30,9 +31,8 @@ from .registry import (
 def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> int:
     """Multiply-accumulates of Conv2d and Linear layers for ONE input of shape (C, H, W).
 
-    The model runs once in eval mode on zeros (on the model's own device, so a model built on
-    the "meta" device is measured without allocating or computing anything); its previous
-    mode is restored.
+    The model runs once on zeros (`forward_once`: on the model's own device, so a model built
+    on the "meta" device is measured without allocating or computing anything).
     """
     total = 0
 
@@ -49,22 +49,12 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> 
         for m in model.modules()
         if isinstance(m, nn.Conv2d | nn.Linear)
     ]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+        forward_once(model, input_shape)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return total
-
-
-def paper_of(name: str) -> str:
-    """The citation in the `PAPER` constant of the file that registered `name`."""
-    return getattr(sys.modules[model_class(name).__module__], "PAPER", "")
 
 
 def describe_models(
@@ -93,7 +83,7 @@ def describe_models(
             "aliases": [],
             "params": count_parameters(model),
             "macs": macs,
-            "paper": paper_of(name),
+            "paper": getattr(sys.modules[type(model).__module__], "PAPER", ""),
         }
     return sorted(rows.values(), key=lambda row: row["name"])
 
