@@ -27,7 +27,6 @@ LABELS_MAGIC = 2049  # 0x00000801: uint8, 1 dimension (count)
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _CODES = {np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items()}
 _KIND = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels"}
-_MAX_DIM = 2**32 - 1  # each dimension is stored as a uint32
 
 
 class IDXError(UserError):
@@ -173,7 +172,11 @@ def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = No
     return data.astype(dtype.newbyteorder("="), copy=True)
 
 
-def _read_checked(path: str | os.PathLike, magic: int, expected_sha256: str | None) -> np.ndarray:
+def read_idx(
+    path: str | os.PathLike, expect_magic: int | None = None, expected_sha256: str | None = None
+) -> np.ndarray:
+    """Read any IDX file (gzipped or not); `expect_magic` pins its type and dimension count,
+    `expected_sha256` the decompressed bytes."""
     raw = read_idx_bytes(path)
     if expected_sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
@@ -182,12 +185,7 @@ def _read_checked(path: str | os.PathLike, magic: int, expected_sha256: str | No
                 f"{path}: checksum mismatch (SHA-256 {digest[:12]}..., "
                 f"expected {expected_sha256[:12]}...): the file was altered or is corrupt"
             )
-    return parse_idx(raw, str(path), magic)
-
-
-def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.ndarray:
-    """Read any IDX file (gzipped or not); `expect_magic` pins its type and dimension count."""
-    return parse_idx(read_idx_bytes(path), str(path), expect_magic)
+    return parse_idx(raw, str(path), expect_magic)
 
 
 def _header_shape(path: str | os.PathLike, expect_magic: int) -> tuple[int, ...]:
@@ -201,7 +199,7 @@ def _header_shape(path: str | os.PathLike, expect_magic: int) -> tuple[int, ...]
 
 def read_images(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
     """(N, H, W) uint8 images; `expected_sha256` is of the decompressed bytes."""
-    images = _read_checked(path, IMAGES_MAGIC, expected_sha256)
+    images = read_idx(path, IMAGES_MAGIC, expected_sha256)
     if 0 in images.shape[1:]:
         raise IDXError(f"{path}: images have a zero-size dimension: {images.shape[1:]}")
     return images
@@ -209,7 +207,7 @@ def read_images(path: str | os.PathLike, expected_sha256: str | None = None) -> 
 
 def read_labels(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
     """(N,) uint8 labels; `expected_sha256` is of the decompressed bytes."""
-    return _read_checked(path, LABELS_MAGIC, expected_sha256)
+    return read_idx(path, LABELS_MAGIC, expected_sha256)
 
 
 def read_pair(
@@ -239,7 +237,7 @@ def encode_idx(array: np.ndarray) -> bytes:
         raise IDXError(f"cannot store dtype {array.dtype} in IDX (valid: {valid})")
     if array.ndim == 0 or array.ndim > 255:
         raise IDXError(f"cannot store a {array.ndim}-dimensional array in IDX (1 to 255)")
-    if max(array.shape) > _MAX_DIM:
+    if max(array.shape) >= 2**32:
         raise IDXError(f"cannot store shape {array.shape} in IDX (each dimension < 2**32)")
     header = struct.pack(">HBB", 0, _CODES[native], array.ndim)
     header += struct.pack(f">{array.ndim}I", *array.shape)
