@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..fileio import atomic_write_bytes
 from .idx import IDXError, read_pair
 
 log = logging.getLogger(__name__)
@@ -281,44 +281,32 @@ def _describe_failure(exc: BaseException) -> str:
 
 
 def download_file(url: str, dest: Path, md5: str) -> None:
-    """Fetch `url` to `dest` via a temporary file in the same folder; rename only once verified.
+    """Fetch `url` and write it to `dest` (atomically) only once verified.
 
-    Raises OSError (or an urllib/http.client error) with a short reason on any failure; an
-    interrupted or corrupt transfer never leaves a file under `dest`'s name.
+    Raises OSError (or an urllib/http.client error, or OutputError when `dest` cannot be
+    written) with a short reason on any failure; an interrupted or corrupt transfer never
+    leaves a file under `dest`'s name.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
-        with (
-            os.fdopen(fd, "wb") as out,
-            urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as resp,
-        ):
-            declared = resp.headers.get("Content-Length")
-            declared = int(declared) if declared and declared.isdigit() else None
-            if declared is not None and declared > MAX_DOWNLOAD_BYTES:
-                raise OSError(
-                    f"server announces {declared} bytes, over the {MAX_DOWNLOAD_BYTES} limit"
-                )
-            digest, received = hashlib.md5(usedforsecurity=False), 0
-            while chunk := resp.read(1 << 20):
-                received += len(chunk)
-                if received > MAX_DOWNLOAD_BYTES:
-                    raise OSError(f"response larger than the {MAX_DOWNLOAD_BYTES}-byte limit")
-                digest.update(chunk)
-                out.write(chunk)
-            # http.client returns a short body without complaint when the peer closes early.
-            if declared is not None and received != declared:
-                raise OSError(f"transfer interrupted after {received} of {declared} bytes")
-            if digest.hexdigest() != md5:
-                raise OSError(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
+    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+        declared = resp.headers.get("Content-Length")
+        declared = int(declared) if declared and declared.isdigit() else None
+        if declared is not None and declared > MAX_DOWNLOAD_BYTES:
+            raise OSError(f"server announces {declared} bytes, over the {MAX_DOWNLOAD_BYTES} limit")
+        digest, chunks, received = hashlib.md5(usedforsecurity=False), [], 0
+        while chunk := resp.read(1 << 20):
+            received += len(chunk)
+            if received > MAX_DOWNLOAD_BYTES:
+                raise OSError(f"response larger than the {MAX_DOWNLOAD_BYTES}-byte limit")
+            digest.update(chunk)
+            chunks.append(chunk)
+    # http.client returns a short body without complaint when the peer closes early.
+    if declared is not None and received != declared:
+        raise OSError(f"transfer interrupted after {received} of {declared} bytes")
+    if digest.hexdigest() != md5:
+        raise OSError(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
+    atomic_write_bytes(dest, b"".join(chunks))
 
 
 def fetch(name: str, cache_dir: str | os.PathLike | None = None, mirror: str | None = None) -> Path:
