@@ -15,7 +15,6 @@ import sys
 import torch
 import torch.nn as nn
 
-from ..errors import UserError
 from .layers import forward_once
 from .registry import (
     count_parameters,
@@ -24,7 +23,6 @@ from .registry import (
     list_models,
     model_class,
     model_options,
-    unknown_model_message,
 )
 
 
@@ -92,8 +90,7 @@ def describe_model(name: str, num_classes: int = 10, in_channels: int = 1) -> di
     """One architecture in full: its row (params, MACs, paper, aliases), its class, the
     architecture options with their defaults, the options this variant fixes, and the other
     registered variants of the same class."""
-    if name not in list_models():
-        raise UserError(unknown_model_message(name))
+    options = model_options(name)  # an unknown name raises here, before anything is built
     rows = describe_models(num_classes=num_classes, in_channels=in_channels)
     row = next(r for r in rows if name == r["name"] or name in r["aliases"])
     same = [row["name"], *row["aliases"]]
@@ -102,7 +99,7 @@ def describe_model(name: str, num_classes: int = 10, in_channels: int = 1) -> di
         "aliases": [n for n in same if n != name],
         "class": model_class(name).__name__,
         # JSON-ready: tuples as lists.
-        "options": {k: _plain(v) for k, v in model_options(name).items()},
+        "options": {k: _plain(v) for k, v in options.items()},
         "fixed": {k: _plain(v) for k, v in fixed_options(name).items()},
         "variants": [n for n in list_models() if n != name and model_class(n) is model_class(name)],
     }
