@@ -211,5 +211,4 @@ def _with(arch_kwargs: dict[str, Any]) -> str:
 
 
 def model_class(name: str) -> type[nn.Module]:
-    """The nn.Module class a registered name builds."""
     return _VARIANTS[name][0]
