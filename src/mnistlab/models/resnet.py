@@ -48,7 +48,6 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     def __init__(
         self,
-        block: type[nn.Module],
         blocks_per_stage: tuple[int, ...],
         num_classes: int = 10,
         in_channels: int = 1,
@@ -63,8 +62,9 @@ class ResNet(nn.Module):
         channels = widths[0]
         for i, (width, count) in enumerate(zip(widths, blocks_per_stage, strict=True)):
             # The first stage keeps the resolution; each later one halves it.
-            first = block(channels, width, 1 if i == 0 else 2)
-            stages.append(nn.Sequential(first, *[block(width, width) for _ in range(count - 1)]))
+            first = BasicBlock(channels, width, 1 if i == 0 else 2)
+            rest = [BasicBlock(width, width) for _ in range(count - 1)]
+            stages.append(nn.Sequential(first, *rest))
             channels = width
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(
@@ -80,5 +80,5 @@ class ResNet(nn.Module):
         return self.head(x)
 
 
-register("resnet18", ResNet, BasicBlock, (2, 2, 2, 2))
-register("resnet34", ResNet, BasicBlock, (3, 4, 6, 3))
+register("resnet18", ResNet, (2, 2, 2, 2))
+register("resnet34", ResNet, (3, 4, 6, 3))
