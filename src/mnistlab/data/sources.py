@@ -189,9 +189,8 @@ def find_idx_files(folder: str | os.PathLike, name: str | None = None) -> dict[s
         raise DataError(f"{folder}: data directory not found")
     spec = _spec_of(name or "")
     preferred = [folder / spec.torchvision_folder / "raw"] if spec else []
-    candidates = [folder, folder / "raw", *preferred]
-    for base in candidates:
-        files = _idx_files_in(base)
+    found = [_idx_files_in(base) for base in (folder, folder / "raw", *preferred)]
+    for files in found:
         if len(files) == len(FILE_STEMS):
             return files
     nested = [p for p in sorted(folder.glob("*/raw")) if len(_idx_files_in(p)) == len(FILE_STEMS)]
@@ -203,7 +202,7 @@ def find_idx_files(folder: str | os.PathLike, name: str | None = None) -> dict[s
             f"{folder}: holds several datasets ({names}); pass --dataset to pick one "
             f"or point --data-dir at one of their raw/ folders"
         )
-    partial = max((_idx_files_in(b) for b in candidates), key=len)
+    partial = max(found, key=len)
     missing = [s for s in FILE_STEMS if s not in partial]
     raise DataError(
         f"{folder}: missing IDX file(s) {', '.join(missing)} (plain or .gz; "
