@@ -61,19 +61,6 @@ def _read_upto(stream, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _claimed_size(head: bytes) -> tuple[tuple[int, ...], int, int] | None:
-    """(shape, header length, data bytes) a complete, valid header declares; else None (the
-    caller passes the bytes on and `parse_idx` says what is wrong with them)."""
-    if len(head) < 4 or not _describe_magic(struct.unpack(">I", head[:4])[0]) or head[3] == 0:
-        return None
-    header_len = 4 + 4 * head[3]
-    if len(head) < header_len:
-        return None
-    shape = struct.unpack(f">{head[3]}I", head[4:header_len])
-    # Python ints, not numpy: a hostile header's product must not wrap around.
-    return shape, header_len, math.prod(shape) * np.dtype(_DTYPES[head[2]]).itemsize
-
-
 def _check_size(source, shape: tuple[int, ...], expected: int, actual: int) -> None:
     if actual != expected:
         what = "truncated" if actual < expected else "has trailing bytes"
@@ -83,8 +70,8 @@ def _check_size(source, shape: tuple[int, ...], expected: int, actual: int) -> N
         )
 
 
-def _read_bounded(path: Path, header_only: bool) -> bytes:
-    """The IDX header and (unless `header_only`) no more data than the header claims, plus a
+def _read_bounded(path: Path, expect_magic: int | None, header_only: bool) -> bytes:
+    """The IDX header, checked, and (unless `header_only`) no more data than it claims, plus a
     margin. A plain file's size is checked against the claim before its data is read."""
     with path.open("rb") as fh:
         disk_size = os.fstat(fh.fileno()).st_size
@@ -94,10 +81,11 @@ def _read_bounded(path: Path, header_only: bool) -> bytes:
         head = _read_upto(stream, 4)
         if len(head) == 4 and _describe_magic(struct.unpack(">I", head)[0]):
             head += _read_upto(stream, 4 * head[3])
-        claim = _claimed_size(head)
-        if claim is None or header_only:
+        if not head:
+            return head  # read_idx_bytes says the file is empty
+        shape, header_len, expected = _parse_header(head, path, expect_magic)
+        if header_only:
             return head
-        shape, header_len, expected = claim
         if not gzipped:
             _check_size(path, shape, expected, disk_size - header_len)
         if expected > MAX_IDX_BYTES:
@@ -114,13 +102,16 @@ def _read_bounded(path: Path, header_only: bool) -> bytes:
         return head + data
 
 
-def read_idx_bytes(path: str | os.PathLike, header_only: bool = False) -> bytes:
+def read_idx_bytes(
+    path: str | os.PathLike, expect_magic: int | None = None, header_only: bool = False
+) -> bytes:
     """The file's IDX bytes, gunzipped when the file starts with the gzip signature. Never more
     than the header claims plus a small margin is decompressed, and claims over MAX_IDX_BYTES
-    are refused; `header_only` stops after the header."""
+    are refused; `expect_magic` pins the type and dimension count, `header_only` stops after
+    the header."""
     path = Path(path)
     try:
-        raw = _read_bounded(path, header_only)
+        raw = _read_bounded(path, expect_magic, header_only)
     except FileNotFoundError:
         raise IDXError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -138,8 +129,9 @@ def read_idx_bytes(path: str | os.PathLike, header_only: bool = False) -> bytes:
     return raw
 
 
-def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = None) -> np.ndarray:
-    """Decode IDX bytes (already decompressed) into an array in native byte order."""
+def _parse_header(raw: bytes, source, expect_magic: int | None) -> tuple[tuple[int, ...], int, int]:
+    """(shape, header length, data bytes) that the header of `raw` declares, or the IDXError
+    saying what is wrong with it."""
     if len(raw) < 4:
         raise IDXError(f"{source}: too short for an IDX header ({len(raw)} bytes)")
     magic = struct.unpack(">I", raw[:4])[0]
@@ -158,9 +150,17 @@ def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = No
         )
     if raw[3] == 0:
         raise IDXError(f"{source}: header declares 0 dimensions")
-    if len(raw) < 4 + 4 * raw[3]:
-        raise IDXError(f"{source}: header truncated (needs {4 + 4 * raw[3]} bytes, has {len(raw)})")
-    shape, header_len, expected = _claimed_size(raw)
+    header_len = 4 + 4 * raw[3]
+    if len(raw) < header_len:
+        raise IDXError(f"{source}: header truncated (needs {header_len} bytes, has {len(raw)})")
+    shape = struct.unpack(f">{raw[3]}I", raw[4:header_len])
+    # Python ints, not numpy: a hostile header's product must not wrap around.
+    return shape, header_len, math.prod(shape) * np.dtype(_DTYPES[raw[2]]).itemsize
+
+
+def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = None) -> np.ndarray:
+    """Decode IDX bytes (already decompressed) into an array in native byte order."""
+    shape, header_len, expected = _parse_header(raw, source, expect_magic)
     _check_size(source, shape, expected, len(raw) - header_len)
     dtype = np.dtype(_DTYPES[raw[2]])
     try:
@@ -177,7 +177,7 @@ def read_idx(
 ) -> np.ndarray:
     """Read any IDX file (gzipped or not); `expect_magic` pins its type and dimension count,
     `expected_sha256` the decompressed bytes."""
-    raw = read_idx_bytes(path)
+    raw = read_idx_bytes(path, expect_magic)
     if expected_sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
         if digest != expected_sha256:
@@ -190,11 +190,8 @@ def read_idx(
 
 def _header_shape(path: str | os.PathLike, expect_magic: int) -> tuple[int, ...]:
     """The shape a file's header declares, its magic number and dimensions checked."""
-    head = read_idx_bytes(path, header_only=True)
-    claim = _claimed_size(head)
-    if claim is None or struct.unpack(">I", head[:4])[0] != expect_magic:
-        parse_idx(head, str(path), expect_magic)  # always raises: the specific complaint
-    return claim[0]
+    head = read_idx_bytes(path, expect_magic, header_only=True)
+    return _parse_header(head, path, expect_magic)[0]
 
 
 def read_images(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
