@@ -179,9 +179,8 @@ def _check_option_type(name: str, key: str, value: Any, default: Any) -> None:
 def _build(
     name: str, num_classes: int, in_channels: int, dropout: float, arch_kwargs: dict[str, Any]
 ) -> nn.Module:
-    constructor = _REGISTRY[name]
     try:
-        return constructor(
+        return _REGISTRY[name](
             num_classes=int(num_classes),
             in_channels=int(in_channels),
             dropout=float(dropout),
