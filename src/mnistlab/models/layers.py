@@ -18,11 +18,10 @@ def make_features(layout: list, in_channels: int, batch_norm: bool) -> nn.Sequen
         if item == "M":
             layers.append(nn.MaxPool2d(2))
             continue
-        # A bias before batch norm is redundant (BN subtracts the mean and adds its own shift).
-        layers.append(nn.Conv2d(channels, item, 3, padding=1, bias=not batch_norm))
         if batch_norm:
-            layers.append(nn.BatchNorm2d(item))
-        layers.append(nn.ReLU(inplace=True))
+            layers += conv_bn(channels, item, 3)
+        else:
+            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU(inplace=True)]
         channels = item
     return nn.Sequential(*layers)
 
