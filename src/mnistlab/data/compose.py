@@ -37,12 +37,11 @@ def compose_number(
     rng: np.random.Generator,
     spacing: str = "apart",
     height: int = 48,
-    slope: float | None = None,
 ) -> np.ndarray:
     """(H, W) uint8 picture of `digits` ((h, w) white-on-black uint8 each, any size) written
-    left to right: dark ink on white. `slope` None draws one in [-SLOPE, SLOPE]."""
+    left to right: dark ink on white, on a baseline of random slope."""
     low, high = SPACINGS[spacing]
-    slope = rng.uniform(-SLOPE, SLOPE) if slope is None else slope
+    slope = rng.uniform(-SLOPE, SLOPE)
     inks = [_scaled(d, max(8, round(height * rng.uniform(0.85, 1.1)))) for d in digits]
     margin = round(MARGIN * height)
     xs, x = [], margin

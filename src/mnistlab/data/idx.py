@@ -27,7 +27,6 @@ LABELS_MAGIC = 2049  # 0x00000801: uint8, 1 dimension (count)
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _CODES = {np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items()}
 _KIND = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels"}
-_MAX_DIM = 2**32 - 1  # each dimension is stored as a uint32
 
 
 class IDXError(UserError):
@@ -51,26 +50,6 @@ _MARGIN = 4096  # bytes read past the claimed size, so a small overrun is report
 _CHUNK = 2**20  # read in 1 MB steps: memory follows the data that arrives, not the claim
 
 
-def _open(path: Path):
-    """(binary stream, size of the file on disk, gzipped?) or `IDXError` naming the problem."""
-    try:
-        fh = path.open("rb")
-    except FileNotFoundError:
-        raise IDXError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise IDXError(f"{path}: is a directory, not an IDX file") from None
-    except OSError as exc:
-        raise IDXError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    try:
-        size = os.fstat(fh.fileno()).st_size
-        gzipped = fh.read(2) == b"\x1f\x8b"
-        fh.seek(0)
-    except OSError as exc:
-        fh.close()
-        raise IDXError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    return (gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh), size, gzipped
-
-
 def _read_upto(stream, n: int) -> bytes:
     chunks, left = [], n
     while left > 0:
@@ -82,37 +61,33 @@ def _read_upto(stream, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _claimed_size(head: bytes) -> tuple[tuple[int, ...], int, int] | None:
-    """(shape, header length, data bytes) a complete, valid header declares; else None (the
-    caller passes the bytes on and `parse_idx` says what is wrong with them)."""
-    if len(head) < 4 or not _describe_magic(struct.unpack(">I", head[:4])[0]) or head[3] == 0:
-        return None
-    header_len = 4 + 4 * head[3]
-    if len(head) < header_len:
-        return None
-    shape = struct.unpack(f">{head[3]}I", head[4:header_len])
-    # Python ints, not numpy: a hostile header's product must not wrap around.
-    return shape, header_len, math.prod(shape) * np.dtype(_DTYPES[head[2]]).itemsize
+def _check_size(source, shape: tuple[int, ...], expected: int, actual: int) -> None:
+    if actual != expected:
+        what = "truncated" if actual < expected else "has trailing bytes"
+        raise IDXError(
+            f"{source}: {what}: header declares shape {tuple(shape)} = {expected} data bytes, "
+            f"file has {actual}"
+        )
 
 
-def _read_bounded(path: Path, header_only: bool) -> bytes:
-    """The IDX header and (unless `header_only`) no more data than the header claims, plus a
+def _read_bounded(path: Path, expect_magic: int | None, header_only: bool) -> bytes:
+    """The IDX header, checked, and (unless `header_only`) no more data than it claims, plus a
     margin. A plain file's size is checked against the claim before its data is read."""
-    stream, disk_size, gzipped = _open(path)
-    with stream:
+    with path.open("rb") as fh:
+        disk_size = os.fstat(fh.fileno()).st_size
+        gzipped = fh.read(2) == b"\x1f\x8b"
+        fh.seek(0)
+        stream = gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh
         head = _read_upto(stream, 4)
         if len(head) == 4 and _describe_magic(struct.unpack(">I", head)[0]):
             head += _read_upto(stream, 4 * head[3])
-        claim = _claimed_size(head)
-        if claim is None or header_only:
+        if not head:
+            return head  # read_idx_bytes says the file is empty
+        shape, header_len, expected = _parse_header(head, path, expect_magic)
+        if header_only:
             return head
-        shape, header_len, expected = claim
-        if not gzipped and disk_size - header_len != expected:
-            what = "truncated" if disk_size - header_len < expected else "has trailing bytes"
-            raise IDXError(
-                f"{path}: {what}: header declares shape {tuple(shape)} = {expected} data bytes, "
-                f"file has {disk_size - header_len}"
-            )
+        if not gzipped:
+            _check_size(path, shape, expected, disk_size - header_len)
         if expected > MAX_IDX_BYTES:
             raise IDXError(
                 f"{path}: header declares shape {tuple(shape)} = {expected:,} data bytes, over "
@@ -127,18 +102,26 @@ def _read_bounded(path: Path, header_only: bool) -> bytes:
         return head + data
 
 
-def read_idx_bytes(path: str | os.PathLike, header_only: bool = False) -> bytes:
+def read_idx_bytes(
+    path: str | os.PathLike, expect_magic: int | None = None, header_only: bool = False
+) -> bytes:
     """The file's IDX bytes, gunzipped when the file starts with the gzip signature. Never more
     than the header claims plus a small margin is decompressed, and claims over MAX_IDX_BYTES
-    are refused; `header_only` stops after the header."""
+    are refused; `expect_magic` pins the type and dimension count, `header_only` stops after
+    the header."""
     path = Path(path)
     try:
-        raw = _read_bounded(path, header_only)
+        raw = _read_bounded(path, expect_magic, header_only)
+    except FileNotFoundError:
+        raise IDXError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise IDXError(f"{path}: is a directory, not an IDX file") from None
     except EOFError:
         raise IDXError(f"{path}: gzip data is truncated (the file was cut short)") from None
-    except (OSError, zlib.error) as exc:  # BadGzipFile, CRC mismatches, read errors
+    except (OSError, zlib.error) as exc:  # BadGzipFile, CRC mismatches, other OS errors
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        kind = "cannot read" if type(exc) in (OSError, PermissionError) else "corrupt gzip data"
+        corrupt = isinstance(exc, gzip.BadGzipFile | zlib.error)
+        kind = "corrupt gzip data" if corrupt else "cannot read"
         raise IDXError(f"{path}: {kind} ({reason or type(exc).__name__})") from None
     if not raw:
         empty = path.is_file() and path.stat().st_size > 0
@@ -146,8 +129,9 @@ def read_idx_bytes(path: str | os.PathLike, header_only: bool = False) -> bytes:
     return raw
 
 
-def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = None) -> np.ndarray:
-    """Decode IDX bytes (already decompressed) into an array in native byte order."""
+def _parse_header(raw: bytes, source, expect_magic: int | None) -> tuple[tuple[int, ...], int, int]:
+    """(shape, header length, data bytes) that the header of `raw` declares, or the IDXError
+    saying what is wrong with it."""
     if len(raw) < 4:
         raise IDXError(f"{source}: too short for an IDX header ({len(raw)} bytes)")
     magic = struct.unpack(">I", raw[:4])[0]
@@ -166,17 +150,19 @@ def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = No
         )
     if raw[3] == 0:
         raise IDXError(f"{source}: header declares 0 dimensions")
-    if len(raw) < 4 + 4 * raw[3]:
-        raise IDXError(f"{source}: header truncated (needs {4 + 4 * raw[3]} bytes, has {len(raw)})")
-    shape, header_len, expected = _claimed_size(raw)
+    header_len = 4 + 4 * raw[3]
+    if len(raw) < header_len:
+        raise IDXError(f"{source}: header truncated (needs {header_len} bytes, has {len(raw)})")
+    shape = struct.unpack(f">{raw[3]}I", raw[4:header_len])
+    # Python ints, not numpy: a hostile header's product must not wrap around.
+    return shape, header_len, math.prod(shape) * np.dtype(_DTYPES[raw[2]]).itemsize
+
+
+def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = None) -> np.ndarray:
+    """Decode IDX bytes (already decompressed) into an array in native byte order."""
+    shape, header_len, expected = _parse_header(raw, source, expect_magic)
+    _check_size(source, shape, expected, len(raw) - header_len)
     dtype = np.dtype(_DTYPES[raw[2]])
-    actual = len(raw) - header_len
-    if actual != expected:
-        what = "truncated" if actual < expected else "has trailing bytes"
-        raise IDXError(
-            f"{source}: {what}: header declares shape {tuple(shape)} = {expected} data bytes, "
-            f"file has {actual}"
-        )
     try:
         data = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(shape)
     except ValueError:  # e.g. (0, 2**31, 2**31, 2**31): no data, but beyond numpy's sizes
@@ -186,8 +172,12 @@ def parse_idx(raw: bytes, source: str = "<bytes>", expect_magic: int | None = No
     return data.astype(dtype.newbyteorder("="), copy=True)
 
 
-def _verified_bytes(path: str | os.PathLike, expected_sha256: str | None) -> bytes:
-    raw = read_idx_bytes(path)
+def read_idx(
+    path: str | os.PathLike, expect_magic: int | None = None, expected_sha256: str | None = None
+) -> np.ndarray:
+    """Read any IDX file (gzipped or not); `expect_magic` pins its type and dimension count,
+    `expected_sha256` the decompressed bytes."""
+    raw = read_idx_bytes(path, expect_magic)
     if expected_sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
         if digest != expected_sha256:
@@ -195,27 +185,18 @@ def _verified_bytes(path: str | os.PathLike, expected_sha256: str | None) -> byt
                 f"{path}: checksum mismatch (SHA-256 {digest[:12]}..., "
                 f"expected {expected_sha256[:12]}...): the file was altered or is corrupt"
             )
-    return raw
-
-
-def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.ndarray:
-    """Read any IDX file (gzipped or not); `expect_magic` pins its type and dimension count."""
-    return parse_idx(read_idx_bytes(path), str(path), expect_magic)
+    return parse_idx(raw, str(path), expect_magic)
 
 
 def _header_shape(path: str | os.PathLike, expect_magic: int) -> tuple[int, ...]:
     """The shape a file's header declares, its magic number and dimensions checked."""
-    head = read_idx_bytes(path, header_only=True)
-    claim = _claimed_size(head)
-    if claim is None or struct.unpack(">I", head[:4])[0] != expect_magic:
-        parse_idx(head, str(path), expect_magic)  # raises the specific complaint
-        raise IDXError(f"{path}: header truncated")  # not reached: parse_idx always raises
-    return claim[0]
+    head = read_idx_bytes(path, expect_magic, header_only=True)
+    return _parse_header(head, path, expect_magic)[0]
 
 
 def read_images(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
     """(N, H, W) uint8 images; `expected_sha256` is of the decompressed bytes."""
-    images = parse_idx(_verified_bytes(path, expected_sha256), str(path), IMAGES_MAGIC)
+    images = read_idx(path, IMAGES_MAGIC, expected_sha256)
     if 0 in images.shape[1:]:
         raise IDXError(f"{path}: images have a zero-size dimension: {images.shape[1:]}")
     return images
@@ -223,7 +204,7 @@ def read_images(path: str | os.PathLike, expected_sha256: str | None = None) -> 
 
 def read_labels(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
     """(N,) uint8 labels; `expected_sha256` is of the decompressed bytes."""
-    return parse_idx(_verified_bytes(path, expected_sha256), str(path), LABELS_MAGIC)
+    return read_idx(path, LABELS_MAGIC, expected_sha256)
 
 
 def read_pair(
@@ -241,14 +222,8 @@ def read_pair(
             f"{images_path}: count mismatch: {image_shape[0]} images but "
             f"{labels_path} has {label_shape[0]} labels"
         )
-    images = read_images(images_path, image_sum)
-    labels = read_labels(labels_path, label_sum)
-    if len(images) != len(labels):
-        raise IDXError(
-            f"{images_path}: count mismatch: {len(images)} images but "
-            f"{labels_path} has {len(labels)} labels"
-        )
-    return images, labels
+    # read_images and read_labels check each file's data against its header.
+    return read_images(images_path, image_sum), read_labels(labels_path, label_sum)
 
 
 def encode_idx(array: np.ndarray) -> bytes:
@@ -259,7 +234,7 @@ def encode_idx(array: np.ndarray) -> bytes:
         raise IDXError(f"cannot store dtype {array.dtype} in IDX (valid: {valid})")
     if array.ndim == 0 or array.ndim > 255:
         raise IDXError(f"cannot store a {array.ndim}-dimensional array in IDX (1 to 255)")
-    if max(array.shape) > _MAX_DIM:
+    if max(array.shape) >= 2**32:
         raise IDXError(f"cannot store shape {array.shape} in IDX (each dimension < 2**32)")
     header = struct.pack(">HBB", 0, _CODES[native], array.ndim)
     header += struct.pack(f">{array.ndim}I", *array.shape)

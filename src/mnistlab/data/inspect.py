@@ -81,8 +81,6 @@ def save_digit_grid(
     """Write a PNG with one row per class and `per_class` sample images in each; returns it."""
     if not 1 <= per_class <= MAX_PER_CLASS:
         raise UserError(f"--per-class must be between 1 and {MAX_PER_CLASS}, got {per_class}")
-    if split not in ("train", "test"):
-        raise UserError(f"split must be 'train' or 'test', got {split!r}")
     images = dataset.train_images if split == "train" else dataset.test_images  # (N, H, W)
     labels = dataset.train_labels if split == "train" else dataset.test_labels
     k = dataset.num_classes
@@ -95,9 +93,8 @@ def save_digit_grid(
             y, x = c * (h + 2) + 1, j * (w + 2) + 1
             canvas[y : y + h, x : x + w] = images[i]
 
-    # Imported here: matplotlib costs ~0.5 s and only this verb and the report need it. The
-    # Figure/Agg canvas pair avoids pyplot's global state and any display backend.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    # Imported here: matplotlib costs ~0.5 s and only this verb and the report need it. A
+    # bare Figure avoids pyplot's global state and any display backend.
     from matplotlib.figure import Figure
 
     names = dataset.class_names or [str(c) for c in range(k)]
@@ -108,7 +105,6 @@ def save_digit_grid(
     fig_w = max(grid_w + left + right, 3.5)  # room for the title when per_class is small
     fig_h = grid_h + top + bottom
     fig = Figure(figsize=(fig_w, fig_h), dpi=100)
-    FigureCanvasAgg(fig)
     ax = fig.add_axes((left / fig_w, bottom / fig_h, grid_w / fig_w, grid_h / fig_h))
     ax.imshow(canvas.numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_yticks([c * (h + 2) + (h + 2) / 2 for c in range(k)], labels=list(names))

@@ -11,6 +11,7 @@ O a 0 is no mistake.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -102,11 +103,5 @@ def nondigit_pictures(count: int, seed: int = 0) -> list[tuple[str, np.ndarray]]
     same machine (letters use the fonts installed here)."""
     rng = np.random.default_rng(seed)
     fonts = [f for d in FONT_DIRS for f in sorted(str(p) for p in Path(d).glob("**/*.ttf"))]
-    makers = {
-        "letter": lambda: letter(rng, fonts),
-        "blank": lambda: blank(rng),
-        "texture": lambda: texture(rng),
-        "scribble": lambda: scribble(rng),
-        "face": lambda: face(rng),
-    }
-    return [(KINDS[i % len(KINDS)], makers[KINDS[i % len(KINDS)]]()) for i in range(count)]
+    makers = (functools.partial(letter, fonts=fonts), blank, texture, scribble, face)  # as KINDS
+    return [(KINDS[i % len(KINDS)], makers[i % len(KINDS)](rng)) for i in range(count)]

@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..fileio import atomic_write_bytes
 from .idx import IDXError, read_pair
 
 log = logging.getLogger(__name__)
@@ -60,33 +60,27 @@ class DatasetSpec:
 
     name: str
     title: str
-    homepage: str
-    licence: str
     torchvision_folder: str  # torchvision keeps its files in <root>/<this>/raw/
     class_names: tuple[str, ...]
     mirrors: tuple[str, ...] = ()  # base URLs, tried in order; the file name is appended
     md5: dict[str, str] = field(default_factory=dict)  # <stem>.gz -> MD5 of the published file
 
 
-DIGITS = tuple(str(d) for d in range(10))
-
 # Mirrors and MD5s as published by the datasets' authors (Fashion-MNIST's README, KMNIST's
 # download script) and used by torchvision.datasets.FashionMNIST / KMNIST. MD5 is weak against
 # a forger but fine against truncation and corruption, and it is the only digest published.
+# Licences: MNIST CC BY-SA 3.0 (bundled/README.md), Fashion-MNIST MIT (github.com/
+# zalandoresearch/fashion-mnist), Kuzushiji-MNIST CC BY-SA 4.0 (github.com/rois-codh/kmnist).
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         name="mnist",
         title="MNIST",
-        homepage="http://yann.lecun.com/exdb/mnist/",
-        licence="CC BY-SA 3.0",
         torchvision_folder="MNIST",
-        class_names=DIGITS,
+        class_names=tuple("0123456789"),
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
         title="Fashion-MNIST",
-        homepage="https://github.com/zalandoresearch/fashion-mnist",
-        licence="MIT",
         torchvision_folder="FashionMNIST",
         class_names=(
             "T-shirt/top",
@@ -116,8 +110,6 @@ DATASETS: dict[str, DatasetSpec] = {
     "kmnist": DatasetSpec(
         name="kmnist",
         title="Kuzushiji-MNIST",
-        homepage="https://github.com/rois-codh/kmnist",
-        licence="CC BY-SA 4.0",
         torchvision_folder="KMNIST",
         class_names=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
         mirrors=(
@@ -169,10 +161,9 @@ class Dataset:
         )
 
 
-def _canonical_name(name: str) -> str | None:
+def _spec_of(name: str) -> DatasetSpec | None:
     key = name.strip().lower().replace("_", "-")
-    key = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist"}.get(key, key)
-    return key if key in DATASETS else None
+    return DATASETS.get({"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist"}.get(key, key))
 
 
 def _idx_files_in(folder: Path) -> dict[str, Path]:
@@ -196,11 +187,10 @@ def find_idx_files(folder: str | os.PathLike, name: str | None = None) -> dict[s
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: data directory not found")
-    spec = DATASETS.get(_canonical_name(name or "") or "")
+    spec = _spec_of(name or "")
     preferred = [folder / spec.torchvision_folder / "raw"] if spec else []
-    candidates = [folder, folder / "raw", *preferred]
-    for base in candidates:
-        files = _idx_files_in(base) if base.is_dir() else {}
+    found = [_idx_files_in(base) for base in (folder, folder / "raw", *preferred)]
+    for files in found:
         if len(files) == len(FILE_STEMS):
             return files
     nested = [p for p in sorted(folder.glob("*/raw")) if len(_idx_files_in(p)) == len(FILE_STEMS)]
@@ -212,7 +202,7 @@ def find_idx_files(folder: str | os.PathLike, name: str | None = None) -> dict[s
             f"{folder}: holds several datasets ({names}); pass --dataset to pick one "
             f"or point --data-dir at one of their raw/ folders"
         )
-    partial = max((_idx_files_in(b) for b in candidates if b.is_dir()), key=len, default={})
+    partial = max(found, key=len)
     missing = [s for s in FILE_STEMS if s not in partial]
     raise DataError(
         f"{folder}: missing IDX file(s) {', '.join(missing)} (plain or .gz; "
@@ -290,52 +280,39 @@ def _describe_failure(exc: BaseException) -> str:
 
 
 def download_file(url: str, dest: Path, md5: str) -> None:
-    """Fetch `url` to `dest` via a temporary file in the same folder; rename only once verified.
+    """Fetch `url` and write it to `dest` (atomically) only once verified.
 
-    Raises OSError (or an urllib/http.client error) with a short reason on any failure; an
-    interrupted or corrupt transfer never leaves a file under `dest`'s name.
+    Raises OSError (or an urllib/http.client error, or OutputError when `dest` cannot be
+    written) with a short reason on any failure; an interrupted or corrupt transfer never
+    leaves a file under `dest`'s name.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
-        with (
-            os.fdopen(fd, "wb") as out,
-            urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as resp,
-        ):
-            declared = resp.headers.get("Content-Length")
-            declared = int(declared) if declared and declared.isdigit() else None
-            if declared is not None and declared > MAX_DOWNLOAD_BYTES:
-                raise OSError(
-                    f"server announces {declared} bytes, over the {MAX_DOWNLOAD_BYTES} limit"
-                )
-            digest, received = hashlib.md5(usedforsecurity=False), 0
-            while chunk := resp.read(1 << 20):
-                received += len(chunk)
-                if received > MAX_DOWNLOAD_BYTES:
-                    raise OSError(f"response larger than the {MAX_DOWNLOAD_BYTES}-byte limit")
-                digest.update(chunk)
-                out.write(chunk)
-            # http.client returns a short body without complaint when the peer closes early.
-            if declared is not None and received != declared:
-                raise OSError(f"transfer interrupted after {received} of {declared} bytes")
-            if digest.hexdigest() != md5:
-                raise OSError(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
+    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+        declared = resp.headers.get("Content-Length")
+        declared = int(declared) if declared and declared.isdigit() else None
+        if declared is not None and declared > MAX_DOWNLOAD_BYTES:
+            raise OSError(f"server announces {declared} bytes, over the {MAX_DOWNLOAD_BYTES} limit")
+        digest, chunks, received = hashlib.md5(usedforsecurity=False), [], 0
+        while chunk := resp.read(1 << 20):
+            received += len(chunk)
+            if received > MAX_DOWNLOAD_BYTES:
+                raise OSError(f"response larger than the {MAX_DOWNLOAD_BYTES}-byte limit")
+            digest.update(chunk)
+            chunks.append(chunk)
+    # http.client returns a short body without complaint when the peer closes early.
+    if declared is not None and received != declared:
+        raise OSError(f"transfer interrupted after {received} of {declared} bytes")
+    if digest.hexdigest() != md5:
+        raise OSError(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
+    atomic_write_bytes(dest, b"".join(chunks))
 
 
 def fetch(name: str, cache_dir: str | os.PathLike | None = None, mirror: str | None = None) -> Path:
     """Make sure the dataset's four files are in the cache, verified; return their folder."""
     spec = DATASETS[name]
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    folder = folder / spec.name
-    mirror = mirror or os.environ.get(MIRROR_ENV) or None
+    folder = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / spec.name
+    mirror = mirror or os.environ.get(MIRROR_ENV)
     bases = (mirror,) if mirror else spec.mirrors
     for file_name, md5 in spec.md5.items():
         dest = folder / file_name
@@ -374,10 +351,11 @@ def load_dataset(
     `cache_dir` (default: `default_cache_dir()`) from their mirrors, or from `mirror`
     (default: $MNISTLAB_DATA_MIRROR) when set.
     """
-    key = _canonical_name(name)
-    spec = DATASETS.get(key or "")
+    spec = _spec_of(name)
     if data_dir is not None:
-        return load_from_dir(data_dir, key or name, class_names=spec.class_names if spec else None)
+        if spec is None:
+            return load_from_dir(data_dir, name)
+        return load_from_dir(data_dir, spec.name, class_names=spec.class_names)
     if spec is None:
         raise DataError(
             f"unknown dataset {name!r}; valid: {', '.join(list_datasets())} "

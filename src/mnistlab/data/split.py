@@ -82,9 +82,7 @@ def stratified_split(labels: torch.Tensor, fraction: float = 0.1, seed: int = 0)
         order = np.argsort(keys[members], kind="stable")
         val_parts.append(members[order[:n_val]])
     val = np.sort(np.concatenate(val_parts))
-    mask = np.ones(len(labels_np), dtype=bool)
-    mask[val] = False
-    train = np.flatnonzero(mask)
+    train = np.setdiff1d(np.arange(len(labels_np)), val, assume_unique=True)
     return Split(
         train_indices=torch.from_numpy(train.astype(np.int64)),
         val_indices=torch.from_numpy(val.astype(np.int64)),

@@ -32,7 +32,6 @@ class AlexNet(nn.Module):
         image_size: int = 28,
     ):
         super().__init__()
-        # (B, 1, 28, 28) -> 96@28 -> pool 14 -> 256@14 -> pool 7 -> 384, 384, 256@7 -> pool 3
         self.features = make_features(layout or ALEXNET_LAYOUT, in_channels, batch_norm=False)
         flat = flat_features(self.features, in_channels, image_size)  # 2304 at 28x28
         self.classifier = nn.Sequential(

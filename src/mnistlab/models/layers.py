@@ -18,19 +18,28 @@ def make_features(layout: list, in_channels: int, batch_norm: bool) -> nn.Sequen
         if item == "M":
             layers.append(nn.MaxPool2d(2))
             continue
-        # A bias before batch norm is redundant (BN subtracts the mean and adds its own shift).
-        layers.append(nn.Conv2d(channels, item, 3, padding=1, bias=not batch_norm))
         if batch_norm:
-            layers.append(nn.BatchNorm2d(item))
-        layers.append(nn.ReLU(inplace=True))
+            layers += conv_bn(channels, item, 3)
+        else:
+            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU(inplace=True)]
         channels = item
     return nn.Sequential(*layers)
 
 
+def conv_bn(in_channels: int, out_channels: int, kernel_size: int, activation=nn.ReLU, **conv):
+    """Convolution (`conv`: more Conv2d arguments), batch norm, activation. By default the
+    padding keeps the size (odd kernels) and there is no bias: batch norm adds its own shift."""
+    conv = {"padding": kernel_size // 2, "bias": False} | conv
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, **conv),
+        nn.BatchNorm2d(out_channels),
+        activation(inplace=True),
+    )
+
+
 @torch.no_grad()
-def flat_features(module: nn.Module, in_channels: int, image_size: int) -> int:
-    """Number of features after flattening `module`'s output (the first Linear's input) for
-    one (1, in_channels, image_size, image_size) input.
+def forward_once(module: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """`module`'s output for one zero input of `input_shape` (C, H, W), on the module's device.
 
     Run in eval mode so batch norm neither rejects a batch of one nor updates its running
     statistics with the dummy zeros; the module's previous mode is restored afterwards.
@@ -38,10 +47,16 @@ def flat_features(module: nn.Module, in_channels: int, image_size: int) -> int:
     was_training = module.training
     module.eval()
     try:
-        return module(torch.zeros(1, in_channels, image_size, image_size))[0].numel()
+        return module(torch.zeros(1, *input_shape, device=next(module.parameters()).device))
+    finally:
+        module.train(was_training)
+
+
+def flat_features(module: nn.Module, in_channels: int, image_size: int) -> int:
+    """Number of features after flattening `module`'s output (the first Linear's input)."""
+    try:
+        return forward_once(module, (in_channels, image_size, image_size))[0].numel()
     except RuntimeError as exc:  # e.g. "Output size is too small" after too many pools
         raise UserError(
             f"a {image_size}x{image_size} input is too small for this model's layers ({exc})"
         ) from exc
-    finally:
-        module.train(was_training)

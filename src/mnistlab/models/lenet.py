@@ -14,20 +14,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import flat_features
+from .layers import conv_bn, flat_features
 from .registry import register
 
 PAPER = "LeCun et al. 1998, Gradient-based learning applied to document recognition"
-
-
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, padding: int = 0):
-    # Conv bias is kept (as in the seed) even though BN follows, so the parameter count
-    # matches the user's 61,990.
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class LeNet(nn.Module):
@@ -40,12 +30,14 @@ class LeNet(nn.Module):
         hidden: int = 84,
     ):
         super().__init__()
+        # Conv bias is kept (as in the seed) even though BN follows, so the parameter count
+        # matches the user's 61,990.
         self.features = nn.Sequential(
-            conv_bn_relu(in_channels, 6, 5, padding=2),  # (B, 6, 28, 28)
+            conv_bn(in_channels, 6, 5, padding=2, bias=True),  # (B, 6, 28, 28)
             nn.MaxPool2d(2),  # (B, 6, 14, 14)
-            conv_bn_relu(6, 16, 5),  # (B, 16, 10, 10)
+            conv_bn(6, 16, 5, padding=0, bias=True),  # (B, 16, 10, 10)
             nn.MaxPool2d(2),  # (B, 16, 5, 5)
-            conv_bn_relu(16, 120, 5),  # (B, 120, 1, 1)
+            conv_bn(16, 120, 5, padding=0, bias=True),  # (B, 120, 1, 1)
         )
         # Measure the flattened size instead of typing it, so other image sizes also work.
         flat = flat_features(self.features, in_channels, image_size)

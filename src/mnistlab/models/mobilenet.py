@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .layers import conv_bn
 from .registry import register
 
 PAPER = "Sandler et al. 2018, MobileNetV2: inverted residuals and linear bottlenecks"
@@ -41,26 +42,15 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-def conv_bn_relu6(
-    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1
-):
-    pad = kernel_size // 2  # "same" size for odd kernels at stride 1
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, pad, groups=groups, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU6(inplace=True),
-    )
-
-
 class InvertedResidual(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int, expansion: int):
         super().__init__()
         hidden = in_channels * expansion
         layers: list[nn.Module] = []
         if expansion != 1:
-            layers.append(conv_bn_relu6(in_channels, hidden, 1))  # (B, t*C_in, H, W)
+            layers.append(conv_bn(in_channels, hidden, 1, nn.ReLU6))  # (B, t*C_in, H, W)
         layers += [
-            conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),  # depthwise
+            conv_bn(hidden, hidden, 3, nn.ReLU6, stride=stride, groups=hidden),  # depthwise
             nn.Conv2d(hidden, out_channels, 1, bias=False),  # linear bottleneck
             nn.BatchNorm2d(out_channels),
         ]
@@ -85,13 +75,13 @@ class MobileNetV2(nn.Module):
         channels = make_divisible(32 * width_mult)
         # The paper widens the last layer with the multiplier but never narrows it.
         last = make_divisible(last_channels * max(1.0, width_mult))
-        layers: list[nn.Module] = [conv_bn_relu6(in_channels, channels, 3)]  # (B, 32, 28, 28)
+        layers: list[nn.Module] = [conv_bn(in_channels, channels, 3, nn.ReLU6)]  # (B, 32, 28, 28)
         for expansion, width, repeats, stride in MOBILENETV2_SETTINGS:
             out = make_divisible(width * width_mult)
             for i in range(repeats):
                 layers.append(InvertedResidual(channels, out, stride if i == 0 else 1, expansion))
                 channels = out
-        layers.append(conv_bn_relu6(channels, last, 1))  # (B, 1280, 4, 4)
+        layers.append(conv_bn(channels, last, 1, nn.ReLU6))  # (B, 1280, 4, 4)
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),

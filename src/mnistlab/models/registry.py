@@ -1,6 +1,5 @@
-"""The registry: architectures by name, their options read from their signatures, and every
-model checked and sized on the meta device before it is built (`models/__init__.py` imports
-each model file, so every file is registered once `mnistlab.models` is imported)."""
+"""The registry behind `mnistlab.models` (see its docstring): architectures by name, their
+options read from their signatures, every model checked and sized before it is built."""
 
 from __future__ import annotations
 
@@ -126,8 +125,7 @@ def _option_table(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def _check_arguments(
     name: str, num_classes: Any, in_channels: Any, dropout: Any, arch_kwargs: dict[str, Any]
 ) -> None:
-    if name not in _REGISTRY:
-        raise UserError(unknown_model_message(name))
+    options, fixed = model_options(name), fixed_options(name)  # an unknown name raises here
     # Checked here once, so no model file has to (and torch's own errors are cryptic).
     # numbers.* accepts numpy scalars too; bool is an int in Python but never a count here.
     for arg, value in (("num_classes", num_classes), ("in_channels", in_channels)):
@@ -135,9 +133,6 @@ def _check_arguments(
             raise UserError(f"{arg} must be a positive integer, got {value!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
         raise UserError(f"dropout must be a number in [0, 1), got {dropout!r}")
-    if not arch_kwargs:
-        return
-    options, fixed = model_options(name), fixed_options(name)
     for key, value in arch_kwargs.items():
         if key in fixed:
             same = model_class(name)
@@ -184,9 +179,8 @@ def _check_option_type(name: str, key: str, value: Any, default: Any) -> None:
 def _build(
     name: str, num_classes: int, in_channels: int, dropout: float, arch_kwargs: dict[str, Any]
 ) -> nn.Module:
-    constructor = _REGISTRY[name]
     try:
-        return constructor(
+        return _REGISTRY[name](
             num_classes=int(num_classes),
             in_channels=int(in_channels),
             dropout=float(dropout),
@@ -216,5 +210,4 @@ def _with(arch_kwargs: dict[str, Any]) -> str:
 
 
 def model_class(name: str) -> type[nn.Module]:
-    """The nn.Module class a registered name builds."""
     return _VARIANTS[name][0]

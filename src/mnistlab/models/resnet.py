@@ -18,14 +18,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .layers import conv_bn
 from .registry import register
 
 PAPER = "He et al. 2016, Deep residual learning for image recognition"
 
 
 class BasicBlock(nn.Module):
-    expansion = 1
-
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
@@ -49,7 +48,6 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     def __init__(
         self,
-        block: type[nn.Module],
         blocks_per_stage: tuple[int, ...],
         num_classes: int = 10,
         in_channels: int = 1,
@@ -59,21 +57,15 @@ class ResNet(nn.Module):
         super().__init__()
         if len(widths) != len(blocks_per_stage):
             raise ValueError("one width per stage is needed")
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
-        )
+        self.stem = conv_bn(in_channels, widths[0], 3)
         stages = []
         channels = widths[0]
         for i, (width, count) in enumerate(zip(widths, blocks_per_stage, strict=True)):
             # The first stage keeps the resolution; each later one halves it.
-            strides = [1 if i == 0 else 2] + [1] * (count - 1)
-            layers = []
-            for stride in strides:
-                layers.append(block(channels, width, stride))
-                channels = width * block.expansion
-            stages.append(nn.Sequential(*layers))
+            first = BasicBlock(channels, width, 1 if i == 0 else 2)
+            rest = [BasicBlock(width, width) for _ in range(count - 1)]
+            stages.append(nn.Sequential(first, *rest))
+            channels = width
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),  # (B, 512, 1, 1) whatever the input size
@@ -88,5 +80,5 @@ class ResNet(nn.Module):
         return self.head(x)
 
 
-register("resnet18", ResNet, BasicBlock, (2, 2, 2, 2))
-register("resnet34", ResNet, BasicBlock, (3, 4, 6, 3))
+register("resnet18", ResNet, (2, 2, 2, 2))
+register("resnet34", ResNet, (3, 4, 6, 3))

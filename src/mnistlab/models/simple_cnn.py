@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import flat_features
+from .layers import conv_bn, flat_features
 from .registry import register
 
 PAPER = "An et al. 2020, An ensemble of simple convolutional neural network models for MNIST digit recognition"
@@ -45,12 +45,9 @@ class SimpleCNN(nn.Module):
         layers: list[nn.Module] = []
         previous = in_channels
         for width in channels:
-            # No padding: the shrinking map is the only downsampling. No bias: BN follows.
-            layers += [
-                nn.Conv2d(previous, width, kernel_size, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-            ]
+            # No padding: the shrinking map is the only downsampling. Kept flat, as checkpoints
+            # name the layers features.0, features.1, ...
+            layers += conv_bn(previous, width, kernel_size, padding=0)
             previous = width
         self.features = nn.Sequential(*layers)
         flat = flat_features(self.features, in_channels, image_size)

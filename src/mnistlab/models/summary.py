@@ -15,7 +15,7 @@ import sys
 import torch
 import torch.nn as nn
 
-from ..errors import UserError
+from .layers import forward_once
 from .registry import (
     count_parameters,
     create_model,
@@ -23,16 +23,14 @@ from .registry import (
     list_models,
     model_class,
     model_options,
-    unknown_model_message,
 )
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> int:
     """Multiply-accumulates of Conv2d and Linear layers for ONE input of shape (C, H, W).
 
-    The model runs once in eval mode on zeros (on the model's own device, so a model built on
-    the "meta" device is measured without allocating or computing anything); its previous
-    mode is restored.
+    The model runs once on zeros (`forward_once`: on the model's own device, so a model built
+    on the "meta" device is measured without allocating or computing anything).
     """
     total = 0
 
@@ -49,22 +47,12 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> 
         for m in model.modules()
         if isinstance(m, nn.Conv2d | nn.Linear)
     ]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+        forward_once(model, input_shape)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return total
-
-
-def paper_of(name: str) -> str:
-    """The citation in the `PAPER` constant of the file that registered `name`."""
-    return getattr(sys.modules[model_class(name).__module__], "PAPER", "")
 
 
 def describe_models(
@@ -93,7 +81,7 @@ def describe_models(
             "aliases": [],
             "params": count_parameters(model),
             "macs": macs,
-            "paper": paper_of(name),
+            "paper": getattr(sys.modules[type(model).__module__], "PAPER", ""),
         }
     return sorted(rows.values(), key=lambda row: row["name"])
 
@@ -102,8 +90,7 @@ def describe_model(name: str, num_classes: int = 10, in_channels: int = 1) -> di
     """One architecture in full: its row (params, MACs, paper, aliases), its class, the
     architecture options with their defaults, the options this variant fixes, and the other
     registered variants of the same class."""
-    if name not in list_models():
-        raise UserError(unknown_model_message(name))
+    options = model_options(name)  # an unknown name raises here, before anything is built
     rows = describe_models(num_classes=num_classes, in_channels=in_channels)
     row = next(r for r in rows if name == r["name"] or name in r["aliases"])
     same = [row["name"], *row["aliases"]]
@@ -112,7 +99,7 @@ def describe_model(name: str, num_classes: int = 10, in_channels: int = 1) -> di
         "aliases": [n for n in same if n != name],
         "class": model_class(name).__name__,
         # JSON-ready: tuples as lists.
-        "options": {k: _plain(v) for k, v in model_options(name).items()},
+        "options": {k: _plain(v) for k, v in options.items()},
         "fixed": {k: _plain(v) for k, v in fixed_options(name).items()},
         "variants": [n for n in list_models() if n != name and model_class(n) is model_class(name)],
     }

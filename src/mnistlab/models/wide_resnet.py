@@ -64,11 +64,10 @@ class WideResNet(nn.Module):
         groups = []
         channels = widths[0]
         for width, stride in zip(widths[1:], (1, 2, 2), strict=True):
-            blocks = []
-            for i in range(n):
-                blocks.append(WideBasicBlock(channels, width, stride if i == 0 else 1, dropout))
-                channels = width
-            groups.append(nn.Sequential(*blocks))
+            first = WideBasicBlock(channels, width, stride, dropout)
+            rest = [WideBasicBlock(width, width, 1, dropout) for _ in range(n - 1)]
+            groups.append(nn.Sequential(first, *rest))
+            channels = width
         self.groups = nn.Sequential(*groups)
         # Pre-activation blocks end on a convolution, so normalise once more before pooling.
         self.head = nn.Sequential(

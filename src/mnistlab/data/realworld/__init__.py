@@ -32,7 +32,7 @@ SHA256 = {
 }
 SOURCE = "UCI optical digits (test set, 13 writers, 8x8 scans; CC BY 4.0; via scikit-learn)"
 DEV_SIZE = 899
-PARTS = ("all", "dev", "heldout")
+PARTS = {"all": slice(None), "dev": slice(0, DEV_SIZE), "heldout": slice(DEV_SIZE, None)}
 
 
 def load_realworld(part: str = "all") -> tuple[np.ndarray, np.ndarray]:
@@ -50,5 +50,4 @@ def load_realworld(part: str = "all") -> tuple[np.ndarray, np.ndarray]:
     # 0-16 ink counts per 4x4 block -> grey levels, so 16 (a full block) is 255.
     images = np.rint(arrays["images"].astype(np.float64) * (255 / 16)).astype(np.uint8)
     labels = arrays["labels"].astype(np.int64)
-    pick = {"all": slice(None), "dev": slice(0, DEV_SIZE), "heldout": slice(DEV_SIZE, None)}[part]
-    return images[pick], labels[pick]
+    return images[PARTS[part]], labels[PARTS[part]]
